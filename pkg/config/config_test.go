@@ -1,0 +1,273 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExamplesLoad(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := Load(f); err != nil {
+				t.Fatalf("Load(%s):\n%v", f, err)
+			}
+		})
+	}
+}
+
+// The seed's keepalived setup must come out exactly as keepalived would
+// program it: VIP:port in DR, rr, four real servers of weight 1, TCP_CHECK
+// 3/5/10 with inhibit_on_failure.
+func TestSeed000Example(t *testing.T) {
+	c, err := Load("../../examples/seed000-kvs.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs := c.Services()
+	if len(svcs) != 1 {
+		t.Fatalf("got %d services, want 1", len(svcs))
+	}
+	s := svcs[0]
+	if s.Scheduler != "rr" || s.Forward != "dr" || s.Protocol != "tcp" || s.Port != 13101 {
+		t.Errorf("service = %+v", s)
+	}
+	want := []string{"192.168.12.233", "192.168.12.234", "192.168.12.235", "192.168.12.236"}
+	if len(s.Reals) != len(want) {
+		t.Fatalf("reals = %+v", s.Reals)
+	}
+	for i, r := range s.Reals {
+		if r.Addr.String() != want[i] || r.Port != 13101 || r.Weight != 1 {
+			t.Errorf("real %d = %+v", i, r)
+		}
+	}
+	h := s.Health
+	wantH := HealthSpec{Type: "tcp", ConnectTimeout: 3 * time.Second, Retry: 1, DelayBeforeRetry: 5 * time.Second,
+		DelayLoop: 10 * time.Second, InhibitOnFailure: true}
+	if h.Type != wantH.Type || h.ConnectTimeout != wantH.ConnectTimeout || h.Retry != wantH.Retry ||
+		h.DelayBeforeRetry != wantH.DelayBeforeRetry || h.DelayLoop != wantH.DelayLoop || !h.InhibitOnFailure {
+		t.Errorf("health = %+v, want %+v", h, wantH)
+	}
+	if len(s.Allow) != 3 {
+		t.Errorf("allow = %v", s.Allow)
+	}
+}
+
+func TestKeepalivedDefaults(t *testing.T) {
+	c, err := Parse([]byte(`
+virtual_services:
+  - vip: 10.0.0.1
+    port: 80
+    reals: [{address: 10.0.1.1}]
+`), "d.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Services()[0]
+	h := s.Health
+	if h.Type != "tcp" || h.ConnectTimeout != 5*time.Second || h.Retry != 1 ||
+		h.DelayBeforeRetry != time.Second || h.DelayLoop != 60*time.Second || h.InhibitOnFailure || h.Alpha {
+		t.Errorf("health defaults = %+v", h)
+	}
+	if s.Reals[0].Weight != 1 || s.Scheduler != "wlc" || s.Forward != "dr" || s.Protocol != "tcp" {
+		t.Errorf("service defaults = %+v", s)
+	}
+	if s.Allow != nil {
+		t.Errorf("plain service must not be fenced, allow = %v", s.Allow)
+	}
+	if c.Defaults.DrainPeriod.D() != DefaultDrainPeriod || c.Daemon.StateDir != DefaultStateDir {
+		t.Errorf("daemon defaults = %+v %+v", c.Defaults, c.Daemon)
+	}
+}
+
+func TestHealthInheritance(t *testing.T) {
+	c, err := Parse([]byte(`
+nodes:
+  - {name: st1, role: storage, address: 10.0.1.1}
+defaults:
+  health: {type: memcached, delay_loop: 7s, inhibit_on_failure: true}
+tenants:
+  - name: a
+    service: {vip: 10.0.0.1, port: 11211}
+    allow: []
+    health: {connect_timeout: 2s}
+`), "h.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Services()[0]
+	if s.Health.Type != "memcached" || s.Health.DelayLoop != 7*time.Second || s.Health.ConnectTimeout != 2*time.Second || !s.Health.InhibitOnFailure {
+		t.Errorf("health = %+v", s.Health)
+	}
+	if s.Allow == nil || len(s.Allow) != 0 {
+		t.Errorf("empty allow must be an empty non-nil list (nobody), got %#v", s.Allow)
+	}
+	if len(s.Reals) != 1 || s.Reals[0].Node != "st1" || s.Reals[0].Port != 11211 {
+		t.Errorf("tenant reals = %+v", s.Reals)
+	}
+}
+
+// Every problem is reported, each with file:line.
+func TestErrorsHaveFileLine(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // substrings, each must appear as a "file:line: ..." problem
+	}{
+		{"unknown key", "nodes:\n  - {name: a, role: storage, address: 10.0.0.1, colour: red}\n",
+			[]string{`f.yaml:2: unknown key "colour" in Node`}},
+		{"bad port and scheduler", `
+virtual_services:
+  - vip: 10.0.0.1
+    port: 70000
+    scheduler: fastest
+    reals: [{address: 10.0.1.1}]
+`, []string{"f.yaml:4: port 70000 out of range", "f.yaml:5: unknown scheduler \"fastest\""}},
+		{"duplicate service", `
+virtual_services:
+  - {vip: 10.0.0.1, port: 80, reals: [{address: 10.0.1.1}]}
+  - {vip: 10.0.0.1, port: 80, reals: [{address: 10.0.1.2}]}
+`, []string{"f.yaml:4: duplicate service tcp/10.0.0.1:80 (first at line 3)"}},
+		{"real listed twice and weight", `
+virtual_services:
+  - vip: 10.0.0.1
+    port: 80
+    reals:
+      - {address: 10.0.1.1}
+      - {address: 10.0.1.1}
+      - {address: 10.0.1.2, weight: 70000}
+`, []string{"f.yaml:7: real server 10.0.1.1:80 listed twice (first at line 6)", "f.yaml:8: weight 70000 out of range"}},
+		{"bad cidr", `
+nodes: [{name: s, role: storage, address: 10.0.1.1}]
+tenants:
+  - name: t
+    service: {vip: 10.0.0.1, port: 11211}
+    allow:
+      - 198.51.100.7/28
+      - not-an-ip
+`, []string{"f.yaml:7: allow \"198.51.100.7/28\": has host bits set; did you mean 198.51.100.0/28?",
+			"f.yaml:8: allow \"not-an-ip\": not an address or CIDR"}},
+		{"bad duration", `
+defaults:
+  health: {connect_timeout: soon}
+`, []string{"f.yaml:3: invalid duration \"soon\""}},
+		{"tenants sharing a port", `
+nodes: [{name: s, role: storage, address: 10.0.1.1}]
+tenants:
+  - {name: a, service: {vip: 10.0.0.1, port: 11211}}
+  - {name: b, service: {vip: 10.0.0.2, port: 11211}}
+`, []string{"f.yaml:5: port 11211 already belongs to another tenant (line 4)"}},
+		{"dr cannot change port", `
+virtual_services:
+  - {vip: 10.0.0.1, port: 80, reals: [{address: 10.0.1.1, port: 8080}]}
+`, []string{"f.yaml:3: dr forwarding cannot change the port"}},
+		{"vrrp checks", `
+nodes: [{name: lb1, role: director, address: 10.0.0.2}]
+vrrp: {virtual_router_id: 300, advert_interval: 15ms, vips: [10.0.0.1]}
+`, []string{"f.yaml:2: director \"lb1\" needs an interface", "f.yaml:3: virtual_router_id 300 out of range",
+			"f.yaml:3: advert_interval 15ms"}},
+		{"family mismatch", `
+virtual_services:
+  - {vip: "2001:db8::1", port: 80, reals: [{address: 10.0.1.1}]}
+`, []string{"f.yaml:3: real server 10.0.1.1 and vip 2001:db8::1 are of different families"}},
+		{"syntax error", "nodes: [\n", []string{"f.yaml:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "f.yaml")
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want *config.Error", err)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error\n%s\ndoes not contain %q", msg, w)
+				}
+			}
+			for _, p := range ce.Problems {
+				if p.File != "f.yaml" {
+					t.Errorf("problem without file: %+v", p)
+				}
+			}
+		})
+	}
+}
+
+func TestParseAllow(t *testing.T) {
+	got, err := ParseAllow([]string{"192.0.2.1", "2001:db8::/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("2001:db8::/32")}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("got %v", got)
+	}
+	for _, bad := range [][]string{{"x"}, {"10.0.0.1/8"}, {"10.0.0.1", "10.0.0.1"}} {
+		if _, err := ParseAllow(bad); err == nil {
+			t.Errorf("ParseAllow(%v) accepted", bad)
+		}
+	}
+}
+
+func TestSizesAndDurations(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "64MiB": 64 << 20, "64M": 64 << 20, "1GiB": 1 << 30, "512 KiB": 512 << 10} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "12XB", "99999999999999999999"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+	for in, want := range map[string]time.Duration{"3": 3 * time.Second, "0.5": 500 * time.Millisecond, "100ms": 100 * time.Millisecond} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v", in, got, err)
+		}
+	}
+	if Size(64<<20).String() != "64MiB" {
+		t.Errorf("Size string = %s", Size(64<<20))
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	c, err := Load("../../examples/cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse(out, "roundtrip.yaml")
+	if err != nil {
+		t.Fatalf("re-parse:\n%s\n%v", out, err)
+	}
+	if len(c2.Services()) != len(c.Services()) {
+		t.Errorf("services %d != %d", len(c2.Services()), len(c.Services()))
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("nodes: [{name: a, role: both, address: 10.0.0.1}]\n"))
+	f.Add([]byte("virtual_services: [{vip: 10.0.0.1, port: 80, reals: [{address: 10.0.0.2, weight: 3}]}]\n"))
+	f.Add([]byte("tenants: [{name: t, service: {vip: '::1', port: 1}, allow: ['::/0']}]\n"))
+	f.Add([]byte("vrrp: {virtual_router_id: 1, vips: [1.2.3.4]}\ndefaults: {health: {delay_loop: 1}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, "fuzz.yaml")
+		if err == nil {
+			_ = c.Services()
+			if _, err := Marshal(c); err != nil {
+				t.Fatalf("marshal of a valid config failed: %v", err)
+			}
+		}
+	})
+}

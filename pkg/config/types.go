@@ -1,0 +1,212 @@
+// Package config reads lbd's YAML file: one file describes a whole cluster
+// (directors, storage nodes, VRRP, tenants and plain virtual services).
+//
+// Decoding is strict (an unknown key is an error) and every problem is
+// reported with file:line, all at once, like `keepalived -t`. Defaults follow
+// keepalived where keepalived has one.
+package config
+
+import "go.yaml.in/yaml/v3"
+
+// Config is a decoded and validated lbd configuration file.
+type Config struct {
+	// Nodes lists every host of the cluster; `lbd --node NAME` picks one.
+	Nodes []Node `yaml:"nodes,omitempty"`
+	// VRRP describes the failover of the VIPs between the directors.
+	VRRP *VRRP `yaml:"vrrp,omitempty"`
+	// Defaults apply to every tenant and virtual service that does not
+	// override them.
+	Defaults Defaults `yaml:"defaults,omitempty"`
+	// Tenants are the KVS customers: a port on a VIP, an allow-list, a store.
+	Tenants []Tenant `yaml:"tenants,omitempty"`
+	// VirtualServices are plain L4 services not tied to a tenant.
+	VirtualServices []VirtualService `yaml:"virtual_services,omitempty"`
+	// Daemon holds process-level settings.
+	Daemon Daemon `yaml:"daemon,omitempty"`
+
+	// File is the path the configuration was read from ("" for in-memory).
+	File string `yaml:"-"`
+	// root is the parsed document, kept to map paths to line numbers.
+	root *yaml.Node
+	// services is every virtual service, resolved by validation.
+	services []ResolvedService
+}
+
+// Role is what a node does in the cluster.
+type Role string
+
+// The roles a node can take. A small install can be both.
+const (
+	RoleDirector Role = "director"
+	RoleStorage  Role = "storage"
+	RoleBoth     Role = "both"
+)
+
+// IsDirector reports whether the role programs IPVS, ACLs and VRRP.
+func (r Role) IsDirector() bool { return r == RoleDirector || r == RoleBoth }
+
+// IsStorage reports whether the role serves the KVS and the DR real-server side.
+func (r Role) IsStorage() bool { return r == RoleStorage || r == RoleBoth }
+
+// Node is one host of the cluster.
+type Node struct {
+	// Name identifies the node (`lbd --node NAME`, default the hostname).
+	Name string `yaml:"name,omitempty"`
+	// Role is director, storage or both.
+	Role Role `yaml:"role,omitempty"`
+	// Address is the node's own address: the real-server address of a
+	// storage node, the VRRP source/unicast peer address of a director.
+	Address string `yaml:"address,omitempty"`
+	// Interface faces the clients (directors) or the directors (storage).
+	Interface string `yaml:"interface,omitempty"`
+	// Priority is the director's VRRP priority (1-255, 255 = address owner).
+	Priority int `yaml:"priority,omitempty"`
+}
+
+// VRRP is the failover of the VIPs between the directors (VRRPv3, RFC 5798).
+type VRRP struct {
+	// VirtualRouterID is the VRID, 1-255, shared by both directors.
+	VirtualRouterID int `yaml:"virtual_router_id,omitempty"`
+	// AdvertInterval is how often the master advertises (keepalived's
+	// advert_int); a multiple of 10ms up to 40.95s. Default 1s.
+	AdvertInterval Duration `yaml:"advert_interval,omitempty"`
+	// VIPs are the addresses that move with the master.
+	VIPs []string `yaml:"vips,omitempty"`
+	// NoPreempt keeps a recovered higher-priority node in backup.
+	NoPreempt bool `yaml:"nopreempt,omitempty"`
+	// PreemptDelay delays preemption after start (keepalived preempt_delay).
+	PreemptDelay Duration `yaml:"preempt_delay,omitempty"`
+	// Unicast sends adverts to the other directors' addresses instead of
+	// the multicast group, and accepts adverts only from them.
+	Unicast bool `yaml:"unicast,omitempty"`
+	// GARPMasterDelay is the delay before the second burst of gratuitous
+	// ARPs after becoming master (keepalived garp_master_delay, default 5s).
+	GARPMasterDelay *Duration `yaml:"garp_master_delay,omitempty"`
+	// GARPMasterRefresh repeats gratuitous ARPs while master (0 = off).
+	GARPMasterRefresh Duration `yaml:"garp_master_refresh,omitempty"`
+	// TrackInterfaces puts the instance in FAULT when any of them is down.
+	TrackInterfaces []string `yaml:"track_interface,omitempty"`
+	// NotifyMaster, NotifyBackup and NotifyFault are scripts run on the
+	// corresponding state change.
+	NotifyMaster string `yaml:"notify_master,omitempty"`
+	NotifyBackup string `yaml:"notify_backup,omitempty"`
+	NotifyFault  string `yaml:"notify_fault,omitempty"`
+}
+
+// Defaults apply where a tenant or virtual service says nothing.
+type Defaults struct {
+	// Health is the default health check.
+	Health Health `yaml:"health,omitempty"`
+	// Scheduler is the default IPVS scheduler (keepalived lb_algo).
+	Scheduler string `yaml:"scheduler,omitempty"`
+	// Forward is the default forwarding method (keepalived lb_kind).
+	Forward string `yaml:"forward,omitempty"`
+	// DrainPeriod is how long a removed real server keeps weight 0 before
+	// it is deleted, so established connections finish. Default 30s.
+	DrainPeriod *Duration `yaml:"drain_period,omitempty"`
+}
+
+// Health is a health check as written in the file; unset fields inherit.
+type Health struct {
+	// Type is tcp (TCP_CHECK), http (HTTP_GET), memcached, or none.
+	Type string `yaml:"type,omitempty"`
+	// ConnectTimeout bounds one attempt (keepalived default 5s).
+	ConnectTimeout *Duration `yaml:"connect_timeout,omitempty"`
+	// Retry is how many more attempts fail before a server is down (default 1).
+	Retry *int `yaml:"retry,omitempty"`
+	// DelayBeforeRetry spaces those attempts (default 1s).
+	DelayBeforeRetry *Duration `yaml:"delay_before_retry,omitempty"`
+	// DelayLoop is the interval between checks (default 60s).
+	DelayLoop *Duration `yaml:"delay_loop,omitempty"`
+	// Warmup spreads the first checks over a random delay up to this.
+	Warmup *Duration `yaml:"warmup,omitempty"`
+	// Alpha starts servers down until a check proves them up.
+	Alpha *bool `yaml:"alpha,omitempty"`
+	// InhibitOnFailure sets a failed server's weight to 0 instead of
+	// removing it (keepalived inhibit_on_failure).
+	InhibitOnFailure *bool `yaml:"inhibit_on_failure,omitempty"`
+	// ConnectPort overrides the port probed (keepalived connect_port).
+	ConnectPort int `yaml:"connect_port,omitempty"`
+	// Path is the HTTP_GET url path.
+	Path string `yaml:"path,omitempty"`
+	// StatusCode lists the HTTP status codes that mean healthy (default 200).
+	StatusCode []int `yaml:"status_code,omitempty"`
+	// Digest is the expected MD5 hex digest of the HTTP body.
+	Digest string `yaml:"digest,omitempty"`
+	// Host is the HTTP Host header (virtualhost).
+	Host string `yaml:"host,omitempty"`
+}
+
+// Service is a tenant's address on the public VIP.
+type Service struct {
+	VIP                string   `yaml:"vip,omitempty"`
+	Port               int      `yaml:"port,omitempty"`
+	Protocol           string   `yaml:"protocol,omitempty"`
+	Scheduler          string   `yaml:"scheduler,omitempty"`
+	Forward            string   `yaml:"forward,omitempty"`
+	PersistenceTimeout Duration `yaml:"persistence_timeout,omitempty"`
+}
+
+// Tenant is one KVS customer: a port on a VIP, balanced to the storage
+// nodes, fenced by an allow-list, served by its own store.
+type Tenant struct {
+	// Name identifies the tenant (letters, digits, '-', '_'; at most 32).
+	Name string `yaml:"name,omitempty"`
+	// Service is where the tenant's clients connect.
+	Service Service `yaml:"service,omitempty"`
+	// Allow lists the source addresses and CIDRs that may connect. Empty
+	// means nobody.
+	Allow []string `yaml:"allow,omitempty"`
+	// Reals overrides the real servers; by default every storage node at
+	// the tenant's port.
+	Reals []Real `yaml:"reals,omitempty"`
+	// Health overrides the default health check.
+	Health *Health `yaml:"health,omitempty"`
+	// KVS configures the tenant's store on the storage nodes.
+	KVS KVS `yaml:"kvs,omitempty"`
+}
+
+// KVS configures one tenant's store.
+type KVS struct {
+	// Memory is the memory limit of the tenant's cache (memcached -m).
+	// Default 64MiB.
+	Memory Size `yaml:"memory,omitempty"`
+	// Storage is memory (a cache, like memcached) or durable (on disk).
+	Storage string `yaml:"storage,omitempty"`
+	// Sync is the durable store's policy: always (fsync every write) or
+	// group (group commit every SyncInterval). Default group.
+	Sync string `yaml:"sync,omitempty"`
+	// SyncInterval is the group-commit interval. Default 10ms.
+	SyncInterval Duration `yaml:"sync_interval,omitempty"`
+	// MaxItemSize is the largest value accepted (memcached -I). Default 1MiB.
+	MaxItemSize Size `yaml:"max_item_size,omitempty"`
+}
+
+// VirtualService is a plain L4 service not tied to a tenant.
+type VirtualService struct {
+	VIP                string   `yaml:"vip,omitempty"`
+	Port               int      `yaml:"port,omitempty"`
+	Protocol           string   `yaml:"protocol,omitempty"`
+	Scheduler          string   `yaml:"scheduler,omitempty"`
+	Forward            string   `yaml:"forward,omitempty"`
+	PersistenceTimeout Duration `yaml:"persistence_timeout,omitempty"`
+	Reals              []Real   `yaml:"reals,omitempty"`
+	Health             *Health  `yaml:"health,omitempty"`
+}
+
+// Real is one real server of a service.
+type Real struct {
+	Address string `yaml:"address,omitempty"`
+	// Port defaults to the service's port (and must equal it for dr/tun).
+	Port int `yaml:"port,omitempty"`
+	// Weight defaults to 1; 0 keeps the server configured but idle.
+	Weight *int `yaml:"weight,omitempty"`
+}
+
+// Daemon holds process-level settings.
+type Daemon struct {
+	// StateDir keeps what lbd created and runtime changes (default /var/lib/lbd).
+	StateDir string `yaml:"state_dir,omitempty"`
+	// Socket is the control API's unix socket (default /run/lbd/lbd.sock).
+	Socket string `yaml:"socket,omitempty"`
+}

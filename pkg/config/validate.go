@@ -1,0 +1,489 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+)
+
+var (
+	nameRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$`)
+	ifaceRe = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`)
+)
+
+// checker accumulates problems while validating and resolving a Config.
+type checker struct {
+	c     *Config
+	probs []Problem
+}
+
+func (k *checker) errf(path []any, format string, args ...any) {
+	k.probs = append(k.probs, Problem{File: k.c.File, Line: lineOf(k.c.root, path...), Msg: fmt.Sprintf(format, args...)})
+}
+
+// at builds a path for lineOf.
+func at(segs ...any) []any { return segs }
+
+// validate checks every field, applies defaults and resolves the services.
+// It returns every problem found.
+func (c *Config) validate() []Problem {
+	k := &checker{c: c}
+	k.daemon()
+	k.nodes()
+	k.vrrp()
+	k.defaults()
+	seen := map[string]int{} // service key -> line of first definition
+	tenantPorts := map[int]int{}
+	names := map[string]int{}
+	for i := range c.Tenants {
+		k.tenant(i, seen, tenantPorts, names)
+	}
+	for i := range c.VirtualServices {
+		k.virtualService(i, seen)
+	}
+	return k.probs
+}
+
+func (k *checker) daemon() {
+	d := &k.c.Daemon
+	if d.StateDir == "" {
+		d.StateDir = DefaultStateDir
+	}
+	if d.Socket == "" {
+		d.Socket = DefaultSocket
+	}
+}
+
+func (k *checker) nodes() {
+	names := map[string]int{}
+	addrs := map[netip.Addr]int{}
+	for i := range k.c.Nodes {
+		n := &k.c.Nodes[i]
+		p := func(f string) []any { return at("nodes", i, f) }
+		switch {
+		case n.Name == "":
+			k.errf(at("nodes", i), "node has no name")
+		case !nameRe.MatchString(n.Name):
+			k.errf(p("name"), "node name %q: use letters, digits, '-', '_', '.' (at most 32)", n.Name)
+		case names[n.Name] > 0:
+			k.errf(p("name"), "duplicate node %q (first at line %d)", n.Name, names[n.Name])
+		default:
+			names[n.Name] = lineOf(k.c.root, p("name")...)
+		}
+		switch n.Role {
+		case RoleDirector, RoleStorage, RoleBoth:
+		case "":
+			k.errf(at("nodes", i), "node %q has no role (director, storage or both)", n.Name)
+		default:
+			k.errf(p("role"), "unknown role %q (want director, storage or both)", n.Role)
+		}
+		if a, err := netip.ParseAddr(n.Address); err != nil {
+			k.errf(p("address"), "node %q: invalid address %q", n.Name, n.Address)
+		} else if first := addrs[a]; first > 0 {
+			k.errf(p("address"), "node %q: address %s already used (line %d)", n.Name, a, first)
+		} else {
+			addrs[a] = lineOf(k.c.root, p("address")...)
+		}
+		if n.Interface != "" && !ifaceRe.MatchString(n.Interface) {
+			k.errf(p("interface"), "invalid interface name %q", n.Interface)
+		}
+		if n.Role.IsDirector() {
+			if n.Priority == 0 {
+				n.Priority = DefaultPriority
+			}
+			if n.Priority < 1 || n.Priority > 255 {
+				k.errf(p("priority"), "priority %d out of range 1-255", n.Priority)
+			}
+		} else if n.Priority != 0 {
+			k.errf(p("priority"), "priority is for directors; node %q is %s", n.Name, n.Role)
+		}
+	}
+}
+
+func (k *checker) vrrp() {
+	v := k.c.VRRP
+	if v == nil {
+		return
+	}
+	p := func(f string) []any { return at("vrrp", f) }
+	if v.VirtualRouterID < 1 || v.VirtualRouterID > 255 {
+		k.errf(p("virtual_router_id"), "virtual_router_id %d out of range 1-255", v.VirtualRouterID)
+	}
+	if v.AdvertInterval == 0 {
+		v.AdvertInterval = Duration(DefaultAdvertInterval)
+	}
+	if iv := v.AdvertInterval.D(); iv < 10*time.Millisecond || iv > 4095*10*time.Millisecond || iv%(10*time.Millisecond) != 0 {
+		k.errf(p("advert_interval"), "advert_interval %s: want a multiple of 10ms from 10ms to 40.95s", iv)
+	}
+	if v.GARPMasterDelay == nil {
+		d := Duration(DefaultGARPMasterDelay)
+		v.GARPMasterDelay = &d
+	}
+	if len(v.VIPs) == 0 {
+		k.errf(at("vrrp"), "vrrp has no vips")
+	}
+	seen := map[netip.Addr]bool{}
+	for i, s := range v.VIPs {
+		a, err := netip.ParseAddr(s)
+		switch {
+		case err != nil:
+			k.errf(at("vrrp", "vips", i), "invalid vip %q", s)
+		case seen[a]:
+			k.errf(at("vrrp", "vips", i), "vip %s listed twice", a)
+		}
+		seen[a] = true
+	}
+	for i, name := range v.TrackInterfaces {
+		if !ifaceRe.MatchString(name) {
+			k.errf(at("vrrp", "track_interface", i), "invalid interface name %q", name)
+		}
+	}
+	directors := 0
+	for i, n := range k.c.Nodes {
+		if n.Role.IsDirector() {
+			directors++
+			if n.Interface == "" {
+				k.errf(at("nodes", i), "director %q needs an interface for vrrp", n.Name)
+			}
+		}
+	}
+	if directors == 0 {
+		k.errf(at("vrrp"), "vrrp is configured but no node is a director")
+	}
+}
+
+func (k *checker) defaults() {
+	d := &k.c.Defaults
+	if d.Scheduler == "" {
+		d.Scheduler = DefaultScheduler
+	} else if !slices.Contains(Schedulers, d.Scheduler) {
+		k.errf(at("defaults", "scheduler"), "unknown scheduler %q (want one of %v)", d.Scheduler, Schedulers)
+	}
+	if d.Forward == "" {
+		d.Forward = DefaultForward
+	} else if !slices.Contains(Forwards, d.Forward) {
+		k.errf(at("defaults", "forward"), "unknown forward %q (want dr, nat or tun)", d.Forward)
+	}
+	if d.DrainPeriod == nil {
+		dp := Duration(DefaultDrainPeriod)
+		d.DrainPeriod = &dp
+	}
+	k.health(at("defaults", "health"), &d.Health)
+}
+
+// health validates h as written (fields may be unset: they inherit).
+func (k *checker) health(path []any, h *Health) {
+	p := func(f string) []any { return append(slices.Clone(path), f) }
+	switch h.Type {
+	case "", "tcp", "http", "memcached", "none":
+	default:
+		k.errf(p("type"), "unknown health check type %q (want tcp, http, memcached or none)", h.Type)
+	}
+	if h.ConnectTimeout != nil && *h.ConnectTimeout <= 0 {
+		k.errf(p("connect_timeout"), "connect_timeout must be positive")
+	}
+	if h.DelayLoop != nil && *h.DelayLoop <= 0 {
+		k.errf(p("delay_loop"), "delay_loop must be positive")
+	}
+	if h.Retry != nil && (*h.Retry < 0 || *h.Retry > 1000) {
+		k.errf(p("retry"), "retry %d out of range 0-1000", *h.Retry)
+	}
+	if h.ConnectPort < 0 || h.ConnectPort > 65535 {
+		k.errf(p("connect_port"), "connect_port %d out of range 1-65535", h.ConnectPort)
+	}
+	for i, code := range h.StatusCode {
+		if code < 100 || code > 599 {
+			k.errf(append(p("status_code"), i), "status_code %d out of range 100-599", code)
+		}
+	}
+	if h.Digest != "" {
+		if b, err := hex.DecodeString(h.Digest); err != nil || len(b) != 16 {
+			k.errf(p("digest"), "digest %q: want 32 hex digits (MD5, as keepalived's genhash prints)", h.Digest)
+		}
+	}
+	if h.Path != "" && h.Path[0] != '/' {
+		k.errf(p("path"), "path %q must start with /", h.Path)
+	}
+}
+
+// resolveHealth merges h over the defaults and keepalived's defaults.
+func (k *checker) resolveHealth(path []any, h *Health) HealthSpec {
+	d := k.c.Defaults.Health
+	spec := HealthSpec{
+		Type:             pick(h, d, func(x *Health) string { return x.Type }, "tcp"),
+		ConnectTimeout:   pickPtr(h, d, func(x *Health) *Duration { return x.ConnectTimeout }, Duration(DefaultConnectTimeout)).D(),
+		Retry:            pickPtr(h, d, func(x *Health) *int { return x.Retry }, DefaultRetry),
+		DelayBeforeRetry: pickPtr(h, d, func(x *Health) *Duration { return x.DelayBeforeRetry }, Duration(DefaultDelayBeforeRetry)).D(),
+		DelayLoop:        pickPtr(h, d, func(x *Health) *Duration { return x.DelayLoop }, Duration(DefaultDelayLoop)).D(),
+		Warmup:           pickPtr(h, d, func(x *Health) *Duration { return x.Warmup }, 0).D(),
+		Alpha:            pickPtr(h, d, func(x *Health) *bool { return x.Alpha }, false),
+		InhibitOnFailure: pickPtr(h, d, func(x *Health) *bool { return x.InhibitOnFailure }, false),
+		ConnectPort:      pick(h, d, func(x *Health) int { return x.ConnectPort }, 0),
+		Path:             pick(h, d, func(x *Health) string { return x.Path }, ""),
+		Digest:           pick(h, d, func(x *Health) string { return x.Digest }, ""),
+		Host:             pick(h, d, func(x *Health) string { return x.Host }, ""),
+	}
+	spec.StatusCodes = []int{200}
+	for _, x := range []*Health{h, &d} {
+		if x != nil && len(x.StatusCode) > 0 {
+			spec.StatusCodes = x.StatusCode
+			break
+		}
+	}
+	if spec.Type == "http" && spec.Path == "" {
+		k.errf(path, "http health check needs a path")
+	}
+	return spec
+}
+
+// pick returns the first non-zero of h's and d's field, else def.
+func pick[T comparable](h *Health, d Health, f func(*Health) T, def T) T {
+	var zero T
+	for _, x := range []*Health{h, &d} {
+		if x != nil {
+			if v := f(x); v != zero {
+				return v
+			}
+		}
+	}
+	return def
+}
+
+// pickPtr returns the first set pointer field of h and d, else def.
+func pickPtr[T any](h *Health, d Health, f func(*Health) *T, def T) T {
+	for _, x := range []*Health{h, &d} {
+		if x != nil {
+			if v := f(x); v != nil {
+				return *v
+			}
+		}
+	}
+	return def
+}
+
+// service validates the fields common to tenants and virtual services and
+// returns the resolved service without reals.
+func (k *checker) service(path []any, vip string, port int, proto, sched, fwd string, persist Duration, seen map[string]int) ResolvedService {
+	p := func(f string) []any { return append(slices.Clone(path), f) }
+	rs := ResolvedService{Line: lineOf(k.c.root, path...), Persistence: persist.D()}
+	a, err := netip.ParseAddr(vip)
+	if err != nil {
+		k.errf(p("vip"), "invalid vip %q", vip)
+	}
+	rs.VIP = a
+	if port < 1 || port > 65535 {
+		k.errf(p("port"), "port %d out of range 1-65535", port)
+	}
+	rs.Port = uint16(port)
+	if proto == "" {
+		proto = DefaultProtocol
+	}
+	if proto != "tcp" && proto != "udp" {
+		k.errf(p("protocol"), "unknown protocol %q (want tcp or udp)", proto)
+	}
+	rs.Protocol = proto
+	if sched == "" {
+		sched = k.c.Defaults.Scheduler
+	} else if !slices.Contains(Schedulers, sched) {
+		k.errf(p("scheduler"), "unknown scheduler %q (want one of %v)", sched, Schedulers)
+	}
+	rs.Scheduler = sched
+	if fwd == "" {
+		fwd = k.c.Defaults.Forward
+	} else if !slices.Contains(Forwards, fwd) {
+		k.errf(p("forward"), "unknown forward %q (want dr, nat or tun)", fwd)
+	}
+	rs.Forward = fwd
+	if err == nil && port >= 1 && port <= 65535 {
+		key := proto + "/" + netip.AddrPortFrom(a, uint16(port)).String()
+		rs.Name = key
+		if first := seen[key]; first > 0 {
+			k.errf(path, "duplicate service %s (first at line %d)", key, first)
+		} else {
+			seen[key] = rs.Line
+		}
+	}
+	return rs
+}
+
+// reals validates and resolves the real servers of svc.
+func (k *checker) reals(path []any, reals []Real, svc *ResolvedService) {
+	seen := map[netip.AddrPort]int{}
+	for i, r := range reals {
+		p := func(f string) []any { return append(slices.Clone(path), i, f) }
+		a, err := netip.ParseAddr(r.Address)
+		if err != nil {
+			k.errf(p("address"), "invalid real server address %q", r.Address)
+			continue
+		}
+		if svc.VIP.IsValid() && a.Is4() != svc.VIP.Is4() {
+			k.errf(p("address"), "real server %s and vip %s are of different families", a, svc.VIP)
+		}
+		port := r.Port
+		if port == 0 {
+			port = int(svc.Port)
+		}
+		if port < 1 || port > 65535 {
+			k.errf(p("port"), "port %d out of range 1-65535", port)
+			continue
+		}
+		if svc.Forward != "nat" && port != int(svc.Port) {
+			k.errf(p("port"), "%s forwarding cannot change the port (%d -> %d); use nat", svc.Forward, svc.Port, port)
+		}
+		w := DefaultWeight
+		if r.Weight != nil {
+			w = *r.Weight
+		}
+		if w < 0 || w > 65535 {
+			k.errf(p("weight"), "weight %d out of range 0-65535", w)
+		}
+		ap := netip.AddrPortFrom(a, uint16(port))
+		if first := seen[ap]; first > 0 {
+			k.errf(append(slices.Clone(path), i), "real server %s listed twice (first at line %d)", ap, first)
+			continue
+		}
+		seen[ap] = lineOf(k.c.root, append(slices.Clone(path), i)...)
+		svc.Reals = append(svc.Reals, ResolvedReal{Addr: a, Port: uint16(port), Weight: w, Node: k.nodeAt(a)})
+	}
+}
+
+func (k *checker) nodeAt(a netip.Addr) string {
+	for _, n := range k.c.Nodes {
+		if na, err := netip.ParseAddr(n.Address); err == nil && na == a {
+			return n.Name
+		}
+	}
+	return ""
+}
+
+func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names map[string]int) {
+	t := &k.c.Tenants[i]
+	path := at("tenants", i)
+	p := func(f string) []any { return at("tenants", i, f) }
+	switch {
+	case t.Name == "":
+		k.errf(path, "tenant has no name")
+	case !nameRe.MatchString(t.Name):
+		k.errf(p("name"), "tenant name %q: use letters, digits, '-', '_', '.' (at most 32)", t.Name)
+	case names[t.Name] > 0:
+		k.errf(p("name"), "duplicate tenant %q (first at line %d)", t.Name, names[t.Name])
+	default:
+		names[t.Name] = lineOf(k.c.root, p("name")...)
+	}
+	s := t.Service
+	svc := k.service(at("tenants", i, "service"), s.VIP, s.Port, s.Protocol, s.Scheduler, s.Forward, s.PersistenceTimeout, seen)
+	svc.Name, svc.Tenant = t.Name, t.Name
+	// Every tenant has its own port: the storage nodes serve it there, and a
+	// shared port would mix two tenants' data (seed 001's warning).
+	if first := ports[s.Port]; first > 0 && s.Port != 0 {
+		k.errf(at("tenants", i, "service", "port"), "port %d already belongs to another tenant (line %d)", s.Port, first)
+	} else {
+		ports[s.Port] = lineOf(k.c.root, at("tenants", i, "service", "port")...)
+	}
+	allow := make([]netip.Prefix, 0, len(t.Allow))
+	dup := map[netip.Prefix]bool{}
+	for j, e := range t.Allow {
+		pfx, err := parsePrefix(e)
+		if err != nil {
+			k.errf(at("tenants", i, "allow", j), "%v", err)
+			continue
+		}
+		if dup[pfx] {
+			k.errf(at("tenants", i, "allow", j), "allow %q listed twice", e)
+			continue
+		}
+		dup[pfx] = true
+		allow = append(allow, pfx)
+	}
+	svc.Allow = allow
+	if len(t.Reals) > 0 {
+		k.reals(at("tenants", i, "reals"), t.Reals, &svc)
+	} else {
+		for _, n := range k.c.StorageNodes() {
+			if a, err := netip.ParseAddr(n.Address); err == nil && (!svc.VIP.IsValid() || a.Is4() == svc.VIP.Is4()) {
+				svc.Reals = append(svc.Reals, ResolvedReal{Addr: a, Port: svc.Port, Weight: DefaultWeight, Node: n.Name})
+			}
+		}
+		if len(svc.Reals) == 0 {
+			k.errf(path, "tenant %q has no real servers: no storage node of the vip's family and no reals", t.Name)
+		}
+	}
+	if t.Health != nil {
+		k.health(p("health"), t.Health)
+	}
+	svc.Health = k.resolveHealth(path, t.Health)
+	k.kvs(at("tenants", i, "kvs"), &t.KVS)
+	k.c.services = append(k.c.services, svc)
+}
+
+func (k *checker) kvs(path []any, v *KVS) {
+	p := func(f string) []any { return append(slices.Clone(path), f) }
+	if v.Memory == 0 {
+		v.Memory = DefaultKVSMemory
+	}
+	if v.Memory < 1<<20 {
+		k.errf(p("memory"), "memory %s: at least 1MiB", v.Memory)
+	}
+	if v.MaxItemSize == 0 {
+		v.MaxItemSize = DefaultKVSMaxItemSize
+	}
+	if v.MaxItemSize < 1<<10 || v.MaxItemSize > 1<<30 {
+		k.errf(p("max_item_size"), "max_item_size %s out of range 1KiB-1GiB (memcached -I)", v.MaxItemSize)
+	}
+	switch v.Storage {
+	case "":
+		v.Storage = "memory"
+	case "memory", "durable":
+	default:
+		k.errf(p("storage"), "unknown storage %q (want memory or durable)", v.Storage)
+	}
+	switch v.Sync {
+	case "":
+		v.Sync = "group"
+	case "always", "group":
+	default:
+		k.errf(p("sync"), "unknown sync %q (want always or group)", v.Sync)
+	}
+	if v.SyncInterval == 0 {
+		v.SyncInterval = Duration(DefaultKVSSyncInterval)
+	}
+}
+
+func (k *checker) virtualService(i int, seen map[string]int) {
+	v := &k.c.VirtualServices[i]
+	path := at("virtual_services", i)
+	svc := k.service(path, v.VIP, v.Port, v.Protocol, v.Scheduler, v.Forward, v.PersistenceTimeout, seen)
+	if len(v.Reals) == 0 {
+		k.errf(path, "virtual service %s has no reals", svc.Name)
+	}
+	k.reals(at("virtual_services", i, "reals"), v.Reals, &svc)
+	if v.Health != nil {
+		k.health(at("virtual_services", i, "health"), v.Health)
+	}
+	svc.Health = k.resolveHealth(path, v.Health)
+	k.c.services = append(k.c.services, svc)
+}
+
+// parsePrefix parses an address or CIDR allow-list entry.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Prefix{}, &allowError{entry: s, msg: "zones are not allowed"}
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, &allowError{entry: s, msg: "not an address or CIDR"}
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, &allowError{entry: s, msg: "has host bits set; did you mean " + p.Masked().String() + "?"}
+	}
+	return p, nil
+}
+
+func quote(s string) string { return strconv.Quote(s) }
