@@ -27,7 +27,7 @@ const (
 )
 
 // Schedulers lists the IPVS schedulers lbd accepts.
-var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "sh", "dh", "mh", "sed", "nq", "fo", "ovf"}
+var Schedulers = []string{"rr", "wrr", "lc", "wlc", "sh", "dh", "mh", "sed", "nq"}
 
 // Forwards lists the forwarding methods (keepalived lb_kind).
 var Forwards = []string{"dr", "nat", "tun"}

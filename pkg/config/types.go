@@ -118,7 +118,8 @@ type Health struct {
 	DelayBeforeRetry *Duration `yaml:"delay_before_retry,omitempty"`
 	// DelayLoop is the interval between checks (default 60s).
 	DelayLoop *Duration `yaml:"delay_loop,omitempty"`
-	// Warmup spreads the first checks over a random delay up to this.
+	// Warmup spreads the first checks over a random delay up to this
+	// (default delay_loop, as in keepalived; 0 checks at once).
 	Warmup *Duration `yaml:"warmup,omitempty"`
 	// Alpha starts servers down until a check proves them up.
 	Alpha *bool `yaml:"alpha,omitempty"`

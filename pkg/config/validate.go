@@ -219,7 +219,6 @@ func (k *checker) resolveHealth(path []any, h *Health) HealthSpec {
 		Retry:            pickPtr(h, d, func(x *Health) *int { return x.Retry }, DefaultRetry),
 		DelayBeforeRetry: pickPtr(h, d, func(x *Health) *Duration { return x.DelayBeforeRetry }, Duration(DefaultDelayBeforeRetry)).D(),
 		DelayLoop:        pickPtr(h, d, func(x *Health) *Duration { return x.DelayLoop }, Duration(DefaultDelayLoop)).D(),
-		Warmup:           pickPtr(h, d, func(x *Health) *Duration { return x.Warmup }, 0).D(),
 		Alpha:            pickPtr(h, d, func(x *Health) *bool { return x.Alpha }, false),
 		InhibitOnFailure: pickPtr(h, d, func(x *Health) *bool { return x.InhibitOnFailure }, false),
 		ConnectPort:      pick(h, d, func(x *Health) int { return x.ConnectPort }, 0),
@@ -227,6 +226,8 @@ func (k *checker) resolveHealth(path []any, h *Health) HealthSpec {
 		Digest:           pick(h, d, func(x *Health) string { return x.Digest }, ""),
 		Host:             pick(h, d, func(x *Health) string { return x.Host }, ""),
 	}
+	// keepalived's warmup defaults to delay_loop; an explicit 0 turns it off.
+	spec.Warmup = pickPtr(h, d, func(x *Health) *Duration { return x.Warmup }, Duration(spec.DelayLoop)).D()
 	spec.StatusCodes = []int{200}
 	for _, x := range []*Health{h, &d} {
 		if x != nil && len(x.StatusCode) > 0 {
