@@ -1,0 +1,253 @@
+// Package daemon is lbd's wiring: it loads the configuration, picks this
+// node's role, and keeps the kernel and the KVS in step with the desired
+// state (the file plus runtime changes), reconciling on reload, on health
+// transitions and periodically.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/lbd-project/lbd/internal/events"
+	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/healthcheck"
+)
+
+// Options configures a Daemon.
+type Options struct {
+	// ConfigPath is the YAML file.
+	ConfigPath string
+	// Node is this node's name in the file; empty means the hostname.
+	Node string
+	// StateDir overrides the file's daemon.state_dir.
+	StateDir string
+	// Socket overrides the file's daemon.socket; "-" disables the API.
+	Socket string
+	// Logger receives everything lbd logs.
+	Logger *slog.Logger
+	// ResyncInterval bounds how long a failed or drifted kernel state
+	// waits for the next reconcile. Zero means 30s.
+	ResyncInterval time.Duration
+}
+
+// Daemon runs one lbd node.
+type Daemon struct {
+	opts   Options
+	log    *slog.Logger
+	events *events.Bus
+	health *healthcheck.Checker
+
+	reload  chan chan error
+	kick    chan struct{}
+	started time.Time
+
+	// mu guards what the API reads while the loop changes it.
+	mu      sync.RWMutex
+	cfg     *config.Config
+	node    config.Node
+	overlay *Overlay
+	sub     subsystems
+}
+
+// New checks the options and loads the configuration. Nothing in the
+// kernel changes until Run.
+func New(opts Options) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = 30 * time.Second
+	}
+	if opts.Node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("daemon: node name: %w", err)
+		}
+		opts.Node = h
+	}
+	d := &Daemon{
+		opts:    opts,
+		log:     opts.Logger,
+		events:  events.NewBus(1000),
+		reload:  make(chan chan error),
+		kick:    make(chan struct{}, 1),
+		started: time.Now(),
+	}
+	cfg, node, err := d.load()
+	if err != nil {
+		return nil, err
+	}
+	d.cfg, d.node = cfg, node
+	if d.overlay, err = loadOverlay(d.stateDir(cfg)); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// load reads and validates the file and finds this node in it.
+func (d *Daemon) load() (*config.Config, config.Node, error) {
+	cfg, err := config.Load(d.opts.ConfigPath)
+	if err != nil {
+		return nil, config.Node{}, err
+	}
+	node, ok := cfg.NodeByName(d.opts.Node)
+	if !ok {
+		return nil, config.Node{}, fmt.Errorf("daemon: node %q is not in %s (use --node)", d.opts.Node, d.opts.ConfigPath)
+	}
+	return cfg, node, nil
+}
+
+func (d *Daemon) stateDir(cfg *config.Config) string {
+	if d.opts.StateDir != "" {
+		return d.opts.StateDir
+	}
+	return cfg.Daemon.StateDir
+}
+
+// Events is the daemon's event stream.
+func (d *Daemon) Events() *events.Bus { return d.events }
+
+// Reload re-reads the file and applies the difference. An invalid file
+// changes nothing and its problems are returned.
+func (d *Daemon) Reload(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case d.reload <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Kick asks for a reconcile soon (coalesced).
+func (d *Daemon) Kick() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run programs this node's role and keeps it in step until ctx is done.
+// Kernel state is left in place on return, so a restart loses no
+// connection and no tenant port opens.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.log.Info("lbd starting", "node", d.node.Name, "role", d.node.Role, "config", d.opts.ConfigPath)
+	if err := os.MkdirAll(d.stateDir(d.cfg), 0o700); err != nil {
+		return fmt.Errorf("daemon: state dir: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	d.health = healthcheck.New(healthcheck.Options{
+		Logger:       d.log,
+		OnTransition: d.onTransition,
+	})
+	if d.node.Role.IsDirector() {
+		wg.Go(func() {
+			if err := d.health.Run(ctx); err != nil {
+				d.log.Error("health checker stopped", "error", err)
+			}
+		})
+	}
+	if err := d.startSubsystems(ctx, &wg); err != nil {
+		return err
+	}
+	if err := d.reconcile(ctx); err != nil {
+		d.log.Error("first reconcile incomplete; will retry", "error", err)
+	}
+	resync := time.NewTicker(d.opts.ResyncInterval)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("lbd stopping; kernel state left in place")
+			d.stopSubsystems()
+			return nil
+		case done := <-d.reload:
+			done <- d.doReload(ctx)
+		case <-d.kick:
+			d.reconcileLogged(ctx, "kick")
+		case <-resync.C:
+			d.reconcileLogged(ctx, "resync")
+		}
+	}
+}
+
+func (d *Daemon) reconcileLogged(ctx context.Context, why string) {
+	if err := d.reconcile(ctx); err != nil {
+		d.log.Error("reconcile failed; previous state keeps serving", "trigger", why, "error", err)
+	}
+}
+
+// doReload swaps in a new configuration and applies the difference.
+func (d *Daemon) doReload(ctx context.Context) error {
+	cfg, node, err := d.load()
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				d.log.Error("config rejected", "problem", p.String())
+			}
+		}
+		d.events.Publish(events.Config, "reload rejected; running state unchanged", "error", err.Error())
+		return err
+	}
+	d.mu.Lock()
+	d.cfg, d.node = cfg, node
+	d.mu.Unlock()
+	d.events.Publish(events.Config, "configuration reloaded", "file", d.opts.ConfigPath)
+	d.log.Info("configuration reloaded", "file", d.opts.ConfigPath)
+	return d.reconcile(ctx)
+}
+
+// onTransition runs on the checker's goroutine: publish and ask for a
+// reconcile, which recomputes weights.
+func (d *Daemon) onTransition(tr healthcheck.Transition) {
+	state := "down"
+	if tr.Up {
+		state = "up"
+	}
+	d.events.Publish(events.Health, "real server "+state, "id", tr.ID, "addr", tr.Addr.String(), "reason", tr.Reason)
+	d.Kick()
+}
+
+// reconcile brings every subsystem of this node's role in step with the
+// desired state. Each subsystem applies only the difference; an error in
+// one does not stop the others.
+func (d *Daemon) reconcile(ctx context.Context) error {
+	d.mu.RLock()
+	cfg, node, ov := d.cfg, d.node, d.overlay
+	d.mu.RUnlock()
+	start := time.Now()
+	var errs []error
+	if node.Role.IsDirector() {
+		if err := d.health.Update(healthTargets(cfg.Services())); err != nil {
+			errs = append(errs, err)
+		}
+		eff := effectiveServices(cfg.Services(), d.health, ov)
+		errs = append(errs, d.reconcileDirector(ctx, cfg, node, eff)...)
+	}
+	if node.Role.IsStorage() {
+		errs = append(errs, d.reconcileStorage(ctx, cfg, node)...)
+	}
+	err := errors.Join(errs...)
+	msg := "reconciled"
+	if err != nil {
+		msg = "reconcile failed"
+	}
+	d.events.Publish(events.Reconcile, msg, "took", time.Since(start).String())
+	return err
+}

@@ -1,0 +1,122 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/healthcheck"
+)
+
+type fakeHealth map[string]bool
+
+func (f fakeHealth) State(id string) (healthcheck.Status, bool) {
+	up, ok := f[id]
+	return healthcheck.Status{ID: id, Up: up}, ok
+}
+
+func mustParse(t *testing.T, y string) *config.Config {
+	t.Helper()
+	c, err := config.Parse([]byte(y), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const twoReals = `
+nodes:
+  - {name: st1, role: storage, address: 10.0.1.1}
+  - {name: st2, role: storage, address: 10.0.1.2}
+defaults:
+  health: {type: tcp, inhibit_on_failure: %s, alpha: %s}
+tenants:
+  - {name: a, service: {vip: 10.0.0.1, port: 11211}, allow: [192.0.2.0/24]}
+`
+
+func weights(s config.ResolvedService) map[string]int {
+	m := map[string]int{}
+	for _, r := range s.Reals {
+		m[r.Addr.String()] = r.Weight
+	}
+	return m
+}
+
+func TestEffectiveServices(t *testing.T) {
+	const id1, id2 = "tcp/10.0.0.1:11211/10.0.1.1:11211", "tcp/10.0.0.1:11211/10.0.1.2:11211"
+	tests := []struct {
+		name    string
+		inhibit string
+		alpha   string
+		health  fakeHealth
+		ov      *Overlay
+		want    map[string]int
+	}{
+		{"all up", "true", "false", fakeHealth{id1: true, id2: true}, nil,
+			map[string]int{"10.0.1.1": 1, "10.0.1.2": 1}},
+		{"down inhibited keeps weight 0", "true", "false", fakeHealth{id1: false, id2: true}, nil,
+			map[string]int{"10.0.1.1": 0, "10.0.1.2": 1}},
+		{"down without inhibit leaves rotation", "false", "false", fakeHealth{id1: false, id2: true}, nil,
+			map[string]int{"10.0.1.2": 1}},
+		{"unknown counts as up", "false", "false", fakeHealth{}, nil,
+			map[string]int{"10.0.1.1": 1, "10.0.1.2": 1}},
+		{"alpha: unknown counts as down", "true", "true", fakeHealth{id2: true}, nil,
+			map[string]int{"10.0.1.1": 0, "10.0.1.2": 1}},
+		{"runtime weight override", "true", "false", fakeHealth{id1: true, id2: true},
+			&Overlay{Weights: map[string]int{id2: 5}}, map[string]int{"10.0.1.1": 1, "10.0.1.2": 5}},
+		{"override does not resurrect a dead server", "true", "false", fakeHealth{id1: true, id2: false},
+			&Overlay{Weights: map[string]int{id2: 5}}, map[string]int{"10.0.1.1": 1, "10.0.1.2": 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, fmt.Sprintf(twoReals, tt.inhibit, tt.alpha))
+			got := effectiveServices(c.Services(), tt.health, tt.ov)
+			w := weights(got[0])
+			if len(w) != len(tt.want) {
+				t.Fatalf("weights = %v, want %v", w, tt.want)
+			}
+			for k, v := range tt.want {
+				if w[k] != v {
+					t.Errorf("weights = %v, want %v", w, tt.want)
+				}
+			}
+			// The configured services are never modified in place.
+			if len(c.Services()[0].Reals) != 2 || c.Services()[0].Reals[1].Weight != 1 {
+				t.Errorf("config mutated: %+v", c.Services()[0].Reals)
+			}
+		})
+	}
+}
+
+func TestEffectiveAllowOverlay(t *testing.T) {
+	c := mustParse(t, fmt.Sprintf(twoReals, "true", "false"))
+	repl := []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32")}
+	got := effectiveServices(c.Services(), nil, &Overlay{Allow: map[string][]netip.Prefix{"a": repl}})
+	if len(got[0].Allow) != 1 || got[0].Allow[0] != repl[0] {
+		t.Errorf("allow = %v, want the runtime list", got[0].Allow)
+	}
+	got = effectiveServices(c.Services(), nil, nil)
+	if len(got[0].Allow) != 1 || got[0].Allow[0].String() != "192.0.2.0/24" {
+		t.Errorf("allow = %v, want the file's list", got[0].Allow)
+	}
+}
+
+func TestHealthTargets(t *testing.T) {
+	c := mustParse(t, `
+virtual_services:
+  - {vip: 10.0.0.1, port: 80, reals: [{address: 10.0.1.1}], health: {type: none}}
+  - {vip: 10.0.0.2, port: 80, reals: [{address: 10.0.1.1}, {address: 10.0.1.2}],
+     health: {type: http, path: /ok, warmup: 0}}
+`)
+	ts := healthTargets(c.Services())
+	if len(ts) != 2 {
+		t.Fatalf("targets = %+v", ts)
+	}
+	if ts[0].Spec.Type != healthcheck.HTTP || ts[0].Spec.HTTP.Path != "/ok" || ts[0].Spec.Warmup >= 0 {
+		t.Errorf("spec = %+v", ts[0].Spec)
+	}
+	if ts[0].ID != "tcp/10.0.0.2:80/10.0.1.1:80" {
+		t.Errorf("id = %s", ts[0].ID)
+	}
+}
