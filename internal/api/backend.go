@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -84,13 +85,14 @@ type Status struct {
 
 // VRRPStatus is one VRRP instance.
 type VRRPStatus struct {
-	VRID        int          `json:"vrid"`
-	Interface   string       `json:"interface"`
-	State       string       `json:"state"` // init, backup, master, fault
-	Since       time.Time    `json:"since"`
-	Priority    int          `json:"priority"`
-	VIPs        []netip.Addr `json:"vips"`
-	Transitions uint64       `json:"transitions"`
+	VRID      int          `json:"vrid"`
+	Interface string       `json:"interface"`
+	State     string       `json:"state"` // init, backup, master, fault
+	Since     time.Time    `json:"since"`
+	Priority  int          `json:"priority"`
+	VIPs      []netip.Addr `json:"vips"`
+	// Transitions counts how often this node became master.
+	Transitions uint64 `json:"transitions"`
 }
 
 // ServiceStatus is one virtual service, like a block of `ipvsadm -Ln --stats`.
@@ -189,6 +191,11 @@ type ReconcileStatus struct {
 	Error    string        `json:"error,omitempty"`
 	Count    uint64        `json:"count"`
 	Failures uint64        `json:"failures"`
+	// IPVSWrites counts netlink writes to IPVS since lbd started: an
+	// unchanged reload adds none.
+	IPVSWrites uint64 `json:"ipvs_writes"`
+	// IPVSError is why IPVS is not being programmed, if it is not.
+	IPVSError string `json:"ipvs_error,omitempty"`
 }
 
 // Diff is what a change of desired state does.
@@ -205,3 +212,13 @@ type Change struct {
 	Name   string `json:"name"`   // what
 	Detail string `json:"detail"` // e.g. "weight 1 -> 2"
 }
+
+// Errors a Backend wraps so the server can pick the status code.
+var (
+	// ErrNotFound: the service, real server or tenant does not exist (404).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: it exists already (409).
+	ErrConflict = errors.New("already exists")
+	// ErrInvalid: the request is malformed or not allowed (400).
+	ErrInvalid = errors.New("invalid request")
+)

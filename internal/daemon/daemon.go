@@ -42,16 +42,36 @@ type Daemon struct {
 	events *events.Bus
 	health *healthcheck.Checker
 
-	reload  chan chan error
+	ops     chan op
 	kick    chan struct{}
 	started time.Time
 
-	// mu guards what the API reads while the loop changes it.
+	// mu guards what the API reads while the loop changes it. Only the
+	// loop goroutine writes.
 	mu      sync.RWMutex
-	cfg     *config.Config
+	file    *config.Config // the file as read
+	cfg     *config.Config // the file with runtime changes merged: the desired state
 	node    config.Node
 	overlay *Overlay
+	recon   reconcileStats
 	sub     subsystems
+}
+
+// op is work that must run on the loop goroutine, serialized with
+// reconciles: reloads and runtime changes.
+type op struct {
+	fn   func(ctx context.Context) error
+	done chan error
+}
+
+// reconcileStats tells how reconciles went.
+type reconcileStats struct {
+	last     time.Time
+	took     time.Duration
+	err      error
+	count    uint64
+	failures uint64
+	writes   uint64 // IPVS netlink writes
 }
 
 // New checks the options and loads the configuration. Nothing in the
@@ -74,18 +94,22 @@ func New(opts Options) (*Daemon, error) {
 		opts:    opts,
 		log:     opts.Logger,
 		events:  events.NewBus(1000),
-		reload:  make(chan chan error),
+		ops:     make(chan op),
 		kick:    make(chan struct{}, 1),
 		started: time.Now(),
 	}
-	cfg, node, err := d.load()
+	file, node, err := d.load()
 	if err != nil {
 		return nil, err
 	}
-	d.cfg, d.node = cfg, node
-	if d.overlay, err = loadOverlay(d.stateDir(cfg)); err != nil {
+	if d.overlay, err = loadOverlay(d.stateDir(file)); err != nil {
 		return nil, err
 	}
+	cfg, err := merge(file, d.overlay)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: runtime changes in %s no longer fit the file: %w", d.stateDir(file), err)
+	}
+	d.file, d.cfg, d.node = file, cfg, node
 	return d, nil
 }
 
@@ -109,20 +133,23 @@ func (d *Daemon) stateDir(cfg *config.Config) string {
 	return cfg.Daemon.StateDir
 }
 
-// Events is the daemon's event stream.
+// Events is the daemon's event stream (implements api.Backend).
 func (d *Daemon) Events() *events.Bus { return d.events }
 
 // Reload re-reads the file and applies the difference. An invalid file
 // changes nothing and its problems are returned.
-func (d *Daemon) Reload(ctx context.Context) error {
-	done := make(chan error, 1)
+func (d *Daemon) Reload(ctx context.Context) error { return d.do(ctx, d.doReload) }
+
+// do runs fn on the loop goroutine and waits for it.
+func (d *Daemon) do(ctx context.Context, fn func(ctx context.Context) error) error {
+	o := op{fn: fn, done: make(chan error, 1)}
 	select {
-	case d.reload <- done:
+	case d.ops <- o:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
-	case err := <-done:
+	case err := <-o.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -176,12 +203,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Info("lbd stopping; kernel state left in place")
 			d.stopSubsystems()
 			return nil
-		case done := <-d.reload:
-			done <- d.doReload(ctx)
+		case o := <-d.ops:
+			o.done <- o.fn(ctx)
 		case <-d.kick:
 			d.reconcileLogged(ctx, "kick")
 		case <-resync.C:
 			d.reconcileLogged(ctx, "resync")
+		case <-d.sub.wake.C:
+			d.reconcileLogged(ctx, "drain or retry due")
 		}
 	}
 }
@@ -194,7 +223,11 @@ func (d *Daemon) reconcileLogged(ctx context.Context, why string) {
 
 // doReload swaps in a new configuration and applies the difference.
 func (d *Daemon) doReload(ctx context.Context) error {
-	cfg, node, err := d.load()
+	file, node, err := d.load()
+	var cfg *config.Config
+	if err == nil {
+		cfg, err = merge(file, d.overlay)
+	}
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
@@ -206,7 +239,7 @@ func (d *Daemon) doReload(ctx context.Context) error {
 		return err
 	}
 	d.mu.Lock()
-	d.cfg, d.node = cfg, node
+	d.file, d.cfg, d.node = file, cfg, node
 	d.mu.Unlock()
 	d.events.Publish(events.Config, "configuration reloaded", "file", d.opts.ConfigPath)
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigPath)
@@ -244,10 +277,16 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 		errs = append(errs, d.reconcileStorage(ctx, cfg, node)...)
 	}
 	err := errors.Join(errs...)
+	took := time.Since(start)
+	d.mu.Lock()
+	d.recon.last, d.recon.took, d.recon.err = start, took, err
+	d.recon.count++
 	msg := "reconciled"
 	if err != nil {
+		d.recon.failures++
 		msg = "reconcile failed"
 	}
-	d.events.Publish(events.Reconcile, msg, "took", time.Since(start).String())
+	d.mu.Unlock()
+	d.events.Publish(events.Reconcile, msg, "took", took.String())
 	return err
 }

@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/healthcheck"
@@ -117,15 +116,4 @@ func isUp(s config.ResolvedService, id string, health healthView) bool {
 		return !s.Health.Alpha
 	}
 	return st.Up
-}
-
-// Overlay is what was changed at runtime through the API, on top of the
-// file: it is persisted under the state directory so a restart keeps it.
-type Overlay struct {
-	// Allow replaces a tenant's allow-list.
-	Allow map[string][]netip.Prefix `json:"allow,omitempty"`
-	// Weights overrides real servers' weights, keyed by realID.
-	Weights map[string]int `json:"weights,omitempty"`
-	// Updated is when the overlay last changed.
-	Updated time.Time `json:"updated"`
 }

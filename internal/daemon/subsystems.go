@@ -2,19 +2,217 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"sync"
+	"time"
 
+	"github.com/lbd-project/lbd/internal/realserver"
+	"github.com/lbd-project/lbd/pkg/acl"
 	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/ipvs"
 )
 
-// subsystems holds the per-role workers.
-type subsystems struct{}
+// subsystems holds the per-role workers. Only the loop goroutine uses them,
+// except where a field says otherwise.
+type subsystems struct {
+	// director side
+	ipvs      *ipvs.Reconciler // nil until the kernel's IPVS is reachable
+	ipvsErr   error
+	acl       *acl.Manager
+	aclHave   []acl.Tenant // what the last successful ACL apply fenced
+	fenced    map[string]bool
+	wake      *time.Timer // next reconcile the IPVS reconciler asked for
+	vrrp      *vrrpRunner
+	kernelMu  sync.Mutex
+	kernelNow map[string]kernelService // last IPVS snapshot, for status
 
-func (d *Daemon) startSubsystems(ctx context.Context, wg *sync.WaitGroup) error { return nil }
-func (d *Daemon) stopSubsystems()                                               {}
-func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node config.Node, eff []config.ResolvedService) []error {
+	// storage side
+	rs  *realserver.RealServer
+	kvs *kvsRunner
+}
+
+// startSubsystems creates the workers of this node's role. Kernel state is
+// only touched by reconcile.
+func (d *Daemon) startSubsystems(ctx context.Context, wg *sync.WaitGroup) error {
+	dir := d.stateDir(d.cfg)
+	s := &d.sub
+	s.wake = time.NewTimer(time.Hour)
+	s.wake.Stop()
+	if d.node.Role.IsDirector() {
+		m, err := acl.New(acl.Options{Logger: d.log})
+		if err != nil {
+			return fmt.Errorf("daemon: acl: %w", err)
+		}
+		s.acl = m
+		d.connectIPVS()
+		s.vrrp = newVRRPRunner(ctx, d.log, d.events)
+	}
+	if d.node.Role.IsStorage() {
+		rs, err := realserver.New(realserver.Options{StateDir: filepath.Join(dir, "realserver"), Logger: d.log})
+		if err != nil {
+			return fmt.Errorf("daemon: real-server side: %w", err)
+		}
+		s.rs = rs
+		s.kvs = newKVSRunner(d.log, filepath.Join(dir, "kvs"))
+	}
 	return nil
 }
+
+// connectIPVS opens the kernel's IPVS table, loading the module if needed.
+// Without IPVS the director still fences tenants and runs VRRP; IPVS is
+// retried on every reconcile.
+func (d *Daemon) connectIPVS() {
+	s := &d.sub
+	if s.ipvs != nil {
+		return
+	}
+	k, err := ipvs.NewNetlink("")
+	if err != nil {
+		// The module may just not be loaded yet; what modprobe says is in err below.
+		_ = exec.Command("modprobe", "ip_vs").Run()
+		k, err = ipvs.NewNetlink("")
+	}
+	if err == nil {
+		s.ipvs, err = ipvs.NewReconciler(k, ipvs.Options{
+			StateDir:    d.stateDir(d.cfg),
+			DrainPeriod: d.cfg.Defaults.DrainPeriod.D(),
+			Logger:      d.log,
+		})
+	}
+	if err != nil && (s.ipvsErr == nil || s.ipvsErr.Error() != err.Error()) {
+		d.log.Error("ipvs unavailable; services are not programmed until it is", "error", err)
+	}
+	d.mu.Lock() // Status reads it
+	s.ipvsErr = err
+	d.mu.Unlock()
+}
+
+// stopSubsystems releases the workers. Kernel state stays: a restart
+// adopts it and no tenant port opens.
+func (d *Daemon) stopSubsystems() {
+	s := &d.sub
+	if s.vrrp != nil {
+		s.vrrp.stop()
+	}
+	if s.kvs != nil {
+		s.kvs.close()
+	}
+	if s.acl != nil {
+		s.acl.Close()
+	}
+	if s.rs != nil {
+		s.rs.Close()
+	}
+}
+
+// reconcileDirector fences the tenants first, then programs IPVS, then
+// hands VRRP its instance: a service is only announced once its port is
+// closed to outsiders.
+func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node config.Node, eff []config.ResolvedService) []error {
+	var errs []error
+	if err := d.reconcileACL(ctx, eff); err != nil {
+		errs = append(errs, err)
+	}
+	// A tenant whose fence is not in place is left out of IPVS: if it is
+	// new, it is not announced; if it existed, its service is kept as is
+	// by the reconciler only if it is still desired, so keep it desired.
+	var desired []ipvs.Service
+	for _, s := range eff {
+		if s.Tenant != "" && !d.sub.fenced[s.Tenant] {
+			continue
+		}
+		desired = append(desired, toIPVS(s))
+	}
+	if err := d.reconcileIPVS(ctx, desired); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.sub.vrrp.configure(vrrpInstances(cfg, node)); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// reconcileACL brings the allow-lists in step. When only lists changed, it
+// swaps just those sets (O(change)); otherwise it applies the whole set of
+// tenants.
+func (d *Daemon) reconcileACL(ctx context.Context, eff []config.ResolvedService) error {
+	s := &d.sub
+	want := aclTenants(eff)
+	if changed, ok := onlyAllowChanged(s.aclHave, want); ok {
+		var errs []error
+		for _, t := range changed {
+			if err := s.acl.SetAllow(ctx, t.Name, t.Allow); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			s.aclHave = replaceTenant(s.aclHave, t)
+		}
+		return errors.Join(errs...)
+	}
+	err := s.acl.Apply(ctx, want)
+	failed := acl.FailedTenants(err)
+	s.fenced = map[string]bool{}
+	for _, t := range want {
+		if !slices.Contains(failed, t.Name) {
+			s.fenced[t.Name] = true
+		} else if _, had := s.acl.Tenant(t.Name); had {
+			// Its previous list is still enforced: the service may stay.
+			s.fenced[t.Name] = true
+		}
+	}
+	if err == nil {
+		s.aclHave = want
+	} else {
+		s.aclHave = nil // unknown mix: the next reconcile applies in full
+	}
+	return err
+}
+
+// reconcileIPVS applies the desired services and arms the wake-up the
+// reconciler asks for (drains, retries).
+func (d *Daemon) reconcileIPVS(ctx context.Context, desired []ipvs.Service) error {
+	s := &d.sub
+	d.connectIPVS()
+	if s.ipvs == nil {
+		return fmt.Errorf("ipvs: %w", s.ipvsErr)
+	}
+	res, err := s.ipvs.Apply(ctx, desired)
+	d.mu.Lock()
+	d.recon.writes += uint64(res.Writes)
+	d.mu.Unlock()
+	if res.Writes > 0 || err != nil {
+		d.log.Info("ipvs reconciled", "writes", res.Writes, "failed", res.Failed, "netlink", res.Netlink,
+			"services_added", res.ServicesAdded, "services_deleted", res.ServicesDeleted,
+			"dests_added", res.DestsAdded, "dests_updated", res.DestsUpdated, "dests_deleted", res.DestsDeleted,
+			"draining", res.Draining)
+	}
+	for _, k := range res.Conflicts {
+		d.log.Warn("ipvs service exists but is not lbd's; left untouched", "service", k.String())
+	}
+	s.wake.Stop()
+	if !res.NextWake.IsZero() {
+		s.wake.Reset(time.Until(res.NextWake))
+	}
+	d.refreshKernel(ctx)
+	return err
+}
+
+// reconcileStorage puts the VIPs on lo for DR and runs the tenants' stores.
 func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node config.Node) []error {
-	return nil
+	var errs []error
+	var ifaces []string
+	if node.Interface != "" {
+		ifaces = []string{node.Interface}
+	}
+	if err := d.sub.rs.Apply(ctx, drVIPs(cfg, node), ifaces); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.sub.kvs.apply(ctx, cfg, node); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }

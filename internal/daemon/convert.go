@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/lbd-project/lbd/pkg/acl"
+	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/ipvs"
+)
+
+// toIPVS maps a resolved service to the kernel's view.
+func toIPVS(s config.ResolvedService) ipvs.Service {
+	proto := ipvs.TCP
+	if s.Protocol == "udp" {
+		proto = ipvs.UDP
+	}
+	fwd, err := ipvs.ParseForward(s.Forward)
+	if err != nil {
+		fwd = ipvs.DR // config validated it; unreachable
+	}
+	out := ipvs.Service{
+		Addr: s.VIP, Port: s.Port, Protocol: proto, Scheduler: s.Scheduler, Persistence: s.Persistence,
+		Dests: make([]ipvs.Dest, 0, len(s.Reals)),
+	}
+	for _, r := range s.Reals {
+		out.Dests = append(out.Dests, ipvs.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: fwd})
+	}
+	return out
+}
+
+// aclTenants is the allow-list of every tenant service.
+func aclTenants(eff []config.ResolvedService) []acl.Tenant {
+	var out []acl.Tenant
+	for _, s := range eff {
+		if s.Tenant == "" {
+			continue
+		}
+		out = append(out, acl.Tenant{
+			Name: s.Tenant, VIP: s.VIP, Port: s.Port, Protocol: acl.Protocol(s.Protocol),
+			Allow: slices.Clone(s.Allow),
+		})
+	}
+	return out
+}
+
+// onlyAllowChanged reports whether want differs from have only in
+// allow-lists (same tenants, same VIP, port and protocol), and returns the
+// tenants whose list changed.
+func onlyAllowChanged(have, want []acl.Tenant) ([]acl.Tenant, bool) {
+	if have == nil || len(have) != len(want) {
+		return nil, false
+	}
+	var changed []acl.Tenant
+	for i := range want {
+		h, w := have[i], want[i]
+		if h.Name != w.Name || h.VIP != w.VIP || h.Port != w.Port || h.Protocol != w.Protocol {
+			return nil, false
+		}
+		if !slices.Equal(h.Allow, w.Allow) {
+			changed = append(changed, w)
+		}
+	}
+	return changed, true
+}
+
+// replaceTenant returns ts with the tenant named like t replaced by t.
+func replaceTenant(ts []acl.Tenant, t acl.Tenant) []acl.Tenant {
+	out := slices.Clone(ts)
+	for i := range out {
+		if out[i].Name == t.Name {
+			out[i] = t
+		}
+	}
+	return out
+}
+
+// drVIPs are the VIPs this storage node must accept on lo: those of every
+// DR service it is a real server of.
+func drVIPs(cfg *config.Config, node config.Node) []netip.Addr {
+	addr, err := netip.ParseAddr(node.Address)
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, s := range cfg.Services() {
+		if s.Forward != "dr" || slices.Contains(out, s.VIP) {
+			continue
+		}
+		if slices.ContainsFunc(s.Reals, func(r config.ResolvedReal) bool { return r.Addr == addr }) {
+			out = append(out, s.VIP)
+		}
+	}
+	return out
+}

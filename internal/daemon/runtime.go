@@ -1,0 +1,329 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/lbd-project/lbd/internal/api"
+	"github.com/lbd-project/lbd/internal/events"
+	"github.com/lbd-project/lbd/internal/statefile"
+	"github.com/lbd-project/lbd/pkg/config"
+)
+
+// The daemon is the API's backend.
+var _ api.Backend = (*Daemon)(nil)
+
+// mutate runs a runtime change on the loop goroutine: change edits a copy
+// of the overlay (it may read the current desired state), the result is
+// validated like a file, persisted, swapped in and reconciled. Nothing
+// changes if change or the validation fails.
+func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overlay, cur *config.Config) error) error {
+	return d.do(ctx, func(ctx context.Context) error {
+		ov := d.overlay.clone()
+		if err := change(ov, d.cfg); err != nil {
+			return err
+		}
+		cfg, err := merge(d.file, ov)
+		if err != nil {
+			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		}
+		ov.Updated = time.Now()
+		if err := saveOverlay(d.stateDir(d.file), ov); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.overlay, d.cfg = ov, cfg
+		d.mu.Unlock()
+		d.events.Publish(events.Config, "runtime change: "+what)
+		d.log.Info("runtime change", "change", what)
+		return d.reconcile(ctx)
+	})
+}
+
+// Validate implements api.Backend.
+func (d *Daemon) Validate(_ context.Context, yaml []byte, file string) error {
+	_, err := config.Parse(yaml, file)
+	return err
+}
+
+// Diff implements api.Backend: what Apply would change.
+func (d *Daemon) Diff(_ context.Context, yaml []byte, file string) (api.Diff, error) {
+	next, err := config.Parse(yaml, file)
+	if err != nil {
+		return api.Diff{}, err
+	}
+	d.mu.RLock()
+	cur, ov := d.cfg, d.overlay
+	d.mu.RUnlock()
+	return diffConfigs(cur, ov, next), nil
+}
+
+// Apply implements api.Backend: the content becomes the configuration file
+// (written atomically) and the desired state; runtime changes are dropped,
+// as the new file is the whole truth.
+func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff, error) {
+	var diff api.Diff
+	err := d.do(ctx, func(ctx context.Context) error {
+		next, err := config.Parse(yaml, file)
+		if err != nil {
+			return err
+		}
+		node, ok := next.NodeByName(d.opts.Node)
+		if !ok {
+			return fmt.Errorf("%w: node %q is not in the new file", api.ErrInvalid, d.opts.Node)
+		}
+		next.File = d.opts.ConfigPath
+		diff = diffConfigs(d.cfg, d.overlay, next)
+		if err := statefile.WriteAtomic(d.opts.ConfigPath, yaml); err != nil {
+			return err
+		}
+		ov := &Overlay{Updated: time.Now()}
+		if err := saveOverlay(d.stateDir(next), ov); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		d.file, d.cfg, d.node, d.overlay = next, next, node, ov
+		d.mu.Unlock()
+		d.events.Publish(events.Config, "configuration applied", "changes", fmt.Sprint(len(diff.Changes)))
+		return d.reconcile(ctx)
+	})
+	return diff, err
+}
+
+// findService returns the desired service called name.
+func findService(cfg *config.Config, name string) (config.ResolvedService, bool) {
+	for _, s := range cfg.Services() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return config.ResolvedService{}, false
+}
+
+// AddService implements api.Backend.
+func (d *Daemon) AddService(ctx context.Context, vs config.VirtualService) error {
+	name := serviceName(vs.Protocol, vs.VIP, vs.Port)
+	return d.mutate(ctx, "add service "+name, func(ov *Overlay, cur *config.Config) error {
+		if _, ok := findService(cur, name); ok {
+			return fmt.Errorf("%w: service %s", api.ErrConflict, name)
+		}
+		ov.Services = append(ov.Services, vs)
+		return nil
+	})
+}
+
+// DeleteService implements api.Backend.
+func (d *Daemon) DeleteService(ctx context.Context, name string) error {
+	return d.mutate(ctx, "delete service "+name, func(ov *Overlay, cur *config.Config) error {
+		s, ok := findService(cur, name)
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: service %s", api.ErrNotFound, name)
+		case s.Tenant != "":
+			return fmt.Errorf("%w: %s is tenant %s's service; use tenant del", api.ErrInvalid, name, s.Tenant)
+		}
+		n := len(ov.Services)
+		ov.Services = slices.DeleteFunc(ov.Services, func(v config.VirtualService) bool {
+			return serviceName(v.Protocol, v.VIP, v.Port) == name
+		})
+		if len(ov.Services) == n {
+			ov.DeletedServices = append(ov.DeletedServices, name)
+		}
+		delete(ov.Reals, name)
+		delete(ov.DeletedReals, name)
+		return nil
+	})
+}
+
+// plainService finds a plain virtual service for a real-server change.
+func plainService(cur *config.Config, name string) (config.ResolvedService, error) {
+	s, ok := findService(cur, name)
+	switch {
+	case !ok:
+		return s, fmt.Errorf("%w: service %s", api.ErrNotFound, name)
+	case s.Tenant != "":
+		return s, fmt.Errorf("%w: tenant %s's real servers are its storage nodes", api.ErrInvalid, s.Tenant)
+	}
+	return s, nil
+}
+
+func hasReal(s config.ResolvedService, ap netip.AddrPort) bool {
+	return slices.ContainsFunc(s.Reals, func(r config.ResolvedReal) bool { return netip.AddrPortFrom(r.Addr, r.Port) == ap })
+}
+
+// AddReal implements api.Backend.
+func (d *Daemon) AddReal(ctx context.Context, service string, r config.Real) error {
+	return d.mutate(ctx, "add real "+r.Address+" to "+service, func(ov *Overlay, cur *config.Config) error {
+		s, err := plainService(cur, service)
+		if err != nil {
+			return err
+		}
+		ap := realAddr(r, int(s.Port))
+		if !ap.Addr().IsValid() {
+			return fmt.Errorf("%w: real server address %q", api.ErrInvalid, r.Address)
+		}
+		if hasReal(s, ap) {
+			return fmt.Errorf("%w: real server %s in %s", api.ErrConflict, ap, service)
+		}
+		if ov.Reals == nil {
+			ov.Reals = map[string][]config.Real{}
+		}
+		ov.Reals[service] = append(slices.Clone(ov.Reals[service]), r)
+		return nil
+	})
+}
+
+// DeleteReal implements api.Backend.
+func (d *Daemon) DeleteReal(ctx context.Context, service string, addr netip.AddrPort) error {
+	return d.mutate(ctx, "delete real "+addr.String()+" from "+service, func(ov *Overlay, cur *config.Config) error {
+		s, err := plainService(cur, service)
+		if err != nil {
+			return err
+		}
+		if !hasReal(s, addr) {
+			return fmt.Errorf("%w: real server %s in %s", api.ErrNotFound, addr, service)
+		}
+		added := ov.Reals[service]
+		kept := slices.DeleteFunc(slices.Clone(added), func(r config.Real) bool { return realAddr(r, int(s.Port)) == addr })
+		if len(kept) == len(added) {
+			if ov.DeletedReals == nil {
+				ov.DeletedReals = map[string][]netip.AddrPort{}
+			}
+			ov.DeletedReals[service] = append(slices.Clone(ov.DeletedReals[service]), addr)
+		} else if ov.Reals[service] = kept; len(kept) == 0 {
+			delete(ov.Reals, service)
+		}
+		delete(ov.Weights, realID(s, config.ResolvedReal{Addr: addr.Addr(), Port: addr.Port()}))
+		return nil
+	})
+}
+
+// SetWeight implements api.Backend.
+func (d *Daemon) SetWeight(ctx context.Context, service string, addr netip.AddrPort, weight int) error {
+	what := fmt.Sprintf("weight of %s in %s to %d", addr, service, weight)
+	return d.mutate(ctx, what, func(ov *Overlay, cur *config.Config) error {
+		if weight < 0 || weight > 65535 {
+			return fmt.Errorf("%w: weight %d out of range 0-65535", api.ErrInvalid, weight)
+		}
+		s, ok := findService(cur, service)
+		if !ok {
+			return fmt.Errorf("%w: service %s", api.ErrNotFound, service)
+		}
+		if !hasReal(s, addr) {
+			return fmt.Errorf("%w: real server %s in %s", api.ErrNotFound, addr, service)
+		}
+		if ov.Weights == nil {
+			ov.Weights = map[string]int{}
+		}
+		ov.Weights[realID(s, config.ResolvedReal{Addr: addr.Addr(), Port: addr.Port()})] = weight
+		return nil
+	})
+}
+
+// Tenants implements api.Backend.
+func (d *Daemon) Tenants(context.Context) ([]api.Tenant, error) {
+	d.mu.RLock()
+	cfg, ov := d.cfg, d.overlay
+	d.mu.RUnlock()
+	var out []api.Tenant
+	for _, t := range cfg.Tenants {
+		s, _ := findService(cfg, t.Name)
+		allow, runtime := ov.Allow[t.Name]
+		if !runtime {
+			allow = s.Allow
+		}
+		out = append(out, api.Tenant{
+			Name: t.Name, VIP: s.VIP, Port: s.Port, Storage: t.KVS.Storage,
+			Memory: int64(t.KVS.Memory), Allow: allow, Runtime: runtime,
+		})
+	}
+	return out, nil
+}
+
+// AddTenant implements api.Backend.
+func (d *Daemon) AddTenant(ctx context.Context, t config.Tenant) error {
+	return d.mutate(ctx, "add tenant "+t.Name, func(ov *Overlay, cur *config.Config) error {
+		if slices.ContainsFunc(cur.Tenants, func(x config.Tenant) bool { return x.Name == t.Name }) {
+			return fmt.Errorf("%w: tenant %s", api.ErrConflict, t.Name)
+		}
+		ov.Tenants = append(ov.Tenants, t)
+		return nil
+	})
+}
+
+// DeleteTenant implements api.Backend.
+func (d *Daemon) DeleteTenant(ctx context.Context, name string) error {
+	return d.mutate(ctx, "delete tenant "+name, func(ov *Overlay, cur *config.Config) error {
+		if !slices.ContainsFunc(cur.Tenants, func(x config.Tenant) bool { return x.Name == name }) {
+			return fmt.Errorf("%w: tenant %s", api.ErrNotFound, name)
+		}
+		n := len(ov.Tenants)
+		ov.Tenants = slices.DeleteFunc(ov.Tenants, func(x config.Tenant) bool { return x.Name == name })
+		if len(ov.Tenants) == n {
+			ov.DeletedTenants = append(ov.DeletedTenants, name)
+		}
+		delete(ov.Allow, name)
+		return nil
+	})
+}
+
+// ChangeAllow implements api.Backend. The new list is persisted before it
+// is applied, so a crash in between re-applies it at start.
+func (d *Daemon) ChangeAllow(ctx context.Context, tenant string, op api.AllowOp, entries []netip.Prefix) ([]netip.Prefix, error) {
+	var result []netip.Prefix
+	err := d.mutate(ctx, fmt.Sprintf("allow %s %s %v", op, tenant, entries), func(ov *Overlay, cur *config.Config) error {
+		s, ok := findService(cur, tenant)
+		if !ok || s.Tenant == "" {
+			return fmt.Errorf("%w: tenant %s", api.ErrNotFound, tenant)
+		}
+		for _, p := range entries {
+			if !p.IsValid() || p.Masked() != p {
+				return fmt.Errorf("%w: allow entry %s (host bits set or invalid)", api.ErrInvalid, p)
+			}
+		}
+		list, ok := ov.Allow[tenant]
+		if !ok {
+			list = s.Allow
+		}
+		next, err := changeAllow(list, op, entries)
+		if err != nil {
+			return err
+		}
+		if ov.Allow == nil {
+			ov.Allow = map[string][]netip.Prefix{}
+		}
+		ov.Allow[tenant] = next
+		result = next
+		return nil
+	})
+	return result, err
+}
+
+// changeAllow computes a new allow-list. Adding a present entry or
+// deleting an absent one is a no-op, so retries are safe.
+func changeAllow(list []netip.Prefix, op api.AllowOp, entries []netip.Prefix) ([]netip.Prefix, error) {
+	switch op {
+	case api.AllowSet:
+		out := make([]netip.Prefix, 0, len(entries))
+		for _, p := range entries {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+		return out, nil
+	case api.AllowAdd:
+		out := slices.Clone(list)
+		for _, p := range entries {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+		return out, nil
+	case api.AllowDel:
+		return slices.DeleteFunc(slices.Clone(list), func(p netip.Prefix) bool { return slices.Contains(entries, p) }), nil
+	}
+	return nil, fmt.Errorf("%w: allow operation %q (want add, del or set)", api.ErrInvalid, op)
+}
