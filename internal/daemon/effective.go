@@ -24,11 +24,11 @@ func healthTargets(svcs []config.ResolvedService) []healthcheck.Target {
 			continue
 		}
 		for _, r := range s.Reals {
-			out = append(out, healthcheck.Target{
-				ID:   realID(s, r),
-				Addr: netip.AddrPortFrom(r.Addr, r.Port),
-				Spec: spec,
-			})
+			t := healthcheck.Target{ID: realID(s, r), Addr: netip.AddrPortFrom(r.Addr, r.Port), Spec: spec}
+			if p := s.Health.ConnectPort; p != 0 {
+				t.Spec.ConnectAddr = netip.AddrPortFrom(r.Addr, uint16(p))
+			}
+			out = append(out, t)
 		}
 	}
 	return out

@@ -107,7 +107,7 @@ func TestHealthTargets(t *testing.T) {
 virtual_services:
   - {vip: 10.0.0.1, port: 80, reals: [{address: 10.0.1.1}], health: {type: none}}
   - {vip: 10.0.0.2, port: 80, reals: [{address: 10.0.1.1}, {address: 10.0.1.2}],
-     health: {type: http, path: /ok, warmup: 0}}
+     health: {type: http, path: /ok, warmup: 0, connect_port: 8080}}
 `)
 	ts := healthTargets(c.Services())
 	if len(ts) != 2 {
@@ -115,6 +115,9 @@ virtual_services:
 	}
 	if ts[0].Spec.Type != healthcheck.HTTP || ts[0].Spec.HTTP.Path != "/ok" || ts[0].Spec.Warmup >= 0 {
 		t.Errorf("spec = %+v", ts[0].Spec)
+	}
+	if ts[1].Spec.ConnectAddr.String() != "10.0.1.2:8080" {
+		t.Errorf("connect_port not applied: %v", ts[1].Spec.ConnectAddr)
 	}
 	if ts[0].ID != "tcp/10.0.0.2:80/10.0.1.1:80" {
 		t.Errorf("id = %s", ts[0].ID)

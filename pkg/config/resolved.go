@@ -44,7 +44,7 @@ type HealthSpec struct {
 	InhibitOnFailure bool
 	ConnectPort      int
 	Path             string
-	StatusCodes      []int
+	StatusCodes      []int // empty: any 2xx
 	Digest           string
 	Host             string
 }

@@ -130,7 +130,7 @@ type Health struct {
 	ConnectPort int `yaml:"connect_port,omitempty"`
 	// Path is the HTTP_GET url path.
 	Path string `yaml:"path,omitempty"`
-	// StatusCode lists the HTTP status codes that mean healthy (default 200).
+	// StatusCode lists the HTTP status codes that mean healthy (default any 2xx).
 	StatusCode []int `yaml:"status_code,omitempty"`
 	// Digest is the expected MD5 hex digest of the HTTP body.
 	Digest string `yaml:"digest,omitempty"`

@@ -228,7 +228,6 @@ func (k *checker) resolveHealth(path []any, h *Health) HealthSpec {
 	}
 	// keepalived's warmup defaults to delay_loop; an explicit 0 turns it off.
 	spec.Warmup = pickPtr(h, d, func(x *Health) *Duration { return x.Warmup }, Duration(spec.DelayLoop)).D()
-	spec.StatusCodes = []int{200}
 	for _, x := range []*Health{h, &d} {
 		if x != nil && len(x.StatusCode) > 0 {
 			spec.StatusCodes = x.StatusCode
