@@ -1,12 +1,29 @@
-// Command lbctl is the operator's CLI for lbd.
+// Command lbctl is the operator's CLI for lbd: status like ipvsadm -Ln,
+// virtual and real servers, configuration apply/diff/validate, tenants and
+// their allow-lists, KVS counters, events, and keepalived import.
+//
+// Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 cannot reach
+// lbd, 4 invalid configuration.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "lbctl: not built yet")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &app{
+		stdin:    os.Stdin,
+		stdout:   os.Stdout,
+		stderr:   os.Stderr,
+		getenv:   os.Getenv,
+		stdinTTY: isTerminal(os.Stdin),
+		now:      time.Now,
+	}
+	os.Exit(a.run(ctx, os.Args[1:]))
 }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/lbd-project/lbd/internal/daemon"
 	"github.com/lbd-project/lbd/pkg/config"
 )
@@ -67,6 +69,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "lbd:", err)
 		return 2
 	}
+	// github.com/moby/ipvs logs through logrus' global logger; lbd reports
+	// the same failures itself, through slog, with context.
+	logrus.SetOutput(io.Discard)
 	d, err := daemon.New(daemon.Options{
 		ConfigPath: *file, Node: *node, StateDir: *stateDir, Socket: *socket, Logger: logger,
 	})

@@ -191,6 +191,9 @@ type ReconcileStatus struct {
 	Error    string        `json:"error,omitempty"`
 	Count    uint64        `json:"count"`
 	Failures uint64        `json:"failures"`
+	// Generation numbers the desired state (file reloads, applies and
+	// runtime changes) that the last reconcile applied.
+	Generation uint64 `json:"generation"`
 	// IPVSWrites counts netlink writes to IPVS since lbd started: an
 	// unchanged reload adds none.
 	IPVSWrites uint64 `json:"ipvs_writes"`

@@ -93,3 +93,27 @@ func drVIPs(cfg *config.Config, node config.Node) []netip.Addr {
 	}
 	return out
 }
+
+// withLingering adds to want the tenants of have that want lacks but whose
+// service IPVS still has (draining after removal): they stay fenced.
+func withLingering(want, have []acl.Tenant, kernel map[string]kernelService) []acl.Tenant {
+	out := slices.Clone(want)
+	for _, t := range have {
+		if slices.ContainsFunc(want, func(w acl.Tenant) bool { return w.Name == t.Name }) {
+			continue
+		}
+		if _, served := kernel[aclServiceKey(t)]; served {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// aclServiceKey is the kernel-side name of a tenant's service.
+func aclServiceKey(t acl.Tenant) string {
+	proto := string(t.Protocol)
+	if proto == "" {
+		proto = "tcp"
+	}
+	return proto + "/" + netip.AddrPortFrom(t.VIP, t.Port).String()
+}

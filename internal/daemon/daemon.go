@@ -51,6 +51,7 @@ type Daemon struct {
 	mu      sync.RWMutex
 	file    *config.Config // the file as read
 	cfg     *config.Config // the file with runtime changes merged: the desired state
+	gen     uint64         // numbers cfg: bumped by every reload, apply and runtime change
 	node    config.Node
 	overlay *Overlay
 	recon   reconcileStats
@@ -72,6 +73,7 @@ type reconcileStats struct {
 	count    uint64
 	failures uint64
 	writes   uint64 // IPVS netlink writes
+	gen      uint64 // the desired state's generation the last reconcile applied
 }
 
 // New checks the options and loads the configuration. Nothing in the
@@ -189,7 +191,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		})
 	}
-	if err := d.startSubsystems(ctx, &wg); err != nil {
+	if err := d.startSubsystems(ctx); err != nil {
+		return err
+	}
+	if err := d.startAPI(ctx, &wg); err != nil {
 		return err
 	}
 	if err := d.reconcile(ctx); err != nil {
@@ -240,6 +245,7 @@ func (d *Daemon) doReload(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	d.file, d.cfg, d.node = file, cfg, node
+	d.gen++
 	d.mu.Unlock()
 	d.events.Publish(events.Config, "configuration reloaded", "file", d.opts.ConfigPath)
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigPath)
@@ -262,7 +268,7 @@ func (d *Daemon) onTransition(tr healthcheck.Transition) {
 // one does not stop the others.
 func (d *Daemon) reconcile(ctx context.Context) error {
 	d.mu.RLock()
-	cfg, node, ov := d.cfg, d.node, d.overlay
+	cfg, node, ov, gen := d.cfg, d.node, d.overlay, d.gen
 	d.mu.RUnlock()
 	start := time.Now()
 	var errs []error
@@ -279,7 +285,7 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	err := errors.Join(errs...)
 	took := time.Since(start)
 	d.mu.Lock()
-	d.recon.last, d.recon.took, d.recon.err = start, took, err
+	d.recon.last, d.recon.took, d.recon.err, d.recon.gen = start, took, err, gen
 	d.recon.count++
 	msg := "reconciled"
 	if err != nil {

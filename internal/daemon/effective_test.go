@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"github.com/lbd-project/lbd/pkg/acl"
 	"net/netip"
 	"testing"
 
@@ -121,5 +122,16 @@ virtual_services:
 	}
 	if ts[0].ID != "tcp/10.0.0.2:80/10.0.1.1:80" {
 		t.Errorf("id = %s", ts[0].ID)
+	}
+}
+
+func TestWithLingering(t *testing.T) {
+	a := acl.Tenant{Name: "a", VIP: netip.MustParseAddr("10.0.0.1"), Port: 1, Protocol: acl.TCP}
+	b := acl.Tenant{Name: "b", VIP: netip.MustParseAddr("10.0.0.1"), Port: 2}
+	c := acl.Tenant{Name: "c", VIP: netip.MustParseAddr("10.0.0.1"), Port: 3}
+	kernel := map[string]kernelService{"tcp/10.0.0.1:2": {}} // b's service is still draining
+	got := withLingering([]acl.Tenant{a}, []acl.Tenant{a, b, c}, kernel)
+	if len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" {
+		t.Errorf("got %+v, want a and the draining b (c's service is gone)", got)
 	}
 }

@@ -36,6 +36,7 @@ func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overla
 		}
 		d.mu.Lock()
 		d.overlay, d.cfg = ov, cfg
+		d.gen++
 		d.mu.Unlock()
 		d.events.Publish(events.Config, "runtime change: "+what)
 		d.log.Info("runtime change", "change", what)
@@ -86,6 +87,7 @@ func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff,
 		}
 		d.mu.Lock()
 		d.file, d.cfg, d.node, d.overlay = next, next, node, ov
+		d.gen++
 		d.mu.Unlock()
 		d.events.Publish(events.Config, "configuration applied", "changes", fmt.Sprint(len(diff.Changes)))
 		return d.reconcile(ctx)

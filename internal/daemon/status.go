@@ -16,7 +16,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	d.mu.RUnlock()
 	st := api.Status{
 		Node: node.Name, Role: string(node.Role), ConfigFile: d.opts.ConfigPath, Started: d.started,
-		Reconcile: api.ReconcileStatus{Last: rec.last, Took: rec.took, Count: rec.count, Failures: rec.failures, IPVSWrites: rec.writes},
+		Reconcile: api.ReconcileStatus{Last: rec.last, Took: rec.took, Count: rec.count, Failures: rec.failures, IPVSWrites: rec.writes, Generation: rec.gen},
 	}
 	if ipvsErr != nil {
 		st.Reconcile.IPVSError = ipvsErr.Error()

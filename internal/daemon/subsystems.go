@@ -37,7 +37,7 @@ type subsystems struct {
 
 // startSubsystems creates the workers of this node's role. Kernel state is
 // only touched by reconcile.
-func (d *Daemon) startSubsystems(ctx context.Context, wg *sync.WaitGroup) error {
+func (d *Daemon) startSubsystems(ctx context.Context) error {
 	dir := d.stateDir(d.cfg)
 	s := &d.sub
 	s.wake = time.NewTimer(time.Hour)
@@ -130,6 +130,11 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 	if err := d.reconcileIPVS(ctx, desired); err != nil {
 		errs = append(errs, err)
 	}
+	// A fence kept only for a draining service can go once IPVS let go.
+	want := aclTenants(eff)
+	if len(withLingering(want, d.sub.aclHave, d.kernelServices())) < len(d.sub.aclHave) {
+		d.Kick()
+	}
 	if err := d.sub.vrrp.configure(vrrpInstances(cfg, node)); err != nil {
 		errs = append(errs, err)
 	}
@@ -138,10 +143,11 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 
 // reconcileACL brings the allow-lists in step. When only lists changed, it
 // swaps just those sets (O(change)); otherwise it applies the whole set of
-// tenants.
+// tenants. A tenant that left the desired state stays fenced while IPVS
+// still has its service (draining): its port never opens, not even then.
 func (d *Daemon) reconcileACL(ctx context.Context, eff []config.ResolvedService) error {
 	s := &d.sub
-	want := aclTenants(eff)
+	want := withLingering(aclTenants(eff), s.aclHave, d.kernelServices())
 	if changed, ok := onlyAllowChanged(s.aclHave, want); ok {
 		var errs []error
 		for _, t := range changed {

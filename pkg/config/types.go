@@ -210,4 +210,13 @@ type Daemon struct {
 	StateDir string `yaml:"state_dir,omitempty"`
 	// Socket is the control API's unix socket (default /run/lbd/lbd.sock).
 	Socket string `yaml:"socket,omitempty"`
+	// SocketGroup is a group granted access to the socket (default: root only).
+	SocketGroup string `yaml:"socket_group,omitempty"`
+	// Listen also serves the API on TCP (host:port); it needs TokenFile.
+	Listen string `yaml:"listen,omitempty"`
+	// TokenFile holds the bearer token TCP clients must present.
+	TokenFile string `yaml:"token_file,omitempty"`
+	// TLSCert and TLSKey serve the TCP API over TLS.
+	TLSCert string `yaml:"tls_cert,omitempty"`
+	TLSKey  string `yaml:"tls_key,omitempty"`
 }

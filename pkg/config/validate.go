@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -55,6 +56,17 @@ func (k *checker) daemon() {
 	}
 	if d.Socket == "" {
 		d.Socket = DefaultSocket
+	}
+	if d.Listen != "" {
+		if _, _, err := net.SplitHostPort(d.Listen); err != nil {
+			k.errf(at("daemon", "listen"), "listen %q: want host:port", d.Listen)
+		}
+		if d.TokenFile == "" {
+			k.errf(at("daemon", "listen"), "a TCP listener needs token_file: the API changes the kernel")
+		}
+	}
+	if (d.TLSCert == "") != (d.TLSKey == "") {
+		k.errf(at("daemon"), "tls_cert and tls_key go together")
 	}
 }
 

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/lbd-project/lbd/internal/memcload"
+)
+
+// benchResult is `lbctl bench -o json`'s output.
+type benchResult struct {
+	Addr           string  `json:"addr"`
+	Requests       uint64  `json:"requests"`
+	RequestsPerSec float64 `json:"requests_per_sec"`
+	KeysPerSec     float64 `json:"keys_per_sec"`
+	P50us          int64   `json:"p50_us"`
+	P99us          int64   `json:"p99_us"`
+	P999us         int64   `json:"p999_us"`
+	MaxUs          int64   `json:"max_us"`
+	Hits           uint64  `json:"hits"`
+	Misses         uint64  `json:"misses"`
+	Errors         uint64  `json:"errors"`
+}
+
+// runBench drives a memcached-protocol server (a tenant's VIP:port, a
+// storage node, or memcached itself) with internal/memcload.
+func runBench(ctx context.Context, a *app, cmd *command, args []string) error {
+	fs := a.flags(cmd.path, cmd.usage)
+	var o memcload.Options
+	fs.StringVar(&o.Addr, "addr", "", "server `HOST:PORT`")
+	fs.IntVar(&o.Conns, "conns", 32, "concurrent `connections`")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured run `time`")
+	fs.IntVar(&o.Keys, "keys", 10000, "key `space`")
+	fs.IntVar(&o.ValueSize, "value-size", 64, "value size in `bytes`")
+	fs.Float64Var(&o.GetRatio, "get-ratio", 0.9, "`fraction` of requests that are gets")
+	fs.IntVar(&o.MultiGet, "multiget", 1, "`keys` per get request")
+	fs.IntVar(&o.Pipeline, "pipeline", 1, "`requests` in flight per connection")
+	fs.StringVar(&o.KeyPrefix, "prefix", "memcload:", "key `prefix`")
+	prefill := fs.Bool("prefill", true, "store every key before measuring")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := nargs(cmd, pos, 0, 0); err != nil {
+		return err
+	}
+	if o.Addr == "" {
+		return usagef("bench needs --addr HOST:PORT")
+	}
+	if err := a.checkOutput(); err != nil {
+		return err
+	}
+	if *prefill {
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := memcload.Prefill(pctx, o)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
+	res, err := memcload.Run(ctx, o)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	out := benchResult{Addr: o.Addr, Requests: res.Requests, RequestsPerSec: res.RequestsPerSec, KeysPerSec: res.KeysPerSec,
+		P50us: res.P50.Microseconds(), P99us: res.P99.Microseconds(), P999us: res.P999.Microseconds(), MaxUs: res.Max.Microseconds(),
+		Hits: res.Hits, Misses: res.Misses, Errors: res.Errors}
+	return a.emit(out, func(w io.Writer) { fmt.Fprintln(w, res) })
+}

@@ -1,0 +1,451 @@
+//go:build vm
+
+// End-to-end tests of the lbd daemon against real kernel IPVS. They need
+// root and a kernel with IPVS, so they run inside the VM (make vmtest), in
+// network namespaces they create: a client and an outsider, a director and
+// two storage nodes on a bridge. The lbd binary is bin/lbd (make build), or
+// $LBD_BIN.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbd-project/lbd/internal/api"
+)
+
+// lab is a bridge with namespaces hanging off it.
+type lab struct {
+	t      *testing.T
+	prefix string
+	dir    string
+	bin    string
+}
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (run by make vmtest)")
+	}
+	bin := os.Getenv("LBD_BIN")
+	if bin == "" {
+		bin, _ = filepath.Abs("../../bin/lbd")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("lbd binary %s: %v (run make build)", bin, err)
+	}
+	exec.Command("modprobe", "ip_vs").Run()
+	l := &lab{t: t, prefix: fmt.Sprintf("lbe%d", os.Getpid()%100000), dir: t.TempDir(), bin: bin}
+	l.ns("sw")
+	l.sh("sw", "ip link add br0 type bridge && ip link set br0 up")
+	t.Cleanup(func() {
+		for _, n := range []string{"cl", "out", "lb", "st1", "st2", "sw"} {
+			exec.Command("ip", "netns", "del", l.prefix+n).Run()
+		}
+	})
+	return l
+}
+
+func (l *lab) ns(name string) string {
+	full := l.prefix + name
+	if out, err := exec.Command("ip", "netns", "add", full).CombinedOutput(); err != nil {
+		l.t.Fatalf("ip netns add %s: %v %s", full, err, out)
+	}
+	l.sh(name, "ip link set lo up")
+	return full
+}
+
+// host adds a namespace with one interface eth0 on the bridge.
+func (l *lab) host(name, addr string) {
+	l.ns(name)
+	peer := "v" + name
+	l.sh("sw", fmt.Sprintf("ip link add %s type veth peer name eth0 netns %s%s && ip link set %s master br0 up", peer, l.prefix, name, peer))
+	l.sh(name, fmt.Sprintf("ip addr add %s/24 dev eth0 && ip link set eth0 up", addr))
+}
+
+// sh runs a shell command inside namespace name and returns its output.
+func (l *lab) sh(name, cmd string) string {
+	l.t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", l.prefix+name, "sh", "-c", cmd).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("[%s] %s: %v\n%s", name, cmd, err, out)
+	}
+	return string(out)
+}
+
+// lbd is one running daemon.
+type lbd struct {
+	cmd  *exec.Cmd
+	node string
+	sock string
+	log  string
+}
+
+func (l *lab) start(node, cfg string) *lbd {
+	l.t.Helper()
+	state := filepath.Join(l.dir, "state-"+node)
+	d := &lbd{node: node, sock: filepath.Join(l.dir, node+".sock"), log: filepath.Join(l.dir, node+".log")}
+	logf, err := os.OpenFile(d.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	d.cmd = exec.Command("ip", "netns", "exec", l.prefix+node, l.bin, "-f", cfg, "--node", node,
+		"--state-dir", state, "--socket", d.sock, "--log-level", "debug")
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() { d.stop(syscall.SIGKILL); logf.Close() })
+	l.t.Cleanup(func() {
+		if l.t.Failed() {
+			b, _ := os.ReadFile(d.log)
+			l.t.Logf("--- log of lbd %s ---\n%s", node, b)
+		}
+	})
+	return d
+}
+
+func (d *lbd) stop(sig syscall.Signal) {
+	if d.cmd.Process == nil || d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(sig)
+	d.cmd.Wait()
+}
+
+// status asks the daemon's API; it fails the test only after waiting.
+func (d *lbd) status(t *testing.T) api.Status {
+	t.Helper()
+	var st api.Status
+	eventually(t, 60*time.Second, "status of "+d.node, func() bool {
+		c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
+		}}, Timeout: 10 * time.Second}
+		resp, err := c.Get("http://lbd/v1/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&st) == nil
+	})
+	return st
+}
+
+// eventually polls cond until it holds or the deadline passes. The deadline
+// is a safety net for a stuck test, not a speed requirement.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// The test binary doubles as the client inside namespaces: run with
+// LBD_E2E_PROBE=addr it connects there and, with LBD_E2E_CMD, sends one
+// command and prints the reply; without, it relays stdin and stdout.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("LBD_E2E_PROBE"); addr != "" {
+		os.Exit(probe(addr, os.Getenv("LBD_E2E_CMD")))
+	}
+	os.Exit(m.Run())
+}
+
+func probe(addr, cmd string) int {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer c.Close()
+	if cmd == "" {
+		go func() { io.Copy(c, os.Stdin); c.Close() }()
+		io.Copy(os.Stdout, c)
+		return 0
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "%s\r\n", cmd)
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		os.Stdout.WriteString(line)
+		if err != nil {
+			return 1
+		}
+		if cmd != "stats" || line == "END\r\n" {
+			return 0
+		}
+	}
+}
+
+// nc runs the probe in namespace ns: one command to addr, its reply.
+func (l *lab) nc(ns, addr, cmd string) (string, error) {
+	c := exec.Command("ip", "netns", "exec", l.prefix+ns, os.Args[0])
+	c.Env = append(os.Environ(), "LBD_E2E_PROBE="+addr, "LBD_E2E_CMD="+cmd)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), err
+}
+
+var statPID = regexp.MustCompile(`STAT pid (\d+)`)
+
+const labConfig = `
+nodes:
+  - {name: lb, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
+  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
+  - {name: st2, role: storage, address: 10.99.0.12, interface: eth0}
+vrrp: {virtual_router_id: 42, advert_interval: 100ms, vips: [10.99.0.100]}
+defaults:
+  scheduler: rr
+  drain_period: 2s
+  health: {type: memcached, connect_timeout: 1s, retry: 0, delay_before_retry: 1s,
+           delay_loop: 1s, warmup: 0, inhibit_on_failure: true}
+tenants:
+  - name: user1
+    service: {vip: 10.99.0.100, port: 13101}
+    allow: [10.99.0.10]
+    reals: [{address: 10.99.0.11, weight: 1}, {address: 10.99.0.12, weight: %d}]
+`
+
+// TestVMDaemonDR runs the whole story of issue 2 on a real kernel.
+func TestVMDaemonDR(t *testing.T) {
+	l := newLab(t)
+	l.host("cl", "10.99.0.10")
+	l.host("out", "10.99.0.20")
+	l.host("lb", "10.99.0.2")
+	l.host("st1", "10.99.0.11")
+	l.host("st2", "10.99.0.12")
+	cfg := filepath.Join(l.dir, "lbd.yaml")
+	writeConfig(t, cfg, 1)
+
+	// An operator's own service, made by hand before lbd starts.
+	l.sh("lb", "ipvsadm -A -t 10.99.0.200:80 -s wlc && ipvsadm -a -t 10.99.0.200:80 -r 10.99.0.11:80 -g")
+
+	st1 := l.start("st1", cfg)
+	l.start("st2", cfg)
+	lb := l.start("lb", cfg)
+
+	// The storage nodes put the VIP on lo and serve the tenant.
+	for _, n := range []string{"st1", "st2"} {
+		eventually(t, 60*time.Second, n+" VIP on lo", func() bool {
+			return strings.Contains(l.sh(n, "ip -o addr show dev lo"), "10.99.0.100/32")
+		})
+		if v := strings.TrimSpace(l.sh(n, "sysctl -n net.ipv4.conf.all.arp_ignore")); v != "1" {
+			t.Errorf("%s arp_ignore = %s", n, v)
+		}
+	}
+	// The director becomes VRRP master alone, owns the VIP and programs IPVS.
+	eventually(t, 60*time.Second, "director owns the VIP", func() bool {
+		return strings.Contains(l.sh("lb", "ip -o addr show dev eth0"), "10.99.0.100")
+	})
+	eventually(t, 60*time.Second, "IPVS service with both reals", func() bool {
+		out := l.sh("lb", "ipvsadm -Ln -t 10.99.0.100:13101")
+		return strings.Contains(out, "10.99.0.11:13101") && strings.Contains(out, "10.99.0.12:13101") && strings.Contains(out, "Route")
+	})
+
+	// Real connections from the allowed client reach both real servers (rr).
+	pids := map[string]int{}
+	for i := 0; i < 6; i++ {
+		out, err := l.nc("cl", "10.99.0.100:13101", "stats")
+		m := statPID.FindStringSubmatch(out)
+		if err != nil || m == nil {
+			t.Fatalf("stats via VIP: %v %q", err, out)
+		}
+		pids[m[1]]++
+	}
+	if len(pids) != 2 {
+		t.Fatalf("connections reached %d real servers, want 2 (rr): %v", len(pids), pids)
+	}
+	// DR: the director never sees the replies: incoming packets are
+	// counted, outgoing ones never (the kernel sums the counters every 2s).
+	var stats string
+	eventually(t, 60*time.Second, "IPVS counters", func() bool {
+		stats = l.sh("lb", "ipvsadm -Ln --stats -t 10.99.0.100:13101")
+		return dsrStats(stats) != ""
+	})
+	if dsrStats(stats) != "dr" {
+		t.Errorf("director saw replies; not DR:\n%s", stats)
+	}
+	// The outsider gets nothing: its port is fenced before IPVS.
+	if out, err := l.nc("out", "10.99.0.100:13101", "version"); err == nil {
+		t.Errorf("outsider reached the tenant: %q", out)
+	}
+
+	// A storage node dies: it leaves the rotation (weight 0, inhibit) and
+	// every new connection goes to the other one; it comes back after.
+	st1.stop(syscall.SIGKILL)
+	eventually(t, 60*time.Second, "st1 weight 0", func() bool { return realWeight(l, "10.99.0.11:13101") == "0" })
+	for i := 0; i < 4; i++ {
+		out, err := l.nc("cl", "10.99.0.100:13101", "version")
+		if err != nil || !strings.HasPrefix(out, "VERSION") {
+			t.Fatalf("with st1 down: %v %q", err, out)
+		}
+	}
+	st1 = l.start("st1", cfg)
+	eventually(t, 60*time.Second, "st1 back to weight 1", func() bool { return realWeight(l, "10.99.0.11:13101") == "1" })
+
+	// SIGHUP with an unchanged file: zero netlink writes.
+	before := lb.status(t)
+	lb.cmd.Process.Signal(syscall.SIGHUP)
+	after := waitReconciled(t, lb, before.Reconcile.Generation)
+	if after.Reconcile.IPVSWrites != before.Reconcile.IPVSWrites {
+		t.Errorf("unchanged reload wrote %d times", after.Reconcile.IPVSWrites-before.Reconcile.IPVSWrites)
+	}
+	// One changed weight: exactly one write.
+	writeConfig(t, cfg, 3)
+	lb.cmd.Process.Signal(syscall.SIGHUP)
+	after2 := waitReconciled(t, lb, after.Reconcile.Generation)
+	if n := after2.Reconcile.IPVSWrites - after.Reconcile.IPVSWrites; n != 1 {
+		t.Errorf("one weight change wrote %d times, want 1", n)
+	}
+	if w := realWeight(l, "10.99.0.12:13101"); w != "3" {
+		t.Errorf("st2 weight = %s, want 3", w)
+	}
+
+	// A file with errors is refused with file:line; the running state stays.
+	os.WriteFile(cfg+".bad", []byte("tenants:\n  - name: x\n    service: {vip: 10.99.0.100, port: 99999}\n"), 0o600)
+	if out, err := exec.Command(l.bin, "-t", "-f", cfg+".bad").CombinedOutput(); err == nil || !strings.Contains(string(out), ".bad:3:") {
+		t.Errorf("lbd -t accepted a bad file or gave no file:line: %v %s", err, out)
+	}
+	good, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte("tenants: [{name: x, service: {vip: 10.99.0.100, port: 0}}]\n"), 0o600)
+	lb.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(2 * time.Second) // give a wrong reload the chance to do harm
+	os.WriteFile(cfg, good, 0o600)
+	if w := realWeight(l, "10.99.0.12:13101"); w != "3" {
+		t.Errorf("after a refused reload st2 weight = %s, want 3", w)
+	}
+
+	// Restart of the director: an established connection survives and lbd
+	// adopts its services without a single write.
+	conn := l.openConn("cl", "10.99.0.100:13101")
+	defer conn.close()
+	if r := conn.roundTrip(t, "version"); !strings.HasPrefix(r, "VERSION") {
+		t.Fatalf("held connection: %q", r)
+	}
+	lb.stop(syscall.SIGTERM)
+	if !strings.Contains(l.sh("lb", "ipvsadm -Ln"), "10.99.0.100:13101") {
+		t.Fatal("SIGTERM removed the IPVS service")
+	}
+	lb = l.start("lb", cfg)
+	st := lb.status(t)
+	eventually(t, 60*time.Second, "first reconcile after restart", func() bool { st = lb.status(t); return st.Reconcile.Count > 0 })
+	if st.Reconcile.IPVSWrites != 0 {
+		t.Errorf("restart wrote %d times to IPVS, want 0 (adopt, not rebuild)", st.Reconcile.IPVSWrites)
+	}
+	if r := conn.roundTrip(t, "version"); !strings.HasPrefix(r, "VERSION") {
+		t.Errorf("established connection lost across restart: %q", r)
+	}
+
+	// The operator's hand-made service survived start, reloads and stop.
+	if !strings.Contains(l.sh("lb", "ipvsadm -Ln"), "10.99.0.200:80") {
+		t.Error("hand-made ipvsadm service was removed")
+	}
+}
+
+func writeConfig(t *testing.T, path string, w2 int) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(labConfig, w2)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReconciled waits for a reconcile of a newer desired state than gen.
+func waitReconciled(t *testing.T, d *lbd, gen uint64) api.Status {
+	t.Helper()
+	var st api.Status
+	eventually(t, 60*time.Second, "reconcile after reload", func() bool {
+		st = d.status(t)
+		return st.Reconcile.Generation > gen
+	})
+	return st
+}
+
+// realWeight reads a real server's weight from the director's kernel.
+func realWeight(l *lab, real string) string {
+	for _, line := range strings.Split(l.sh("lb", "ipvsadm -Ln -t 10.99.0.100:13101"), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 && f[0] == "->" && f[1] == real {
+			return f[3]
+		}
+	}
+	return ""
+}
+
+// dsrStats reads the service's line in `ipvsadm -Ln --stats`: "" while no
+// packet is counted yet, "dr" when packets came in and none went out
+// through the director, "replies" otherwise.
+func dsrStats(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 7 && f[0] == "TCP" {
+			switch {
+			case f[3] == "0":
+				return ""
+			case f[4] == "0":
+				return "dr"
+			}
+			return "replies"
+		}
+	}
+	return ""
+}
+
+// heldConn is a connection kept open from a namespace through the probe
+// in relay mode.
+type heldConn struct {
+	cmd *exec.Cmd
+	in  *os.File
+	out *bufio.Reader
+}
+
+func (l *lab) openConn(ns, addr string) *heldConn {
+	l.t.Helper()
+	c := exec.Command("ip", "netns", "exec", l.prefix+ns, os.Args[0])
+	c.Env = append(os.Environ(), "LBD_E2E_PROBE="+addr)
+	inR, inW, _ := os.Pipe()
+	outR, outW, _ := os.Pipe()
+	c.Stdin, c.Stdout, c.Stderr = inR, outW, outW
+	if err := c.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	inR.Close()
+	outW.Close()
+	return &heldConn{cmd: c, in: inW, out: bufio.NewReader(outR)}
+}
+
+func (h *heldConn) roundTrip(t *testing.T, cmd string) string {
+	t.Helper()
+	fmt.Fprintf(h.in, "%s\r\n", cmd)
+	line, err := h.out.ReadString('\n')
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return strings.TrimSpace(line)
+}
+
+func (h *heldConn) close() {
+	h.in.Close()
+	h.cmd.Process.Kill()
+	h.cmd.Wait()
+}

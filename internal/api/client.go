@@ -1,0 +1,307 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/lbd-project/lbd/internal/events"
+	"github.com/lbd-project/lbd/pkg/config"
+	"go.yaml.in/yaml/v3"
+)
+
+// Client speaks the control API, over the unix socket or TCP.
+type Client struct {
+	base  string // scheme://host, no trailing slash
+	token string
+	hc    *http.Client
+	where string // what to call the server in errors
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*clientConfig)
+
+type clientConfig struct{ tls *tls.Config }
+
+// WithTLSConfig sets the TLS configuration for https:// servers (e.g. a
+// private CA).
+func WithTLSConfig(c *tls.Config) ClientOption {
+	return func(cc *clientConfig) { cc.tls = c }
+}
+
+// NewClient returns a client of the lbd at target: a unix socket path
+// (optionally "unix://PATH") or an http:// or https:// URL, which needs
+// token.
+func NewClient(target, token string, opts ...ClientOption) (*Client, error) {
+	var cc clientConfig
+	for _, o := range opts {
+		o(&cc)
+	}
+	tr := &http.Transport{TLSClientConfig: cc.tls, ForceAttemptHTTP2: false}
+	c := &Client{token: token, hc: &http.Client{Transport: tr}}
+	switch {
+	case strings.HasPrefix(target, "http://"), strings.HasPrefix(target, "https://"):
+		u, err := url.Parse(target)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("api: bad server URL %q", target)
+		}
+		c.base, c.where = u.Scheme+"://"+u.Host, u.Host
+	default:
+		path := strings.TrimPrefix(target, "unix://")
+		if path == "" {
+			return nil, errors.New("api: no socket path")
+		}
+		var d net.Dialer
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		}
+		c.base, c.where = "http://lbd", path
+	}
+	return c, nil
+}
+
+// do sends a request and decodes a JSON answer into out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ctype string, out any) error {
+	resp, err := c.send(ctx, method, path, body, ctype)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("api: %s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// send sends a request and returns a successful response; a failed call
+// becomes an *Error, a failed connection wraps ErrUnreachable.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("api: %s %s: %w", method, path, err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL of a unix socket means nothing to the caller
+		}
+		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, c.where, err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	e := &Error{}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(data, e) != nil || e.Message == "" {
+		e.Message = strings.TrimSpace(string(data))
+		if e.Message == "" {
+			e.Message = resp.Status
+		}
+	}
+	e.Status = resp.StatusCode
+	return nil, e
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, nil, "", out)
+}
+
+func (c *Client) sendJSON(ctx context.Context, method, path string, in, out any) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("api: encode request: %w", err)
+	}
+	return c.do(ctx, method, path, bytes.NewReader(data), "application/json", out)
+}
+
+func (c *Client) sendYAML(ctx context.Context, method, path string, in, out any) error {
+	data, err := yaml.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("api: encode request: %w", err)
+	}
+	return c.do(ctx, method, path, bytes.NewReader(data), "application/yaml", out)
+}
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	return st, c.getJSON(ctx, "/v1/status", &st)
+}
+
+// Validate asks lbd to check a configuration; file names it in errors.
+func (c *Client) Validate(ctx context.Context, yamlDoc []byte, file string) error {
+	return c.do(ctx, http.MethodPost, "/v1/validate?file="+url.QueryEscape(file), bytes.NewReader(yamlDoc), "application/yaml", &OK{})
+}
+
+// Diff tells what applying the configuration would change.
+func (c *Client) Diff(ctx context.Context, yamlDoc []byte, file string) (Diff, error) {
+	var d Diff
+	return d, c.do(ctx, http.MethodPost, "/v1/diff?file="+url.QueryEscape(file), bytes.NewReader(yamlDoc), "application/yaml", &d)
+}
+
+// Apply replaces the desired state with the configuration.
+func (c *Client) Apply(ctx context.Context, yamlDoc []byte, file string) (Diff, error) {
+	var d Diff
+	return d, c.do(ctx, http.MethodPost, "/v1/apply?file="+url.QueryEscape(file), bytes.NewReader(yamlDoc), "application/yaml", &d)
+}
+
+// Reload makes lbd re-read its configuration file.
+func (c *Client) Reload(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/reload", nil, "", &OK{})
+}
+
+// Services lists the virtual services.
+func (c *Client) Services(ctx context.Context) ([]ServiceStatus, error) {
+	var out []ServiceStatus
+	return out, c.getJSON(ctx, "/v1/services", &out)
+}
+
+// Service returns one virtual service by name.
+func (c *Client) Service(ctx context.Context, name string) (ServiceStatus, error) {
+	var out ServiceStatus
+	return out, c.getJSON(ctx, "/v1/services/"+url.PathEscape(name), &out)
+}
+
+// AddService adds a plain virtual service.
+func (c *Client) AddService(ctx context.Context, vs config.VirtualService) error {
+	return c.sendYAML(ctx, http.MethodPost, "/v1/services", vs, &OK{})
+}
+
+// DeleteService removes a virtual service by name ("tcp/VIP:PORT").
+func (c *Client) DeleteService(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/services/"+url.PathEscape(name), nil, "", &OK{})
+}
+
+// AddReal adds a real server to a service.
+func (c *Client) AddReal(ctx context.Context, service string, r config.Real) error {
+	return c.sendYAML(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/reals", r, &OK{})
+}
+
+// DeleteReal removes a real server; addr is ADDR:PORT, or ADDR for the
+// service's port.
+func (c *Client) DeleteReal(ctx context.Context, service, addr string) error {
+	return c.do(ctx, http.MethodDelete, realPath(service, addr), nil, "", &OK{})
+}
+
+// SetWeight changes a real server's weight; 0 drains it.
+func (c *Client) SetWeight(ctx context.Context, service, addr string, weight int) error {
+	return c.sendJSON(ctx, http.MethodPut, realPath(service, addr)+"/weight", WeightRequest{Weight: weight}, &OK{})
+}
+
+func realPath(service, addr string) string {
+	return "/v1/services/" + url.PathEscape(service) + "/reals/" + url.PathEscape(addr)
+}
+
+// Tenants lists the tenants.
+func (c *Client) Tenants(ctx context.Context) ([]Tenant, error) {
+	var out []Tenant
+	return out, c.getJSON(ctx, "/v1/tenants", &out)
+}
+
+// Tenant returns one tenant.
+func (c *Client) Tenant(ctx context.Context, name string) (Tenant, error) {
+	var out Tenant
+	return out, c.getJSON(ctx, "/v1/tenants/"+url.PathEscape(name), &out)
+}
+
+// AddTenant adds a tenant.
+func (c *Client) AddTenant(ctx context.Context, t config.Tenant) error {
+	return c.sendYAML(ctx, http.MethodPost, "/v1/tenants", t, &OK{})
+}
+
+// DeleteTenant removes a tenant.
+func (c *Client) DeleteTenant(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/tenants/"+url.PathEscape(name), nil, "", &OK{})
+}
+
+// Allow returns a tenant's allow-list.
+func (c *Client) Allow(ctx context.Context, tenant string) ([]netip.Prefix, error) {
+	var out AllowList
+	return out.Allow, c.getJSON(ctx, "/v1/tenants/"+url.PathEscape(tenant)+"/allow", &out)
+}
+
+// ChangeAllow adds, deletes or sets allow-list entries (addresses or
+// CIDRs) and returns the new list.
+func (c *Client) ChangeAllow(ctx context.Context, tenant string, op AllowOp, entries []string) ([]netip.Prefix, error) {
+	if entries == nil {
+		entries = []string{}
+	}
+	var out AllowList
+	err := c.sendJSON(ctx, http.MethodPost, "/v1/tenants/"+url.PathEscape(tenant)+"/allow", AllowRequest{Op: op, Entries: entries}, &out)
+	return out.Allow, err
+}
+
+// KVSStats returns per-tenant KVS counters; tenant "" means all.
+func (c *Client) KVSStats(ctx context.Context, tenant string) ([]KVSStats, error) {
+	path := "/v1/kvs/stats"
+	if tenant != "" {
+		path += "?tenant=" + url.QueryEscape(tenant)
+	}
+	var out []KVSStats
+	return out, c.getJSON(ctx, path, &out)
+}
+
+// Events streams events to fn until ctx is done, the server closes the
+// stream, or fn returns an error; recent replays the recent events first.
+func (c *Client) Events(ctx context.Context, recent bool, fn func(events.Event) error) error {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/events?recent="+strconv.FormatBool(recent), nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var ev events.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return fmt.Errorf("api: events: decode: %w", err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("api: events: %w", err)
+	}
+	return ctx.Err()
+}
+
+// Metrics returns the Prometheus text exposition.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/metrics", nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("api: metrics: %w", err)
+	}
+	return data, nil
+}

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+
+	"github.com/lbd-project/lbd/pkg/config"
+)
+
+// tenantName is what the file accepts as a tenant name.
+var tenantName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$`)
+
+func quoteStr(s string) string { return strconv.Quote(s) }
+
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.backend.Tenants(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ts == nil {
+		ts = []Tenant{}
+	}
+	writeJSON(w, ts)
+}
+
+func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
+	t, err := s.findTenant(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, t)
+}
+
+func (s *Server) addTenant(w http.ResponseWriter, r *http.Request) {
+	var t config.Tenant
+	if err := decodeYAML(w, r, &t); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := checkTenant(t); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.backend.AddTenant(r.Context(), t); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, OK{OK: true})
+}
+
+func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !tenantName.MatchString(name) {
+		writeError(w, invalidf("invalid tenant name %q", name))
+		return
+	}
+	if err := s.backend.DeleteTenant(r.Context(), name); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, OK{OK: true})
+}
+
+func (s *Server) getAllow(w http.ResponseWriter, r *http.Request) {
+	t, err := s.findTenant(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	allow := t.Allow
+	if allow == nil {
+		allow = []netip.Prefix{}
+	}
+	writeJSON(w, AllowList{Tenant: t.Name, Allow: allow})
+}
+
+func (s *Server) changeAllow(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !tenantName.MatchString(name) {
+		writeError(w, invalidf("invalid tenant name %q", name))
+		return
+	}
+	var req AllowRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	switch req.Op {
+	case AllowAdd, AllowDel:
+		if len(req.Entries) == 0 {
+			writeError(w, invalidf("allow %s: no entries", req.Op))
+			return
+		}
+	case AllowSet:
+	default:
+		writeError(w, invalidf("unknown allow op %q (want add, del or set)", req.Op))
+		return
+	}
+	entries, err := config.ParseAllow(req.Entries)
+	if err != nil {
+		writeError(w, invalidf("%v", err))
+		return
+	}
+	list, err := s.backend.ChangeAllow(r.Context(), name, req.Op, entries)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if list == nil {
+		list = []netip.Prefix{}
+	}
+	s.log.Info("allow-list changed through the API", "tenant", name, "op", string(req.Op), "entries", len(entries), "now", len(list))
+	writeJSON(w, AllowList{Tenant: name, Allow: list})
+}
+
+func (s *Server) kvsStats(w http.ResponseWriter, r *http.Request) {
+	tenant := r.URL.Query().Get("tenant")
+	if tenant != "" && !tenantName.MatchString(tenant) {
+		writeError(w, invalidf("invalid tenant name %q", tenant))
+		return
+	}
+	st, err := s.backend.KVSStats(r.Context(), tenant)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if st == nil {
+		st = []KVSStats{}
+	}
+	writeJSON(w, st)
+}
+
+// findTenant looks the URL's tenant up.
+func (s *Server) findTenant(r *http.Request) (Tenant, error) {
+	name := r.PathValue("name")
+	if !tenantName.MatchString(name) {
+		return Tenant{}, invalidf("invalid tenant name %q", name)
+	}
+	ts, err := s.backend.Tenants(r.Context())
+	if err != nil {
+		return Tenant{}, err
+	}
+	i := slices.IndexFunc(ts, func(t Tenant) bool { return t.Name == name })
+	if i < 0 {
+		return Tenant{}, &Error{Status: http.StatusNotFound, Message: "no tenant " + name}
+	}
+	return ts[i], nil
+}
+
+// checkTenant validates what can be checked of a tenant on its own; the
+// backend checks it against the rest of the configuration.
+func checkTenant(t config.Tenant) error {
+	bad := func(format string, args ...any) error {
+		return &Error{Status: http.StatusBadRequest, Message: "invalid tenant: " + fmt.Sprintf(format, args...)}
+	}
+	if !tenantName.MatchString(t.Name) {
+		return bad("name %q: use letters, digits, '-', '_', '.' (at most 32)", t.Name)
+	}
+	if a, err := netip.ParseAddr(t.Service.VIP); err != nil || a.Zone() != "" {
+		return bad("invalid vip %q", t.Service.VIP)
+	}
+	if t.Service.Port < 1 || t.Service.Port > 65535 {
+		return bad("port %d out of range 1-65535", t.Service.Port)
+	}
+	if p := t.Service.Protocol; p != "" && p != "tcp" && p != "udp" {
+		return bad("unknown protocol %q", p)
+	}
+	if sc := t.Service.Scheduler; sc != "" && !slices.Contains(config.Schedulers, sc) {
+		return bad("unknown scheduler %q (want one of %v)", sc, config.Schedulers)
+	}
+	if f := t.Service.Forward; f != "" && !slices.Contains(config.Forwards, f) {
+		return bad("unknown forward %q (want dr, nat or tun)", f)
+	}
+	if _, err := config.ParseAllow(t.Allow); err != nil {
+		return bad("%v", err)
+	}
+	for _, rl := range t.Reals {
+		if err := checkReal(rl); err != nil {
+			return bad("%v", err)
+		}
+	}
+	return nil
+}

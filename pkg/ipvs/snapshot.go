@@ -1,0 +1,50 @@
+package ipvs
+
+import (
+	"context"
+	"fmt"
+	"sort"
+)
+
+// Snapshot reads every virtual service and real server from the kernel with
+// their connection counts and rates (what `ipvsadm -Ln --stats --rate`
+// shows), marking the ones lbd owns and the real servers it is draining. It
+// writes nothing and does not change the Reconciler's record. Services are
+// sorted by address, protocol and port.
+func (r *Reconciler) Snapshot(ctx context.Context) ([]ServiceStatus, error) {
+	ks, err := r.k.Services()
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: list services: %w", err)
+	}
+	for i := range ks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		s := &ks[i]
+		ds, err := r.k.Dests(s.Service)
+		if err != nil {
+			return nil, fmt.Errorf("ipvs: list real servers of %s: %w", s.Service.Key(), err)
+		}
+		s.Dests = ds
+	}
+	r.mu.Lock()
+	for i := range ks {
+		s := &ks[i]
+		k := s.Service.Key()
+		rec := r.have[k]
+		if rec == nil {
+			_, s.Owned = r.loaded.keys[k]
+			continue
+		}
+		s.Owned = true
+		for j := range s.Dests {
+			d := &s.Dests[j]
+			if dr := rec.dests[DestKey{Addr: d.Addr, Port: d.Port}]; dr != nil {
+				d.Draining = !dr.drainUntil.IsZero() || !rec.drainUntil.IsZero()
+			}
+		}
+	}
+	r.mu.Unlock()
+	sort.Slice(ks, func(i, j int) bool { return keyLess(ks[i].Service.Key(), ks[j].Service.Key()) })
+	return ks, nil
+}

@@ -1,0 +1,453 @@
+package kvs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// DurableOptions configure a DurableStore.
+type DurableOptions struct {
+	// Dir is the Pebble data directory; created if missing.
+	Dir string
+	// MemoryLimit bounds Pebble's block cache and memtables.
+	MemoryLimit int64
+	// Sync is the WAL sync policy.
+	Sync SyncMode
+	// SyncInterval is the group-commit period for SyncGroup.
+	SyncInterval time.Duration
+}
+
+// durableLocks is the number of key lock stripes; read-modify-write
+// commands (cas, incr, append...) hold one for their read and write.
+const durableLocks = 1024
+
+// sweepInterval is how often expired items are removed from disk.
+const sweepInterval = time.Minute
+
+// Keys are stored under a one-byte prefix, leaving room for metadata.
+const itemPrefix = 'i'
+
+// Record layout: version, flags, exptime, cas, meta, then the value.
+const (
+	recVersion    = 1
+	recHeaderSize = 1 + 4 + 8 + 8 + 1
+)
+
+// DurableStore is a Store on Pebble (the CockroachDB storage engine):
+// every item is a Pebble key whose value carries flags, expiry and CAS.
+// Expiry is stored as absolute time, so it survives restarts; expired items
+// are hidden at once and removed by a sweeper.
+//
+// Recently used items are also kept in an in-memory LRU (a MemoryStore)
+// that is written through under the key's lock, so it is never stale: reads
+// that hit it do not touch Pebble, as okuyama kept hot data in memory over
+// its transaction log.
+type DurableStore struct {
+	db        *pebble.DB
+	hot       *MemoryStore
+	cache     *pebble.Cache
+	wo        *pebble.WriteOptions
+	log       *slog.Logger
+	seed      maphash.Seed
+	locks     [durableLocks]sync.Mutex
+	flushMu   sync.RWMutex // Flush excludes every mutation
+	cas       atomic.Uint64
+	items     atomic.Int64
+	bytes     atomic.Int64
+	limit     atomic.Int64
+	total     atomic.Uint64
+	reclaimed atomic.Uint64
+	dirty     atomic.Bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// pebbleLogger routes Pebble's log lines to slog.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	// Pebble calls Fatalf on unrecoverable corruption; it expects the
+	// process to stop.
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error(msg, "component", "pebble")
+	panic("kvs: pebble fatal: " + msg)
+}
+
+// OpenDurable opens (or creates) a durable store in opts.Dir.
+func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("kvs: open durable store: no dir")
+	}
+	if opts.MemoryLimit <= 0 {
+		opts.MemoryLimit = DefaultMemoryLimit
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = DefaultSyncInterval
+	}
+	// Half the budget holds hot items, a quarter caches Pebble blocks and
+	// the rest holds memtables (Pebble keeps up to two before it stalls
+	// writes).
+	memtable := clamp(opts.MemoryLimit/8, 1<<20, 64<<20)
+	cache := pebble.NewCache(clamp(opts.MemoryLimit/4, 1<<20, 1<<40))
+	po := &pebble.Options{
+		Cache:        cache,
+		MemTableSize: uint64(memtable),
+		Logger:       pebbleLogger{log},
+	}
+	db, err := pebble.Open(opts.Dir, po)
+	if err != nil {
+		cache.Unref()
+		return nil, fmt.Errorf("kvs: open durable store %s: %w", opts.Dir, err)
+	}
+	s := &DurableStore{db: db, hot: NewMemoryStore(opts.MemoryLimit / 2), cache: cache, log: log, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	s.limit.Store(opts.MemoryLimit)
+	s.wo = pebble.Sync
+	if opts.Sync == SyncGroup {
+		s.wo = pebble.NoSync
+	}
+	if err := s.load(time.Now().Unix()); err != nil {
+		s.db.Close()
+		cache.Unref()
+		return nil, fmt.Errorf("kvs: open durable store %s: %w", opts.Dir, err)
+	}
+	if opts.Sync == SyncGroup {
+		s.wg.Add(1)
+		go s.syncLoop(opts.SyncInterval)
+	}
+	s.wg.Add(1)
+	go s.sweepLoop()
+	return s, nil
+}
+
+func clamp(v, lo, hi int64) int64 { return max(lo, min(v, hi)) }
+
+func itemKey(key []byte) []byte {
+	k := make([]byte, 1+len(key))
+	k[0] = itemPrefix
+	copy(k[1:], key)
+	return k
+}
+
+func encodeItem(it Item) []byte {
+	b := make([]byte, recHeaderSize+len(it.Value))
+	b[0] = recVersion
+	binary.LittleEndian.PutUint32(b[1:], it.Flags)
+	binary.LittleEndian.PutUint64(b[5:], uint64(it.Exptime))
+	binary.LittleEndian.PutUint64(b[13:], it.CAS)
+	b[21] = it.Meta
+	copy(b[recHeaderSize:], it.Value)
+	return b
+}
+
+// decodeItem decodes a record; the value is copied out of b.
+func decodeItem(b []byte) (Item, error) {
+	if len(b) < recHeaderSize || b[0] != recVersion {
+		return Item{}, fmt.Errorf("bad record (%d bytes)", len(b))
+	}
+	return Item{
+		Flags:   binary.LittleEndian.Uint32(b[1:]),
+		Exptime: int64(binary.LittleEndian.Uint64(b[5:])),
+		CAS:     binary.LittleEndian.Uint64(b[13:]),
+		Meta:    b[21],
+		Value:   append([]byte(nil), b[recHeaderSize:]...),
+	}, nil
+}
+
+// load counts items and finds the highest CAS, dropping expired items.
+func (s *DurableStore) load(now int64) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{itemPrefix}, UpperBound: []byte{itemPrefix + 1}})
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	defer it.Close()
+	b := s.db.NewBatch()
+	var maxCAS uint64
+	for it.First(); it.Valid(); it.Next() {
+		rec, err := decodeItem(it.Value())
+		if err != nil {
+			return fmt.Errorf("scan key %q: %w", it.Key()[1:], err)
+		}
+		maxCAS = max(maxCAS, rec.CAS)
+		if rec.expired(now) {
+			b.Delete(it.Key(), nil)
+			continue
+		}
+		s.items.Add(1)
+		s.bytes.Add(itemSize(it.Key()[1:], rec.Value))
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	s.cas.Store(maxCAS)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("drop expired: %w", err)
+	}
+	return nil
+}
+
+func (s *DurableStore) lock(key []byte) *sync.Mutex {
+	return &s.locks[maphash.Bytes(s.seed, key)%durableLocks]
+}
+
+// read returns the record for key, live or not.
+func (s *DurableStore) read(k []byte) (Item, bool, error) {
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Item{}, false, nil
+	}
+	if err != nil {
+		return Item{}, false, fmt.Errorf("kvs: get %q: %w", k[1:], err)
+	}
+	defer closer.Close()
+	it, err := decodeItem(v)
+	if err != nil {
+		return Item{}, false, fmt.Errorf("kvs: get %q: %w", k[1:], err)
+	}
+	return it, true, nil
+}
+
+// Get implements Store. Reads do not write to Pebble, so the fetched bit
+// and access time of items not in memory are not recorded.
+func (s *DurableStore) Get(key []byte, now int64) (Item, bool) {
+	if it, ok := s.hot.Get(key, now); ok {
+		return it, true
+	}
+	// Load under the key's lock, so that a concurrent write cannot be
+	// overtaken by the older value read here.
+	s.flushMu.RLock()
+	defer s.flushMu.RUnlock()
+	mu := s.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	if it, ok := s.hot.Get(key, now); ok {
+		return it, true
+	}
+	it, ok, err := s.read(itemKey(key))
+	if err != nil {
+		s.log.Error("kvs: durable get", "err", err)
+		return Item{}, false
+	}
+	if !ok || it.expired(now) {
+		return Item{}, false
+	}
+	s.cacheItem(key, it, now)
+	return it, true
+}
+
+// cacheItem puts it into the hot set as it is; the caller holds the key's
+// lock.
+func (s *DurableStore) cacheItem(key []byte, it Item, now int64) {
+	it.Atime = now // the hot set's LRU order
+	s.hot.Mutate(key, now, func(Item, bool) (Item, Op) { return it, OpTouch })
+}
+
+// Mutate implements Store. The write is acknowledged (returns) only after
+// Pebble has committed it under the store's sync policy.
+func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
+	s.flushMu.RLock()
+	defer s.flushMu.RUnlock()
+	mu := s.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	k := itemKey(key)
+	// The hot set is authoritative for what it holds: every write goes
+	// through here under the key's lock.
+	cur, found := s.hot.Get(key, now)
+	if !found {
+		var err error
+		if cur, found, err = s.read(k); err != nil {
+			return Item{}, err
+		}
+	}
+	live := found && !cur.expired(now)
+	var oldSize int64
+	if found {
+		oldSize = itemSize(key, cur.Value)
+	}
+	arg := cur
+	if !live {
+		arg = Item{}
+	}
+	next, op := fn(arg, live)
+	switch op {
+	case OpKeep:
+		return arg, nil
+	case OpDelete:
+		if !found {
+			return Item{}, nil
+		}
+		s.hot.Mutate(key, now, deleteFn)
+		if err := s.db.Delete(k, s.wo); err != nil {
+			return Item{}, fmt.Errorf("kvs: delete %q: %w", key, err)
+		}
+		s.markDirty()
+		s.items.Add(-1)
+		s.bytes.Add(-oldSize)
+		if !live {
+			s.reclaimed.Add(1)
+		}
+		return Item{}, nil
+	case OpStore:
+		next.CAS = s.cas.Add(1)
+		next.Atime = now
+		s.total.Add(1)
+	}
+	if err := s.db.Set(k, encodeItem(next), s.wo); err != nil {
+		// The old value may or may not be on disk now: forget it.
+		s.hot.Mutate(key, now, deleteFn)
+		return Item{}, fmt.Errorf("kvs: set %q: %w", key, err)
+	}
+	s.markDirty()
+	s.cacheItem(key, next, now)
+	if !found {
+		s.items.Add(1)
+	} else if !live {
+		s.reclaimed.Add(1)
+	}
+	s.bytes.Add(itemSize(key, next.Value) - oldSize)
+	return next, nil
+}
+
+func (s *DurableStore) markDirty() {
+	if s.wo == pebble.NoSync {
+		s.dirty.Store(true)
+	}
+}
+
+// Flush implements Store: one range deletion, synced.
+func (s *DurableStore) Flush() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if err := s.db.DeleteRange([]byte{itemPrefix}, []byte{itemPrefix + 1}, pebble.Sync); err != nil {
+		return fmt.Errorf("kvs: flush: %w", err)
+	}
+	s.hot.Flush()
+	s.items.Store(0)
+	s.bytes.Store(0)
+	return nil
+}
+
+// SetLimit implements Store. The hot set follows at once; Pebble's caches
+// are sized when it opens, so they follow when the tenant restarts.
+func (s *DurableStore) SetLimit(limit int64) {
+	s.limit.Store(limit)
+	s.hot.SetLimit(limit / 2)
+}
+
+// Stats implements Store.
+func (s *DurableStore) Stats() StoreStats {
+	return StoreStats{
+		Items:      s.items.Load(),
+		Bytes:      s.bytes.Load(),
+		LimitBytes: s.limit.Load(),
+		TotalItems: s.total.Load(),
+		Reclaimed:  s.reclaimed.Load(),
+	}
+}
+
+// syncLoop is the group commit: writes are acknowledged unsynced and the
+// log is synced every interval, so a crash loses at most one interval.
+func (s *DurableStore) syncLoop(interval time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if s.dirty.Swap(false) {
+				if err := s.db.LogData(nil, pebble.Sync); err != nil {
+					s.log.Error("kvs: group commit sync", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// sweepLoop removes expired items from disk now and then.
+func (s *DurableStore) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.sweep(time.Now().Unix()); err != nil {
+				s.log.Error("kvs: sweep expired", "err", err)
+			}
+		}
+	}
+}
+
+func (s *DurableStore) sweep(now int64) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{itemPrefix}, UpperBound: []byte{itemPrefix + 1}})
+	if err != nil {
+		return err
+	}
+	var expired [][]byte
+	for it.First(); it.Valid() && len(expired) < 10000; it.Next() {
+		v := it.Value()
+		if len(v) >= recHeaderSize {
+			exp := int64(binary.LittleEndian.Uint64(v[5:]))
+			if exp != 0 && exp <= now {
+				expired = append(expired, append([]byte(nil), it.Key()[1:]...))
+			}
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, k := range expired {
+		select {
+		case <-s.stop:
+			return nil
+		default:
+		}
+		// Re-checked under the key lock: it may have been rewritten.
+		if _, err := s.Mutate(k, now, func(cur Item, live bool) (Item, Op) {
+			if live {
+				return cur, OpKeep
+			}
+			return cur, OpDelete
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements Store: it syncs and closes the database.
+func (s *DurableStore) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		if e := s.db.LogData(nil, pebble.Sync); e != nil {
+			err = fmt.Errorf("kvs: close durable store: sync: %w", e)
+		}
+		if e := s.db.Close(); e != nil {
+			err = errors.Join(err, fmt.Errorf("kvs: close durable store: %w", e))
+		}
+		s.cache.Unref()
+	})
+	return err
+}

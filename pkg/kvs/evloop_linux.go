@@ -1,0 +1,394 @@
+//go:build linux
+
+package kvs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// The event loops serve the common case (small requests and replies) the
+// way memcached does: a few threads wait in epoll and run every complete
+// request in a connection's buffer, then write the replies in one write.
+// That saves the Go netpoller's extra read (which fails with EAGAIN) and a
+// goroutine wake-up per request. A connection that needs blocking I/O (a
+// request or reply too big for its buffers, a client that does not read)
+// is handed to a goroutine running the same session code on a net.Conn.
+
+const (
+	evInitBuf = 16 << 10 // initial input buffer
+	evMaxIn   = 64 << 10 // input buffered before handing off
+	evOutSoft = 256 << 10
+)
+
+// errNeedMore reports a request that is not complete in the buffer.
+var errNeedMore = errors.New("kvs: need more input")
+
+// evPool is the set of event loops shared by a Tier's tenants.
+type evPool struct {
+	loops []*evLoop
+	next  atomic.Uint32
+	wg    sync.WaitGroup
+}
+
+type evLoop struct {
+	epfd     int
+	wakefd   int
+	stopping atomic.Bool
+	mu       sync.Mutex
+	conns    map[int32]*evConn
+}
+
+// evConn is a connection served by an event loop.
+type evConn struct {
+	fd   int
+	srv  *server
+	loop *evLoop
+	sess *session
+	in   evReader
+	out  evWriter
+}
+
+func newEvPool() (*evPool, error) {
+	p := &evPool{}
+	for range runtime.GOMAXPROCS(0) {
+		l, err := newEvLoop()
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		p.loops = append(p.loops, l)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			l.run()
+		}()
+	}
+	return p, nil
+}
+
+func newEvLoop() (*evLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("kvs: epoll_create1: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("kvs: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("kvs: epoll_ctl: %w", err)
+	}
+	return &evLoop{epfd: epfd, wakefd: wakefd, conns: make(map[int32]*evConn)}, nil
+}
+
+// close stops the loops; their connections must be gone already.
+func (p *evPool) close() {
+	if p == nil {
+		return
+	}
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	for _, l := range p.loops {
+		l.stopping.Store(true)
+		unix.Write(l.wakefd, one)
+	}
+	p.wg.Wait()
+	for _, l := range p.loops {
+		unix.Close(l.epfd)
+		unix.Close(l.wakefd)
+	}
+	p.loops = nil
+}
+
+// add takes nc out of Go's poller and serves it on a loop. It reports
+// false if the connection could not be moved (the caller serves it).
+func (p *evPool) add(srv *server, nc net.Conn) bool {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok || len(p.loops) == 0 {
+		return false
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	fd := -1
+	raw.Control(func(s uintptr) {
+		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if err != nil || fd < 0 {
+		return false
+	}
+	// The duplicate shares the socket (and its O_NONBLOCK); closing the
+	// original only removes it from Go's poller.
+	nc.Close()
+	cfg := srv.svc.cfg()
+	c := &evConn{fd: fd, srv: srv, loop: p.loops[p.next.Add(1)%uint32(len(p.loops))]}
+	c.in.buf = make([]byte, 0, evInitBuf)
+	c.in.maxGetLine = cfg.MaxGetLine
+	c.sess = newSession(srv.svc, &c.in, &c.out)
+	c.sess.outPending = c.out.pending
+	c.sess.outLimit = cfg.MaxItemSize + evOutSoft
+
+	srv.mu.Lock()
+	if srv.done {
+		srv.mu.Unlock()
+		unix.Close(fd)
+		srv.release()
+		return true
+	}
+	srv.evconns[c] = struct{}{}
+	srv.mu.Unlock()
+
+	l := c.loop
+	l.mu.Lock()
+	l.conns[int32(fd)] = c
+	l.mu.Unlock()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		srv.svc.log.Warn("kvs: epoll_ctl add", "tenant", srv.svc.name, "err", err)
+		l.closeConn(c)
+	}
+	return true
+}
+
+func (l *evLoop) run() {
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := unix.EpollWait(l.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return
+		}
+		for i := range n {
+			fd := events[i].Fd
+			if int(fd) == l.wakefd {
+				if l.stopping.Load() {
+					return
+				}
+				continue
+			}
+			l.mu.Lock()
+			c := l.conns[fd]
+			l.mu.Unlock()
+			if c != nil {
+				l.serve(c)
+			}
+		}
+	}
+}
+
+// serve reads what the socket has, runs every complete request and writes
+// the replies.
+func (l *evLoop) serve(c *evConn) {
+	in := &c.in
+	if len(in.buf) == cap(in.buf) {
+		if cap(in.buf) >= evMaxIn {
+			// A request bigger than the buffer: let a goroutine stream it.
+			l.handoff(c)
+			return
+		}
+		nb := make([]byte, len(in.buf), min(2*cap(in.buf), evMaxIn))
+		copy(nb, in.buf)
+		in.buf = nb
+	}
+	n, err := unix.Read(c.fd, in.buf[len(in.buf):cap(in.buf)])
+	if n <= 0 {
+		if n < 0 && (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) {
+			return
+		}
+		l.closeConn(c)
+		return
+	}
+	in.buf = in.buf[:len(in.buf)+n]
+	if in.skip > 0 {
+		d := min(in.skip, len(in.buf)-in.pos)
+		in.pos += d
+		in.skip -= d
+	}
+	s := c.sess
+	quit, handoff := false, false
+	for in.pos < len(in.buf) && len(c.out.buf) < evOutSoft {
+		mark, outMark := in.pos, len(c.out.buf)
+		line, err := s.readLine()
+		if err == nil {
+			s.ctr[cCommands]++
+			err = s.dispatch(line)
+		}
+		if s.overflow || err == errNeedMore {
+			// Not run: undo and retry with more input, or in a goroutine.
+			in.pos, in.skip = mark, 0
+			c.out.buf = c.out.buf[:outMark]
+			handoff = s.overflow
+			s.overflow = false
+			break
+		}
+		if err != nil {
+			quit = true
+			break
+		}
+	}
+	s.svc.ctr.merge(&s.ctr)
+	if rest := len(in.buf) - in.pos; rest == 0 {
+		in.buf = in.buf[:0]
+	} else if in.pos > 0 {
+		copy(in.buf, in.buf[in.pos:])
+		in.buf = in.buf[:rest]
+	}
+	in.pos = 0
+	for c.out.off < len(c.out.buf) {
+		n, err := unix.Write(c.fd, c.out.buf[c.out.off:])
+		if n > 0 {
+			c.out.off += n
+		}
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) {
+				handoff = true // the client reads slowly: block in a goroutine
+				break
+			}
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			l.closeConn(c)
+			return
+		}
+	}
+	if c.out.off == len(c.out.buf) {
+		c.out.buf, c.out.off = c.out.buf[:0], 0
+		if cap(c.out.buf) > evOutSoft {
+			c.out.buf = nil
+		}
+	}
+	switch {
+	case quit:
+		l.closeConn(c)
+	case handoff:
+		l.handoff(c)
+	}
+}
+
+func (l *evLoop) forget(c *evConn) {
+	l.mu.Lock()
+	delete(l.conns, int32(c.fd))
+	l.mu.Unlock()
+}
+
+// closeConn closes an event-loop connection.
+func (l *evLoop) closeConn(c *evConn) {
+	l.forget(c)
+	srv := c.srv
+	srv.mu.Lock()
+	delete(srv.evconns, c)
+	unix.Close(c.fd) // also leaves the epoll set
+	srv.mu.Unlock()
+	c.sess.flush()
+	srv.release()
+}
+
+// handoff moves c to a goroutine with what it has buffered either way.
+func (l *evLoop) handoff(c *evConn) {
+	l.forget(c)
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	srv := c.srv
+	f := os.NewFile(uintptr(c.fd), "kvs")
+	nc, err := net.FileConn(f)
+	srv.mu.Lock()
+	delete(srv.evconns, c)
+	f.Close()
+	if err == nil && !srv.done {
+		srv.conns[nc] = struct{}{}
+	} else if err == nil {
+		nc.Close()
+		err = net.ErrClosed
+	}
+	srv.mu.Unlock()
+	c.sess.flush()
+	if err != nil {
+		srv.release()
+		return
+	}
+	in := bytes.Clone(c.in.buf[c.in.pos:])
+	out := bytes.Clone(c.out.buf[c.out.off:])
+	go srv.serveHandedOff(nc, in, c.in.skip, out)
+}
+
+// evReader is a connection's input buffer with memcached's line limits.
+// It never blocks: an incomplete request yields errNeedMore, and the loop
+// rewinds to the request's start.
+type evReader struct {
+	buf        []byte
+	pos        int
+	skip       int
+	maxGetLine int
+}
+
+func (r *evReader) ReadSlice(delim byte) ([]byte, error) {
+	avail := r.buf[r.pos:]
+	if i := bytes.IndexByte(avail, delim); i >= 0 {
+		r.pos += i + 1
+		return avail[:i+1], nil
+	}
+	if len(avail) > r.maxGetLine || (len(avail) >= readBufSize && !isGetPrefix(avail)) {
+		return nil, errLineTooLong
+	}
+	return nil, errNeedMore
+}
+
+func (r *evReader) Buffered() int { return len(r.buf) - r.pos }
+
+// Discard drops n bytes; what is not buffered yet is dropped as it comes.
+func (r *evReader) Discard(n int) (int, error) {
+	avail := len(r.buf) - r.pos
+	if n > avail {
+		r.skip = n - avail
+		r.pos = len(r.buf)
+		return n, nil
+	}
+	r.pos += n
+	return n, nil
+}
+
+func (r *evReader) Read(p []byte) (int, error) {
+	if r.pos == len(r.buf) {
+		return 0, errNeedMore
+	}
+	n := copy(p, r.buf[r.pos:])
+	r.pos += n
+	return n, nil
+}
+
+// evWriter collects replies until the loop writes them.
+type evWriter struct {
+	buf []byte
+	off int
+}
+
+func (w *evWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+func (w *evWriter) WriteString(s string) (int, error) {
+	w.buf = append(w.buf, s...)
+	return len(s), nil
+}
+
+func (w *evWriter) Flush() error { return nil }
+
+func (w *evWriter) pending() int { return len(w.buf) - w.off }
+
+// shutdownFD hangs up a connection's socket.
+func shutdownFD(fd int) { unix.Shutdown(fd, unix.SHUT_RDWR) }

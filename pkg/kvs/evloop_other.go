@@ -1,0 +1,23 @@
+//go:build !linux
+
+package kvs
+
+import (
+	"errors"
+	"net"
+)
+
+var errNeedMore = errors.New("kvs: need more input")
+
+// evPool is only implemented on Linux; elsewhere every connection runs in
+// its own goroutine.
+type evPool struct{}
+
+func newEvPool() (*evPool, error)            { return nil, nil }
+func (p *evPool) close()                     {}
+func (p *evPool) add(*server, net.Conn) bool { return false }
+
+// evConn is never created off Linux.
+type evConn struct{ fd int }
+
+func shutdownFD(int) {}

@@ -1,0 +1,352 @@
+package kvs
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// maxTokens is memcached's MAX_TOKENS: at most maxTokens-1 tokens are split
+// off a line; the rest is left for multi-get continuation.
+const maxTokens = 24
+
+// readBufSize is the per-connection read buffer; it also bounds the length
+// of every request line except multi-gets.
+const readBufSize = 16 << 10
+
+// errLineTooLong ends a connection that sent a request line over the limit.
+var errLineTooLong = errors.New("kvs: request line too long")
+
+// errQuit ends a connection that sent "quit".
+var errQuit = errors.New("kvs: quit")
+
+// reqReader is what a session reads requests from: a *bufio.Reader on a
+// connection, or an event loop's buffer (which reports errNeedMore when a
+// request is incomplete).
+type reqReader interface {
+	io.Reader
+	ReadSlice(delim byte) ([]byte, error)
+	Buffered() int
+	Discard(n int) (int, error)
+}
+
+// respWriter is what a session writes replies to.
+type respWriter interface {
+	io.Writer
+	io.StringWriter
+	Flush() error
+}
+
+// session is one client connection's protocol state.
+type session struct {
+	svc     *service
+	r       reqReader
+	w       respWriter
+	ctr     localCounters
+	noreply bool
+	toks    [maxTokens][]byte
+	big     []byte // a multi-get line longer than the read buffer
+	scratch []byte // response line being built
+	// beforeRead is called when the session is about to block on input.
+	beforeRead func()
+	// outPending, if set, reports replies not yet written; a multi-get
+	// that would take it past outLimit stops and sets overflow, so that
+	// an event loop can rerun it where output may block.
+	outPending func() int
+	outLimit   int
+	overflow   bool
+}
+
+func newSession(svc *service, r reqReader, w respWriter) *session {
+	return &session{svc: svc, r: r, w: w, scratch: make([]byte, 0, 512)}
+}
+
+// serve runs the request loop until the input ends or fails.
+func (s *session) serve() error {
+	for {
+		if s.r.Buffered() == 0 {
+			// Nothing pipelined behind this request: answer now.
+			if err := s.flush(); err != nil {
+				return err
+			}
+			if s.beforeRead != nil {
+				s.beforeRead()
+			}
+		}
+		line, err := s.readLine()
+		if err != nil {
+			s.flush()
+			return err
+		}
+		s.ctr[cCommands]++
+		if err := s.dispatch(line); err != nil {
+			s.flush()
+			return err
+		}
+	}
+}
+
+func (s *session) flush() error {
+	s.svc.ctr.merge(&s.ctr)
+	return s.w.Flush()
+}
+
+// readLine returns the next request line without its "\n" (and "\r"). The
+// slice is valid until the next read.
+func (s *session) readLine() ([]byte, error) {
+	line, err := s.r.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		// Only multi-gets may be longer than the buffer (memcached closes
+		// the connection for anything else too).
+		if !isGetPrefix(line) {
+			return nil, errLineTooLong
+		}
+		s.big = append(s.big[:0], line...)
+		for err == bufio.ErrBufferFull {
+			line, err = s.r.ReadSlice('\n')
+			if len(s.big)+len(line) > s.svc.cfg().MaxGetLine {
+				s.big = nil
+				return nil, errLineTooLong
+			}
+			s.big = append(s.big, line...)
+		}
+		line = s.big
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.ctr[cBytesRead] += uint64(len(line))
+	n := len(line) - 1
+	if n > 1 && line[n-1] == '\r' {
+		n--
+	}
+	line = line[:n]
+	// memcached handles the line as a C string.
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
+	return line, nil
+}
+
+func isGetPrefix(line []byte) bool {
+	i := 0
+	for i < len(line) && line[i] == ' ' {
+		i++
+	}
+	if i > 100 {
+		return false
+	}
+	rest := line[i:]
+	return bytes.HasPrefix(rest, []byte("get ")) || bytes.HasPrefix(rest, []byte("gets "))
+}
+
+// tokenize splits line on spaces like memcached's tokenize_command: at most
+// maxTokens-1 tokens; rest is the unprocessed remainder (nil if none).
+func tokenize(line []byte, toks *[maxTokens][]byte) (n int, rest []byte) {
+	start := 0
+	for i := 0; i < len(line); i++ {
+		if line[i] != ' ' {
+			continue
+		}
+		if start != i {
+			toks[n] = line[start:i]
+			n++
+			if n == maxTokens-1 {
+				if i+1 < len(line) {
+					return n, line[i+1:]
+				}
+				return n, nil
+			}
+		}
+		start = i + 1
+	}
+	if start != len(line) {
+		toks[n] = line[start:]
+		n++
+	}
+	return n, nil
+}
+
+// out writes a one-line reply, unless the command asked for noreply.
+func (s *session) out(str string) {
+	if s.noreply {
+		s.noreply = false
+		return
+	}
+	s.w.WriteString(str)
+	s.w.WriteString("\r\n")
+	s.ctr[cBytesWritten] += uint64(len(str) + 2)
+}
+
+// outErr writes an error reply even under noreply.
+func (s *session) outErr(str string) {
+	s.noreply = false
+	s.out(str)
+}
+
+func (s *session) write(b []byte) {
+	s.w.Write(b)
+	s.ctr[cBytesWritten] += uint64(len(b))
+}
+
+// setNoreply is memcached's set_noreply_maybe: the last token may be
+// "noreply".
+func (s *session) setNoreply(n int) bool {
+	if n > 0 && string(s.toks[n-1]) == "noreply" {
+		s.noreply = true
+	}
+	return s.noreply
+}
+
+// swallow discards n bytes of input (a data block that will not be stored).
+func (s *session) swallow(n int) error {
+	_, err := s.r.Discard(n)
+	s.ctr[cBytesRead] += uint64(n)
+	return err
+}
+
+// dispatch runs one request line. It returns an error only when the
+// connection must end.
+func (s *session) dispatch(line []byte) error {
+	s.noreply = false
+	n, rest := tokenize(line, &s.toks)
+	nt := n + 1 // memcached counts the terminal token
+	if nt < 2 || len(s.toks[0]) < 2 {
+		s.out("ERROR")
+		return nil
+	}
+	cmd := s.toks[0]
+	switch {
+	case cmd[0] == 'm' && len(cmd) == 2:
+		switch cmd[1] {
+		case 'g':
+			s.metaGet(n)
+		case 's':
+			return s.metaSet(n)
+		case 'd':
+			s.metaDelete(n)
+		case 'n':
+			s.out("MN")
+			return s.flush()
+		case 'a':
+			s.metaArith(n)
+		case 'e':
+			s.metaDebug(n)
+		default:
+			s.out("ERROR")
+		}
+		return nil
+	case cmd[0] == 'g':
+		if nt < 3 {
+			s.out("ERROR")
+			return nil
+		}
+		switch string(cmd) {
+		case "get":
+			s.get(line, n, rest, false, false)
+		case "gets":
+			s.get(line, n, rest, true, false)
+		case "gat":
+			s.get(line, n, rest, false, true)
+		case "gats":
+			s.get(line, n, rest, true, true)
+		default:
+			s.out("ERROR")
+		}
+		return nil
+	}
+	switch string(cmd) {
+	case "set":
+		return s.update(nt, n, cmdSet)
+	case "add":
+		return s.update(nt, n, cmdAdd)
+	case "replace":
+		return s.update(nt, n, cmdReplace)
+	case "append":
+		return s.update(nt, n, cmdAppend)
+	case "prepend":
+		return s.update(nt, n, cmdPrepend)
+	case "cas":
+		if nt != 7 && nt != 8 {
+			s.out("ERROR")
+			return nil
+		}
+		return s.update(nt, n, cmdCAS)
+	case "incr", "decr":
+		if nt != 4 && nt != 5 {
+			s.out("ERROR")
+			return nil
+		}
+		s.arith(n, cmd[0] == 'i')
+	case "delete":
+		if nt < 3 || nt > 5 {
+			s.out("ERROR")
+			return nil
+		}
+		s.delete(nt, n)
+	case "touch":
+		if nt != 4 && nt != 5 {
+			s.out("ERROR")
+			return nil
+		}
+		s.touch(n)
+	case "bget":
+		if nt < 3 {
+			s.out("ERROR")
+			return nil
+		}
+		s.get(line, n, rest, false, false)
+	case "flush_all":
+		if nt < 2 || nt > 4 {
+			s.out("ERROR")
+			return nil
+		}
+		s.flushAll(nt, n)
+	case "version":
+		s.out("VERSION " + Version)
+	case "quit":
+		return errQuit
+	case "verbosity":
+		if nt != 3 && nt != 4 {
+			s.out("ERROR")
+			return nil
+		}
+		s.setNoreply(n)
+		if _, ok := parseUint32(s.toks[1]); !ok {
+			s.out("CLIENT_ERROR bad command line format")
+			return nil
+		}
+		s.out("OK")
+	case "stats":
+		s.stats(n)
+	case "cache_memlimit":
+		if nt != 3 && nt != 4 {
+			s.out("ERROR")
+			return nil
+		}
+		// A tenant's memory limit is the operator's to set, not the
+		// client's.
+		s.setNoreply(n)
+		s.out("MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust")
+	case "shutdown":
+		s.out("ERROR: shutdown not enabled")
+	default:
+		s.out("ERROR")
+	}
+	return nil
+}
+
+// readData reads a data block of vlen bytes plus "\r\n". ok is false if
+// the terminator is wrong (the bytes are consumed either way).
+func (s *session) readData(vlen int) (data []byte, ok bool, err error) {
+	buf := make([]byte, vlen+2)
+	if _, err := io.ReadFull(s.r, buf); err != nil {
+		return nil, false, err
+	}
+	s.ctr[cBytesRead] += uint64(len(buf))
+	if buf[vlen] != '\r' || buf[vlen+1] != '\n' {
+		return nil, false, nil
+	}
+	return buf[:vlen:vlen], true, nil
+}

@@ -1,0 +1,118 @@
+package kvs
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The expected replies below were checked against memcached 1.6.18 (the
+// integration test TestDifferential keeps checking them).
+func TestProtocol(t *testing.T) {
+	long := strings.Repeat("k", 251)
+	tests := []struct {
+		name, in, want string
+	}{
+		{"set get", "set a 5 0 3\r\nabc\r\nget a\r\n", "STORED\r\nVALUE a 5 3\r\nabc\r\nEND\r\n"},
+		{"gets cas", "set a 0 0 1\r\nx\r\ngets a\r\n", "STORED\r\nVALUE a 0 1 1\r\nx\r\nEND\r\n"},
+		{"multi get", "set a 0 0 1\r\n1\r\nset b 0 0 1\r\n2\r\nget a  b c a\r\n", "STORED\r\nSTORED\r\nVALUE a 0 1\r\n1\r\nVALUE b 0 1\r\n2\r\nVALUE a 0 1\r\n1\r\nEND\r\n"},
+		{"get no key", "get\r\n", "ERROR\r\n"},
+		{"unknown", "foo\r\nGET a\r\n\r\nm\r\n", "ERROR\r\nERROR\r\nERROR\r\nERROR\r\n"},
+		{"bad data chunk", "set k 0 0 3\r\nabcde\r\nget k\r\n", "CLIENT_ERROR bad data chunk\r\nERROR\r\nEND\r\n"},
+		{"bad chunk noreply", "set k 0 0 3 noreply\r\nabcde\r\nget k\r\n", "ERROR\r\nEND\r\n"},
+		{"too large swallows and drops old", "set k 0 0 1\r\nx\r\nset k 0 0 2000000\r\n" + strings.Repeat("z", 2000000) + "\r\nget k\r\n", "STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\n"},
+		{"bad command line", "set k 0 0 -1\r\nset k 0 0 abc\r\nset k 0 0\r\nset k x 0 1\r\n", "CLIENT_ERROR bad command line format\r\nCLIENT_ERROR bad command line format\r\nERROR\r\nCLIENT_ERROR bad command line format\r\n"},
+		{"key too long", "set " + long + " 0 0 1\r\nx\r\nget a " + long + "\r\n", "CLIENT_ERROR bad command line format\r\nERROR\r\nCLIENT_ERROR bad command line format\r\n"},
+		{"add replace", "set k 0 0 1\r\nx\r\nadd k 0 0 1\r\ny\r\nadd k2 0 0 1\r\ny\r\nreplace k3 0 0 1\r\nz\r\nreplace k 1 0 1\r\nz\r\nget k k2\r\n", "STORED\r\nNOT_STORED\r\nSTORED\r\nNOT_STORED\r\nSTORED\r\nVALUE k 1 1\r\nz\r\nVALUE k2 0 1\r\ny\r\nEND\r\n"},
+		{"append prepend", "set k 3 0 1\r\nx\r\nappend k 0 0 2\r\nzz\r\nprepend k 7 0 2\r\naa\r\nget k\r\nappend no 0 0 1\r\nx\r\n", "STORED\r\nSTORED\r\nSTORED\r\nVALUE k 3 5\r\naaxzz\r\nEND\r\nNOT_STORED\r\n"},
+		{"cas", "cas k 0 0 1 1\r\nx\r\nset k 0 0 1\r\nx\r\ncas k 0 0 1 9\r\ny\r\ncas k 0 0 1 1\r\ny\r\nget k\r\n", "NOT_FOUND\r\nSTORED\r\nEXISTS\r\nSTORED\r\nVALUE k 0 1\r\ny\r\nEND\r\n"},
+		{"incr decr", "set n 0 0 2\r\n99\r\nincr n 1\r\ndecr n 1\r\nget n\r\ndecr n 1000\r\nincr n 18446744073709551615\r\nincr n 1\r\n", "STORED\r\n100\r\n99\r\nVALUE n 0 3\r\n99 \r\nEND\r\n0\r\n18446744073709551615\r\n0\r\n"},
+		{"incr errors", "set s 0 0 2\r\nab\r\nincr s 1\r\nincr s x\r\nincr s -1\r\nincr none 1\r\nset e 0 0 0\r\n\r\nincr e 1\r\n", "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nCLIENT_ERROR invalid numeric delta argument\r\nCLIENT_ERROR invalid numeric delta argument\r\nNOT_FOUND\r\nSTORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
+		{"delete", "delete k\r\nset k 0 0 1\r\nx\r\ndelete k 0\r\ndelete k 5\r\ndelete k noreply\r\ndelete k x y\r\n", "NOT_FOUND\r\nSTORED\r\nDELETED\r\nCLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\nCLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"},
+		{"touch gat", "touch k 10\r\nset k 0 0 1\r\nx\r\ntouch k 10\r\ntouch k abc\r\ngat 100 k\r\ngats 100 k\r\ngat abc k\r\n", "NOT_FOUND\r\nSTORED\r\nTOUCHED\r\nCLIENT_ERROR invalid exptime argument\r\nVALUE k 0 1\r\nx\r\nEND\r\nVALUE k 0 1 1\r\nx\r\nEND\r\nCLIENT_ERROR invalid exptime argument\r\n"},
+		{"negative exptime", "set k 0 -1 1\r\nx\r\nget k\r\n", "STORED\r\nEND\r\n"},
+		{"noreply", "set k 0 0 1 noreply\r\nx\r\nadd k 0 0 1 noreply\r\ny\r\nincr k 1 noreply\r\nget k\r\n", "VALUE k 0 1\r\nx\r\nEND\r\n"},
+		{"flush_all", "set k 0 0 1\r\nx\r\nflush_all\r\nget k\r\nflush_all 0\r\nflush_all noreply\r\nflush_all abc\r\n", "STORED\r\nOK\r\nEND\r\nOK\r\nCLIENT_ERROR invalid exptime argument\r\n"},
+		{"verbosity", "verbosity\r\nverbosity 1\r\nverbosity x\r\nverbosity 1 noreply\r\n", "ERROR\r\nOK\r\nCLIENT_ERROR bad command line format\r\n"},
+		{"version", "version\r\n", "VERSION " + Version + "\r\n"},
+		{"quit", "quit\r\nversion\r\n", ""},
+		{"meta get set", "ms a 2 T100 F7\r\nhi\r\nmg a v f t s\r\nmg miss k O1\r\nmg miss q\r\nmn\r\n", "HD\r\nVA 2 f7 t100 s2\r\nhi\r\nEN kmiss O1\r\nMN\r\n"},
+		{"meta set modes", "ms a 1 ME\r\nx\r\nms a 1 ME\r\ny\r\nms a 1 MA\r\nz\r\nms a 1 MP\r\ny\r\nmg a v\r\nms c 1 MR\r\nq\r\nms a 1 MZ\r\nq\r\n", "HD\r\nNS\r\nHD\r\nHD\r\nVA 3\r\nyxz\r\nNS\r\nCLIENT_ERROR invalid mode for ms M token\r\n"},
+		{"meta delete", "ms a 1\r\nx\r\nmd a C999\r\nmd a q\r\nmd a O5 k\r\nmn\r\n", "HD\r\nEX\r\nNF O5 ka\r\nMN\r\n"},
+		{"meta arith", "ma n\r\nma n N0 J10\r\nma n v\r\nma n MD D5 v\r\nset s 0 0 1\r\nx\r\nma s\r\n", "NF\r\nHD\r\nVA 2\r\n11\r\nVA 1\r\n6\r\nSTORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
+		{"meta errors", "mg a a a\r\nmg a v v\r\nmg a zz\r\nmg\r\nms a\r\nms a x\r\n", "CLIENT_ERROR invalid flag\r\nCLIENT_ERROR duplicate flag\r\nCLIENT_ERROR invalid flag\r\nERROR\r\nCLIENT_ERROR bad command line format\r\nCLIENT_ERROR bad command line format\r\n"},
+		{"meta vivify", "mg k N30 v t\r\nmg k v t\r\n", "VA 0 t30 W\r\n\r\nVA 0 t30 Z\r\n\r\n"},
+		{"meta base64 key", "ms a2V5 1 b\r\nx\r\nmg key v k\r\n", "HD\r\nVA 1 ka2V5 b\r\nx\r\n"},
+		{"binary value", "set b 0 0 4\r\n\x00\r\n\xff\r\nget b\r\n", "STORED\r\nVALUE b 0 4\r\n\x00\r\n\xff\r\nEND\r\n"},
+		{"nul truncates line", "get a\x00junk\r\n", "END\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := run(testService(t, newFakeClock()), tt.in)
+			if got != tt.want {
+				t.Errorf("input %q\n got %q\nwant %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	clock := newFakeClock()
+	svc := testService(t, clock)
+	abs := clock.now() + 100
+	in := "set rel 0 10 1\r\nx\r\nset abs 0 " + strconv.FormatInt(abs, 10) + " 1\r\ny\r\nset never 0 0 1\r\nz\r\n"
+	if got := run(svc, in); got != "STORED\r\nSTORED\r\nSTORED\r\n" {
+		t.Fatalf("set: %q", got)
+	}
+	tests := []struct {
+		advance int64
+		want    string
+	}{
+		{0, "VALUE rel 0 1\r\nx\r\nVALUE abs 0 1\r\ny\r\nVALUE never 0 1\r\nz\r\nEND\r\n"},
+		{9, "VALUE rel 0 1\r\nx\r\nVALUE abs 0 1\r\ny\r\nVALUE never 0 1\r\nz\r\nEND\r\n"},
+		{1, "VALUE abs 0 1\r\ny\r\nVALUE never 0 1\r\nz\r\nEND\r\n"},
+		{90, "VALUE never 0 1\r\nz\r\nEND\r\n"},
+	}
+	for _, tt := range tests {
+		clock.advance(tt.advance)
+		if got := run(svc, "get rel abs never\r\n"); got != tt.want {
+			t.Errorf("after +%d s: got %q want %q", tt.advance, got, tt.want)
+		}
+	}
+}
+
+func TestFlushAllDelayed(t *testing.T) {
+	clock := newFakeClock()
+	svc := testService(t, clock)
+	// A delayed flush is a timer in real time; check only that it is
+	// accepted and that an immediate flush cancels it.
+	got := run(svc, "set k 0 0 1\r\nx\r\nflush_all 3600\r\nget k\r\nflush_all\r\nget k\r\n")
+	want := "STORED\r\nOK\r\nVALUE k 0 1\r\nx\r\nEND\r\nOK\r\nEND\r\n"
+	if got != want {
+		t.Errorf("got %q want %q", got, want)
+	}
+	svc.flushMu.Lock()
+	pending := svc.flushTimer != nil
+	svc.flushMu.Unlock()
+	if pending {
+		t.Error("immediate flush_all left the delayed one pending")
+	}
+}
+
+func TestLongLines(t *testing.T) {
+	svc := testService(t, newFakeClock())
+	// A non-get line longer than the read buffer ends the connection.
+	if got := run(svc, strings.Repeat("x", readBufSize+10)+"\r\nversion\r\n"); got != "" {
+		t.Errorf("long junk line: got %q", got)
+	}
+	// A multi-get longer than the buffer is served.
+	keys := strings.Repeat("key ", readBufSize/2)
+	got := run(svc, "set key 0 0 1\r\nv\r\nget "+keys+"\r\n")
+	if want := "STORED\r\n" + strings.Repeat("VALUE key 0 1\r\nv\r\n", readBufSize/2) + "END\r\n"; got != want {
+		t.Errorf("long multi-get: got %d bytes, want %d", len(got), len(want))
+	}
+	// Beyond MaxGetLine the connection is closed.
+	if got := run(svc, "get "+strings.Repeat("k ", DefaultMaxGetLine)+"\r\n"); got != "" {
+		t.Errorf("huge multi-get: got %d bytes", len(got))
+	}
+}

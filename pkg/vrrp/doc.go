@@ -1,0 +1,68 @@
+// Package vrrp implements VRRP version 3 (RFC 5798) for IPv4: the packet
+// codec, a pure state machine (Initialize, Backup, Master, plus keepalived's
+// Fault), and the network side that moves virtual IP addresses (VIPs) between
+// two or more directors and announces them with gratuitous ARP.
+//
+// It interoperates with keepalived 2.2 configured with "vrrp_version 3": the
+// same multicast group (224.0.0.18), IP protocol 112, TTL 255, TOS 0xc0,
+// advertisement interval in centiseconds, checksum over the IPv4
+// pseudo-header (keepalived computes it that way too; see
+// TestKeepalivedCapture), priority 0 on a clean stop and the same
+// master-down interval, 3 x Master_Adver_Interval + Skew_Time where
+// Skew_Time = (256 - Priority) x Master_Adver_Interval / 256.
+//
+// # Use
+//
+// Build a Config per virtual router (keepalived's vrrp_instance), make an
+// Instance with New and call Run in its own goroutine; cancel the context for
+// a clean stop (priority 0, VIPs removed). State, Status, Options.OnStateChange
+// and Notify report what happens. SetPriorityOffset and SetFault feed health
+// into the election (keepalived's track weights and track scripts). Put
+// instances whose VIPs must move together in a SyncGroup and run the group
+// instead.
+//
+// # Security
+//
+// VRRPv3 has no authentication: RFC 5798 section 9 removed the schemes of
+// VRRPv2. Anyone
+// who can put a packet with TTL 255 on the segment can claim to be the
+// Master and take the VIPs. The TTL check only proves that the sender is on
+// the local link. When unicast peers are configured, adverts from any source
+// that is not a configured peer are dropped (and counted in
+// Stats.DroppedSource). On a shared segment, use unicast peers, or keep VRRP
+// on a dedicated, trusted link.
+//
+// # Behaviour worth knowing
+//
+//   - Like keepalived by default (no use_vmac), the Master answers for the
+//     VIPs with its own MAC address, not 00-00-5e-00-01-{VRID}; gratuitous
+//     ARP requests (sender and target address = VIP) move neighbours' ARP
+//     entries. A burst of GARPMasterRepeat goes out on becoming Master, a
+//     second burst after GARPMasterDelay, and optionally a refresh.
+//   - VIPs are added with their prefix length (keepalived adds a bare
+//     address as /32). A Backup removes them at start too, so VIPs left
+//     behind by a run that was killed go away. The address owner (priority
+//     255) never adds or removes them.
+//   - With exactly one unicast peer there can be no second Backup, so a
+//     Backup that receives priority 0 takes over at once instead of after
+//     Skew_Time, which exists only to let the best of several Backups win.
+//   - preempt_delay, as in keepalived, holds off preemption for that long
+//     after start or after leaving FAULT.
+//   - A sync group member becomes Master on a timeout only if no other member
+//     still hears a Master (keepalived's rule), so a group whose members
+//     disagree settles in BACKUP instead of flapping.
+//   - IPv6 (VRRPv3 over ff02::12 with unsolicited neighbour adverts) is in
+//     the codec only; Config rejects IPv6 VIPs and peers.
+//
+// # Layout
+//
+//   - packet.go: Advertisement, Marshal, Decode, Checksum.
+//   - state.go, fsm.go, fsm_events.go: Machine, the state machine, driven by
+//     events and a caller-supplied time; it performs no I/O.
+//   - config.go, instance.go, run.go, transition.go: Instance, which ties a
+//     Machine to the network.
+//   - conn.go, garp.go, vip.go, track.go: raw sockets, gratuitous ARP,
+//     netlink addresses, link tracking.
+//   - group.go: SyncGroup. notify.go: notify scripts. mailbox.go: the
+//     non-blocking queue instances and groups message each other with.
+package vrrp

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# bench-kvs.sh — memcached 1.6 vs lbd's KVS (memory store, and durable store
+# with group commit), on loopback, driven by the same load generators in the
+# same run: memcaslap (libmemcached-tools) and memcload (ours, Go).
+#
+# Workloads: get:set 9:1 with 64-byte values over >= 32 connections, and a
+# multi-get run (16 keys per get; memcload also pipelines 4 requests).
+# Prints ops/s and p99 for each server and the ratio lbd/memcached.
+#
+# Env: BENCH_DURATION (s per run, default 8), BENCH_CONNS (default 32),
+#      LBD (lbd binary, default bin/lbd; built if missing).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DUR=${BENCH_DURATION:-8}
+CONNS=${BENCH_CONNS:-32}
+MEM_MB=64
+LBD=${LBD:-$ROOT/bin/lbd}
+
+for tool in memcached memcaslap go; do
+	command -v "$tool" >/dev/null || { echo "bench-kvs: $tool not found (make deps)" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+if [ ! -x "$LBD" ]; then
+	(cd "$ROOT" && go build -o "$TMP/lbd" ./cmd/lbd)
+	LBD=$TMP/lbd
+fi
+(cd "$ROOT" && go build -o "$TMP/memcload" ./internal/memcload/cmd/memcload)
+
+# free_port prints a loopback port nobody listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+
+wait_port() {
+	for _ in $(seq 1 300); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "bench-kvs: nothing listening on port $1" >&2
+	exit 1
+}
+
+P_MC=$(free_port); P_MEM=$(free_port); P_DUR=$(free_port)
+MC_USER=()
+[ "$(id -u)" = 0 ] && MC_USER=(-u root)
+memcached "${MC_USER[@]}" -l 127.0.0.1 -p "$P_MC" -U 0 -t 2 -m "$MEM_MB" -c 4096 &
+PIDS+=($!)
+"$LBD" kvs --listen "127.0.0.1:$P_MEM" --memory "${MEM_MB}MiB" >"$TMP/mem.log" 2>&1 &
+PIDS+=($!)
+"$LBD" kvs --listen "127.0.0.1:$P_DUR" --store durable --dir "$TMP/durable" --sync group \
+	--sync-interval 10ms --memory "${MEM_MB}MiB" >"$TMP/dur.log" 2>&1 &
+PIDS+=($!)
+for p in "$P_MC" "$P_MEM" "$P_DUR"; do wait_port "$p"; done
+
+TARGETS=("memcached:$P_MC" "lbd-memory:$P_MEM" "lbd-durable:$P_DUR")
+printf 'key\n16 16 1\nvalue\n64 64 1\ncmd\n0 0.1\n1 0.9\n' >"$TMP/caslap.cfg"
+
+echo "# bench-kvs: $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# memcached $(memcached -V | cut -d' ' -f2) -t 2 -m $MEM_MB; lbd --memory ${MEM_MB}MiB; ${DUR}s per run, $CONNS connections"
+
+RESULTS=$TMP/results
+: >"$RESULTS"
+
+# memcaslap reports throughput only.
+run_caslap() { # name port label extra...
+	local name=$1 port=$2 label=$3; shift 3
+	local out tps
+	out=$(memcaslap -s "127.0.0.1:$port" -c "$CONNS" -T 2 -t "${DUR}s" -F "$TMP/caslap.cfg" "$@" 2>&1)
+	tps=$(echo "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
+	echo "$label $name ${tps:-0} -" >>"$RESULTS"
+}
+
+run_memcload() { # name port label extra...
+	local name=$1 port=$2 label=$3; shift 3
+	local out ops p99
+	out=$("$TMP/memcload" -addr "127.0.0.1:$port" -conns "$CONNS" -duration "${DUR}s" \
+		-value-size 64 -get-ratio 0.9 -keys 10000 -json "$@")
+	ops=$(echo "$out" | sed -n 's/.*"keys_per_sec":\([0-9.e+]*\).*/\1/p')
+	p99=$(echo "$out" | sed -n 's/.*"p99_us":\([0-9]*\).*/\1/p')
+	echo "$label $name ${ops:-0} ${p99:--}" >>"$RESULTS"
+}
+
+for t in "${TARGETS[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "memcaslap-get:set=9:1"; done
+for t in "${TARGETS[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-get:set=9:1"; done
+for t in "${TARGETS[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "memcaslap-multiget16" -d 16; done
+for t in "${TARGETS[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-multiget16x4" -multiget 16 -pipeline 4 -prefill=false; done
+
+awk '
+	{ w=$1; s=$2; ops[w,s]=$3; p99[w,s]=$4; if (!(w in seen)) { seen[w]=1; order[++n]=w } }
+	END {
+		printf "%-24s %-12s %12s %9s %10s %10s\n", "workload", "server", "ops/s", "p99_us", "ops_ratio", "p99_ratio"
+		for (i = 1; i <= n; i++) {
+			w = order[i]; base = ops[w,"memcached"]; bp = p99[w,"memcached"]
+			split("memcached lbd-memory lbd-durable", ss, " ")
+			for (j = 1; j <= 3; j++) {
+				s = ss[j]
+				r = (base > 0) ? sprintf("%.2fx", ops[w,s] / base) : "-"
+				pr = (bp != "-" && bp > 0 && p99[w,s] != "-") ? sprintf("%.2fx", p99[w,s] / bp) : "-"
+				printf "%-24s %-12s %12.0f %9s %10s %10s\n", w, s, ops[w,s], p99[w,s], r, pr
+			}
+		}
+	}' "$RESULTS"
+echo "# goals: lbd-memory ops >= 1.00x with p99 <= 1.20x; lbd-durable (group commit) ops >= 0.50x"
