@@ -159,9 +159,6 @@ func (c *converter) healthOf(rs *Node, checks []*Node, opts checkOpts, port int)
 			h.Path = "/"
 		}
 		h.Host = opts.host
-		if len(h.StatusCode) == 0 && c.once("status_code") {
-			c.note(chosen.Pos, "keepalived accepts any 2xx status by default, lbd only 200 unless status_code lists more")
-		}
 	}
 	c.timings(&h, opts, chosen.Keyword == "HTTP_GET" || chosen.Keyword == "SSL_GET")
 	return h

@@ -209,11 +209,6 @@ func TestConvert(t *testing.T) {
 			},
 		},
 		{
-			name:     "HTTP_GET without status_code says lbd wants 200",
-			src:      "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n",
-			warnings: []string{"k.conf:3: note: keepalived accepts any 2xx status by default"},
-		},
-		{
 			name: "virtual_server_group expands ranges",
 			src: "virtual_server_group G {\n 10.0.0.1-3 80\n 10.0.1.0/31 443\n fwmark 7\n}\n" +
 				"virtual_server group G {\n protocol TCP\n lb_kind DR\n real_server 10.0.2.1 80 {\n }\n}\n",

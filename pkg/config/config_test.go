@@ -233,6 +233,12 @@ func TestSizesAndDurations(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v, %v", in, got, err)
 		}
 	}
+	for d, want := range map[time.Duration]string{time.Minute: "1m", 90 * time.Minute: "1h30m", time.Hour: "1h",
+		90 * time.Second: "1m30s", 100 * time.Millisecond: "100ms", 0: "0s"} {
+		if got := Duration(d).String(); got != want {
+			t.Errorf("Duration(%v) = %q, want %q", d, got, want)
+		}
+	}
 	if Size(64<<20).String() != "64MiB" {
 		t.Errorf("Size string = %s", Size(64<<20))
 	}
