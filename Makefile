@@ -20,8 +20,9 @@ deps:
 	./scripts/deps.sh
 
 # Unit tests, then tests on this kernel with real packets between network
-# namespaces (root, tag "integration"), then the IPVS tests inside a VM.
-test: deps lint unit integration vmtest
+# namespaces (root, tag "integration": the unit tests run again with them),
+# then the IPVS tests inside a VM.
+test: deps lint integration vmtest
 
 unit:
 	$(GO) test -count=1 ./...
@@ -31,7 +32,7 @@ integration: deps build
 
 # Tests that need kernel IPVS (tag "vm", named TestVM*) run as root inside a VM
 # that boots Debian's stock kernel; see scripts/vmtest.sh.
-vmtest: deps
+vmtest: deps build
 	./scripts/vmtest.sh
 
 bench: bench-kvs bench-acl bench-vrrp bench-ipvs

@@ -7,12 +7,18 @@
 # multi-get run (16 keys per get; memcload also pipelines 4 requests).
 # Prints ops/s and p99 for each server and the ratio lbd/memcached.
 #
-# Env: BENCH_DURATION (s per run, default 8), BENCH_CONNS (default 32),
-#      LBD (lbd binary, default bin/lbd; built if missing).
+# Every workload runs BENCH_ROUNDS times per server, the servers in turn
+# (reversed every other round, so drift in the machine's load does not
+# favour one); the figures are the means over the rounds.
+#
+# Env: BENCH_DURATION (s per run, default 5), BENCH_ROUNDS (default 2),
+#      BENCH_CONNS (default 32), LBD (lbd binary, default bin/lbd; built if
+#      missing).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DUR=${BENCH_DURATION:-8}
+DUR=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-2}
 CONNS=${BENCH_CONNS:-32}
 MEM_MB=64
 LBD=${LBD:-$ROOT/bin/lbd}
@@ -73,7 +79,7 @@ TARGETS=("memcached:$P_MC" "lbd-memory:$P_MEM" "lbd-durable:$P_DUR")
 printf 'key\n16 16 1\nvalue\n64 64 1\ncmd\n0 0.1\n1 0.9\n' >"$TMP/caslap.cfg"
 
 echo "# bench-kvs: $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# memcached $(memcached -V | cut -d' ' -f2) -t 2 -m $MEM_MB; lbd --memory ${MEM_MB}MiB; ${DUR}s per run, $CONNS connections"
+echo "# memcached $(memcached -V | cut -d' ' -f2) -t 2 -m $MEM_MB; lbd --memory ${MEM_MB}MiB; ${DUR}s per run, $ROUNDS rounds, $CONNS connections"
 
 RESULTS=$TMP/results
 : >"$RESULTS"
@@ -97,18 +103,32 @@ run_memcload() { # name port label extra...
 	echo "$label $name ${ops:-0} ${p99:--}" >>"$RESULTS"
 }
 
-for t in "${TARGETS[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "memcaslap-get:set=9:1"; done
-for t in "${TARGETS[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-get:set=9:1"; done
-for t in "${TARGETS[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "memcaslap-multiget16" -d 16; done
-for t in "${TARGETS[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-multiget16x4" -multiget 16 -pipeline 4 -prefill=false; done
+REVERSED=("${TARGETS[2]}" "${TARGETS[1]}" "${TARGETS[0]}")
+for round in $(seq 1 "$ROUNDS"); do
+	order=("${TARGETS[@]}")
+	[ $((round % 2)) = 0 ] && order=("${REVERSED[@]}")
+	for t in "${order[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "memcaslap-get:set=9:1"; done
+	for t in "${order[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-get:set=9:1"; done
+	for t in "${order[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "memcaslap-multiget16" -d 16; done
+	for t in "${order[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-multiget16x4" -multiget 16 -pipeline 4 -prefill=false; done
+done
 
 awk '
-	{ w=$1; s=$2; ops[w,s]=$3; p99[w,s]=$4; if (!(w in seen)) { seen[w]=1; order[++n]=w } }
+	{
+		w=$1; s=$2; ops[w,s]+=$3; runs[w,s]++
+		if ($4 == "-") p99[w,s]="-"; else p99[w,s]+=$4
+		if (!(w in seen)) { seen[w]=1; order[++n]=w }
+	}
 	END {
 		printf "%-24s %-12s %12s %9s %10s %10s\n", "workload", "server", "ops/s", "p99_us", "ops_ratio", "p99_ratio"
+		split("memcached lbd-memory lbd-durable", ss, " ")
+		for (i = 1; i <= n; i++) for (j = 1; j <= 3; j++) {
+			w = order[i]; s = ss[j]
+			ops[w,s] /= runs[w,s]
+			if (p99[w,s] != "-") p99[w,s] = int(p99[w,s] / runs[w,s])
+		}
 		for (i = 1; i <= n; i++) {
 			w = order[i]; base = ops[w,"memcached"]; bp = p99[w,"memcached"]
-			split("memcached lbd-memory lbd-durable", ss, " ")
 			for (j = 1; j <= 3; j++) {
 				s = ss[j]
 				r = (base > 0) ? sprintf("%.2fx", ops[w,s] / base) : "-"

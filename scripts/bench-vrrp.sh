@@ -3,7 +3,7 @@
 # settings (advert_int 100ms), on a LAN of network
 # namespaces it creates (lbdvrb-<pid>-*) and removes. Needs root.
 #
-# For each implementation it measures, N times each (default 15):
+# For each implementation it measures, N times each (default 20):
 #   kill: kill -9 of the Master -> first gratuitous ARP for the VIP from the
 #         Backup (sent after it added the VIP), seen from a third namespace;
 #   stop: clean stop (SIGTERM) of the Master -> the same.
@@ -17,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "bench-vrrp: needs root (network namespaces)" >&2
   exit 1
 fi
-N=${N:-15}
+N=${N:-20}
 KEEPALIVED=${KEEPALIVED:-/usr/sbin/keepalived}
 GO=${GO:-go}
 prefix="lbdvrb-$$"
@@ -37,7 +37,8 @@ if [ ! -x "$KEEPALIVED" ]; then
   echo "bench-vrrp: $KEEPALIVED not found; measuring lbd only" >&2
   impl=lbd
 fi
-echo "bench-vrrp: $(date -u +%FT%TZ) $(uname -r) $($KEEPALIVED --version 2>&1 | head -1 || true)"
+echo "bench-vrrp: $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs, $($KEEPALIVED --version 2>&1 | head -1 || true)"
+echo "bench-vrrp: load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (a busy host shows up in the worst cases)"
 # Scenarios: "mode master-priority backup-priority". The first two use the
 # priorities of design.md's example (150/100); the third shows that the
 # RFC 5798 timers meet the goals when the Backup's priority is high enough
@@ -50,3 +51,4 @@ for scenario in "multicast 150 100" "unicast 150 100" "multicast 250 200"; do
     -impl "$impl" -prefix "$prefix-$mode-$pb" -int 100ms -prio-master "$pm" -prio-backup "$pb" "${extra[@]}"
   echo
 done
+echo "bench-vrrp: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

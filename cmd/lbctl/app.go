@@ -94,7 +94,7 @@ func exitCode(err error) int {
 // dispatch finds the command and runs it.
 func (a *app) dispatch(ctx context.Context, args []string) error {
 	// Global flags may come before the verb too.
-	fs := a.flags("lbctl", "lbctl [global flags] COMMAND [args]")
+	fs := a.flags(&command{path: "lbctl", usage: "lbctl [global flags] COMMAND [args]"})
 	fs.Usage = func() { a.printHelp(a.stdout, nil) }
 	if err := fs.Parse(args); err != nil {
 		return flagErr(err)
@@ -119,9 +119,9 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 	return cmd.run(ctx, a, cmd, rest)
 }
 
-// flags returns a flag set with the global flags registered.
-func (a *app) flags(name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// flags returns cmd's flag set with the global flags registered.
+func (a *app) flags(cmd *command) *flag.FlagSet {
+	fs := flag.NewFlagSet(cmd.path, flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	sock := a.getenv("LBD_SOCKET")
 	if sock == "" {
@@ -146,11 +146,11 @@ func (a *app) flags(name, usage string) *flag.FlagSet {
 	fs.StringVar(&a.g.server, "server", srv, "lbd's TCP API `URL`, e.g. https://lb1:8443 (env LBD_SERVER); overrides --socket")
 	fs.StringVar(&a.g.token, "token", tok, "bearer `token` for --server (env LBD_TOKEN)")
 	fs.StringVar(&a.g.cacert, "cacert", a.g.cacert, "CA certificate `file` to verify an https --server")
-	if name != "lbctl import keepalived" {
+	if !cmd.ownO {
 		fs.StringVar(&a.g.output, "o", out, "output `format`: table, json or yaml")
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "usage: %s\n\nflags:\n", usage)
+		fmt.Fprintf(a.stderr, "usage: %s\n\nflags:\n", cmd.usage)
 		fs.PrintDefaults()
 	}
 	return fs

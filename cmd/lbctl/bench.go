@@ -27,7 +27,7 @@ type benchResult struct {
 // runBench drives a memcached-protocol server (a tenant's VIP:port, a
 // storage node, or memcached itself) with internal/memcload.
 func runBench(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	var o memcload.Options
 	fs.StringVar(&o.Addr, "addr", "", "server `HOST:PORT`")
 	fs.IntVar(&o.Conns, "conns", 32, "concurrent `connections`")

@@ -16,12 +16,14 @@ type command struct {
 	summary string
 	run     func(ctx context.Context, a *app, cmd *command, args []string) error
 	sub     []*command
+	// ownO: the command's -o is its own flag, not the output format.
+	ownO bool
 }
 
 // commands returns lbctl's command tree.
 func commands() []*command {
 	cmds := []*command{
-		{name: "status", summary: "this node's role, VRRP state and every virtual service, like ipvsadm -Ln --stats", run: runStatus},
+		{name: "status", usage: "[--rate]", summary: "this node's role, VRRP state and every virtual service, like ipvsadm -Ln --stats", run: runStatus},
 		{name: "vs", summary: "virtual services", sub: []*command{
 			{name: "list", summary: "list the virtual services", run: runVSList},
 			{name: "add", usage: "[-p tcp|udp] [-s SCHED] [--forward dr|nat|tun] [--persistence DUR] --real ADDR[:PORT][@WEIGHT]... VIP:PORT", summary: "add a plain virtual service", run: runVSAdd},
@@ -54,7 +56,7 @@ func commands() []*command {
 		}},
 		{name: "events", usage: "[--recent]", summary: "stream health, VRRP and reconcile events", run: runEvents},
 		{name: "import", summary: "convert another tool's configuration", sub: []*command{
-			{name: "keepalived", usage: "[-o FILE] [--node NAME] [--address ADDR] KEEPALIVED.CONF", summary: "convert a keepalived.conf to lbd's YAML", run: runImportKeepalived},
+			{name: "keepalived", usage: "[-o FILE] [--node NAME] [--address ADDR] KEEPALIVED.CONF", summary: "convert a keepalived.conf to lbd's YAML", run: runImportKeepalived, ownO: true},
 		}},
 		{name: "bench", usage: "--addr HOST:PORT [flags]", summary: "memcached-protocol load generator", run: runBench},
 		{name: "completion", usage: "bash|zsh", summary: "print a shell completion script", run: runCompletion},

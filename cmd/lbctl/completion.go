@@ -8,7 +8,7 @@ import (
 )
 
 func runCompletion(_ context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

@@ -39,7 +39,7 @@ func (a *app) readConfigFile(file string) ([]byte, string, error) {
 }
 
 func runDiff(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	file := fs.String("f", "", "configuration `file` (- for stdin)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -64,7 +64,7 @@ func runDiff(ctx context.Context, a *app, cmd *command, args []string) error {
 }
 
 func runApply(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	file := fs.String("f", "", "configuration `file` (- for stdin)")
 	yes := fs.Bool("yes", false, "apply without asking")
 	dry := fs.Bool("dry-run", false, "only show what would change")
@@ -161,7 +161,7 @@ func printDiff(w io.Writer, d api.Diff) {
 }
 
 func runValidate(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	file := fs.String("f", "", "configuration `file` (- for stdin)")
 	remote := fs.Bool("remote", false, "ask the running lbd instead of checking locally")
 	node := fs.String("node", "", "also check that node `NAME` is defined")
@@ -235,7 +235,7 @@ func (a *app) validOK(file string, cfg *config.Config) error {
 }
 
 func runReload(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

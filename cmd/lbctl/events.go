@@ -13,7 +13,7 @@ import (
 )
 
 func runEvents(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	recent := fs.Bool("recent", false, "replay the recent events first")
 	pos, err := parse(fs, args)
 	if err != nil {

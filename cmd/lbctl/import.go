@@ -14,7 +14,7 @@ import (
 // (or -o FILE), the warnings to stderr. The result always passes
 // config.Parse, so it can be fed to `lbctl validate` and `lbctl apply`.
 func runImportKeepalived(_ context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	out := fs.String("o", "", "write the YAML to `FILE` instead of stdout")
 	var opts keepalived.Options
 	fs.StringVar(&opts.NodeName, "node", "", "name of the director node (default "+keepalived.DefaultNodeName+")")

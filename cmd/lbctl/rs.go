@@ -7,7 +7,7 @@ import (
 )
 
 func runRSAdd(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	weight := fs.Int("w", 1, "`weight` (0: configured but idle)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -34,7 +34,7 @@ func runRSAdd(ctx context.Context, a *app, cmd *command, args []string) error {
 }
 
 func runRSDel(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -54,7 +54,7 @@ func runRSDel(ctx context.Context, a *app, cmd *command, args []string) error {
 }
 
 func runRSWeight(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -70,7 +70,7 @@ func runRSWeight(ctx context.Context, a *app, cmd *command, args []string) error
 }
 
 func runRSDrain(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

@@ -11,7 +11,8 @@ import (
 )
 
 func runStatus(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
+	rate := fs.Bool("rate", false, "show rates (per second) instead of counters, like ipvsadm --rate")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -27,11 +28,11 @@ func runStatus(ctx context.Context, a *app, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	return a.emit(st, func(w io.Writer) { a.statusTable(w, st) })
+	return a.emit(st, func(w io.Writer) { a.statusTable(w, st, *rate) })
 }
 
 // statusTable prints the node, then its services like ipvsadm -Ln --stats.
-func (a *app) statusTable(w io.Writer, st api.Status) {
+func (a *app) statusTable(w io.Writer, st api.Status, rate bool) {
 	fmt.Fprintf(w, "Node %s, role %s, config %s, up %s\n", st.Node, st.Role, st.ConfigFile, a.ago(st.Started))
 	for _, v := range st.VRRP {
 		fmt.Fprintf(w, "VRRP %d on %s: %s since %s ago, priority %d, %d transitions, VIPs %s\n",
@@ -51,7 +52,11 @@ func (a *app) statusTable(w io.Writer, st api.Status) {
 		return
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Prot LocalAddress:Port\tScheduler\tForward\tWeight\tHealth\tSince\tActConn\tInActConn\tConns\tInPkts\tOutPkts\tInBytes\tOutBytes\tCPS")
+	cols := "Conns\tInPkts\tOutPkts\tInBytes\tOutBytes"
+	if rate {
+		cols = "CPS\tInPPS\tOutPPS\tInBPS\tOutBPS"
+	}
+	fmt.Fprintln(w, "Prot LocalAddress:Port\tScheduler\tForward\tWeight\tHealth\tSince\tActConn\tInActConn\t"+cols)
 	fmt.Fprintln(w, "  -> RemoteAddress:Port\t\t\t\t\t\t\t\t\t\t\t\t\t")
 	for _, s := range st.Services {
 		label := ""
@@ -65,9 +70,8 @@ func (a *app) statusTable(w io.Writer, st api.Status) {
 		if s.Persistence > 0 {
 			sched += fmt.Sprintf(" persistent %s", s.Persistence)
 		}
-		fmt.Fprintf(w, "%s  %s%s\t%s\t%s\t\t\t\t\t\t%d\t%d\t%d\t%d\t%d\t%d\n",
-			strings.ToUpper(s.Protocol), netip.AddrPortFrom(s.VIP, s.Port), label, sched, forwardName(s.Forward),
-			s.Stats.Conns, s.Stats.InPkts, s.Stats.OutPkts, s.Stats.InBytes, s.Stats.OutBytes, s.Stats.CPS)
+		fmt.Fprintf(w, "%s  %s%s\t%s\t%s\t\t\t\t\t\t%s\n",
+			strings.ToUpper(s.Protocol), netip.AddrPortFrom(s.VIP, s.Port), label, sched, forwardName(s.Forward), statCols(s.Stats, rate))
 		for _, rl := range s.Reals {
 			weight := fmt.Sprint(rl.Weight)
 			if rl.Weight != rl.ConfigWeight {
@@ -81,11 +85,19 @@ func (a *app) statusTable(w io.Writer, st api.Status) {
 			if rl.LastError != "" && rl.Health == "down" {
 				note = "\t" + rl.LastError
 			}
-			fmt.Fprintf(w, "  -> %s\t\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d%s\n",
+			fmt.Fprintf(w, "  -> %s\t\t%s\t%s\t%s\t%s\t%d\t%d\t%s%s\n",
 				netip.AddrPortFrom(rl.Addr, rl.Port), forwardName(rl.Forward), weight, health, a.ago(rl.HealthSince),
-				rl.ActiveConns, rl.InactConns, rl.Stats.Conns, rl.Stats.InPkts, rl.Stats.OutPkts, rl.Stats.InBytes, rl.Stats.OutBytes, rl.Stats.CPS, note)
+				rl.ActiveConns, rl.InactConns, statCols(rl.Stats, rate), note)
 		}
 	}
+}
+
+// statCols are the counters, or with rate the rates, as table cells.
+func statCols(s api.Stats, rate bool) string {
+	if rate {
+		return fmt.Sprintf("%d\t%d\t%d\t%d\t%d", s.CPS, s.InPPS, s.OutPPS, s.InBPS, s.OutBPS)
+	}
+	return fmt.Sprintf("%d\t%d\t%d\t%d\t%d", s.Conns, s.InPkts, s.OutPkts, s.InBytes, s.OutBytes)
 }
 
 // forwardName is ipvsadm's name of a forwarding method.

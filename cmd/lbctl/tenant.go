@@ -12,7 +12,7 @@ import (
 )
 
 func runTenantList(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -58,7 +58,7 @@ func joinPrefixes(ps []netip.Prefix) string {
 }
 
 func runTenantShow(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -109,7 +109,7 @@ func (l *listFlag) Set(s string) error {
 }
 
 func runTenantAdd(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	var (
 		t     config.Tenant
 		allow listFlag
@@ -154,7 +154,7 @@ func runTenantAdd(ctx context.Context, a *app, cmd *command, args []string) erro
 }
 
 func runTenantDel(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -173,7 +173,7 @@ func runTenantDel(ctx context.Context, a *app, cmd *command, args []string) erro
 }
 
 func runAllowList(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -193,7 +193,7 @@ func runAllowList(ctx context.Context, a *app, cmd *command, args []string) erro
 }
 
 func runAllowChange(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 )
 
 func runVSList(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -83,7 +83,7 @@ func parseRealSpec(s string) (config.Real, error) {
 }
 
 func runVSAdd(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	var (
 		vs      config.VirtualService
 		reals   realsFlag
@@ -121,7 +121,7 @@ func runVSAdd(ctx context.Context, a *app, cmd *command, args []string) error {
 }
 
 func runVSDel(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd.path, cmd.usage)
+	fs := a.flags(cmd)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

@@ -62,7 +62,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tier := kvs.New(log, kvs.Options{})
 	defer tier.Close()
 	if err := tier.Apply(ctx, []kvs.TenantConfig{cfg}); err != nil {
-		fmt.Fprintf(stderr, "lbd kvs: %v\n", err)
+		fmt.Fprintf(stderr, "lbd %v\n", err) // err starts with "kvs: "
 		return 1
 	}
 	if addr, ok := tier.Addr(cfg.Name); ok {

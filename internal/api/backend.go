@@ -15,7 +15,10 @@ import (
 
 // Backend is what the daemon offers the API. Every change goes through the
 // daemon's desired state: validated like the file, applied by the same
-// reconcile, persisted under the state directory.
+// reconcile, persisted under the state directory. An invalid change
+// changes nothing; a valid one whose kernel apply fails is kept (the
+// kernel keeps its previous state where it failed, and lbd retries) and
+// the error says so.
 type Backend interface {
 	// Status is a snapshot of this node.
 	Status(ctx context.Context) (Status, error)

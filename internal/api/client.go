@@ -267,8 +267,9 @@ func (c *Client) KVSStats(ctx context.Context, tenant string) ([]KVSStats, error
 	return out, c.getJSON(ctx, path, &out)
 }
 
-// Events streams events to fn until ctx is done, the server closes the
-// stream, or fn returns an error; recent replays the recent events first.
+// Events streams events to fn until ctx is done (it returns ctx.Err()), fn
+// returns an error (returned as is), or the stream breaks (ErrUnreachable:
+// lbd stopped); recent replays the recent events first.
 func (c *Client) Events(ctx context.Context, recent bool, fn func(events.Event) error) error {
 	resp, err := c.send(ctx, http.MethodGet, "/v1/events?recent="+strconv.FormatBool(recent), nil, "")
 	if err != nil {
@@ -286,10 +287,13 @@ func (c *Client) Events(ctx context.Context, recent bool, fn func(events.Event) 
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("api: events: %w", err)
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	return ctx.Err()
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%w: events: %w", ErrUnreachable, err)
+	}
+	return fmt.Errorf("%w: lbd closed the event stream", ErrUnreachable)
 }
 
 // Metrics returns the Prometheus text exposition.

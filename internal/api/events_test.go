@@ -3,11 +3,13 @@ package api_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/internal/api/apitest"
 	"github.com/lbd-project/lbd/internal/events"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var errEnough = errors.New("enough")
@@ -58,5 +60,32 @@ func TestEventStreamEndsWithContext(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Events = %v, want context.Canceled", err)
+	}
+}
+
+func TestEventStreamEndsWithServer(t *testing.T) {
+	f := apitest.New()
+	f.Bus.Publish(events.Config, "old news")
+	sock := filepath.Join(t.TempDir(), "lbd.sock")
+	s, err := api.NewServer(f, api.ServerOptions{Socket: sock, Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	c, _ := api.NewClient(sock, "")
+	err = c.Events(context.Background(), true, func(events.Event) error {
+		stop() // lbd shuts down while a client is streaming
+		return nil
+	})
+	if !errors.Is(err, api.ErrUnreachable) {
+		t.Fatalf("Events = %v, want ErrUnreachable", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve = %v", err)
 	}
 }

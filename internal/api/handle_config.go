@@ -72,7 +72,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 // readConfig reads a posted configuration file; an empty one is refused
 // before the backend sees it.
 func readConfig(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	data, err := readBody(w, r)
+	data, err := readBody(w, r, MaxConfigSize)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,8 @@
 package api
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -187,17 +187,15 @@ func checkService(vs config.VirtualService) error {
 // checkReal validates a real server on its own (the backend checks it
 // against its service).
 func checkReal(rl config.Real) error {
-	var buf bytes.Buffer
-	a, err := netip.ParseAddr(rl.Address)
-	switch {
-	case err != nil || a.Zone() != "":
-		buf.WriteString("invalid real server address " + quoteStr(rl.Address))
-	case rl.Port < 0 || rl.Port > 65535:
-		buf.WriteString("port out of range 0-65535")
-	case rl.Weight != nil && (*rl.Weight < 0 || *rl.Weight > 65535):
-		buf.WriteString("weight out of range 0-65535")
-	default:
-		return nil
+	bad := func(msg string) error { return &Error{Status: http.StatusBadRequest, Message: msg} }
+	if a, err := netip.ParseAddr(rl.Address); err != nil || a.Zone() != "" {
+		return bad(fmt.Sprintf("invalid real server address %q", rl.Address))
 	}
-	return &Error{Status: http.StatusBadRequest, Message: buf.String()}
+	if rl.Port < 0 || rl.Port > 65535 {
+		return bad(fmt.Sprintf("port %d out of range 0-65535", rl.Port))
+	}
+	if rl.Weight != nil && (*rl.Weight < 0 || *rl.Weight > 65535) {
+		return bad(fmt.Sprintf("weight %d out of range 0-65535", *rl.Weight))
+	}
+	return nil
 }

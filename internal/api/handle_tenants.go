@@ -6,15 +6,12 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
-	"strconv"
 
 	"github.com/lbd-project/lbd/pkg/config"
 )
 
 // tenantName is what the file accepts as a tenant name.
 var tenantName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$`)
-
-func quoteStr(s string) string { return strconv.Quote(s) }
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 	ts, err := s.backend.Tenants(r.Context())
@@ -107,6 +104,15 @@ func (s *Server) changeAllow(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidf("%v", err))
 		return
 	}
+	t, err := s.findTenant(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := sameFamily(t, entries); err != nil {
+		writeError(w, err)
+		return
+	}
 	list, err := s.backend.ChangeAllow(r.Context(), name, req.Op, entries)
 	if err != nil {
 		writeError(w, err)
@@ -134,6 +140,20 @@ func (s *Server) kvsStats(w http.ResponseWriter, r *http.Request) {
 		st = []KVSStats{}
 	}
 	writeJSON(w, st)
+}
+
+// sameFamily refuses allow entries of the other address family than the
+// tenant's VIP: such a source can never reach the port.
+func sameFamily(t Tenant, entries []netip.Prefix) error {
+	if !t.VIP.IsValid() {
+		return nil
+	}
+	for _, p := range entries {
+		if p.Addr().Is4() != t.VIP.Is4() {
+			return invalidf("allow %s: tenant %s's VIP %s is of the other address family", p, t.Name, t.VIP)
+		}
+	}
+	return nil
 }
 
 // findTenant looks the URL's tenant up.

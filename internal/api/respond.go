@@ -62,13 +62,13 @@ func toError(err error) *Error {
 	return &Error{Status: status, Message: err.Error()}
 }
 
-// readBody reads a size-limited request body.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+// readBody reads a request body of at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body larger than %d bytes", MaxBodySize)}
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body larger than %d bytes", limit)}
 		}
 		return nil, invalidf("read body: %v", err)
 	}
@@ -77,7 +77,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 
 // decodeJSON decodes a JSON body strictly into v.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	data, err := readBody(w, r)
+	data, err := readBody(w, r, MaxBodySize)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 // decodeYAML decodes a body in the configuration file's syntax (YAML or
 // JSON, with the file's key names) strictly into v.
 func decodeYAML(w http.ResponseWriter, r *http.Request, v any) error {
-	data, err := readBody(w, r)
+	data, err := readBody(w, r, MaxBodySize)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -70,7 +71,7 @@ func TestSocketGroup(t *testing.T) {
 	gid := os.Getgid()
 	f := apitest.New()
 	sock := filepath.Join(t.TempDir(), "lbd.sock")
-	s, err := api.NewServer(f, api.ServerOptions{Socket: sock, SocketGroup: itoa(gid), Registry: prometheus.NewRegistry()})
+	s, err := api.NewServer(f, api.ServerOptions{Socket: sock, SocketGroup: strconv.Itoa(gid), Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,17 +87,6 @@ func TestSocketGroup(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o660 {
 		t.Errorf("socket mode = %v, want 0660", fi.Mode())
-	}
-}
-
-func itoa(n int) string {
-	var b []byte
-	for {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-		if n == 0 {
-			return string(b)
-		}
 	}
 }
 
@@ -141,7 +131,7 @@ func TestStaleSocket(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(dir, itoa(i)+".sock")
+			path := filepath.Join(dir, strconv.Itoa(i)+".sock")
 			defer tt.prepare(path)()
 			s, err := api.NewServer(apitest.New(), api.ServerOptions{Socket: path, Registry: prometheus.NewRegistry()})
 			if err != nil {

@@ -10,13 +10,18 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// MaxBodySize bounds a request body: a configuration file or a small JSON
-// object.
-const MaxBodySize = 8 << 20
+// MaxBodySize bounds the body of a request other than a configuration
+// file (a service, a tenant, an allow-list change).
+const MaxBodySize = 1 << 20
+
+// MaxConfigSize bounds a posted configuration file, as config.Load bounds
+// a file on disk.
+const MaxConfigSize = config.MaxFileSize
 
 // ServerOptions configures a Server.
 type ServerOptions struct {

@@ -10,8 +10,9 @@ import (
 	"github.com/lbd-project/lbd/internal/api"
 )
 
-// startAPI serves the control API until ctx is done.
-func (d *Daemon) startAPI(ctx context.Context, wg *sync.WaitGroup) error {
+// listenAPI binds the control API's socket and listener, so that a socket
+// problem stops lbd at start. Serving starts with serveAPI.
+func (d *Daemon) listenAPI() (*api.Server, error) {
 	dc := d.cfg.Daemon
 	socket := dc.Socket
 	if d.opts.Socket != "" {
@@ -27,21 +28,31 @@ func (d *Daemon) startAPI(ctx context.Context, wg *sync.WaitGroup) error {
 	if dc.TokenFile != "" {
 		b, err := os.ReadFile(dc.TokenFile)
 		if err != nil {
-			return fmt.Errorf("daemon: api token: %w", err)
+			return nil, fmt.Errorf("daemon: api token: %w", err)
 		}
 		opts.Token = strings.TrimSpace(string(b))
 	}
 	if opts.Socket == "" && opts.TCPAddr == "" {
-		return nil
+		return nil, nil
 	}
 	srv, err := api.NewServer(d, opts)
+	if err == nil {
+		err = srv.Listen()
+	}
 	if err != nil {
-		return fmt.Errorf("daemon: api: %w", err)
+		return nil, fmt.Errorf("daemon: api: %w", err)
+	}
+	return srv, nil
+}
+
+// serveAPI answers API requests until ctx is done.
+func (d *Daemon) serveAPI(ctx context.Context, wg *sync.WaitGroup, srv *api.Server) {
+	if srv == nil {
+		return
 	}
 	wg.Go(func() {
 		if err := srv.Serve(ctx); err != nil {
 			d.log.Error("api server stopped", "error", err)
 		}
 	})
-	return nil
 }

@@ -117,3 +117,45 @@ func aclServiceKey(t acl.Tenant) string {
 	}
 	return proto + "/" + netip.AddrPortFrom(t.VIP, t.Port).String()
 }
+
+// storageFence is the second-line fence of a storage node: every tenant's
+// port on every local address, open to the tenant's list and to the
+// directors (their health checks).
+func storageFence(cfg *config.Config, ov *Overlay) []acl.Tenant {
+	var directors []netip.Prefix
+	for _, n := range cfg.Directors() {
+		if a, err := netip.ParseAddr(n.Address); err == nil {
+			directors = append(directors, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	var out []acl.Tenant
+	for _, s := range effectiveServices(cfg.Services(), nil, ov) {
+		if s.Tenant == "" {
+			continue
+		}
+		allow := slices.Clone(s.Allow)
+		for _, p := range directors {
+			if !slices.Contains(allow, p) {
+				allow = append(allow, p)
+			}
+		}
+		out = append(out, acl.Tenant{Name: s.Tenant, Port: s.Port, Protocol: acl.Protocol(s.Protocol), Allow: allow})
+	}
+	return out
+}
+
+// trackRealsOffset is the VRRP priority offset for vrrp.track_reals: lower
+// while services exist but none of their real servers can take traffic.
+func trackRealsOffset(cfg *config.Config, eff []config.ResolvedService) int {
+	if cfg.VRRP == nil || cfg.VRRP.TrackReals == 0 || len(eff) == 0 {
+		return 0
+	}
+	for _, s := range eff {
+		for _, r := range s.Reals {
+			if r.Weight > 0 {
+				return 0
+			}
+		}
+	}
+	return -cfg.VRRP.TrackReals
+}

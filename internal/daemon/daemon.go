@@ -158,6 +158,13 @@ func (d *Daemon) do(ctx context.Context, fn func(ctx context.Context) error) err
 	}
 }
 
+// overlayNow returns the current runtime changes.
+func (d *Daemon) overlayNow() *Overlay {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.overlay
+}
+
 // Kick asks for a reconcile soon (coalesced).
 func (d *Daemon) Kick() {
 	select {
@@ -194,12 +201,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.startSubsystems(ctx); err != nil {
 		return err
 	}
-	if err := d.startAPI(ctx, &wg); err != nil {
+	srv, err := d.listenAPI()
+	if err != nil {
 		return err
 	}
 	if err := d.reconcile(ctx); err != nil {
 		d.log.Error("first reconcile incomplete; will retry", "error", err)
 	}
+	// Answer only once the first reconcile is done, so that the first
+	// status an operator sees describes the kernel, not a plan.
+	d.serveAPI(ctx, &wg, srv)
 	resync := time.NewTicker(d.opts.ResyncInterval)
 	defer resync.Stop()
 	for {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/lbd-project/lbd/pkg/acl"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/lbd-project/lbd/pkg/config"
@@ -133,5 +134,41 @@ func TestWithLingering(t *testing.T) {
 	got := withLingering([]acl.Tenant{a}, []acl.Tenant{a, b, c}, kernel)
 	if len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" {
 		t.Errorf("got %+v, want a and the draining b (c's service is gone)", got)
+	}
+}
+
+func TestStorageFence(t *testing.T) {
+	c := mustParse(t, `
+nodes:
+  - {name: lb1, role: director, address: 10.0.0.2}
+  - {name: st1, role: storage, address: 10.0.1.1}
+defaults: {storage_acl: true}
+tenants:
+  - {name: a, service: {vip: 10.0.0.1, port: 11211}, allow: [192.0.2.0/24]}
+`)
+	got := storageFence(c, &Overlay{})
+	if len(got) != 1 || got[0].VIP.IsValid() || got[0].Port != 11211 {
+		t.Fatalf("fence = %+v, want tenant a on every local address", got)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("10.0.0.2/32")}
+	if !slices.Equal(got[0].Allow, want) {
+		t.Errorf("allow = %v, want the tenant's list plus the director (health checks)", got[0].Allow)
+	}
+}
+
+func TestTrackRealsOffset(t *testing.T) {
+	c := mustParse(t, `
+nodes:
+  - {name: lb1, role: director, address: 10.0.0.2, interface: eth0}
+vrrp: {virtual_router_id: 1, vips: [10.0.0.1], track_reals: 60}
+virtual_services:
+  - {vip: 10.0.0.1, port: 80, reals: [{address: 10.0.2.1}], health: {inhibit_on_failure: true}}
+`)
+	id := "tcp/10.0.0.1:80/10.0.2.1:80"
+	if off := trackRealsOffset(c, effectiveServices(c.Services(), fakeHealth{id: true}, nil)); off != 0 {
+		t.Errorf("with a real up: offset %d", off)
+	}
+	if off := trackRealsOffset(c, effectiveServices(c.Services(), fakeHealth{id: false}, nil)); off != -60 {
+		t.Errorf("with no real up: offset %d, want -60", off)
 	}
 }

@@ -40,7 +40,12 @@ func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overla
 		d.mu.Unlock()
 		d.events.Publish(events.Config, "runtime change: "+what)
 		d.log.Info("runtime change", "change", what)
-		return d.reconcile(ctx)
+		if err := d.reconcile(ctx); err != nil {
+			// The change is valid and persisted; the kernel did not take
+			// all of it and keeps its previous state where it failed.
+			return fmt.Errorf("change accepted and saved, but not fully applied (lbd retries): %w", err)
+		}
+		return nil
 	})
 }
 

@@ -23,6 +23,7 @@ type subsystems struct {
 	ipvs      *ipvs.Reconciler // nil until the kernel's IPVS is reachable
 	ipvsErr   error
 	acl       *acl.Manager
+	storACL   *acl.Manager // storage nodes' second line (defaults.storage_acl)
 	aclHave   []acl.Tenant // what the last successful ACL apply fenced
 	fenced    map[string]bool
 	wake      *time.Timer // next reconcile the IPVS reconciler asked for
@@ -42,8 +43,12 @@ func (d *Daemon) startSubsystems(ctx context.Context) error {
 	s := &d.sub
 	s.wake = time.NewTimer(time.Hour)
 	s.wake.Stop()
+	action, err := acl.ParseAction(d.cfg.Defaults.ACLAction)
+	if err != nil {
+		return fmt.Errorf("daemon: acl: %w", err)
+	}
 	if d.node.Role.IsDirector() {
-		m, err := acl.New(acl.Options{Logger: d.log})
+		m, err := acl.New(acl.Options{Logger: d.log, Action: action})
 		if err != nil {
 			return fmt.Errorf("daemon: acl: %w", err)
 		}
@@ -58,6 +63,13 @@ func (d *Daemon) startSubsystems(ctx context.Context) error {
 		}
 		s.rs = rs
 		s.kvs = newKVSRunner(d.log, filepath.Join(dir, "kvs"))
+		// Its own chain and set prefix: on a node that is both, the
+		// director's fences stay separate.
+		m, err := acl.New(acl.Options{Logger: d.log, Action: action, Chain: "LBD-ACL-RS", SetPrefix: "LBDRS"})
+		if err != nil {
+			return fmt.Errorf("daemon: storage acl: %w", err)
+		}
+		s.storACL = m
 	}
 	return nil
 }
@@ -101,8 +113,10 @@ func (d *Daemon) stopSubsystems() {
 	if s.kvs != nil {
 		s.kvs.close()
 	}
-	if s.acl != nil {
-		s.acl.Close()
+	for _, m := range []*acl.Manager{s.acl, s.storACL} {
+		if m != nil {
+			m.Close()
+		}
 	}
 	if s.rs != nil {
 		s.rs.Close()
@@ -138,6 +152,7 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 	if err := d.sub.vrrp.configure(vrrpInstances(cfg, node)); err != nil {
 		errs = append(errs, err)
 	}
+	d.sub.vrrp.setPriorityOffset(trackRealsOffset(cfg, eff))
 	return errs
 }
 
@@ -207,9 +222,20 @@ func (d *Daemon) reconcileIPVS(ctx context.Context, desired []ipvs.Service) erro
 	return err
 }
 
-// reconcileStorage puts the VIPs on lo for DR and runs the tenants' stores.
+// reconcileStorage fences the tenants' ports (with storage_acl), puts the
+// VIPs on lo for DR and runs the tenants' stores, in that order: a port
+// is fenced before it is served.
 func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node config.Node) []error {
 	var errs []error
+	// With storage_acl off, lbd's storage chain is emptied: the directors
+	// still fence everything.
+	var fence []acl.Tenant
+	if cfg.Defaults.StorageACL {
+		fence = storageFence(cfg, d.overlayNow())
+	}
+	if err := d.sub.storACL.Apply(ctx, fence); err != nil {
+		errs = append(errs, err)
+	}
 	var ifaces []string
 	if node.Interface != "" {
 		ifaces = []string{node.Interface}

@@ -58,6 +58,7 @@ type vrrpRunner struct {
 
 	mu      sync.Mutex
 	running []*runningInstance
+	offset  int // priority offset applied to every instance (track_reals)
 }
 
 type runningInstance struct {
@@ -94,6 +95,7 @@ func (r *vrrpRunner) configure(want []vrrp.Config) error {
 			continue
 		}
 		ctx, cancel := context.WithCancel(r.ctx)
+		inst.SetPriorityOffset(r.offset)
 		ri := &runningInstance{cfg: c, inst: inst, cancel: cancel, done: make(chan struct{})}
 		go func() {
 			defer close(ri.done)
@@ -109,6 +111,20 @@ func (r *vrrpRunner) configure(want []vrrp.Config) error {
 		return fmt.Errorf("vrrp: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// setPriorityOffset applies a priority offset to every instance.
+func (r *vrrpRunner) setPriorityOffset(delta int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if delta == r.offset {
+		return
+	}
+	r.offset = delta
+	for _, ri := range r.running {
+		ri.inst.SetPriorityOffset(delta)
+	}
+	r.log.Info("vrrp priority offset", "offset", delta, "reason", "track_reals")
 }
 
 func (r *vrrpRunner) onChange(c vrrp.StateChange) {

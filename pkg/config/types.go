@@ -84,6 +84,10 @@ type VRRP struct {
 	GARPMasterDelay *Duration `yaml:"garp_master_delay,omitempty"`
 	// GARPMasterRefresh repeats gratuitous ARPs while master (0 = off).
 	GARPMasterRefresh Duration `yaml:"garp_master_refresh,omitempty"`
+	// TrackReals lowers the priority by this much while no real server of
+	// any service is up (like a keepalived track_script weight), so a
+	// director that cannot reach its backends hands the VIPs over.
+	TrackReals int `yaml:"track_reals,omitempty"`
 	// TrackInterfaces puts the instance in FAULT when any of them is down.
 	TrackInterfaces []string `yaml:"track_interface,omitempty"`
 	// NotifyMaster, NotifyBackup and NotifyFault are scripts run on the
@@ -104,6 +108,13 @@ type Defaults struct {
 	// DrainPeriod is how long a removed real server keeps weight 0 before
 	// it is deleted, so established connections finish. Default 30s.
 	DrainPeriod *Duration `yaml:"drain_period,omitempty"`
+	// ACLAction is what a source outside a tenant's allow-list gets: drop
+	// (default: silence) or reject (a TCP reset / ICMP unreachable).
+	ACLAction string `yaml:"acl_action,omitempty"`
+	// StorageACL makes storage nodes enforce the tenants' allow-lists too,
+	// as a second line behind the directors (the directors' own addresses
+	// are always admitted, for health checks).
+	StorageACL bool `yaml:"storage_acl,omitempty"`
 }
 
 // Health is a health check as written in the file; unset fields inherit.

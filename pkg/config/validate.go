@@ -149,6 +149,9 @@ func (k *checker) vrrp() {
 		}
 		seen[a] = true
 	}
+	if v.TrackReals < 0 || v.TrackReals > 254 {
+		k.errf(p("track_reals"), "track_reals %d out of range 0-254", v.TrackReals)
+	}
 	for i, name := range v.TrackInterfaces {
 		if !ifaceRe.MatchString(name) {
 			k.errf(at("vrrp", "track_interface", i), "invalid interface name %q", name)
@@ -179,6 +182,13 @@ func (k *checker) defaults() {
 		d.Forward = DefaultForward
 	} else if !slices.Contains(Forwards, d.Forward) {
 		k.errf(at("defaults", "forward"), "unknown forward %q (want dr, nat or tun)", d.Forward)
+	}
+	switch d.ACLAction {
+	case "":
+		d.ACLAction = "drop"
+	case "drop", "reject":
+	default:
+		k.errf(at("defaults", "acl_action"), "unknown acl_action %q (want drop or reject)", d.ACLAction)
 	}
 	if d.DrainPeriod == nil {
 		dp := Duration(DefaultDrainPeriod)
@@ -406,6 +416,10 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 		}
 		if dup[pfx] {
 			k.errf(at("tenants", i, "allow", j), "allow %q listed twice", e)
+			continue
+		}
+		if svc.VIP.IsValid() && pfx.Addr().Is4() != svc.VIP.Is4() {
+			k.errf(at("tenants", i, "allow", j), "allow %q: the vip %s is of the other family, so it can never match", e, svc.VIP)
 			continue
 		}
 		dup[pfx] = true

@@ -21,6 +21,7 @@ const (
 // netlink through github.com/moby/ipvs.
 type Netlink struct {
 	h *mipvs.Handle
+	b *batchConn // nil: every write is its own system call
 }
 
 var _ Kernel = (*Netlink)(nil)
@@ -34,6 +35,9 @@ func NewNetlink(netnsPath string) (*Netlink, error) {
 		return nil, fmt.Errorf("ipvs: open netlink handle (netns %q): %w", netnsPath, err)
 	}
 	n := &Netlink{h: h}
+	if b, err := openBatch(netnsPath); err == nil {
+		n.b = b
+	}
 	// moby/ipvs logs but does not return a failure to find the IPVS
 	// generic-netlink family; a dump tells us now rather than later.
 	if _, err := h.GetServices(); err != nil {
@@ -44,7 +48,44 @@ func NewNetlink(netnsPath string) (*Netlink, error) {
 }
 
 // Close releases the netlink socket.
-func (n *Netlink) Close() error { n.h.Close(); return nil }
+func (n *Netlink) Close() error {
+	n.h.Close()
+	if n.b != nil {
+		n.b.close()
+	}
+	return nil
+}
+
+// batch implements batcher, when the batching socket could be opened.
+func (n *Netlink) batch(ops []op) []error {
+	if n.b == nil {
+		errs := make([]error, len(ops))
+		for i := range ops {
+			errs[i] = n.write(&ops[i])
+		}
+		return errs
+	}
+	return n.b.batch(ops)
+}
+
+// write performs one step through moby/ipvs.
+func (n *Netlink) write(o *op) error {
+	switch o.kind {
+	case opAddService:
+		return n.AddService(o.svc)
+	case opUpdateService:
+		return n.UpdateService(o.svc)
+	case opDelService:
+		return n.DelService(o.svc)
+	case opAddDest:
+		return n.AddDest(o.svc, o.dest)
+	case opUpdateDest:
+		return n.UpdateDest(o.svc, o.dest)
+	case opDelDest:
+		return n.DelDest(o.svc, o.dest)
+	}
+	return nil
+}
 
 // Services implements Kernel.
 func (n *Netlink) Services() ([]ServiceStatus, error) {

@@ -72,7 +72,8 @@ func (r *Reconciler) observe(res *Result, now time.Time, want map[Key]*Service) 
 		have := make(map[Key]*svcRec, len(cand))
 		for k, old := range cand {
 			if kernel[k] == nil {
-				continue // gone (deleted by hand, or never created)
+				r.stateStale = true // gone (deleted by hand, or never created)
+				continue
 			}
 			rec, err := read(k, old)
 			if err != nil {
@@ -95,6 +96,7 @@ func (r *Reconciler) observe(res *Result, now time.Time, want map[Key]*Service) 
 		for k := range r.dirty {
 			old := r.have[k]
 			if old == nil || kernel[k] == nil {
+				r.stateStale = true
 				delete(r.have, k)
 				delete(r.dirty, k)
 				continue

@@ -89,6 +89,7 @@ type Reconciler struct {
 	have       map[Key]*svcRec // owned services, as last applied or read
 	draining   map[Key]bool    // owned services with a drain deadline (theirs or a real server's)
 	dirty      map[Key]bool    // owned services to read back before the next diff
+	stateStale bool            // the state file lists a service that is gone
 	other      map[Key]bool    // services in the kernel that are not ours
 	loaded     ownedState      // the state file, until the first full read
 	synced     bool            // have was read in full from the kernel
@@ -184,9 +185,11 @@ func (r *Reconciler) Apply(ctx context.Context, desired []Service) (Result, erro
 		}
 	}
 	stateChanged := r.execute(ctx, ops, now, &res, &errs)
-	if stateChanged {
+	if stateChanged || r.stateStale {
 		if err := saveState(r.path, r.have, nil); err != nil {
 			errs = append(errs, err)
+		} else {
+			r.stateStale = false
 		}
 	}
 	if len(errs) > len(res.Conflicts) || res.Failed > 0 {
@@ -299,6 +302,30 @@ func (r *Reconciler) timed(res *Result, write bool, f func() error) error {
 // successful step. It reports whether the state file needs rewriting.
 func (r *Reconciler) execute(ctx context.Context, ops []op, now time.Time, res *Result, errs *[]error) (stateChanged bool) {
 	failedAdd := map[Key]bool{}
+	bk, batching := r.k.(batcher)
+	phaseEnd := 0
+	if batching {
+		if batching = writes(ops) > 1; batching {
+			ops, phaseEnd = servicesFirst(ops)
+		}
+	}
+	// With a batching kernel the writes of a chunk of steps are sent at
+	// once and their results consumed below in order. New services go in
+	// chunks of their own, first, so that a real server is never added to a
+	// service whose creation failed (it might be someone else's).
+	var pre []error
+	preBase, preEnd := 0, 0
+	do := func(i int, f func() error) error {
+		if !batching {
+			return r.timed(res, true, f)
+		}
+		res.Writes++
+		err := pre[i-preBase]
+		if err != nil {
+			res.Failed++
+		}
+		return err
+	}
 	for i := range ops {
 		o := &ops[i]
 		if i%64 == 0 && ctx.Err() != nil {
@@ -306,12 +333,34 @@ func (r *Reconciler) execute(ctx context.Context, ops []op, now time.Time, res *
 			r.retryAt = now // resume at once
 			return stateChanged
 		}
+		if batching && i >= preEnd {
+			j := min(i+batchSize, len(ops))
+			if i < phaseEnd {
+				j = min(j, phaseEnd)
+			}
+			send, idx := make([]op, 0, j-i), make([]int, 0, j-i)
+			for m := i; m < j; m++ {
+				q := &ops[m]
+				if q.kind == opMark || (q.kind == opAddDest && r.have[q.svc.Key()] == nil) {
+					continue
+				}
+				send, idx = append(send, *q), append(idx, m)
+			}
+			t := time.Now()
+			got := bk.batch(send)
+			res.Netlink += time.Since(t)
+			pre = make([]error, j-i)
+			for n, m := range idx {
+				pre[m-i] = got[n]
+			}
+			preBase, preEnd = i, j
+		}
 		k := o.svc.Key()
 		rec := r.have[k]
 		var err error
 		switch o.kind {
 		case opAddService:
-			if err = r.timed(res, true, func() error { return r.k.AddService(o.svc) }); err == nil {
+			if err = do(i, func() error { return r.k.AddService(o.svc) }); err == nil {
 				r.have[k] = &svcRec{svc: o.svc, dests: map[DestKey]*destRec{}}
 				res.ServicesAdded++
 				stateChanged = true
@@ -323,12 +372,12 @@ func (r *Reconciler) execute(ctx context.Context, ops []op, now time.Time, res *
 				}
 			}
 		case opUpdateService:
-			if err = r.timed(res, true, func() error { return r.k.UpdateService(o.svc) }); err == nil {
+			if err = do(i, func() error { return r.k.UpdateService(o.svc) }); err == nil {
 				rec.svc = o.svc
 				res.ServicesUpdated++
 			}
 		case opDelService:
-			err = r.timed(res, true, func() error { return r.k.DelService(o.svc) })
+			err = do(i, func() error { return r.k.DelService(o.svc) })
 			if err == nil || errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.ENOENT) {
 				err = nil
 				delete(r.have, k)
@@ -339,12 +388,12 @@ func (r *Reconciler) execute(ctx context.Context, ops []op, now time.Time, res *
 			if failedAdd[k] || rec == nil {
 				continue
 			}
-			if err = r.timed(res, true, func() error { return r.k.AddDest(o.svc, o.dest) }); err == nil {
+			if err = do(i, func() error { return r.k.AddDest(o.svc, o.dest) }); err == nil {
 				rec.dests[DestKey{Addr: o.dest.Addr, Port: o.dest.Port}] = &destRec{d: o.dest}
 				res.DestsAdded++
 			}
 		case opUpdateDest:
-			if err = r.timed(res, true, func() error { return r.k.UpdateDest(o.svc, o.dest) }); err == nil {
+			if err = do(i, func() error { return r.k.UpdateDest(o.svc, o.dest) }); err == nil {
 				dr := rec.dests[DestKey{Addr: o.dest.Addr, Port: o.dest.Port}]
 				dr.d = o.dest
 				if !dr.drainUntil.Equal(o.until) {
@@ -355,7 +404,7 @@ func (r *Reconciler) execute(ctx context.Context, ops []op, now time.Time, res *
 				res.DestsUpdated++
 			}
 		case opDelDest:
-			err = r.timed(res, true, func() error { return r.k.DelDest(o.svc, o.dest) })
+			err = do(i, func() error { return r.k.DelDest(o.svc, o.dest) })
 			if err == nil || errors.Is(err, syscall.ENOENT) {
 				err = nil
 				delete(rec.dests, DestKey{Addr: o.dest.Addr, Port: o.dest.Port})
@@ -381,6 +430,34 @@ func (r *Reconciler) execute(ctx context.Context, ops []op, now time.Time, res *
 		}
 	}
 	return stateChanged
+}
+
+func writes(ops []op) int {
+	n := 0
+	for i := range ops {
+		if ops[i].kind != opMark {
+			n++
+		}
+	}
+	return n
+}
+
+// servicesFirst moves the service creations to the front, keeping the order
+// otherwise, and returns how many there are.
+func servicesFirst(ops []op) ([]op, int) {
+	out := make([]op, 0, len(ops))
+	for i := range ops {
+		if ops[i].kind == opAddService {
+			out = append(out, ops[i])
+		}
+	}
+	n := len(out)
+	for i := range ops {
+		if ops[i].kind != opAddService {
+			out = append(out, ops[i])
+		}
+	}
+	return out, n
 }
 
 // describe names a step for logs and errors, like "add service tcp

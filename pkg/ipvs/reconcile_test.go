@@ -365,3 +365,22 @@ func TestFamiliesProtocolsMarks(t *testing.T) {
 		t.Fatalf("re-read differs: %+v", res)
 	}
 }
+
+func TestServiceDeletedBehindOurBack(t *testing.T) {
+	e := newEnv(t, ipvs.Options{})
+	e.apply(seed())
+	s := seed()[0]
+	if err := e.k.DelService(s); err != nil { // an operator's ipvsadm -D
+		t.Fatal(err)
+	}
+	d := seed()
+	d[0].Dests[0].Weight = 3
+	if _, err := e.r.Apply(context.Background(), d); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("err = %v, want ESRCH", err)
+	}
+	res := e.apply(d) // the retry reads the service back, finds it gone, recreates it
+	if res.ServicesAdded != 1 || res.DestsAdded != 2 {
+		t.Fatalf("retry: %+v", res)
+	}
+	e.wantTable(d)
+}

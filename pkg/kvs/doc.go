@@ -8,5 +8,20 @@
 // survive a crash.
 //
 // A Tier runs the tenants of a storage node; Apply reconciles it with the
-// desired tenant list without disturbing tenants that did not change.
+// desired tenant list without disturbing tenants that did not change, and
+// refuses lists in which two tenants would share a name, a port or a data
+// directory.
+//
+// Connections are served by a few epoll loops shared by all tenants (on
+// Linux), which run every complete request in a connection's buffer and
+// answer with one write, as memcached's worker threads do. A connection that
+// needs blocking I/O (a value bigger than the loop's buffer, a reply bigger
+// than its budget, a client that does not read) moves to a goroutine that
+// runs the same protocol code on a net.Conn; tenants with an idle timeout
+// use goroutines throughout.
+//
+// Where lbd differs from memcached on purpose: tenants cannot change their
+// memory limit (cache_memlimit) or shut the server down, admin commands
+// (watch, lru_crawler, slabs, lru) answer ERROR, "stats cachedump" lists
+// nothing, and stats cover the tenant only.
 package kvs

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 )
 
 // DurableOptions configure a DurableStore.
@@ -109,6 +110,11 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 		Cache:        cache,
 		MemTableSize: uint64(memtable),
 		Logger:       pebbleLogger{log},
+	}
+	// Bloom filters spare gets of absent keys a read of every level.
+	po.Levels = make([]pebble.LevelOptions, 7)
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(opts.Dir, po)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -205,52 +206,22 @@ func (l *evLoop) serve(c *evConn) {
 		copy(nb, in.buf)
 		in.buf = nb
 	}
-	n, err := unix.Read(c.fd, in.buf[len(in.buf):cap(in.buf)])
-	if n <= 0 {
-		if n < 0 && (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) {
+	n, err := rawRead(c.fd, in.buf[len(in.buf):cap(in.buf)])
+	if err != nil {
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			return
 		}
 		l.closeConn(c)
 		return
 	}
+	if n == 0 { // EOF
+		l.closeConn(c)
+		return
+	}
 	in.buf = in.buf[:len(in.buf)+n]
-	if in.skip > 0 {
-		d := min(in.skip, len(in.buf)-in.pos)
-		in.pos += d
-		in.skip -= d
-	}
-	s := c.sess
-	quit, handoff := false, false
-	for in.pos < len(in.buf) && len(c.out.buf) < evOutSoft {
-		mark, outMark := in.pos, len(c.out.buf)
-		line, err := s.readLine()
-		if err == nil {
-			s.ctr[cCommands]++
-			err = s.dispatch(line)
-		}
-		if s.overflow || err == errNeedMore {
-			// Not run: undo and retry with more input, or in a goroutine.
-			in.pos, in.skip = mark, 0
-			c.out.buf = c.out.buf[:outMark]
-			handoff = s.overflow
-			s.overflow = false
-			break
-		}
-		if err != nil {
-			quit = true
-			break
-		}
-	}
-	s.svc.ctr.merge(&s.ctr)
-	if rest := len(in.buf) - in.pos; rest == 0 {
-		in.buf = in.buf[:0]
-	} else if in.pos > 0 {
-		copy(in.buf, in.buf[in.pos:])
-		in.buf = in.buf[:rest]
-	}
-	in.pos = 0
+	quit, handoff := runBuffered(c.sess, in, &c.out)
 	for c.out.off < len(c.out.buf) {
-		n, err := unix.Write(c.fd, c.out.buf[c.out.off:])
+		n, err := rawWrite(c.fd, c.out.buf[c.out.off:])
 		if n > 0 {
 			c.out.off += n
 		}
@@ -325,6 +296,47 @@ func (l *evLoop) handoff(c *evConn) {
 	go srv.serveHandedOff(nc, in, c.in.skip, out)
 }
 
+// runBuffered runs every complete request buffered in in, appending the
+// replies to out. quit means the connection must close after writing out;
+// handoff means the next request must run in a goroutine (the input from
+// in.pos on is unprocessed).
+func runBuffered(s *session, in *evReader, out *evWriter) (quit, handoff bool) {
+	if in.skip > 0 {
+		d := min(in.skip, len(in.buf)-in.pos)
+		in.pos += d
+		in.skip -= d
+	}
+	for in.pos < len(in.buf) && out.pending() < evOutSoft {
+		mark, outMark := in.pos, len(out.buf)
+		line, err := s.readLine()
+		if err == nil {
+			s.ctr[cCommands]++
+			err = s.dispatch(line)
+		}
+		if s.overflow || err == errNeedMore {
+			// Not run: undo, and retry with more input or in a goroutine.
+			in.pos, in.skip = mark, 0
+			out.buf = out.buf[:outMark]
+			handoff = s.overflow
+			s.overflow = false
+			break
+		}
+		if err != nil {
+			quit = true
+			break
+		}
+	}
+	s.svc.ctr.merge(&s.ctr)
+	if rest := len(in.buf) - in.pos; rest == 0 {
+		in.buf = in.buf[:0]
+	} else if in.pos > 0 {
+		copy(in.buf, in.buf[in.pos:])
+		in.buf = in.buf[:rest]
+	}
+	in.pos = 0
+	return quit, handoff
+}
+
 // evReader is a connection's input buffer with memcached's line limits.
 // It never blocks: an incomplete request yields errNeedMore, and the loop
 // rewinds to the request's start.
@@ -392,3 +404,27 @@ func (w *evWriter) pending() int { return len(w.buf) - w.off }
 
 // shutdownFD hangs up a connection's socket.
 func shutdownFD(fd int) { unix.Shutdown(fd, unix.SHUT_RDWR) }
+
+// rawRead and rawWrite skip the scheduler's syscall bookkeeping: the
+// socket is non-blocking, so the calls return at once.
+func rawRead(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}

@@ -96,11 +96,27 @@ var differentialScripts = []struct{ name, script string }{
 }
 
 // TestDifferential sends the same scripts to memcached 1.6 and to lbd's
-// KVS and wants the same bytes back, CAS values and version aside.
+// KVS (memory and durable stores, event loops and goroutines) and wants the
+// same bytes back, CAS values and version aside.
 func TestDifferential(t *testing.T) {
 	mc := startMemcached(t, 64)
-	_, addrs := startTier(t, Options{}, TenantConfig{Name: "diff"})
-	lbd := addrs["diff"]
+	for _, mode := range []struct {
+		name   string
+		opts   Options
+		tenant TenantConfig
+	}{
+		{"memory", Options{}, TenantConfig{Name: "diff"}},
+		{"memory-goroutines", Options{NoEventLoop: true}, TenantConfig{Name: "diff"}},
+		{"durable", Options{}, TenantConfig{Name: "diff", Store: StoreDurable, Dir: t.TempDir()}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			_, addrs := startTier(t, mode.opts, mode.tenant)
+			differential(t, mc, addrs["diff"])
+		})
+	}
+}
+
+func differential(t *testing.T, mc, lbd string) {
 	for _, sc := range differentialScripts {
 		t.Run(sc.name, func(t *testing.T) {
 			for _, addr := range []string{mc, lbd} {

@@ -25,7 +25,7 @@ type Config struct {
 	// VRID is the virtual router ID, 1-255 (virtual_router_id). Required.
 	VRID uint8
 	// Priority is 1-254, or 255 for the address owner, whose VIPs are its
-	// own addresses: it starts as Master and never removes them.
+	// own addresses: it starts as Master and never removes them. Required.
 	Priority uint8
 	// AdvertInterval is advert_int: 10ms steps, default 1s.
 	AdvertInterval time.Duration

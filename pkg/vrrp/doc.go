@@ -42,7 +42,8 @@
 //   - VIPs are added with their prefix length (keepalived adds a bare
 //     address as /32). A Backup removes them at start too, so VIPs left
 //     behind by a run that was killed go away. The address owner (priority
-//     255) never adds or removes them.
+//     255) owns them for real: it adds them if missing but never removes
+//     them.
 //   - With exactly one unicast peer there can be no second Backup, so a
 //     Backup that receives priority 0 takes over at once instead of after
 //     Skew_Time, which exists only to let the best of several Backups win.

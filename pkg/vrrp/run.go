@@ -33,7 +33,7 @@ type runtime struct {
 
 	garpTimer    *time.Timer
 	garpBurst    bool       // the next garpTimer fire is the delayed burst
-	lastAnnounce time.Time  // see mayAnnounce
+	lastAnnounce time.Time  // see answerLowerMaster
 	lowerAt      time.Time  // last advert from a lower-priority Master
 	lowerSrc     netip.Addr // sender of the advert being handled
 	lowerPrevSrc netip.Addr // sender of the last lower-priority advert

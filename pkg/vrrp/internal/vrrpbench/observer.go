@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/mdlayher/packet"
@@ -23,14 +24,25 @@ type garp struct {
 	mac net.HardwareAddr
 }
 
-// observer captures ARP frames for the VIP in its own namespace.
+// advert is the last VRRP advert seen from one sender.
+type advert struct {
+	at   time.Time
+	prio uint8
+}
+
+// observer captures, in its own namespace, the gratuitous ARPs for the VIP
+// and the VRRP adverts on the link.
 type observer struct {
 	c  *packet.Conn
 	ch chan garp
+
+	mu   sync.Mutex
+	last map[netip.Addr]advert
 }
 
-// newObserver opens an AF_PACKET socket on eth0 of namespace ns; the socket
-// stays in that namespace after the thread switches back.
+// newObserver opens an AF_PACKET socket for every protocol on eth0 of
+// namespace ns; the socket stays in that namespace after the thread
+// switches back.
 func newObserver(ns string) (*observer, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -52,36 +64,59 @@ func newObserver(ns string) (*observer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eth0 in %s: %w", ns, err)
 	}
-	c, err := packet.Listen(ifi, packet.Raw, 0x0806, nil)
+	const ethPAll = 0x0003
+	c, err := packet.Listen(ifi, packet.Raw, ethPAll, nil)
 	if err != nil {
 		return nil, fmt.Errorf("AF_PACKET on eth0 in %s: %w", ns, err)
 	}
-	o := &observer{c: c, ch: make(chan garp, 1024)}
+	o := &observer{c: c, ch: make(chan garp, 1024), last: map[netip.Addr]advert{}}
+	go o.read()
+	return o, nil
+}
+
+func (o *observer) read() {
 	want := netip.MustParseAddr(vip).As4()
-	go func() {
-		buf := make([]byte, 128)
-		for {
-			n, _, err := c.ReadFrom(buf)
-			if err != nil {
-				close(o.ch)
-				return
-			}
-			now := time.Now()
-			f := buf[:n]
-			// Ethernet(14) + ARP: spa at 14+14, tpa at 14+24.
-			if n < 42 || binary.BigEndian.Uint16(f[12:14]) != 0x0806 {
-				continue
-			}
-			if !bytes.Equal(f[28:32], want[:]) || !bytes.Equal(f[38:42], want[:]) {
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := o.c.ReadFrom(buf)
+		if err != nil {
+			close(o.ch)
+			return
+		}
+		now := time.Now()
+		f := buf[:n]
+		if n < 34 {
+			continue
+		}
+		switch binary.BigEndian.Uint16(f[12:14]) {
+		case 0x0806:
+			// Ethernet(14) + ARP: sender MAC at 22, spa at 28, tpa at 38.
+			if n < 42 || !bytes.Equal(f[28:32], want[:]) || !bytes.Equal(f[38:42], want[:]) {
 				continue
 			}
 			select {
 			case o.ch <- garp{at: now, mac: append(net.HardwareAddr(nil), f[22:28]...)}:
 			default:
 			}
+		case 0x0800:
+			ihl := int(f[14]&0x0f) * 4
+			if f[14+9] != 112 || n < 14+ihl+3 {
+				continue
+			}
+			src := netip.AddrFrom4([4]byte(f[26:30]))
+			o.mu.Lock()
+			o.last[src] = advert{at: now, prio: f[14+ihl+2]}
+			o.mu.Unlock()
 		}
-	}()
-	return o, nil
+	}
+}
+
+// lastAdvert returns the last advert seen from src.
+func (o *observer) lastAdvert(src string) (advert, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	a, ok := o.last[netip.MustParseAddr(src)]
+	return a, ok
 }
 
 // drain forgets what was seen so far.
