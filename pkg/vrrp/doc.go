@@ -52,8 +52,15 @@
 //   - A sync group member becomes Master on a timeout only if no other member
 //     still hears a Master (keepalived's rule), so a group whose members
 //     disagree settles in BACKUP instead of flapping.
+//   - Restarting an instance hands Mastership over (priority 0), so a
+//     daemon should keep instances running across reloads unless their own
+//     Config changed; priority changes go through SetPriorityOffset.
+//   - Each Instance has its own raw socket and sees every VRRP packet on the
+//     host; several VRIDs per interface work, at the cost of each instance
+//     skipping the others' adverts.
 //   - IPv6 (VRRPv3 over ff02::12 with unsolicited neighbour adverts) is in
-//     the codec only; Config rejects IPv6 VIPs and peers.
+//     the codec only; Config rejects IPv6 VIPs and peers. VRRPv2 is not
+//     spoken at all, so a keepalived peer needs vrrp_version 3.
 //
 // # Layout
 //

@@ -3,6 +3,7 @@
 package vrrp_test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,8 +70,9 @@ func TestElectionFailoverPreemptCleanStop(t *testing.T) {
 func TestNoPreempt(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, "d1", "d2")
+	notified := filepath.Join(t.TempDir(), "notify")
 	d1 := l.director("d1", 150, "-nopreempt")
-	d2 := l.director("d2", 100, "-nopreempt")
+	d2 := l.director("d2", 100, "-nopreempt", "-notify", `f() { echo "$*" >> `+notified+`; }; f`)
 	l.waitRoles(d1, d2)
 	d1.kill9()
 	eventually(t, "d2 MASTER", func() bool { return d2.stateOf() == "MASTER" && l.hasVIP("d2", vip) })
@@ -79,6 +81,12 @@ func TestNoPreempt(t *testing.T) {
 	// Well past several Master_Down_Intervals (~0.35s), d2 is still Master.
 	holds(t, "d2 stays MASTER, d1 BACKUP", 2*time.Second, func() bool {
 		return d2.stateOf() == "MASTER" && d1.stateOf() == "BACKUP" && !l.hasVIP("d1", vip)
+	})
+	// The notify script saw d2's changes with keepalived's arguments.
+	want := "INSTANCE d2 BACKUP 100\nINSTANCE d2 MASTER 100\n"
+	eventually(t, "notify script ran for BACKUP and MASTER", func() bool {
+		b, _ := readFile(notified)
+		return b == want
 	})
 }
 
@@ -123,6 +131,22 @@ func TestTrackInterfaceFault(t *testing.T) {
 		return d1.stateOf() == "FAULT" && !l.hasVIP("d1", vip) && d2.stateOf() == "MASTER" && l.hasVIP("d2", vip)
 	})
 	run(t, "ip", "-n", l.ns("d1"), "link", "set", "trk0", "up")
+	l.waitRoles(d1, d2)
+}
+
+// The VRRP interface itself is tracked: down means FAULT, and when it comes
+// back the instance rejoins the election on the same socket.
+func TestOwnInterfaceDown(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, "d1", "d2")
+	d1 := l.director("d1", 150)
+	d2 := l.director("d2", 100)
+	l.waitRoles(d1, d2)
+	run(t, "ip", "-n", l.ns("d1"), "link", "set", "eth0", "down")
+	eventually(t, "d1 FAULT without VIP, d2 MASTER", func() bool {
+		return d1.stateOf() == "FAULT" && !l.hasVIP("d1", vip) && d2.stateOf() == "MASTER" && l.hasVIP("d2", vip)
+	})
+	run(t, "ip", "-n", l.ns("d1"), "link", "set", "eth0", "up")
 	l.waitRoles(d1, d2)
 }
 

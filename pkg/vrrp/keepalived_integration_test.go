@@ -170,3 +170,38 @@ func TestKeepalivedInteropKeepalivedMaster(t *testing.T) {
 	}
 	noInvalid(t, d2)
 }
+
+// Unicast adverts carry the peer's address in the checksum's pseudo-header
+// instead of the group's; both sides must agree on it.
+func TestKeepalivedInteropUnicast(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath(keepalivedBin); err != nil {
+		t.Skip("needs keepalived")
+	}
+	l := newLab(t, "ka", "d2")
+	uni := fmt.Sprintf("unicast_src_ip %s\n  unicast_peer {\n    %s\n  }", l.addr("ka"), l.addr("d2"))
+	ka := l.keepalived("ka", 150, uni)
+	d2 := l.director("d2", 100, "-peers", l.addr("ka"))
+	eventually(t, "keepalived MASTER, lbd BACKUP", func() bool {
+		return ka.lastState() == "MASTER" && l.hasVIP("ka", vip) && d2.stateOf() == "BACKUP" && !l.hasVIP("d2", vip)
+	})
+	holds(t, "lbd stays BACKUP under keepalived", time.Second, func() bool { return d2.stateOf() == "BACKUP" })
+	ka.kill9()
+	eventually(t, "lbd MASTER with VIP", func() bool { return d2.stateOf() == "MASTER" && l.hasVIP("d2", vip) })
+	ka = l.keepalived("ka", 150, uni)
+	eventually(t, "keepalived MASTER again, lbd BACKUP", func() bool {
+		return ka.lastState() == "MASTER" && l.hasVIP("ka", vip) && d2.stateOf() == "BACKUP" && !l.hasVIP("d2", vip)
+	})
+	noInvalid(t, d2)
+	if strings.Contains(d2.logText(), "unexpected source") {
+		t.Fatal("lbd dropped keepalived's unicast adverts as from an unexpected source")
+	}
+	// And the other way round: lbd's unicast adverts keep keepalived in
+	// BACKUP once lbd has the better priority.
+	d2.stop()
+	d2 = l.director("d2", 200, "-peers", l.addr("ka"))
+	eventually(t, "lbd (200) MASTER, keepalived BACKUP", func() bool {
+		return d2.stateOf() == "MASTER" && l.hasVIP("d2", vip) && ka.lastState() == "BACKUP" && !l.hasVIP("ka", vip)
+	})
+	holds(t, "keepalived stays BACKUP under lbd", time.Second, func() bool { return ka.lastState() == "BACKUP" })
+}

@@ -20,9 +20,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -52,14 +54,17 @@ func main() {
 	flag.StringVar(&o.prefix, "prefix", fmt.Sprintf("lbdvrb-%d", os.Getpid()), "name prefix of the namespaces it creates")
 	flag.Parse()
 	o.impls = strings.Split(impls, ",")
-	if err := run(o); err != nil {
+	// On SIGINT/SIGTERM the current run ends, its processes are killed and
+	// the namespaces removed before exiting.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "vrrpbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(o options) error {
-	ctx := context.Background()
+func run(ctx context.Context, o options) error {
 	l, err := newLAN(o.prefix)
 	if err != nil {
 		return err
@@ -91,6 +96,9 @@ func run(o options) error {
 			key := impl + " " + kind
 			misses := 0
 			for i := 0; len(results[key]) < o.n; i++ {
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("interrupted: %w", err)
+				}
 				s, err := iteration(ctx, o, l, obs, filepath.Join(dir, fmt.Sprint(key, i)), impl, kind)
 				if errors.Is(err, errNoGARP) && misses < 3 {
 					// Reported, not hidden: a takeover without a timely
@@ -202,7 +210,11 @@ func iteration(ctx context.Context, o options, l *lan, obs *observer, dir, impl,
 		return sample{}, fmt.Errorf("waiting for a MASTER, b BACKUP: %w\n%s\n%s", err, a.logText(), b.logText())
 	}
 	// Let b hear a for a while, then strike at a random phase of the interval.
-	time.Sleep(500*time.Millisecond + rand.N(o.interval))
+	select {
+	case <-time.After(500*time.Millisecond + rand.N(o.interval)):
+	case <-ctx.Done():
+		return sample{}, ctx.Err()
+	}
 	obs.drain()
 	var t0 time.Time
 	if kind == "kill" {
