@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
 
 	"github.com/lbd-project/lbd/pkg/kvs"
 )
@@ -33,6 +35,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxConns, "max-conns", kvs.DefaultMaxConns, "maximum concurrent connections")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "close connections idle this long (0: never)")
 	fs.BoolVar(&verbose, "v", false, "debug logging")
+	loops := fs.Int("event-loops", 0, "event loops serving connections (0: one per CPU)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -59,7 +62,17 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	tier := kvs.New(log, kvs.Options{})
+	// The event loops wait in epoll_wait, a blocking system call; with
+	// spare Ps a loop woken by the kernel runs at once instead of waiting
+	// for the scheduler to hand it a P. Only for the standalone server,
+	// which runs nothing else, and only if the operator did not choose.
+	if *loops <= 0 {
+		*loops = runtime.GOMAXPROCS(0)
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
+	}
+	tier := kvs.New(log, kvs.Options{EventLoops: *loops})
 	defer tier.Close()
 	if err := tier.Apply(ctx, []kvs.TenantConfig{cfg}); err != nil {
 		fmt.Fprintf(stderr, "lbd %v\n", err) // err starts with "kvs: "

@@ -95,14 +95,14 @@ func drVIPs(cfg *config.Config, node config.Node) []netip.Addr {
 }
 
 // withLingering adds to want the tenants of have that want lacks but whose
-// service IPVS still has (draining after removal): they stay fenced.
-func withLingering(want, have []acl.Tenant, kernel map[string]kernelService) []acl.Tenant {
+// service IPVS still has (owned: draining after removal): they stay fenced.
+func withLingering(want, have []acl.Tenant, owned map[string]bool) []acl.Tenant {
 	out := slices.Clone(want)
 	for _, t := range have {
 		if slices.ContainsFunc(want, func(w acl.Tenant) bool { return w.Name == t.Name }) {
 			continue
 		}
-		if _, served := kernel[aclServiceKey(t)]; served {
+		if owned[aclServiceKey(t)] {
 			out = append(out, t)
 		}
 	}

@@ -130,8 +130,8 @@ func TestWithLingering(t *testing.T) {
 	a := acl.Tenant{Name: "a", VIP: netip.MustParseAddr("10.0.0.1"), Port: 1, Protocol: acl.TCP}
 	b := acl.Tenant{Name: "b", VIP: netip.MustParseAddr("10.0.0.1"), Port: 2}
 	c := acl.Tenant{Name: "c", VIP: netip.MustParseAddr("10.0.0.1"), Port: 3}
-	kernel := map[string]kernelService{"tcp/10.0.0.1:2": {}} // b's service is still draining
-	got := withLingering([]acl.Tenant{a}, []acl.Tenant{a, b, c}, kernel)
+	owned := map[string]bool{"tcp/10.0.0.1:2": true} // b's service is still draining
+	got := withLingering([]acl.Tenant{a}, []acl.Tenant{a, b, c}, owned)
 	if len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" {
 		t.Errorf("got %+v, want a and the draining b (c's service is gone)", got)
 	}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/pkg/config"
@@ -21,13 +22,27 @@ type kernelDest struct {
 	stats         api.Stats
 }
 
-// refreshKernel snapshots IPVS for status. A failed read keeps the last one.
-func (d *Daemon) refreshKernel(ctx context.Context) {
+// snapshotTTL bounds how often status reads IPVS: a snapshot is one dump
+// per service, too costly to take per request at 10,000 services.
+const snapshotTTL = time.Second
+
+// kernelServices returns IPVS's view of lbd's services keyed by
+// protocol/vip:port, read on demand for status and cached briefly. A
+// failed read returns the last one.
+func (d *Daemon) kernelServices(ctx context.Context) map[string]kernelService {
+	d.mu.RLock()
+	r := d.sub.ipvs
+	d.mu.RUnlock()
 	s := &d.sub
-	snap, err := s.ipvs.Snapshot(ctx)
+	s.kernelMu.Lock()
+	defer s.kernelMu.Unlock()
+	if r == nil || time.Since(s.kernelAt) < snapshotTTL {
+		return s.kernelNow
+	}
+	snap, err := r.Snapshot(ctx)
 	if err != nil {
 		d.log.Warn("ipvs snapshot failed", "error", err)
-		return
+		return s.kernelNow
 	}
 	out := make(map[string]kernelService, len(snap))
 	for _, ks := range snap {
@@ -35,7 +50,6 @@ func (d *Daemon) refreshKernel(ctx context.Context) {
 			continue
 		}
 		svc := ks.Service
-		name := svc.Protocol.String() + "/" + netip.AddrPortFrom(svc.Addr, svc.Port).String()
 		k := kernelService{stats: apiStats(ks.Stats), dests: make(map[netip.AddrPort]kernelDest, len(ks.Dests))}
 		for _, dst := range ks.Dests {
 			port := dst.Port
@@ -46,19 +60,28 @@ func (d *Daemon) refreshKernel(ctx context.Context) {
 				weight: dst.Weight, active: uint32(dst.ActiveConns), inact: uint32(dst.InactiveConns), stats: apiStats(dst.Stats),
 			}
 		}
-		out[name] = k
+		out[ipvsKey(svc.Key())] = k
 	}
-	s.kernelMu.Lock()
-	s.kernelNow = out
-	s.kernelMu.Unlock()
+	s.kernelNow, s.kernelAt = out, time.Now()
+	return out
 }
 
-// kernelServices returns the last snapshot keyed by service name
-// (tenants' services are keyed by protocol/vip:port too, see serviceKey).
-func (d *Daemon) kernelServices() map[string]kernelService {
-	d.sub.kernelMu.Lock()
-	defer d.sub.kernelMu.Unlock()
-	return d.sub.kernelNow
+// ownedServices is the set of services lbd has in IPVS (draining ones
+// included), from the reconciler's record: no kernel request.
+func (d *Daemon) ownedServices() map[string]bool {
+	out := map[string]bool{}
+	if d.sub.ipvs == nil {
+		return out
+	}
+	for _, k := range d.sub.ipvs.Owned() {
+		out[ipvsKey(k)] = true
+	}
+	return out
+}
+
+// ipvsKey names an IPVS service like config does: protocol/vip:port.
+func ipvsKey(k ipvs.Key) string {
+	return k.Protocol.String() + "/" + netip.AddrPortFrom(k.Addr, k.Port).String()
 }
 
 // serviceKey is the kernel-side name of a service: protocol/vip:port.

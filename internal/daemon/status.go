@@ -25,7 +25,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		st.Reconcile.Error = rec.err.Error()
 	}
 	if node.Role.IsDirector() {
-		st.Services = d.serviceStatus(cfg, ov)
+		st.Services = d.serviceStatus(ctx, cfg, ov)
 		st.VRRP = d.vrrpStatus()
 		st.ACL = d.aclStatus(cfg, ov)
 	}
@@ -36,8 +36,8 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 }
 
 // serviceStatus lists the desired services with health and kernel state.
-func (d *Daemon) serviceStatus(cfg *config.Config, ov *Overlay) []api.ServiceStatus {
-	kernel := d.kernelServices()
+func (d *Daemon) serviceStatus(ctx context.Context, cfg *config.Config, ov *Overlay) []api.ServiceStatus {
+	kernel := d.kernelServices(ctx)
 	var out []api.ServiceStatus
 	for _, s := range cfg.Services() {
 		ss := api.ServiceStatus{

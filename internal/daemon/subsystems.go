@@ -30,6 +30,7 @@ type subsystems struct {
 	vrrp      *vrrpRunner
 	kernelMu  sync.Mutex
 	kernelNow map[string]kernelService // last IPVS snapshot, for status
+	kernelAt  time.Time
 
 	// storage side
 	rs  *realserver.RealServer
@@ -88,8 +89,9 @@ func (d *Daemon) connectIPVS() {
 		_ = exec.Command("modprobe", "ip_vs").Run()
 		k, err = ipvs.NewNetlink("")
 	}
+	var r *ipvs.Reconciler
 	if err == nil {
-		s.ipvs, err = ipvs.NewReconciler(k, ipvs.Options{
+		r, err = ipvs.NewReconciler(k, ipvs.Options{
 			StateDir:    d.stateDir(d.cfg),
 			DrainPeriod: d.cfg.Defaults.DrainPeriod.D(),
 			Logger:      d.log,
@@ -98,8 +100,8 @@ func (d *Daemon) connectIPVS() {
 	if err != nil && (s.ipvsErr == nil || s.ipvsErr.Error() != err.Error()) {
 		d.log.Error("ipvs unavailable; services are not programmed until it is", "error", err)
 	}
-	d.mu.Lock() // Status reads it
-	s.ipvsErr = err
+	d.mu.Lock() // Status reads them
+	s.ipvs, s.ipvsErr = r, err
 	d.mu.Unlock()
 }
 
@@ -146,7 +148,7 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 	}
 	// A fence kept only for a draining service can go once IPVS let go.
 	want := aclTenants(eff)
-	if len(withLingering(want, d.sub.aclHave, d.kernelServices())) < len(d.sub.aclHave) {
+	if len(withLingering(want, d.sub.aclHave, d.ownedServices())) < len(d.sub.aclHave) {
 		d.Kick()
 	}
 	if err := d.sub.vrrp.configure(vrrpInstances(cfg, node)); err != nil {
@@ -162,7 +164,7 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 // still has its service (draining): its port never opens, not even then.
 func (d *Daemon) reconcileACL(ctx context.Context, eff []config.ResolvedService) error {
 	s := &d.sub
-	want := withLingering(aclTenants(eff), s.aclHave, d.kernelServices())
+	want := withLingering(aclTenants(eff), s.aclHave, d.ownedServices())
 	if changed, ok := onlyAllowChanged(s.aclHave, want); ok {
 		var errs []error
 		for _, t := range changed {
@@ -218,7 +220,6 @@ func (d *Daemon) reconcileIPVS(ctx context.Context, desired []ipvs.Service) erro
 	if !res.NextWake.IsZero() {
 		s.wake.Reset(time.Until(res.NextWake))
 	}
-	d.refreshKernel(ctx)
 	return err
 }
 

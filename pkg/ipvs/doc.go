@@ -18,5 +18,7 @@
 // Reconciling is cheap when little changed: after a full resync (at start,
 // after an error, and every Options.ResyncInterval) the Reconciler trusts its
 // record of what it applied, so a reload that changes one weight at 10,000
-// services costs exactly one netlink write and no dump.
+// services costs exactly one netlink write and no dump. Large plans (a first
+// converge) are sent many requests per system call, each request still its
+// own netlink message with its own acknowledgement.
 package ipvs

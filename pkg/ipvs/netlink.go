@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	mipvs "github.com/moby/ipvs"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // Kernel service flags (IP_VS_SVC_F_*). The kernel also reports internal
@@ -30,6 +32,12 @@ var _ Kernel = (*Netlink)(nil)
 // netnsPath (for example /var/run/netns/director), or in the caller's
 // namespace when netnsPath is empty. It loads the ip_vs module if needed.
 func NewNetlink(netnsPath string) (*Netlink, error) {
+	// moby/ipvs logs but does not return a failure to find the IPVS
+	// generic-netlink family, and its requests then "succeed" doing
+	// nothing: ask for the family first.
+	if err := ipvsFamily(netnsPath); err != nil {
+		return nil, fmt.Errorf("ipvs: kernel IPVS unavailable (netns %q; is ip_vs loaded?): %w", netnsPath, err)
+	}
 	h, err := mipvs.New(netnsPath)
 	if err != nil {
 		return nil, fmt.Errorf("ipvs: open netlink handle (netns %q): %w", netnsPath, err)
@@ -38,13 +46,30 @@ func NewNetlink(netnsPath string) (*Netlink, error) {
 	if b, err := openBatch(netnsPath); err == nil {
 		n.b = b
 	}
-	// moby/ipvs logs but does not return a failure to find the IPVS
-	// generic-netlink family; a dump tells us now rather than later.
 	if _, err := h.GetServices(); err != nil {
-		h.Close()
-		return nil, fmt.Errorf("ipvs: kernel IPVS unavailable (netns %q; is ip_vs loaded?): %w", netnsPath, err)
+		n.Close()
+		return nil, fmt.Errorf("ipvs: kernel IPVS unavailable (netns %q): %w", netnsPath, err)
 	}
 	return n, nil
+}
+
+// ipvsFamily checks that the kernel of the namespace at path (the
+// caller's when empty) knows the IPVS generic-netlink family.
+func ipvsFamily(path string) error {
+	h := &netlink.Handle{}
+	if path != "" {
+		ns, err := netns.GetFromPath(path)
+		if err != nil {
+			return err
+		}
+		defer ns.Close()
+		if h, err = netlink.NewHandleAt(ns); err != nil {
+			return err
+		}
+		defer h.Close()
+	}
+	_, err := h.GenlFamilyGet("IPVS")
+	return err
 }
 
 // Close releases the netlink socket.

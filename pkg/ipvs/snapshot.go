@@ -48,3 +48,16 @@ func (r *Reconciler) Snapshot(ctx context.Context) ([]ServiceStatus, error) {
 	sort.Slice(ks, func(i, j int) bool { return keyLess(ks[i].Service.Key(), ks[j].Service.Key()) })
 	return ks, nil
 }
+
+// Owned returns the services lbd owns as last applied or read (draining
+// ones included), from the Reconciler's record: no kernel request.
+func (r *Reconciler) Owned() []Key {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Key, 0, len(r.have))
+	for k := range r.have {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return keyLess(out[i], out[j]) })
+	return out
+}

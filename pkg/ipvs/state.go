@@ -7,9 +7,10 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/lbd-project/lbd/internal/statefile"
 )
 
 // StateFileName is the name of the file, in Options.StateDir, that records
@@ -111,7 +112,7 @@ func saveState(path string, recs map[Key]*svcRec, pending map[Key]*Service) erro
 	if err != nil {
 		return fmt.Errorf("ipvs: encode state: %w", err)
 	}
-	if err := writeFileAtomic(path, b); err != nil {
+	if err := statefile.WriteAtomic(path, b); err != nil {
 		return fmt.Errorf("ipvs: write state: %w", err)
 	}
 	return nil
@@ -132,35 +133,4 @@ func keyLess(a, b Key) bool {
 		return a.Port < b.Port
 	}
 	return a.FWMark < b.FWMark
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

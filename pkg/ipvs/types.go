@@ -294,8 +294,10 @@ func (s *Service) Validate() error {
 			bad("real server %s: weight %d out of range 0..%d", k, d.Weight, MaxWeight)
 		case d.Forward != DR && d.Forward != NAT && d.Forward != TUN:
 			bad("real server %s: unknown forwarding method %d", k, d.Forward)
-		case d.Addr.Unmap().Is4() != s.Addr.Unmap().Is4() && d.Forward != TUN:
-			bad("real server %s: address family differs from the virtual address (only tun may mix)", k)
+		case d.Addr.Unmap().Is4() != s.Addr.Unmap().Is4():
+			// The kernel can tunnel across families, but only when told the
+			// real server's family, which moby/ipvs never sends.
+			bad("real server %s: address family differs from the virtual address", k)
 		case d.Forward != NAT && s.FWMark == 0 && k.Port != s.Port:
 			bad("real server %s: with %s the real port must equal the virtual port %d", k, d.Forward, s.Port)
 		}

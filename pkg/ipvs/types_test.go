@@ -24,9 +24,9 @@ func TestValidate(t *testing.T) {
 		{"weight", func(s *ipvs.Service) { s.Dests[0].Weight = -1 }, "weight -1"},
 		{"twice", func(s *ipvs.Service) { s.Dests = append(s.Dests, s.Dests[0]) }, "listed twice"},
 		{"family", func(s *ipvs.Service) { s.Dests[0].Addr = netip.MustParseAddr("2001:db8::1") }, "family"},
-		{"tun may mix", func(s *ipvs.Service) {
+		{"tun may not mix either", func(s *ipvs.Service) {
 			s.Dests[0].Addr, s.Dests[0].Forward = netip.MustParseAddr("2001:db8::1"), ipvs.TUN
-		}, ""},
+		}, "family"},
 		{"dr port", func(s *ipvs.Service) { s.Dests[0].Port = 8080 }, "must equal the virtual port"},
 		{"nat port", func(s *ipvs.Service) { s.Dests[0].Port, s.Dests[0].Forward = 8080, ipvs.NAT }, ""},
 	}

@@ -75,10 +75,12 @@ type DurableStore struct {
 // pebbleLogger routes Pebble's log lines to slog.
 type pebbleLogger struct{ log *slog.Logger }
 
+// Infof logs at debug level: Pebble is chatty.
 func (l pebbleLogger) Infof(format string, args ...any) {
 	l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
+// Fatalf logs and panics, as Pebble expects.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	// Pebble calls Fatalf on unrecoverable corruption; it expects the
 	// process to stop.

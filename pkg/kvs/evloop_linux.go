@@ -58,9 +58,13 @@ type evConn struct {
 	out  evWriter
 }
 
-func newEvPool() (*evPool, error) {
+// newEvPool starts n event loops (GOMAXPROCS if n <= 0).
+func newEvPool(n int) (*evPool, error) {
 	p := &evPool{}
-	for range runtime.GOMAXPROCS(0) {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	for range n {
 		l, err := newEvLoop()
 		if err != nil {
 			p.close()
@@ -167,7 +171,12 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 func (l *evLoop) run() {
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := unix.EpollWait(l.epfd, events, -1)
+		// Poll first without blocking (and without the scheduler's
+		// syscall bookkeeping): under load there usually is work.
+		n, err := epollPoll(l.epfd, events)
+		if err == nil && n == 0 {
+			n, err = unix.EpollWait(l.epfd, events, -1)
+		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -347,6 +356,7 @@ type evReader struct {
 	maxGetLine int
 }
 
+// ReadSlice returns the next line, errNeedMore if it is incomplete.
 func (r *evReader) ReadSlice(delim byte) ([]byte, error) {
 	avail := r.buf[r.pos:]
 	if i := bytes.IndexByte(avail, delim); i >= 0 {
@@ -359,6 +369,7 @@ func (r *evReader) ReadSlice(delim byte) ([]byte, error) {
 	return nil, errNeedMore
 }
 
+// Buffered is the number of unread bytes.
 func (r *evReader) Buffered() int { return len(r.buf) - r.pos }
 
 // Discard drops n bytes; what is not buffered yet is dropped as it comes.
@@ -373,6 +384,7 @@ func (r *evReader) Discard(n int) (int, error) {
 	return n, nil
 }
 
+// Read copies buffered bytes, errNeedMore if there are none.
 func (r *evReader) Read(p []byte) (int, error) {
 	if r.pos == len(r.buf) {
 		return 0, errNeedMore
@@ -388,18 +400,22 @@ type evWriter struct {
 	off int
 }
 
+// Write appends p.
 func (w *evWriter) Write(p []byte) (int, error) {
 	w.buf = append(w.buf, p...)
 	return len(p), nil
 }
 
+// WriteString appends s.
 func (w *evWriter) WriteString(s string) (int, error) {
 	w.buf = append(w.buf, s...)
 	return len(s), nil
 }
 
+// Flush does nothing: the loop writes.
 func (w *evWriter) Flush() error { return nil }
 
+// pending is the number of bytes not yet written.
 func (w *evWriter) pending() int { return len(w.buf) - w.off }
 
 // shutdownFD hangs up a connection's socket.
@@ -423,6 +439,15 @@ func rawWrite(fd int, p []byte) (int, error) {
 		return 0, nil
 	}
 	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// epollPoll is a non-blocking epoll_pwait (timeout 0, no signal mask).
+func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}

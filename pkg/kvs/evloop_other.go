@@ -13,7 +13,7 @@ var errNeedMore = errors.New("kvs: need more input")
 // its own goroutine.
 type evPool struct{}
 
-func newEvPool() (*evPool, error)            { return nil, nil }
+func newEvPool(int) (*evPool, error)         { return nil, nil }
 func (p *evPool) close()                     {}
 func (p *evPool) add(*server, net.Conn) bool { return false }
 

@@ -171,6 +171,7 @@ type deadlineWriter struct {
 	armedAt time.Time
 }
 
+// Write writes p to the connection.
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	if now := time.Now(); now.Sub(w.armedAt) > time.Second {
 		w.c.SetWriteDeadline(now.Add(writeTimeout))

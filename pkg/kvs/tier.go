@@ -22,6 +22,11 @@ type Options struct {
 	// NoEventLoop serves every connection from its own goroutine instead
 	// of the epoll loops (Linux); slower, for comparison and tests.
 	NoEventLoop bool
+	// EventLoops is the number of event loops; GOMAXPROCS by default. The
+	// loops spend their idle time blocked in epoll_wait, so a process that
+	// runs nothing else serves best with GOMAXPROCS above the loop count
+	// (a loop returning from epoll_wait then finds a free P at once).
+	EventLoops int
 }
 
 // Tier runs the KVS tenants of one storage node. It is safe for
@@ -87,7 +92,7 @@ func New(logger *slog.Logger, opts Options) *Tier {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tier{log: logger, opts: opts, tenants: make(map[string]*tenant), cancel: cancel, done: make(chan struct{})}
 	if !opts.NoEventLoop {
-		pool, err := newEvPool()
+		pool, err := newEvPool(opts.EventLoops)
 		if err != nil {
 			logger.Warn("kvs: no event loops, serving connections from goroutines", "err", err)
 		}
