@@ -1,0 +1,111 @@
+//go:build integration
+
+// End-to-end tests of the lbd daemon on this host's kernel (no IPVS needed):
+// VRRP failover between two real lbd directors, and the storage nodes'
+// second-line allow-lists. They need root; namespaces are the test's own.
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const vrrpLab = `
+nodes:
+  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
+  - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
+vrrp: {virtual_router_id: 77, advert_interval: 100ms, vips: [10.99.0.100]}
+`
+
+// ownsVIP reports whether the namespace has the VIP on eth0.
+func (l *lab) ownsVIP(ns string) bool {
+	return strings.Contains(l.sh(ns, "ip -o addr show dev eth0"), " 10.99.0.100/")
+}
+
+// clientSeesMAC reports whether the client's ARP entry for the VIP points
+// at ns's eth0, after a connection attempt made it resolve.
+func (l *lab) clientSeesMAC(ns string) bool {
+	l.nc("cl", "10.99.0.100:9", "version") // refused or not: it resolves the VIP
+	mac := strings.TrimSpace(l.sh(ns, "cat /sys/class/net/eth0/address"))
+	return strings.Contains(l.sh("cl", "ip neigh show 10.99.0.100"), mac)
+}
+
+func TestDirectorFailover(t *testing.T) {
+	l := newLab(t)
+	l.host("cl", "10.99.0.10")
+	l.host("lb1", "10.99.0.2")
+	l.host("lb2", "10.99.0.3")
+	cfg := filepath.Join(l.dir, "lbd.yaml")
+	if err := os.WriteFile(cfg, []byte(vrrpLab), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lb1 := l.start("lb1", cfg)
+	lb2 := l.start("lb2", cfg)
+	eventually(t, 30*time.Second, "lb1 elected (higher priority)", func() bool { return l.ownsVIP("lb1") && !l.ownsVIP("lb2") })
+	if st := lb2.status(t); len(st.VRRP) != 1 || st.VRRP[0].State != "backup" {
+		t.Errorf("lb2 VRRP status = %+v, want backup", st.VRRP)
+	}
+	eventually(t, 30*time.Second, "client's ARP entry at lb1", func() bool { return l.clientSeesMAC("lb1") })
+
+	// kill -9: no goodbye; the backup takes over after the master-down interval.
+	lb1.stop(syscall.SIGKILL)
+	eventually(t, 30*time.Second, "lb2 takes the VIP", func() bool { return l.ownsVIP("lb2") })
+	eventually(t, 30*time.Second, "client's ARP entry follows to lb2", func() bool { return l.clientSeesMAC("lb2") })
+
+	// lb1 comes back and preempts.
+	lb1 = l.start("lb1", cfg)
+	eventually(t, 30*time.Second, "lb1 preempts", func() bool { return l.ownsVIP("lb1") && !l.ownsVIP("lb2") })
+
+	// A clean stop hands over through priority 0 and removes the VIP.
+	lb1.stop(syscall.SIGTERM)
+	if l.ownsVIP("lb1") {
+		t.Error("lb1 kept the VIP after a clean stop")
+	}
+	eventually(t, 30*time.Second, "lb2 takes the VIP after the clean stop", func() bool { return l.ownsVIP("lb2") })
+	if st := lb2.status(t); st.VRRP[0].State != "master" {
+		t.Errorf("lb2 state = %s, want master", st.VRRP[0].State)
+	}
+}
+
+const storageACLLab = `
+nodes:
+  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0}
+  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
+defaults: {storage_acl: true}
+tenants:
+  - name: user1
+    service: {vip: 10.99.0.100, port: 13101}
+    allow: [10.99.0.10]
+`
+
+// With storage_acl, a storage node fences the tenant's port itself: the
+// tenant's sources and the directors (health checks) get in, nobody else.
+func TestStorageACL(t *testing.T) {
+	l := newLab(t)
+	l.host("cl", "10.99.0.10")
+	l.host("out", "10.99.0.20")
+	l.host("lb1", "10.99.0.2")
+	l.host("st1", "10.99.0.11")
+	cfg := filepath.Join(l.dir, "lbd.yaml")
+	if err := os.WriteFile(cfg, []byte(storageACLLab), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.start("st1", cfg)
+	eventually(t, 30*time.Second, "the director reaches the tenant's store", func() bool {
+		out, err := l.nc("lb1", "10.99.0.11:13101", "version")
+		return err == nil && strings.HasPrefix(out, "VERSION")
+	})
+	if out, err := l.nc("cl", "10.99.0.11:13101", "version"); err != nil || !strings.HasPrefix(out, "VERSION") {
+		t.Errorf("the tenant's own source was refused: %v %q", err, out)
+	}
+	if out, err := l.nc("out", "10.99.0.11:13101", "version"); err == nil {
+		t.Errorf("an outsider reached the store: %q", out)
+	}
+	if rules := l.sh("st1", "iptables -S LBD-ACL-RS"); !strings.Contains(rules, "--dport 13101") {
+		t.Errorf("no storage-side rule for the tenant:\n%s", rules)
+	}
+}

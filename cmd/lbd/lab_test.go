@@ -1,0 +1,250 @@
+//go:build integration || vm
+
+// The lab of lbd's end-to-end tests: network namespaces on a bridge, each
+// named uniquely for the run and removed afterwards, with real lbd
+// processes (bin/lbd from make build, or $LBD_BIN) and a probe client.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbd-project/lbd/internal/api"
+)
+
+// lab is a bridge with namespaces hanging off it.
+type lab struct {
+	t      *testing.T
+	prefix string
+	dir    string
+	bin    string
+	spaces []string // every namespace created, removed at cleanup
+}
+
+// labs numbers the labs of this process, so namespace names never repeat.
+var labs atomic.Int32
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (run by make vmtest)")
+	}
+	bin := os.Getenv("LBD_BIN")
+	if bin == "" {
+		bin, _ = filepath.Abs("../../bin/lbd")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("lbd binary %s: %v (run make build)", bin, err)
+	}
+	exec.Command("modprobe", "ip_vs").Run()
+	l := &lab{t: t, prefix: fmt.Sprintf("lbe%d-%d-", os.Getpid(), labs.Add(1)), dir: t.TempDir(), bin: bin}
+	t.Cleanup(func() {
+		for _, n := range l.spaces {
+			exec.Command("ip", "netns", "del", n).Run()
+		}
+	})
+	l.ns("sw")
+	l.sh("sw", "ip link add br0 type bridge && ip link set br0 up")
+	return l
+}
+
+func (l *lab) ns(name string) string {
+	full := l.prefix + name
+	if out, err := exec.Command("ip", "netns", "add", full).CombinedOutput(); err != nil {
+		l.t.Fatalf("ip netns add %s: %v %s", full, err, out)
+	}
+	l.spaces = append(l.spaces, full)
+	l.sh(name, "ip link set lo up")
+	return full
+}
+
+// host adds a namespace with one interface eth0 on the bridge.
+func (l *lab) host(name, addr string) {
+	l.ns(name)
+	peer := "v" + name
+	l.sh("sw", fmt.Sprintf("ip link add %s type veth peer name eth0 netns %s%s && ip link set %s master br0 up", peer, l.prefix, name, peer))
+	l.sh(name, fmt.Sprintf("ip addr add %s/24 dev eth0 && ip link set eth0 up", addr))
+}
+
+// sh runs a shell command inside namespace name and returns its output.
+func (l *lab) sh(name, cmd string) string {
+	l.t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", l.prefix+name, "sh", "-c", cmd).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("[%s] %s: %v\n%s", name, cmd, err, out)
+	}
+	return string(out)
+}
+
+// lbd is one running daemon.
+type lbd struct {
+	cmd  *exec.Cmd
+	node string
+	sock string
+	log  string
+}
+
+func (l *lab) start(node, cfg string) *lbd {
+	l.t.Helper()
+	state := filepath.Join(l.dir, "state-"+node)
+	d := &lbd{node: node, sock: filepath.Join(l.dir, node+".sock"), log: filepath.Join(l.dir, node+".log")}
+	logf, err := os.OpenFile(d.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	d.cmd = exec.Command("ip", "netns", "exec", l.prefix+node, l.bin, "-f", cfg, "--node", node,
+		"--state-dir", state, "--socket", d.sock, "--log-level", "debug")
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() { d.stop(syscall.SIGKILL); logf.Close() })
+	l.t.Cleanup(func() {
+		if l.t.Failed() {
+			b, _ := os.ReadFile(d.log)
+			l.t.Logf("--- log of lbd %s ---\n%s", node, b)
+		}
+	})
+	return d
+}
+
+func (d *lbd) stop(sig syscall.Signal) {
+	if d.cmd.Process == nil || d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(sig)
+	d.cmd.Wait()
+}
+
+// status asks the daemon's API; it fails the test only after waiting.
+func (d *lbd) status(t *testing.T) api.Status {
+	t.Helper()
+	var st api.Status
+	eventually(t, 60*time.Second, "status of "+d.node, func() bool {
+		c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", d.sock)
+		}}, Timeout: 10 * time.Second}
+		resp, err := c.Get("http://lbd/v1/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&st) == nil
+	})
+	return st
+}
+
+// eventually polls cond until it holds or the deadline passes. The deadline
+// is a safety net for a stuck test, not a speed requirement.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// The test binary doubles as the client inside namespaces: run with
+// LBD_E2E_PROBE=addr it connects there and, with LBD_E2E_CMD, sends one
+// command and prints the reply; without, it relays stdin and stdout.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("LBD_E2E_PROBE"); addr != "" {
+		os.Exit(probe(addr, os.Getenv("LBD_E2E_CMD")))
+	}
+	os.Exit(m.Run())
+}
+
+func probe(addr, cmd string) int {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer c.Close()
+	if cmd == "" {
+		go func() { io.Copy(c, os.Stdin); c.Close() }()
+		io.Copy(os.Stdout, c)
+		return 0
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "%s\r\n", cmd)
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		os.Stdout.WriteString(line)
+		if err != nil {
+			return 1
+		}
+		if cmd != "stats" || line == "END\r\n" {
+			return 0
+		}
+	}
+}
+
+// nc runs the probe in namespace ns: one command to addr, its reply.
+func (l *lab) nc(ns, addr, cmd string) (string, error) {
+	c := exec.Command("ip", "netns", "exec", l.prefix+ns, os.Args[0])
+	c.Env = append(os.Environ(), "LBD_E2E_PROBE="+addr, "LBD_E2E_CMD="+cmd)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), err
+}
+
+// heldConn is a connection kept open from a namespace through the probe
+// in relay mode.
+type heldConn struct {
+	cmd *exec.Cmd
+	in  *os.File
+	out *bufio.Reader
+}
+
+func (l *lab) openConn(ns, addr string) *heldConn {
+	l.t.Helper()
+	c := exec.Command("ip", "netns", "exec", l.prefix+ns, os.Args[0])
+	c.Env = append(os.Environ(), "LBD_E2E_PROBE="+addr)
+	inR, inW, _ := os.Pipe()
+	outR, outW, _ := os.Pipe()
+	c.Stdin, c.Stdout, c.Stderr = inR, outW, outW
+	if err := c.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	inR.Close()
+	outW.Close()
+	return &heldConn{cmd: c, in: inW, out: bufio.NewReader(outR)}
+}
+
+func (h *heldConn) roundTrip(t *testing.T, cmd string) string {
+	t.Helper()
+	fmt.Fprintf(h.in, "%s\r\n", cmd)
+	line, err := h.out.ReadString('\n')
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return strings.TrimSpace(line)
+}
+
+func (h *heldConn) close() {
+	h.in.Close()
+	h.cmd.Process.Kill()
+	h.cmd.Wait()
+}
