@@ -201,7 +201,10 @@ func (d *Daemon) reconcileIPVS(ctx context.Context, desired []ipvs.Service) erro
 	s := &d.sub
 	d.connectIPVS()
 	if s.ipvs == nil {
-		return fmt.Errorf("ipvs: %w", s.ipvsErr)
+		// A standing condition, not a failed change: logged when it
+		// starts, shown by status (ipvs_error) and metrics (lbd_ipvs_up);
+		// the rest of the director (fences, VRRP) keeps working.
+		return nil
 	}
 	res, err := s.ipvs.Apply(ctx, desired)
 	d.mu.Lock()
