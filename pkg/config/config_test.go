@@ -178,6 +178,9 @@ virtual_services:
   - {vip: "2001:db8::1", port: 80, reals: [{address: 10.0.1.1}]}
 `, []string{"f.yaml:3: real server 10.0.1.1 and vip 2001:db8::1 are of different families"}},
 		{"syntax error", "nodes: [\n", []string{"f.yaml:"}},
+		{"two documents", "nodes: []\n---\nnodes: []\n", []string{"more than one YAML document"}},
+		{"not a mapping", "- a\n- b\n", []string{"f.yaml:1: cannot unmarshal"}},
+		{"nested unknown key", "defaults:\n  health:\n    tpye: tcp\n", []string{`f.yaml:3: unknown key "tpye" in Health`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -68,26 +69,30 @@ func Load(path string) (*Config, error) {
 // Parse decodes and validates a configuration; file names it in errors.
 // On error the returned *Error lists every problem with file:line.
 func Parse(data []byte, file string) (*Config, error) {
+	// One pass over the text: a node tree (kept for line numbers), then
+	// the structs are decoded from it.
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, &Error{Problems: yamlProblems(file, err)}
 	}
-	cfg := &Config{File: file, root: &root}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var probs []Problem
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return nil, &Error{Problems: yamlProblems(file, err)}
-		}
-		// Type errors do not stop decoding: validate the rest too, so the
-		// operator sees every problem at once.
-		probs = yamlProblems(file, err)
-	}
-	var extra struct{}
+	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		probs = append(probs, Problem{File: file, Msg: "more than one YAML document"})
+		probs = append(probs, Problem{File: file, Line: extra.Line, Msg: "more than one YAML document"})
+	}
+	cfg := &Config{File: file, root: &root}
+	probs = append(probs, unknownKeys(file, &root, reflect.TypeFor[Config]())...)
+	if root.Kind != 0 {
+		if err := root.Decode(cfg); err != nil {
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				return nil, &Error{Problems: append(probs, yamlProblems(file, err)...)}
+			}
+			// Type errors do not stop decoding: validate the rest too, so
+			// the operator sees every problem at once.
+			probs = append(probs, yamlProblems(file, err)...)
+		}
 	}
 	cfg.File, cfg.root = file, &root
 	probs = append(probs, cfg.validate()...)
@@ -98,10 +103,7 @@ func Parse(data []byte, file string) (*Config, error) {
 	return cfg, nil
 }
 
-var (
-	yamlLine    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	yamlNoField = regexp.MustCompile(`^field (\S+) not found in type (?:config\.)?(\S+)$`)
-)
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // yamlProblems turns yaml's "line N: msg" errors into Problems.
 func yamlProblems(file string, err error) []Problem {
@@ -118,9 +120,6 @@ func yamlProblems(file string, err error) []Problem {
 		if sub := yamlLine.FindStringSubmatch(m); sub != nil {
 			p.Line, _ = strconv.Atoi(sub[1])
 			p.Msg = sub[2]
-		}
-		if sub := yamlNoField.FindStringSubmatch(p.Msg); sub != nil {
-			p.Msg = fmt.Sprintf("unknown key %q in %s", sub[1], sub[2])
 		}
 		probs = append(probs, p)
 	}
