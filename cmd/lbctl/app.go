@@ -193,6 +193,38 @@ func nargs(cmd *command, args []string, min, max int) error {
 	return nil
 }
 
+// parseArgs parses cmd's flags and positional arguments, in any order, and
+// checks that there are min to max (-1: any number) positional arguments,
+// which it returns. define, if not nil, registers the command's own flags.
+func (a *app) parseArgs(cmd *command, args []string, min, max int, define func(fs *flag.FlagSet)) ([]string, error) {
+	fs := a.flags(cmd)
+	if define != nil {
+		define(fs)
+	}
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := nargs(cmd, pos, min, max); err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
+// begin is parseArgs followed by client: the start of every verb that
+// talks to lbd without checking anything else first.
+func (a *app) begin(cmd *command, args []string, min, max int, define func(fs *flag.FlagSet)) ([]string, *api.Client, error) {
+	pos, err := a.parseArgs(cmd, args, min, max, define)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := a.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, c, nil
+}
+
 // client connects to lbd as the global flags say.
 func (a *app) client() (*api.Client, error) {
 	if err := a.checkOutput(); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -27,23 +28,23 @@ type benchResult struct {
 // runBench drives a memcached-protocol server (a tenant's VIP:port, a
 // storage node, or memcached itself) with internal/memcload.
 func runBench(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	var o memcload.Options
-	fs.StringVar(&o.Addr, "addr", "", "server `HOST:PORT`")
-	fs.IntVar(&o.Conns, "conns", 32, "concurrent `connections`")
-	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured run `time`")
-	fs.IntVar(&o.Keys, "keys", 10000, "key `space`")
-	fs.IntVar(&o.ValueSize, "value-size", 64, "value size in `bytes`")
-	fs.Float64Var(&o.GetRatio, "get-ratio", 0.9, "`fraction` of requests that are gets")
-	fs.IntVar(&o.MultiGet, "multiget", 1, "`keys` per get request")
-	fs.IntVar(&o.Pipeline, "pipeline", 1, "`requests` in flight per connection")
-	fs.StringVar(&o.KeyPrefix, "prefix", "memcload:", "key `prefix`")
-	prefill := fs.Bool("prefill", true, "store every key before measuring")
-	pos, err := parse(fs, args)
+	var (
+		o       memcload.Options
+		prefill bool
+	)
+	_, err := a.parseArgs(cmd, args, 0, 0, func(fs *flag.FlagSet) {
+		fs.StringVar(&o.Addr, "addr", "", "server `HOST:PORT`")
+		fs.IntVar(&o.Conns, "conns", 32, "concurrent `connections`")
+		fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured run `time`")
+		fs.IntVar(&o.Keys, "keys", 10000, "key `space`")
+		fs.IntVar(&o.ValueSize, "value-size", 64, "value size in `bytes`")
+		fs.Float64Var(&o.GetRatio, "get-ratio", 0.9, "`fraction` of requests that are gets")
+		fs.IntVar(&o.MultiGet, "multiget", 1, "`keys` per get request")
+		fs.IntVar(&o.Pipeline, "pipeline", 1, "`requests` in flight per connection")
+		fs.StringVar(&o.KeyPrefix, "prefix", "memcload:", "key `prefix`")
+		fs.BoolVar(&prefill, "prefill", true, "store every key before measuring")
+	})
 	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 0, 0); err != nil {
 		return err
 	}
 	if o.Addr == "" {
@@ -52,7 +53,7 @@ func runBench(ctx context.Context, a *app, cmd *command, args []string) error {
 	if err := a.checkOutput(); err != nil {
 		return err
 	}
-	if *prefill {
+	if prefill {
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := memcload.Prefill(pctx, o)
 		cancel()

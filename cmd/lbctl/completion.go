@@ -8,12 +8,8 @@ import (
 )
 
 func runCompletion(_ context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
+	pos, err := a.parseArgs(cmd, args, 1, 1, nil)
 	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 1, 1); err != nil {
 		return err
 	}
 	words := completionWords(commands())

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,17 +39,38 @@ func (a *app) readConfigFile(file string) ([]byte, string, error) {
 	return data, name, nil
 }
 
-func runDiff(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	file := fs.String("f", "", "configuration `file` (- for stdin)")
-	pos, err := parse(fs, args)
+// fileFlag registers -f FILE, the configuration file to read.
+func fileFlag(fs *flag.FlagSet, file *string) {
+	fs.StringVar(file, "f", "", "configuration `file` (- for stdin)")
+}
+
+// configInput is the configuration file a verb was given with -f.
+type configInput struct {
+	file string // as given: a path or "-"
+	name string // what to call it in errors
+	data []byte
+}
+
+// readConfigArgs parses the flags of a verb that takes -f FILE and no
+// positional arguments, then reads the file; define, if not nil,
+// registers the verb's other flags.
+func (a *app) readConfigArgs(cmd *command, args []string, define func(fs *flag.FlagSet)) (configInput, error) {
+	var in configInput
+	_, err := a.parseArgs(cmd, args, 0, 0, func(fs *flag.FlagSet) {
+		fileFlag(fs, &in.file)
+		if define != nil {
+			define(fs)
+		}
+	})
 	if err != nil {
-		return err
+		return in, err
 	}
-	if err := nargs(cmd, pos, 0, 0); err != nil {
-		return err
-	}
-	data, name, err := a.readConfigFile(*file)
+	in.data, in.name, err = a.readConfigFile(in.file)
+	return in, err
+}
+
+func runDiff(ctx context.Context, a *app, cmd *command, args []string) error {
+	in, err := a.readConfigArgs(cmd, args, nil)
 	if err != nil {
 		return err
 	}
@@ -56,7 +78,7 @@ func runDiff(ctx context.Context, a *app, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := c.Diff(ctx, data, name)
+	d, err := c.Diff(ctx, in.data, in.name)
 	if err != nil {
 		return err
 	}
@@ -64,29 +86,22 @@ func runDiff(ctx context.Context, a *app, cmd *command, args []string) error {
 }
 
 func runApply(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	file := fs.String("f", "", "configuration `file` (- for stdin)")
-	yes := fs.Bool("yes", false, "apply without asking")
-	dry := fs.Bool("dry-run", false, "only show what would change")
-	pos, err := parse(fs, args)
+	var yes, dry bool
+	in, err := a.readConfigArgs(cmd, args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&yes, "yes", false, "apply without asking")
+		fs.BoolVar(&dry, "dry-run", false, "only show what would change")
+	})
 	if err != nil {
 		return err
 	}
-	if err := nargs(cmd, pos, 0, 0); err != nil {
-		return err
-	}
-	data, name, err := a.readConfigFile(*file)
-	if err != nil {
-		return err
-	}
-	if *file == "-" && !*yes && !*dry {
+	if in.file == "-" && !yes && !dry {
 		return usagef("apply -f - reads the file from stdin, so it cannot ask: add --yes")
 	}
 	c, err := a.client()
 	if err != nil {
 		return err
 	}
-	d, err := c.Diff(ctx, data, name)
+	d, err := c.Diff(ctx, in.data, in.name)
 	if err != nil {
 		return err
 	}
@@ -94,13 +109,13 @@ func runApply(ctx context.Context, a *app, cmd *command, args []string) error {
 	if human {
 		printDiff(a.stdout, d)
 	}
-	if *dry || len(d.Changes) == 0 {
+	if dry || len(d.Changes) == 0 {
 		if !human {
 			return a.emit(d, nil)
 		}
 		return nil
 	}
-	if !*yes {
+	if !yes {
 		if !a.stdinTTY {
 			return usagef("not a terminal: cannot ask for confirmation; use --yes (or --dry-run)")
 		}
@@ -112,7 +127,7 @@ func runApply(ctx context.Context, a *app, cmd *command, args []string) error {
 			return errors.New("not applied")
 		}
 	}
-	applied, err := c.Apply(ctx, data, name)
+	applied, err := c.Apply(ctx, in.data, in.name)
 	if err != nil {
 		return err
 	}
@@ -161,19 +176,20 @@ func printDiff(w io.Writer, d api.Diff) {
 }
 
 func runValidate(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	file := fs.String("f", "", "configuration `file` (- for stdin)")
-	remote := fs.Bool("remote", false, "ask the running lbd instead of checking locally")
-	node := fs.String("node", "", "also check that node `NAME` is defined")
-	pos, err := parse(fs, args)
+	var (
+		file, node string
+		remote     bool
+	)
+	_, err := a.parseArgs(cmd, args, 0, 0, func(fs *flag.FlagSet) {
+		fileFlag(fs, &file)
+		fs.BoolVar(&remote, "remote", false, "ask the running lbd instead of checking locally")
+		fs.StringVar(&node, "node", "", "also check that node `NAME` is defined")
+	})
 	if err != nil {
 		return err
 	}
-	if err := nargs(cmd, pos, 0, 0); err != nil {
-		return err
-	}
-	if *remote {
-		data, name, err := a.readConfigFile(*file)
+	if remote {
+		data, name, err := a.readConfigFile(file)
 		if err != nil {
 			return err
 		}
@@ -184,14 +200,14 @@ func runValidate(ctx context.Context, a *app, cmd *command, args []string) error
 		if err := c.Validate(ctx, data, name); err != nil {
 			return err
 		}
-		return a.validOK(*file, nil)
+		return a.validOK(file, nil)
 	}
 	if err := a.checkOutput(); err != nil {
 		return err
 	}
 	var cfg *config.Config
-	if *file == "-" {
-		data, _, err := a.readConfigFile(*file)
+	if file == "-" {
+		data, _, err := a.readConfigFile(file)
 		if err != nil {
 			return err
 		}
@@ -199,17 +215,17 @@ func runValidate(ctx context.Context, a *app, cmd *command, args []string) error
 		if err != nil {
 			return err
 		}
-	} else if *file == "" {
+	} else if file == "" {
 		return usagef("-f FILE is required")
-	} else if cfg, err = config.Load(*file); err != nil {
+	} else if cfg, err = config.Load(file); err != nil {
 		return err
 	}
-	if *node != "" {
-		if _, ok := cfg.NodeByName(*node); !ok {
-			return &config.Error{Problems: []config.Problem{{File: *file, Msg: fmt.Sprintf("node %q is not defined", *node)}}}
+	if node != "" {
+		if _, ok := cfg.NodeByName(node); !ok {
+			return &config.Error{Problems: []config.Problem{{File: file, Msg: fmt.Sprintf("node %q is not defined", node)}}}
 		}
 	}
-	return a.validOK(*file, cfg)
+	return a.validOK(file, cfg)
 }
 
 // validOK reports a valid file.
@@ -235,15 +251,7 @@ func (a *app) validOK(file string, cfg *config.Config) error {
 }
 
 func runReload(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.begin(cmd, args, 0, 0, nil)
 	if err != nil {
 		return err
 	}

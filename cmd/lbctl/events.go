@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"maps"
 	"slices"
@@ -13,21 +14,15 @@ import (
 )
 
 func runEvents(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	recent := fs.Bool("recent", false, "replay the recent events first")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	var recent bool
+	_, c, err := a.begin(cmd, args, 0, 0, func(fs *flag.FlagSet) {
+		fs.BoolVar(&recent, "recent", false, "replay the recent events first")
+	})
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(a.stdout)
-	err = c.Events(ctx, *recent, func(ev events.Event) error {
+	err = c.Events(ctx, recent, func(ev events.Event) error {
 		switch a.g.output {
 		case "json":
 			return enc.Encode(ev)

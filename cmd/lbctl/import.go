@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 
@@ -14,16 +15,16 @@ import (
 // (or -o FILE), the warnings to stderr. The result always passes
 // config.Parse, so it can be fed to `lbctl validate` and `lbctl apply`.
 func runImportKeepalived(_ context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	out := fs.String("o", "", "write the YAML to `FILE` instead of stdout")
-	var opts keepalived.Options
-	fs.StringVar(&opts.NodeName, "node", "", "name of the director node (default "+keepalived.DefaultNodeName+")")
-	fs.StringVar(&opts.NodeAddress, "address", "", "the director's own `address` (default from the vrrp_instance)")
-	pos, err := parse(fs, args)
+	var (
+		out  string
+		opts keepalived.Options
+	)
+	pos, err := a.parseArgs(cmd, args, 1, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&out, "o", "", "write the YAML to `FILE` instead of stdout")
+		fs.StringVar(&opts.NodeName, "node", "", "name of the director node (default "+keepalived.DefaultNodeName+")")
+		fs.StringVar(&opts.NodeAddress, "address", "", "the director's own `address` (default from the vrrp_instance)")
+	})
 	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 1, 1); err != nil {
 		return err
 	}
 	res, err := keepalived.ConvertFile(pos[0], opts)
@@ -33,14 +34,14 @@ func runImportKeepalived(_ context.Context, a *app, cmd *command, args []string)
 	for _, w := range res.Warnings {
 		fmt.Fprintln(a.stderr, "warning:", w)
 	}
-	if *out == "" {
+	if out == "" {
 		_, err := a.stdout.Write(res.YAML)
 		return err
 	}
-	if err := os.WriteFile(*out, res.YAML, 0o644); err != nil {
+	if err := os.WriteFile(out, res.YAML, 0o644); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	fmt.Fprintf(a.stderr, "wrote %s (%d services, %d warnings)\n", *out, len(res.Config.Services()), len(res.Warnings))
+	fmt.Fprintf(a.stderr, "wrote %s (%d services, %d warnings)\n", out, len(res.Config.Services()), len(res.Warnings))
 	return nil
 }
 

@@ -7,21 +7,13 @@ import (
 )
 
 func runKVSStats(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
+	pos, c, err := a.begin(cmd, args, 0, 1, nil)
 	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 0, 1); err != nil {
 		return err
 	}
 	tenant := ""
 	if len(pos) == 1 {
 		tenant = pos[0]
-	}
-	c, err := a.client()
-	if err != nil {
-		return err
 	}
 	st, err := c.KVSStats(ctx, tenant)
 	if err != nil {

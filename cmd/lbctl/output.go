@@ -92,3 +92,12 @@ func sizeStr(n uint64) string {
 	}
 	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// joinComma joins the values' strings with commas, like "10.0.0.1,10.0.0.2".
+func joinComma[T fmt.Stringer](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = v.String()
+	}
+	return strings.Join(s, ",")
+}

@@ -2,25 +2,23 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strconv"
 )
 
 func runRSAdd(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	weight := fs.Int("w", 1, "`weight` (0: configured but idle)")
-	pos, err := parse(fs, args)
+	var w int
+	pos, err := a.parseArgs(cmd, args, 2, 2, func(fs *flag.FlagSet) {
+		fs.IntVar(&w, "w", 1, "`weight` (0: configured but idle)")
+	})
 	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 2, 2); err != nil {
 		return err
 	}
 	rl, err := parseRealSpec(pos[1])
 	if err != nil {
 		return usagef("%v", err)
 	}
-	w := *weight
 	rl.Weight = &w
 	c, err := a.client()
 	if err != nil {
@@ -34,15 +32,7 @@ func runRSAdd(ctx context.Context, a *app, cmd *command, args []string) error {
 }
 
 func runRSDel(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 2, 2); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.begin(cmd, args, 2, 2, nil)
 	if err != nil {
 		return err
 	}
@@ -54,12 +44,8 @@ func runRSDel(ctx context.Context, a *app, cmd *command, args []string) error {
 }
 
 func runRSWeight(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
+	pos, err := a.parseArgs(cmd, args, 3, 3, nil)
 	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 3, 3); err != nil {
 		return err
 	}
 	w, err := strconv.Atoi(pos[2])
@@ -70,12 +56,8 @@ func runRSWeight(ctx context.Context, a *app, cmd *command, args []string) error
 }
 
 func runRSDrain(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
+	pos, err := a.parseArgs(cmd, args, 2, 2, nil)
 	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 2, 2); err != nil {
 		return err
 	}
 	return a.setWeight(ctx, pos[0], pos[1], 0)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -11,16 +12,10 @@ import (
 )
 
 func runStatus(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	rate := fs.Bool("rate", false, "show rates (per second) instead of counters, like ipvsadm --rate")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	var rate bool
+	_, c, err := a.begin(cmd, args, 0, 0, func(fs *flag.FlagSet) {
+		fs.BoolVar(&rate, "rate", false, "show rates (per second) instead of counters, like ipvsadm --rate")
+	})
 	if err != nil {
 		return err
 	}
@@ -28,7 +23,7 @@ func runStatus(ctx context.Context, a *app, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	return a.emit(st, func(w io.Writer) { a.statusTable(w, st, *rate) })
+	return a.emit(st, func(w io.Writer) { a.statusTable(w, st, rate) })
 }
 
 // statusTable prints the node, then its services like ipvsadm -Ln --stats.
@@ -36,7 +31,7 @@ func (a *app) statusTable(w io.Writer, st api.Status, rate bool) {
 	fmt.Fprintf(w, "Node %s, role %s, config %s, up %s\n", st.Node, st.Role, st.ConfigFile, a.ago(st.Started))
 	for _, v := range st.VRRP {
 		fmt.Fprintf(w, "VRRP %d on %s: %s since %s ago, priority %d, %d transitions, VIPs %s\n",
-			v.VRID, v.Interface, strings.ToUpper(v.State), a.ago(v.Since), v.Priority, v.Transitions, joinAddrs(v.VIPs))
+			v.VRID, v.Interface, strings.ToUpper(v.State), a.ago(v.Since), v.Priority, v.Transitions, joinComma(v.VIPs))
 	}
 	r := st.Reconcile
 	fmt.Fprintf(w, "Reconcile: last %s ago, took %s, %d runs, %d failed", a.ago(r.Last), r.Took, r.Count, r.Failures)
@@ -111,12 +106,4 @@ func forwardName(f string) string {
 		return "Tunnel"
 	}
 	return f
-}
-
-func joinAddrs(as []netip.Addr) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
-	}
-	return strings.Join(s, ",")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -12,15 +13,7 @@ import (
 )
 
 func runTenantList(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.begin(cmd, args, 0, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -42,31 +35,15 @@ func allowSummary(t api.Tenant) string {
 	if len(t.Allow) == 0 {
 		return "nobody"
 	}
-	s := joinPrefixes(t.Allow)
+	s := joinComma(t.Allow)
 	if t.Runtime {
 		s += " (runtime)"
 	}
 	return s
 }
 
-func joinPrefixes(ps []netip.Prefix) string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.String()
-	}
-	return strings.Join(out, ",")
-}
-
 func runTenantShow(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 1, 1); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.begin(cmd, args, 1, 1, nil)
 	if err != nil {
 		return err
 	}
@@ -91,7 +68,7 @@ func allowLines(ps []netip.Prefix) string {
 	if len(ps) == 0 {
 		return "nobody"
 	}
-	return strings.ReplaceAll(joinPrefixes(ps), ",", "\n\t")
+	return strings.ReplaceAll(joinComma(ps), ",", "\n\t")
 }
 
 // listFlag collects comma-separated or repeated values.
@@ -109,24 +86,21 @@ func (l *listFlag) Set(s string) error {
 }
 
 func runTenantAdd(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
 	var (
 		t     config.Tenant
 		allow listFlag
 		mem   string
 	)
-	fs.StringVar(&t.Service.VIP, "vip", "", "the tenant's `VIP`")
-	fs.IntVar(&t.Service.Port, "port", 0, "the tenant's `port` on the VIP")
-	fs.StringVar(&t.Service.Scheduler, "s", "", "`scheduler` (default: the file's)")
-	fs.StringVar(&t.Service.Forward, "forward", "", "`forwarding`: dr, nat or tun (default: the file's)")
-	fs.Var(&allow, "allow", "allowed source `ADDR|CIDR` (comma-separated or repeated; none: nobody)")
-	fs.StringVar(&mem, "memory", "", "KVS memory `size`, e.g. 256MiB")
-	fs.StringVar(&t.KVS.Storage, "storage", "", "KVS `storage`: memory or durable")
-	pos, err := parse(fs, args)
+	pos, err := a.parseArgs(cmd, args, 1, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&t.Service.VIP, "vip", "", "the tenant's `VIP`")
+		fs.IntVar(&t.Service.Port, "port", 0, "the tenant's `port` on the VIP")
+		fs.StringVar(&t.Service.Scheduler, "s", "", "`scheduler` (default: the file's)")
+		fs.StringVar(&t.Service.Forward, "forward", "", "`forwarding`: dr, nat or tun (default: the file's)")
+		fs.Var(&allow, "allow", "allowed source `ADDR|CIDR` (comma-separated or repeated; none: nobody)")
+		fs.StringVar(&mem, "memory", "", "KVS memory `size`, e.g. 256MiB")
+		fs.StringVar(&t.KVS.Storage, "storage", "", "KVS `storage`: memory or durable")
+	})
 	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 1, 1); err != nil {
 		return err
 	}
 	if t.Service.VIP == "" || t.Service.Port == 0 {
@@ -154,15 +128,7 @@ func runTenantAdd(ctx context.Context, a *app, cmd *command, args []string) erro
 }
 
 func runTenantDel(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 1, 1); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.begin(cmd, args, 1, 1, nil)
 	if err != nil {
 		return err
 	}
@@ -173,15 +139,7 @@ func runTenantDel(ctx context.Context, a *app, cmd *command, args []string) erro
 }
 
 func runAllowList(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 1, 1); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.begin(cmd, args, 1, 1, nil)
 	if err != nil {
 		return err
 	}
@@ -193,16 +151,12 @@ func runAllowList(ctx context.Context, a *app, cmd *command, args []string) erro
 }
 
 func runAllowChange(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
 	min := 2
 	if cmd.name == "set" {
 		min = 1
 	}
-	if err := nargs(cmd, pos, min, -1); err != nil {
+	pos, err := a.parseArgs(cmd, args, min, -1, nil)
+	if err != nil {
 		return err
 	}
 	var entries listFlag

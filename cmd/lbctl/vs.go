@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -14,15 +15,7 @@ import (
 )
 
 func runVSList(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 0, 0); err != nil {
-		return err
-	}
-	c, err := a.client()
+	_, c, err := a.begin(cmd, args, 0, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -83,22 +76,19 @@ func parseRealSpec(s string) (config.Real, error) {
 }
 
 func runVSAdd(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
 	var (
 		vs      config.VirtualService
 		reals   realsFlag
 		persist time.Duration
 	)
-	fs.StringVar(&vs.Protocol, "p", "tcp", "`protocol`: tcp or udp")
-	fs.StringVar(&vs.Scheduler, "s", "", "`scheduler`: "+strings.Join(config.Schedulers, ", ")+" (default: the file's)")
-	fs.StringVar(&vs.Forward, "forward", "", "`forwarding`: dr, nat or tun (default: the file's)")
-	fs.DurationVar(&persist, "persistence", 0, "persistence `timeout` (0: none)")
-	fs.Var(&reals, "real", "real server `ADDR[:PORT][@WEIGHT]` (repeatable)")
-	pos, err := parse(fs, args)
+	pos, err := a.parseArgs(cmd, args, 1, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&vs.Protocol, "p", "tcp", "`protocol`: tcp or udp")
+		fs.StringVar(&vs.Scheduler, "s", "", "`scheduler`: "+strings.Join(config.Schedulers, ", ")+" (default: the file's)")
+		fs.StringVar(&vs.Forward, "forward", "", "`forwarding`: dr, nat or tun (default: the file's)")
+		fs.DurationVar(&persist, "persistence", 0, "persistence `timeout` (0: none)")
+		fs.Var(&reals, "real", "real server `ADDR[:PORT][@WEIGHT]` (repeatable)")
+	})
 	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 1, 1); err != nil {
 		return err
 	}
 	ap, err := netip.ParseAddrPort(pos[0])
@@ -121,15 +111,7 @@ func runVSAdd(ctx context.Context, a *app, cmd *command, args []string) error {
 }
 
 func runVSDel(ctx context.Context, a *app, cmd *command, args []string) error {
-	fs := a.flags(cmd)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := nargs(cmd, pos, 1, 1); err != nil {
-		return err
-	}
-	c, err := a.client()
+	pos, c, err := a.begin(cmd, args, 1, 1, nil)
 	if err != nil {
 		return err
 	}

@@ -128,8 +128,16 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	return nil, e
 }
 
-func (c *Client) getJSON(ctx context.Context, path string, out any) error {
-	return c.do(ctx, http.MethodGet, path, nil, "", out)
+// get fetches path and decodes its JSON answer.
+func get[T any](ctx context.Context, c *Client, path string) (T, error) {
+	var out T
+	err := c.do(ctx, http.MethodGet, path, nil, "", &out)
+	return out, err
+}
+
+// del deletes the resource at path.
+func (c *Client) del(ctx context.Context, path string) error {
+	return c.do(ctx, http.MethodDelete, path, nil, "", &OK{})
 }
 
 func (c *Client) sendJSON(ctx context.Context, method, path string, in, out any) error {
@@ -148,27 +156,34 @@ func (c *Client) sendYAML(ctx context.Context, method, path string, in, out any)
 	return c.do(ctx, method, path, bytes.NewReader(data), "application/yaml", out)
 }
 
+// postConfig posts a configuration document to /v1/op; file names it in
+// lbd's errors.
+func (c *Client) postConfig(ctx context.Context, op string, yamlDoc []byte, file string, out any) error {
+	return c.do(ctx, http.MethodPost, "/v1/"+op+"?file="+url.QueryEscape(file), bytes.NewReader(yamlDoc), "application/yaml", out)
+}
+
 // Status returns the node's status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
-	var st Status
-	return st, c.getJSON(ctx, "/v1/status", &st)
+	return get[Status](ctx, c, "/v1/status")
 }
 
 // Validate asks lbd to check a configuration; file names it in errors.
 func (c *Client) Validate(ctx context.Context, yamlDoc []byte, file string) error {
-	return c.do(ctx, http.MethodPost, "/v1/validate?file="+url.QueryEscape(file), bytes.NewReader(yamlDoc), "application/yaml", &OK{})
+	return c.postConfig(ctx, "validate", yamlDoc, file, &OK{})
 }
 
 // Diff tells what applying the configuration would change.
 func (c *Client) Diff(ctx context.Context, yamlDoc []byte, file string) (Diff, error) {
 	var d Diff
-	return d, c.do(ctx, http.MethodPost, "/v1/diff?file="+url.QueryEscape(file), bytes.NewReader(yamlDoc), "application/yaml", &d)
+	err := c.postConfig(ctx, "diff", yamlDoc, file, &d)
+	return d, err
 }
 
 // Apply replaces the desired state with the configuration.
 func (c *Client) Apply(ctx context.Context, yamlDoc []byte, file string) (Diff, error) {
 	var d Diff
-	return d, c.do(ctx, http.MethodPost, "/v1/apply?file="+url.QueryEscape(file), bytes.NewReader(yamlDoc), "application/yaml", &d)
+	err := c.postConfig(ctx, "apply", yamlDoc, file, &d)
+	return d, err
 }
 
 // Reload makes lbd re-read its configuration file.
@@ -178,14 +193,12 @@ func (c *Client) Reload(ctx context.Context) error {
 
 // Services lists the virtual services.
 func (c *Client) Services(ctx context.Context) ([]ServiceStatus, error) {
-	var out []ServiceStatus
-	return out, c.getJSON(ctx, "/v1/services", &out)
+	return get[[]ServiceStatus](ctx, c, "/v1/services")
 }
 
 // Service returns one virtual service by name.
 func (c *Client) Service(ctx context.Context, name string) (ServiceStatus, error) {
-	var out ServiceStatus
-	return out, c.getJSON(ctx, "/v1/services/"+url.PathEscape(name), &out)
+	return get[ServiceStatus](ctx, c, servicePath(name))
 }
 
 // AddService adds a plain virtual service.
@@ -195,18 +208,18 @@ func (c *Client) AddService(ctx context.Context, vs config.VirtualService) error
 
 // DeleteService removes a virtual service by name ("tcp/VIP:PORT").
 func (c *Client) DeleteService(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/services/"+url.PathEscape(name), nil, "", &OK{})
+	return c.del(ctx, servicePath(name))
 }
 
 // AddReal adds a real server to a service.
 func (c *Client) AddReal(ctx context.Context, service string, r config.Real) error {
-	return c.sendYAML(ctx, http.MethodPost, "/v1/services/"+url.PathEscape(service)+"/reals", r, &OK{})
+	return c.sendYAML(ctx, http.MethodPost, servicePath(service)+"/reals", r, &OK{})
 }
 
 // DeleteReal removes a real server; addr is ADDR:PORT, or ADDR for the
 // service's port.
 func (c *Client) DeleteReal(ctx context.Context, service, addr string) error {
-	return c.do(ctx, http.MethodDelete, realPath(service, addr), nil, "", &OK{})
+	return c.del(ctx, realPath(service, addr))
 }
 
 // SetWeight changes a real server's weight; 0 drains it.
@@ -214,20 +227,26 @@ func (c *Client) SetWeight(ctx context.Context, service, addr string, weight int
 	return c.sendJSON(ctx, http.MethodPut, realPath(service, addr)+"/weight", WeightRequest{Weight: weight}, &OK{})
 }
 
+func servicePath(service string) string {
+	return "/v1/services/" + url.PathEscape(service)
+}
+
 func realPath(service, addr string) string {
-	return "/v1/services/" + url.PathEscape(service) + "/reals/" + url.PathEscape(addr)
+	return servicePath(service) + "/reals/" + url.PathEscape(addr)
+}
+
+func tenantPath(tenant string) string {
+	return "/v1/tenants/" + url.PathEscape(tenant)
 }
 
 // Tenants lists the tenants.
 func (c *Client) Tenants(ctx context.Context) ([]Tenant, error) {
-	var out []Tenant
-	return out, c.getJSON(ctx, "/v1/tenants", &out)
+	return get[[]Tenant](ctx, c, "/v1/tenants")
 }
 
 // Tenant returns one tenant.
 func (c *Client) Tenant(ctx context.Context, name string) (Tenant, error) {
-	var out Tenant
-	return out, c.getJSON(ctx, "/v1/tenants/"+url.PathEscape(name), &out)
+	return get[Tenant](ctx, c, tenantPath(name))
 }
 
 // AddTenant adds a tenant.
@@ -237,13 +256,13 @@ func (c *Client) AddTenant(ctx context.Context, t config.Tenant) error {
 
 // DeleteTenant removes a tenant.
 func (c *Client) DeleteTenant(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/tenants/"+url.PathEscape(name), nil, "", &OK{})
+	return c.del(ctx, tenantPath(name))
 }
 
 // Allow returns a tenant's allow-list.
 func (c *Client) Allow(ctx context.Context, tenant string) ([]netip.Prefix, error) {
-	var out AllowList
-	return out.Allow, c.getJSON(ctx, "/v1/tenants/"+url.PathEscape(tenant)+"/allow", &out)
+	out, err := get[AllowList](ctx, c, tenantPath(tenant)+"/allow")
+	return out.Allow, err
 }
 
 // ChangeAllow adds, deletes or sets allow-list entries (addresses or
@@ -253,7 +272,7 @@ func (c *Client) ChangeAllow(ctx context.Context, tenant string, op AllowOp, ent
 		entries = []string{}
 	}
 	var out AllowList
-	err := c.sendJSON(ctx, http.MethodPost, "/v1/tenants/"+url.PathEscape(tenant)+"/allow", AllowRequest{Op: op, Entries: entries}, &out)
+	err := c.sendJSON(ctx, http.MethodPost, tenantPath(tenant)+"/allow", AllowRequest{Op: op, Entries: entries}, &out)
 	return out.Allow, err
 }
 
@@ -263,8 +282,7 @@ func (c *Client) KVSStats(ctx context.Context, tenant string) ([]KVSStats, error
 	if tenant != "" {
 		path += "?tenant=" + url.QueryEscape(tenant)
 	}
-	var out []KVSStats
-	return out, c.getJSON(ctx, path, &out)
+	return get[[]KVSStats](ctx, c, path)
 }
 
 // Events streams events to fn until ctx is done (it returns ctx.Err()), fn

@@ -326,27 +326,38 @@ func (s *session) metaSet(n int) error {
 	return nil
 }
 
-// metaDelete serves md (process_mdelete_command).
-func (s *session) metaDelete(n int) {
+// metaKeyFlags checks the command line of md and ma (the checks their
+// memcached functions share: key, token count, flags), parses the flags and
+// sets noreply from them. ok is false if it has answered an error.
+func (s *session) metaKeyFlags(n int) (of metaFlags, now int64, ok bool) {
 	if n+1 < 3 {
 		s.out("ERROR")
-		return
+		return of, 0, false
 	}
 	if len(s.toks[1]) > KeyMaxLength {
 		s.out(errBadFormat)
-		return
+		return of, 0, false
 	}
 	if n+1 > metaMaxTokens {
 		s.out("CLIENT_ERROR options flags too long")
-		return
+		return of, 0, false
 	}
-	now := s.svc.now()
-	of, _, ok := s.preparse(n, 2, now)
+	now = s.svc.now()
+	of, _, ok = s.preparse(n, 2, now)
 	if !ok {
 		s.outErr("CLIENT_ERROR invalid or duplicate flag")
-		return
+		return of, now, false
 	}
 	s.noreply = of.noReply
+	return of, now, true
+}
+
+// metaDelete serves md (process_mdelete_command).
+func (s *session) metaDelete(n int) {
+	of, now, ok := s.metaKeyFlags(n)
+	if !ok {
+		return
+	}
 	key := s.toks[1]
 	b := append(s.scratch[:0], 'X', 'X')
 	b, ok = s.metaOpaqueKey(b, n, key, of.keyBinary)
@@ -396,25 +407,10 @@ func (s *session) metaDelete(n int) {
 
 // metaArith serves ma (process_marithmetic_command).
 func (s *session) metaArith(n int) {
-	if n+1 < 3 {
-		s.out("ERROR")
-		return
-	}
-	if len(s.toks[1]) > KeyMaxLength {
-		s.out(errBadFormat)
-		return
-	}
-	if n+1 > metaMaxTokens {
-		s.out("CLIENT_ERROR options flags too long")
-		return
-	}
-	now := s.svc.now()
-	of, _, ok := s.preparse(n, 2, now)
+	of, now, ok := s.metaKeyFlags(n)
 	if !ok {
-		s.outErr("CLIENT_ERROR invalid or duplicate flag")
 		return
 	}
-	s.noreply = of.noReply
 	key := s.toks[1]
 	incr := true
 	if !seenFlag(s, n, 'D') {
@@ -472,22 +468,14 @@ func (s *session) metaArith(n int) {
 				b = append(b, 'N', 'S')
 			}
 		} else {
-			if incr {
-				s.ctr[cIncrMisses]++
-			} else {
-				s.ctr[cDecrMisses]++
-			}
+			s.countDelta(incr, false)
 			b = append(b, 'N', 'F')
 		}
 	case deltaCASMismatch:
 		b = append(b, 'E', 'X')
 	}
 	if res == deltaOK {
-		if incr {
-			s.ctr[cIncrHits]++
-		} else {
-			s.ctr[cDecrHits]++
-		}
+		s.countDelta(incr, true)
 		if of.value {
 			b = append(b, "VA "...)
 			b = strconv.AppendUint(b, uint64(len(num)), 10)

@@ -66,12 +66,36 @@ func spaces(n int) []byte {
 	return b
 }
 
+// countDelta counts an incr or decr hit or miss.
+func (s *session) countDelta(incr, hit bool) {
+	switch {
+	case incr && hit:
+		s.ctr[cIncrHits]++
+	case incr:
+		s.ctr[cIncrMisses]++
+	case hit:
+		s.ctr[cDecrHits]++
+	default:
+		s.ctr[cDecrMisses]++
+	}
+}
+
+// classicKey returns the key of incr, decr, delete or touch; ok is false,
+// and the client told, if it is too long.
+func (s *session) classicKey() (key []byte, ok bool) {
+	key = s.toks[1]
+	if len(key) > KeyMaxLength {
+		s.out(errBadFormat)
+		return nil, false
+	}
+	return key, true
+}
+
 // arith serves incr and decr.
 func (s *session) arith(n int, incr bool) {
 	s.setNoreply(n)
-	key := s.toks[1]
-	if len(key) > KeyMaxLength {
-		s.out("CLIENT_ERROR bad command line format")
+	key, ok := s.classicKey()
+	if !ok {
 		return
 	}
 	delta, ok := parseUint64(s.toks[2])
@@ -86,20 +110,12 @@ func (s *session) arith(n int, incr bool) {
 	}
 	switch res {
 	case deltaOK:
-		if incr {
-			s.ctr[cIncrHits]++
-		} else {
-			s.ctr[cDecrHits]++
-		}
+		s.countDelta(incr, true)
 		s.out(num)
 	case deltaNonNumeric:
 		s.out("CLIENT_ERROR cannot increment or decrement non-numeric value")
 	case deltaNotFound:
-		if incr {
-			s.ctr[cIncrMisses]++
-		} else {
-			s.ctr[cDecrMisses]++
-		}
+		s.countDelta(incr, false)
 		s.out("NOT_FOUND")
 	}
 }
@@ -115,9 +131,8 @@ func (s *session) delete(nt, n int) {
 			return
 		}
 	}
-	key := s.toks[1]
-	if len(key) > KeyMaxLength {
-		s.out("CLIENT_ERROR bad command line format")
+	key, ok := s.classicKey()
+	if !ok {
 		return
 	}
 	found := false
@@ -141,9 +156,8 @@ func (s *session) delete(nt, n int) {
 // touch serves touch.
 func (s *session) touch(n int) {
 	s.setNoreply(n)
-	key := s.toks[1]
-	if len(key) > KeyMaxLength {
-		s.out("CLIENT_ERROR bad command line format")
+	key, ok := s.classicKey()
+	if !ok {
 		return
 	}
 	e, ok := parseInt32(s.toks[2])

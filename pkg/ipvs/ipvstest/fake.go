@@ -142,16 +142,46 @@ func (f *Fake) Services() ([]ipvs.ServiceStatus, error) {
 	return out, nil
 }
 
-// Dests implements ipvs.Kernel.
-func (f *Fake) Dests(svc ipvs.Service) ([]ipvs.DestStatus, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.begin(Dests); err != nil {
+// service counts a call of op and returns svc's entry: the error injected
+// for op, or ESRCH if svc is not in the table. f.mu must be held.
+func (f *Fake) service(op Op, svc ipvs.Service) (*fakeSvc, error) {
+	if err := f.begin(op); err != nil {
 		return nil, err
 	}
 	s := f.svcs[svc.Key()]
 	if s == nil {
 		return nil, syscall.ESRCH
+	}
+	return s, nil
+}
+
+// existingDest is service, then the key of d, which must be in svc's
+// entry: ENOENT if it is not. f.mu must be held.
+func (f *Fake) existingDest(op Op, svc ipvs.Service, d ipvs.Dest) (*fakeSvc, ipvs.DestKey, error) {
+	s, err := f.service(op, svc)
+	if err != nil {
+		return nil, ipvs.DestKey{}, err
+	}
+	k := destKey(svc, d)
+	if _, ok := s.dests[k]; !ok {
+		return nil, k, syscall.ENOENT
+	}
+	return s, k, nil
+}
+
+// put stores d under k, with k's normalized address and port.
+func (s *fakeSvc) put(k ipvs.DestKey, d ipvs.Dest) {
+	d.Addr, d.Port = k.Addr, k.Port
+	s.dests[k] = d
+}
+
+// Dests implements ipvs.Kernel.
+func (f *Fake) Dests(svc ipvs.Service) ([]ipvs.DestStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, err := f.service(Dests, svc)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]ipvs.DestStatus, 0, len(s.dests))
 	for _, d := range s.dests {
@@ -178,12 +208,9 @@ func (f *Fake) AddService(svc ipvs.Service) error {
 func (f *Fake) UpdateService(svc ipvs.Service) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(UpdateService); err != nil {
+	s, err := f.service(UpdateService, svc)
+	if err != nil {
 		return err
-	}
-	s := f.svcs[svc.Key()]
-	if s == nil {
-		return syscall.ESRCH
 	}
 	s.svc = norm(svc)
 	return nil
@@ -193,11 +220,8 @@ func (f *Fake) UpdateService(svc ipvs.Service) error {
 func (f *Fake) DelService(svc ipvs.Service) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(DelService); err != nil {
+	if _, err := f.service(DelService, svc); err != nil {
 		return err
-	}
-	if f.svcs[svc.Key()] == nil {
-		return syscall.ESRCH
 	}
 	delete(f.svcs, svc.Key())
 	return nil
@@ -207,19 +231,15 @@ func (f *Fake) DelService(svc ipvs.Service) error {
 func (f *Fake) AddDest(svc ipvs.Service, d ipvs.Dest) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(AddDest); err != nil {
+	s, err := f.service(AddDest, svc)
+	if err != nil {
 		return err
-	}
-	s := f.svcs[svc.Key()]
-	if s == nil {
-		return syscall.ESRCH
 	}
 	k := destKey(svc, d)
 	if _, ok := s.dests[k]; ok {
 		return syscall.EEXIST
 	}
-	d.Addr, d.Port = k.Addr, k.Port
-	s.dests[k] = d
+	s.put(k, d)
 	return nil
 }
 
@@ -227,19 +247,11 @@ func (f *Fake) AddDest(svc ipvs.Service, d ipvs.Dest) error {
 func (f *Fake) UpdateDest(svc ipvs.Service, d ipvs.Dest) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(UpdateDest); err != nil {
+	s, k, err := f.existingDest(UpdateDest, svc, d)
+	if err != nil {
 		return err
 	}
-	s := f.svcs[svc.Key()]
-	if s == nil {
-		return syscall.ESRCH
-	}
-	k := destKey(svc, d)
-	if _, ok := s.dests[k]; !ok {
-		return syscall.ENOENT
-	}
-	d.Addr, d.Port = k.Addr, k.Port
-	s.dests[k] = d
+	s.put(k, d)
 	return nil
 }
 
@@ -247,16 +259,9 @@ func (f *Fake) UpdateDest(svc ipvs.Service, d ipvs.Dest) error {
 func (f *Fake) DelDest(svc ipvs.Service, d ipvs.Dest) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(DelDest); err != nil {
+	s, k, err := f.existingDest(DelDest, svc, d)
+	if err != nil {
 		return err
-	}
-	s := f.svcs[svc.Key()]
-	if s == nil {
-		return syscall.ESRCH
-	}
-	k := destKey(svc, d)
-	if _, ok := s.dests[k]; !ok {
-		return syscall.ENOENT
 	}
 	delete(s.dests, k)
 	return nil
