@@ -182,9 +182,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("daemon: state dir: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer wg.Wait() // runs after cancel: every worker sees ctx done
 	defer cancel()
 
 	d.health = healthcheck.New(healthcheck.Options{
@@ -242,6 +241,9 @@ func (d *Daemon) doReload(ctx context.Context) error {
 	file, node, err := d.load()
 	var cfg *config.Config
 	if err == nil {
+		err = d.sameRole(node)
+	}
+	if err == nil {
 		cfg, err = merge(file, d.overlay)
 	}
 	if err != nil {
@@ -261,6 +263,15 @@ func (d *Daemon) doReload(ctx context.Context) error {
 	d.events.Publish(events.Config, "configuration reloaded", "file", d.opts.ConfigPath)
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigPath)
 	return d.reconcile(ctx)
+}
+
+// sameRole refuses a new configuration that changes this node's role: the
+// workers of a role are set up at start, so that takes a restart.
+func (d *Daemon) sameRole(node config.Node) error {
+	if node.Role != d.node.Role {
+		return fmt.Errorf("daemon: node %s changes role from %s to %s: restart lbd to apply it", node.Name, d.node.Role, node.Role)
+	}
+	return nil
 }
 
 // onTransition runs on the checker's goroutine: publish and ask for a

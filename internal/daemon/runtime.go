@@ -81,6 +81,9 @@ func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff,
 		if !ok {
 			return fmt.Errorf("%w: node %q is not in the new file", api.ErrInvalid, d.opts.Node)
 		}
+		if err := d.sameRole(node); err != nil {
+			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		}
 		next.File = d.opts.ConfigPath
 		diff = diffConfigs(d.cfg, d.overlay, next)
 		if err := statefile.WriteAtomic(d.opts.ConfigPath, yaml); err != nil {

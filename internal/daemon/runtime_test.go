@@ -152,3 +152,13 @@ func TestDiffConfigs(t *testing.T) {
 		t.Errorf("diff against runtime allow-list = %+v", d.Changes)
 	}
 }
+
+func TestSameRole(t *testing.T) {
+	d := &Daemon{node: config.Node{Name: "n", Role: config.RoleStorage}}
+	if err := d.sameRole(config.Node{Name: "n", Role: config.RoleStorage}); err != nil {
+		t.Errorf("same role refused: %v", err)
+	}
+	if err := d.sameRole(config.Node{Name: "n", Role: config.RoleBoth}); err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Errorf("role change accepted or unclear: %v", err)
+	}
+}
