@@ -44,6 +44,19 @@ func aclTenants(eff []config.ResolvedService) []acl.Tenant {
 	return out
 }
 
+// sameService reports whether two fences are for the same VIP, port and
+// protocol (their allow-lists may differ).
+func sameService(a, b acl.Tenant) bool {
+	pa, pb := a.Protocol, b.Protocol
+	if pa == "" {
+		pa = acl.TCP
+	}
+	if pb == "" {
+		pb = acl.TCP
+	}
+	return a.VIP == b.VIP && a.Port == b.Port && pa == pb
+}
+
 // onlyAllowChanged reports whether want differs from have only in
 // allow-lists (same tenants, same VIP, port and protocol), and returns the
 // tenants whose list changed.
@@ -54,7 +67,7 @@ func onlyAllowChanged(have, want []acl.Tenant) ([]acl.Tenant, bool) {
 	var changed []acl.Tenant
 	for i := range want {
 		h, w := have[i], want[i]
-		if h.Name != w.Name || h.VIP != w.VIP || h.Port != w.Port || h.Protocol != w.Protocol {
+		if h.Name != w.Name || !sameService(h, w) {
 			return nil, false
 		}
 		if !slices.Equal(h.Allow, w.Allow) {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -22,8 +22,8 @@ type subsystems struct {
 	// director side
 	ipvs      *ipvs.Reconciler // nil until the kernel's IPVS is reachable
 	ipvsErr   error
-	acl       *acl.Manager
-	storACL   *acl.Manager // storage nodes' second line (defaults.storage_acl)
+	acl       fencer
+	storACL   fencer // storage nodes' second line (defaults.storage_acl)
 	aclHave   []acl.Tenant // what the last successful ACL apply fenced
 	fenced    map[string]bool
 	wake      *time.Timer // next reconcile the IPVS reconciler asked for
@@ -35,6 +35,16 @@ type subsystems struct {
 	// storage side
 	rs  *realserver.RealServer
 	kvs *kvsRunner
+}
+
+// fencer is what the daemon needs of pkg/acl's Manager (a fake in tests
+// of the fail-closed decisions).
+type fencer interface {
+	Apply(ctx context.Context, tenants []acl.Tenant) error
+	SetAllow(ctx context.Context, tenant string, allow []netip.Prefix) error
+	Tenant(name string) (acl.Tenant, bool)
+	State(ctx context.Context) ([]acl.State, error)
+	Close() error
 }
 
 // startSubsystems creates the workers of this node's role. Kernel state is
@@ -115,7 +125,7 @@ func (d *Daemon) stopSubsystems() {
 	if s.kvs != nil {
 		s.kvs.close()
 	}
-	for _, m := range []*acl.Manager{s.acl, s.storACL} {
+	for _, m := range []fencer{s.acl, s.storACL} {
 		if m != nil {
 			m.Close()
 		}
@@ -177,13 +187,12 @@ func (d *Daemon) reconcileACL(ctx context.Context, eff []config.ResolvedService)
 		return errors.Join(errs...)
 	}
 	err := s.acl.Apply(ctx, want)
-	failed := acl.FailedTenants(err)
+	// Whatever went wrong, a tenant counts as fenced only if the manager
+	// enforces a fence for exactly its VIP, port and protocol (possibly
+	// with its previous list); any other tenant is not announced.
 	s.fenced = map[string]bool{}
 	for _, t := range want {
-		if !slices.Contains(failed, t.Name) {
-			s.fenced[t.Name] = true
-		} else if _, had := s.acl.Tenant(t.Name); had {
-			// Its previous list is still enforced: the service may stay.
+		if have, ok := s.acl.Tenant(t.Name); ok && sameService(have, t) {
 			s.fenced[t.Name] = true
 		}
 	}
