@@ -38,7 +38,7 @@ func (f *fakeFencer) SetAllow(_ context.Context, name string, allow []netip.Pref
 	return nil
 }
 
-func (f *fakeFencer) Tenant(name string) (acl.Tenant, bool) { t, ok := f.have[name]; return t, ok }
+func (f *fakeFencer) Tenant(name string) (acl.Tenant, bool)      { t, ok := f.have[name]; return t, ok }
 func (f *fakeFencer) State(context.Context) ([]acl.State, error) { return nil, nil }
 func (f *fakeFencer) Close() error                               { return nil }
 

@@ -23,7 +23,7 @@ type subsystems struct {
 	ipvs      *ipvs.Reconciler // nil until the kernel's IPVS is reachable
 	ipvsErr   error
 	acl       fencer
-	storACL   fencer // storage nodes' second line (defaults.storage_acl)
+	storACL   fencer       // storage nodes' second line (defaults.storage_acl)
 	aclHave   []acl.Tenant // what the last successful ACL apply fenced
 	fenced    map[string]bool
 	wake      *time.Timer // next reconcile the IPVS reconciler asked for
