@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -24,6 +25,25 @@ type checker struct {
 
 func (k *checker) errf(path []any, format string, args ...any) {
 	k.probs = append(k.probs, Problem{File: k.c.File, Line: lineOf(k.c.root, path...), Msg: fmt.Sprintf(format, args...)})
+}
+
+// oneOf checks an enumerated setting: empty takes def, anything outside
+// allowed is reported.
+func (k *checker) oneOf(path []any, key string, v *string, def string, allowed ...string) {
+	switch {
+	case *v == "":
+		*v = def
+	case !slices.Contains(allowed, *v):
+		k.errf(path, "unknown %s %q (want %s)", key, *v, orList(allowed))
+	}
+}
+
+// orList formats "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
 // at builds a path for lineOf.
@@ -173,23 +193,9 @@ func (k *checker) vrrp() {
 
 func (k *checker) defaults() {
 	d := &k.c.Defaults
-	if d.Scheduler == "" {
-		d.Scheduler = DefaultScheduler
-	} else if !slices.Contains(Schedulers, d.Scheduler) {
-		k.errf(at("defaults", "scheduler"), "unknown scheduler %q (want one of %v)", d.Scheduler, Schedulers)
-	}
-	if d.Forward == "" {
-		d.Forward = DefaultForward
-	} else if !slices.Contains(Forwards, d.Forward) {
-		k.errf(at("defaults", "forward"), "unknown forward %q (want dr, nat or tun)", d.Forward)
-	}
-	switch d.ACLAction {
-	case "":
-		d.ACLAction = "drop"
-	case "drop", "reject":
-	default:
-		k.errf(at("defaults", "acl_action"), "unknown acl_action %q (want drop or reject)", d.ACLAction)
-	}
+	k.oneOf(at("defaults", "scheduler"), "scheduler", &d.Scheduler, DefaultScheduler, Schedulers...)
+	k.oneOf(at("defaults", "forward"), "forward", &d.Forward, DefaultForward, Forwards...)
+	k.oneOf(at("defaults", "acl_action"), "acl_action", &d.ACLAction, "drop", "drop", "reject")
 	if d.DrainPeriod == nil {
 		dp := Duration(DefaultDrainPeriod)
 		d.DrainPeriod = &dp
@@ -301,25 +307,10 @@ func (k *checker) service(path []any, vip string, port int, proto, sched, fwd st
 		k.errf(p("port"), "port %d out of range 1-65535", port)
 	}
 	rs.Port = uint16(port)
-	if proto == "" {
-		proto = DefaultProtocol
-	}
-	if proto != "tcp" && proto != "udp" {
-		k.errf(p("protocol"), "unknown protocol %q (want tcp or udp)", proto)
-	}
-	rs.Protocol = proto
-	if sched == "" {
-		sched = k.c.Defaults.Scheduler
-	} else if !slices.Contains(Schedulers, sched) {
-		k.errf(p("scheduler"), "unknown scheduler %q (want one of %v)", sched, Schedulers)
-	}
-	rs.Scheduler = sched
-	if fwd == "" {
-		fwd = k.c.Defaults.Forward
-	} else if !slices.Contains(Forwards, fwd) {
-		k.errf(p("forward"), "unknown forward %q (want dr, nat or tun)", fwd)
-	}
-	rs.Forward = fwd
+	k.oneOf(p("protocol"), "protocol", &proto, DefaultProtocol, "tcp", "udp")
+	k.oneOf(p("scheduler"), "scheduler", &sched, k.c.Defaults.Scheduler, Schedulers...)
+	k.oneOf(p("forward"), "forward", &fwd, k.c.Defaults.Forward, Forwards...)
+	rs.Protocol, rs.Scheduler, rs.Forward = proto, sched, fwd
 	if err == nil && port >= 1 && port <= 65535 {
 		key := proto + "/" + netip.AddrPortFrom(a, uint16(port)).String()
 		rs.Name = key
@@ -460,20 +451,8 @@ func (k *checker) kvs(path []any, v *KVS) {
 	if v.MaxItemSize < 1<<10 || v.MaxItemSize > 1<<30 {
 		k.errf(p("max_item_size"), "max_item_size %s out of range 1KiB-1GiB (memcached -I)", v.MaxItemSize)
 	}
-	switch v.Storage {
-	case "":
-		v.Storage = "memory"
-	case "memory", "durable":
-	default:
-		k.errf(p("storage"), "unknown storage %q (want memory or durable)", v.Storage)
-	}
-	switch v.Sync {
-	case "":
-		v.Sync = "group"
-	case "always", "group":
-	default:
-		k.errf(p("sync"), "unknown sync %q (want always or group)", v.Sync)
-	}
+	k.oneOf(p("storage"), "storage", &v.Storage, "memory", "memory", "durable")
+	k.oneOf(p("sync"), "sync", &v.Sync, "group", "always", "group")
 	if v.SyncInterval == 0 {
 		v.SyncInterval = Duration(DefaultKVSSyncInterval)
 	}
