@@ -37,6 +37,8 @@ func kvsTenants(cfg *config.Config, dir string) []kvs.TenantConfig {
 			Sync:         kvs.SyncMode(k.Sync),
 			SyncInterval: k.SyncInterval.D(),
 			MaxItemSize:  int(k.MaxItemSize),
+			MaxConns:     k.MaxConnections,
+			IdleTimeout:  k.IdleTimeout.D(),
 		})
 	}
 	return out

@@ -192,6 +192,12 @@ type KVS struct {
 	SyncInterval Duration `yaml:"sync_interval,omitempty"`
 	// MaxItemSize is the largest value accepted (memcached -I). Default 1MiB.
 	MaxItemSize Size `yaml:"max_item_size,omitempty"`
+	// MaxConnections caps the tenant's simultaneous connections (memcached
+	// -c). Default 1024.
+	MaxConnections int `yaml:"max_connections,omitempty"`
+	// IdleTimeout closes connections idle that long (memcached
+	// idle_timeout). Default 0: never.
+	IdleTimeout Duration `yaml:"idle_timeout,omitempty"`
 }
 
 // VirtualService is a plain L4 service not tied to a tenant.

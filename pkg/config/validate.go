@@ -456,6 +456,12 @@ func (k *checker) kvs(path []any, v *KVS) {
 	if v.SyncInterval == 0 {
 		v.SyncInterval = Duration(DefaultKVSSyncInterval)
 	}
+	if v.MaxConnections == 0 {
+		v.MaxConnections = DefaultKVSMaxConns
+	}
+	if v.MaxConnections < 1 || v.MaxConnections > 1<<20 {
+		k.errf(p("max_connections"), "max_connections %d out of range 1-1048576", v.MaxConnections)
+	}
 }
 
 func (k *checker) virtualService(i int, seen map[string]int) {
