@@ -20,16 +20,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lbd-project/lbd/internal/api"
+	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 )
-
-// e2eSeq numbers the namespaces of one test run.
-var e2eSeq atomic.Int64
 
 // e2e is one lbd in its own network namespace, driven through lbctl.
 type e2e struct {
@@ -99,7 +96,7 @@ func newE2E(t *testing.T) *e2e {
 	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
-	e := &e2e{t: t, dir: dir, ns: fmt.Sprintf("lbdctl-%d-%d", os.Getpid(), e2eSeq.Add(1)),
+	e := &e2e{t: t, dir: dir,
 		sock: filepath.Join(dir, "run", "lbd.sock"), state: filepath.Join(dir, "state"),
 		cfg: filepath.Join(dir, "lbd.yaml"), logFile: filepath.Join(dir, "lbd.log")}
 	e.lbd, e.lbctl = e2eBins.lbd, e2eBins.lbctl
@@ -111,16 +108,8 @@ func newE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 	e.write(e.cfg, fmt.Sprintf(e2eConfig, token))
-	if out, err := exec.Command("ip", "netns", "add", e.ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v %s", e.ns, err, out)
-	}
-	t.Cleanup(func() {
-		e.stop()
-		if out, err := exec.Command("ip", "netns", "del", e.ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v %s", e.ns, err, out)
-		}
-	})
-	e.inNS("ip", "link", "set", "lo", "up")
+	e.ns = netnstest.New(t, "lbdctl") // deleted in its own cleanup, after e.stop below
+	t.Cleanup(func() { e.stop() })
 	e.inNS("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
 	e.inNS("ip", "addr", "add", "10.0.0.5/24", "dev", "eth0")
 	e.inNS("ip", "link", "set", "eth0", "up")

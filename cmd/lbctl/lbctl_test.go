@@ -12,6 +12,7 @@ import (
 
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/internal/api/apitest"
+	"github.com/lbd-project/lbd/internal/testutil/apiserve"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,20 +26,8 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := apitest.New()
 	sock := filepath.Join(t.TempDir(), "lbd.sock")
-	s, err := api.NewServer(f, api.ServerOptions{Socket: sock, Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	s := apiserve.Start(t, f, api.ServerOptions{Socket: sock, Registry: prometheus.NewRegistry()})
+	t.Cleanup(func() { s.Stop() })
 	return &fixture{fake: f, sock: sock}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/internal/api/apitest"
+	"github.com/lbd-project/lbd/internal/testutil/apiserve"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -103,18 +104,10 @@ func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
 	f := apitest.New()
-	s, err := api.NewServer(f, api.ServerOptions{TCPAddr: "127.0.0.1:0", Token: "tok", TLSCert: certFile, TLSKey: keyFile,
+	s := apiserve.Start(t, f, api.ServerOptions{TCPAddr: "127.0.0.1:0", Token: "tok", TLSCert: certFile, TLSKey: keyFile,
 		Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer s.Stop()
+	ctx := context.Background()
 	url := "https://" + s.TCPAddr().String()
 	c, _ := api.NewClient(url, "tok", api.WithTLSConfig(&tls.Config{RootCAs: pool}))
 	if _, err := c.Status(ctx); err != nil {

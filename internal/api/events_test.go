@@ -9,6 +9,7 @@ import (
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/internal/api/apitest"
 	"github.com/lbd-project/lbd/internal/events"
+	"github.com/lbd-project/lbd/internal/testutil/apiserve"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -67,25 +68,16 @@ func TestEventStreamEndsWithServer(t *testing.T) {
 	f := apitest.New()
 	f.Bus.Publish(events.Config, "old news")
 	sock := filepath.Join(t.TempDir(), "lbd.sock")
-	s, err := api.NewServer(f, api.ServerOptions{Socket: sock, Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	s := apiserve.Start(t, f, api.ServerOptions{Socket: sock, Registry: prometheus.NewRegistry()})
 	c, _ := api.NewClient(sock, "")
-	err = c.Events(context.Background(), true, func(events.Event) error {
-		stop() // lbd shuts down while a client is streaming
+	err := c.Events(context.Background(), true, func(events.Event) error {
+		s.Cancel() // lbd shuts down while a client is streaming
 		return nil
 	})
 	if !errors.Is(err, api.ErrUnreachable) {
 		t.Fatalf("Events = %v, want ErrUnreachable", err)
 	}
-	if err := <-done; err != nil {
+	if err := s.Wait(); err != nil {
 		t.Fatalf("Serve = %v", err)
 	}
 }

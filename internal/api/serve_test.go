@@ -13,6 +13,8 @@ import (
 
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/internal/api/apitest"
+	"github.com/lbd-project/lbd/internal/testutil"
+	"github.com/lbd-project/lbd/internal/testutil/apiserve"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,26 +27,16 @@ func serve(t *testing.T, f *apitest.Fake, token string) (*api.Server, string) {
 	if token != "" {
 		opts.TCPAddr, opts.Token = "127.0.0.1:0", token
 	}
-	s, err := api.NewServer(f, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	s := apiserve.Start(t, f, opts)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := s.Stop(); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 		if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("socket left behind: %v", err)
 		}
 	})
-	return s, sock
+	return s.Server, sock
 }
 
 func TestUnixSocketModeAndClient(t *testing.T) {
@@ -111,15 +103,7 @@ func TestStaleSocket(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					c.Close()
-				}
-			}()
+			testutil.Serve(t, ln, func(c net.Conn) { c.Close() })
 			return func() { ln.Close() }
 		}, "in use"},
 		{"regular file kept", func(p string) func() {

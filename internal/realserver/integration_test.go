@@ -16,16 +16,15 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lbd-project/lbd/internal/testutil"
+	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
-
-var nsCounter atomic.Int32
 
 // testNetns creates a network namespace with lo up and returns its name.
 func testNetns(t *testing.T) string {
@@ -36,18 +35,8 @@ func testNetns(t *testing.T) string {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2's ip")
 	}
-	name := fmt.Sprintf("lbdrs-%d-%d", os.Getpid(), nsCounter.Add(1))
-	ipCmd(t, "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ipCmd(t, "-n", name, "link", "set", "lo", "up")
-	return name
+	return netnstest.New(t, "lbdrs")
 }
-
-func nsPath(name string) string { return "/run/netns/" + name }
 
 func ipCmd(t *testing.T, args ...string) string {
 	t.Helper()
@@ -95,18 +84,6 @@ func loAddrs(t *testing.T, ns string) []netip.Prefix {
 	return ps
 }
 
-// inNs runs f on a thread inside the namespace; sockets made there stay
-// there.
-func inNs(t *testing.T, ns string, f func() error) error {
-	t.Helper()
-	h, err := netns.GetFromPath(nsPath(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	return procSys{ns: h}.inNetns(f)
-}
-
 func TestIntegrationApplyAdoptRemove(t *testing.T) {
 	ctx := context.Background()
 	ns := testNetns(t)
@@ -120,7 +97,7 @@ func TestIntegrationApplyAdoptRemove(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	r, err := New(Options{StateDir: dir, Netns: nsPath(ns)})
+	r, err := New(Options{StateDir: dir, Netns: netnstest.Path(ns)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +136,7 @@ func TestIntegrationApplyAdoptRemove(t *testing.T) {
 	r.Close()
 
 	// A new instance adopts what the first one did.
-	r2, err := New(Options{StateDir: dir, Netns: nsPath(ns)})
+	r2, err := New(Options{StateDir: dir, Netns: netnstest.Path(ns)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,23 +217,16 @@ func testDR(t *testing.T, clientAddr, serverAddr, vip, retransSysctl string, con
 	// The real server's service: tells each client the address it was
 	// reached at.
 	var ln net.Listener
-	if err := inNs(t, rs, func() (err error) { ln, err = net.Listen("tcp", ":7000"); return err }); err != nil {
+	if err := netnstest.Do(rs, func() (err error) { ln, err = net.Listen("tcp", ":7000"); return err }); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s\n", c.LocalAddr())
-			c.Close()
-		}
-	}()
+	testutil.Serve(t, ln, func(c net.Conn) {
+		fmt.Fprintf(c, "%s\n", c.LocalAddr())
+		c.Close()
+	})
 	dial := func() (string, error) {
 		var conn net.Conn
-		err := inNs(t, client, func() (err error) {
+		err := netnstest.Do(client, func() (err error) {
 			conn, err = net.DialTimeout("tcp", vipPort, 10*time.Second)
 			return err
 		})
@@ -282,7 +252,7 @@ func testDR(t *testing.T, clientAddr, serverAddr, vip, retransSysctl string, con
 		ipCmd(t, "-n", client, "neigh", "flush", "dev", "c0")
 	}
 
-	r, err := New(Options{StateDir: t.TempDir(), Netns: nsPath(rs)})
+	r, err := New(Options{StateDir: t.TempDir(), Netns: netnstest.Path(rs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +267,7 @@ func testDR(t *testing.T, clientAddr, serverAddr, vip, retransSysctl string, con
 	}
 
 	// As a director does in DR: the packet goes to the real server's MAC.
-	h, err := netns.GetFromPath(nsPath(rs))
+	h, err := netns.GetFromPath(netnstest.Path(rs))
 	if err != nil {
 		t.Fatal(err)
 	}

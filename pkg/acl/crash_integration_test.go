@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -30,7 +31,7 @@ func TestIntegrationCrashChild(t *testing.T) {
 	if ns == "" {
 		t.Skip("helper process for TestIntegrationKillMidUpdate")
 	}
-	m, err := New(Options{NetNS: nsPath(ns)})
+	m, err := New(Options{NetNS: netnstest.Path(ns)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func TestIntegrationKillMidUpdate(t *testing.T) {
 }
 
 func mustNS(t *testing.T, name string) netns.NsHandle {
-	h, err := netns.GetFromPath(nsPath(name))
+	h, err := netns.GetFromPath(netnstest.Path(name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbd-project/lbd/internal/testutil"
+	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 )
 
 // Addresses inside the test namespaces only.
@@ -163,7 +166,7 @@ func TestIntegrationAnyAddress(t *testing.T) {
 func ruleDump(t *testing.T, ns string, bins ...string) []string {
 	var lines []string
 	for _, bin := range bins {
-		for _, l := range strings.Split(run(t, "ip", "netns", "exec", ns, bin, "-S"), "\n") {
+		for _, l := range strings.Split(netnstest.Exec(t, "ip", "netns", "exec", ns, bin, "-S"), "\n") {
 			if l != "" && !strings.HasPrefix(l, "#") {
 				lines = append(lines, bin+" "+l)
 			}
@@ -179,7 +182,7 @@ func withoutLBD(lines []string) []string {
 }
 
 func setNames(t *testing.T, ns string) []string {
-	out := strings.Fields(run(t, "ip", "netns", "exec", ns, "ipset", "list", "-n"))
+	out := strings.Fields(netnstest.Exec(t, "ip", "netns", "exec", ns, "ipset", "list", "-n"))
 	slices.Sort(out)
 	return out
 }
@@ -199,7 +202,7 @@ func TestIntegrationOperatorRulesSurvive(t *testing.T) {
 		{"ipset", "add", "operator", "192.0.2.7"},
 		{"iptables", "-A", "INPUT", "-m", "set", "--match-set", "operator", "src", "-j", "ACCEPT"},
 	} {
-		run(t, append([]string{"ip", "netns", "exec", ns}, args...)...)
+		netnstest.Exec(t, append([]string{"ip", "netns", "exec", ns}, args...)...)
 	}
 	before := ruleDump(t, ns, "iptables", "ip6tables")
 	beforeSets := setNames(t, ns)
@@ -281,7 +284,7 @@ func TestIntegrationLegacyBackend(t *testing.T) {
 // though the process (and the goroutines that call it) live elsewhere.
 func TestIntegrationNamespaceIsolation(t *testing.T) {
 	requireRoot(t)
-	one, two := newNS(t), newNS(t)
+	one, two := netnstest.New(t, "lbdacl"), netnstest.New(t, "lbdacl")
 	beforeTwo := ruleDump(t, two, "iptables", "ip6tables")
 	m := newTestManager(t, one, Options{})
 	tenants := []Tenant{
@@ -321,8 +324,8 @@ func TestIntegrationFailedUpdateKeepsOldList(t *testing.T) {
 	}
 	f.serve(t)
 	tmp := m.names.tempName(m.names.setName("a", v4))
-	run(t, "ip", "netns", "exec", ns, "ipset", "create", tmp, "hash:ip")
-	run(t, "ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-m", "set", "--match-set", tmp, "dst", "-j", "ACCEPT")
+	netnstest.Exec(t, "ip", "netns", "exec", ns, "ipset", "create", tmp, "hash:ip")
+	netnstest.Exec(t, "ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-m", "set", "--match-set", tmp, "dst", "-j", "ACCEPT")
 
 	err := m.SetAllow(bg(), "a", pfx(cO4, "10.77.0.128/25"))
 	if err == nil {
@@ -334,7 +337,7 @@ func TestIntegrationFailedUpdateKeepsOldList(t *testing.T) {
 		t.Errorf("recorded list %v, want the old one", tn.Allow)
 	}
 	// Once the obstacle is gone the same update goes through.
-	run(t, "ip", "netns", "exec", ns, "iptables", "-D", "OUTPUT", "-m", "set", "--match-set", tmp, "dst", "-j", "ACCEPT")
+	netnstest.Exec(t, "ip", "netns", "exec", ns, "iptables", "-D", "OUTPUT", "-m", "set", "--match-set", tmp, "dst", "-j", "ACCEPT")
 	if err := m.SetAllow(bg(), "a", pfx(cO4, "10.77.0.128/25")); err != nil {
 		t.Fatal(err)
 	}
@@ -350,21 +353,14 @@ func TestIntegrationRemovalCutsEstablished(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ln net.Listener
-	if err := inNS(f.lan.srv, func() (err error) { ln, err = net.Listen("tcp", hostPort(srv4, "7010")); return err }); err != nil {
+	if err := netnstest.Do(f.lan.srv, func() (err error) { ln, err = net.Listen("tcp", hostPort(srv4, "7010")); return err }); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go io.Copy(c, c) // echo
-		}
-	}()
+	testutil.Serve(t, ln, func(c net.Conn) {
+		go io.Copy(c, c) // echo
+	})
 	var c net.Conn
-	if err := inNS(f.o, func() (err error) { c, err = net.DialTimeout("tcp", hostPort(srv4, "7010"), allowedWait); return err }); err != nil {
+	if err := netnstest.Do(f.o, func() (err error) { c, err = net.DialTimeout("tcp", hostPort(srv4, "7010"), allowedWait); return err }); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()

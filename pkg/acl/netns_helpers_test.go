@@ -11,22 +11,18 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/lbd-project/lbd/internal/testutil"
+	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 )
 
 // These helpers build throwaway network namespaces (named
 // lbdacl-<pid>-<n>, deleted in t.Cleanup) and move real packets between
 // them. Nothing here touches the namespace the test process runs in.
-
-var nsSeq atomic.Int32
 
 func requireRoot(t *testing.T) {
 	t.Helper()
@@ -40,53 +36,6 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// newNS creates a uniquely named network namespace with loopback up.
-func newNS(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("lbdacl-%d-%d", os.Getpid(), nsSeq.Add(1))
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("delete netns %s: %v %s", name, err, out)
-		}
-	})
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
-}
-
-func nsPath(name string) string { return filepath.Join("/run/netns", name) }
-
-// inNS runs f on a fresh OS thread inside the named namespace. Sockets f
-// creates stay in that namespace. The thread is never returned to the
-// runtime's pool, so a failure to switch back cannot leak the namespace.
-func inNS(name string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		h, err := netns.GetFromPath(nsPath(name))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
-}
-
 // lan is a server namespace with a bridge, and client namespaces (one per
 // source address) plugged into it.
 type lan struct {
@@ -97,12 +46,12 @@ type lan struct {
 
 // newLAN creates the server namespace with srv4/24 and srv6/64 on br0.
 func newLAN(t *testing.T, srv4, srv6 string) *lan {
-	l := &lan{t: t, srv: newNS(t)}
-	run(t, "ip", "-n", l.srv, "link", "add", "br0", "type", "bridge")
-	run(t, "ip", "-n", l.srv, "link", "set", "br0", "up")
-	run(t, "ip", "-n", l.srv, "addr", "add", srv4+"/24", "dev", "br0")
+	l := &lan{t: t, srv: netnstest.New(t, "lbdacl")}
+	netnstest.Exec(t, "ip", "-n", l.srv, "link", "add", "br0", "type", "bridge")
+	netnstest.Exec(t, "ip", "-n", l.srv, "link", "set", "br0", "up")
+	netnstest.Exec(t, "ip", "-n", l.srv, "addr", "add", srv4+"/24", "dev", "br0")
 	if srv6 != "" {
-		run(t, "ip", "-n", l.srv, "addr", "add", srv6+"/64", "dev", "br0", "nodad")
+		netnstest.Exec(t, "ip", "-n", l.srv, "addr", "add", srv6+"/64", "dev", "br0", "nodad")
 	}
 	return l
 }
@@ -111,19 +60,19 @@ func newLAN(t *testing.T, srv4, srv6 string) *lan {
 // to the bridge.
 func (l *lan) client(addrs ...string) string {
 	t := l.t
-	name := newNS(t)
+	name := netnstest.New(t, "lbdacl")
 	l.clients++
 	peer := fmt.Sprintf("v%d", l.clients)
-	run(t, "ip", "-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", peer, "netns", l.srv)
-	run(t, "ip", "-n", l.srv, "link", "set", peer, "master", "br0", "up")
+	netnstest.Exec(t, "ip", "-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", peer, "netns", l.srv)
+	netnstest.Exec(t, "ip", "-n", l.srv, "link", "set", peer, "master", "br0", "up")
 	for _, a := range addrs {
 		args := []string{"ip", "-n", name, "addr", "add", a, "dev", "eth0"}
 		if strings.Contains(a, ":") {
 			args = append(args, "nodad")
 		}
-		run(t, args...)
+		netnstest.Exec(t, args...)
 	}
-	run(t, "ip", "-n", name, "link", "set", "eth0", "up")
+	netnstest.Exec(t, "ip", "-n", name, "link", "set", "eth0", "up")
 	return name
 }
 
@@ -131,27 +80,20 @@ func (l *lan) client(addrs ...string) string {
 func serveTCP(t *testing.T, ns, addr string) {
 	t.Helper()
 	var ln net.Listener
-	if err := inNS(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+	if err := netnstest.Do(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
 		t.Fatalf("listen %s in %s: %v", addr, ns, err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("ok\n"))
-			c.Close()
-		}
-	}()
+	testutil.Serve(t, ln, func(c net.Conn) {
+		c.Write([]byte("ok\n"))
+		c.Close()
+	})
 }
 
 // serveUDP answers every datagram to addr in namespace ns with "ok".
 func serveUDP(t *testing.T, ns, addr string) {
 	t.Helper()
 	var pc net.PacketConn
-	if err := inNS(ns, func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
+	if err := netnstest.Do(ns, func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
 		t.Fatalf("listen udp %s in %s: %v", addr, ns, err)
 	}
 	t.Cleanup(func() { pc.Close() })
@@ -184,7 +126,7 @@ func reach(ns, network, addr string, wantOK bool) (bool, error) {
 		wait = allowedWait
 	}
 	var got bool
-	err := inNS(ns, func() error {
+	err := netnstest.Do(ns, func() error {
 		c, err := net.DialTimeout(network, addr, wait)
 		if err != nil {
 			return err
@@ -262,7 +204,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func newTestManager(t *testing.T, ns string, opts Options) *Manager {
 	t.Helper()
-	opts.NetNS = nsPath(ns)
+	opts.NetNS = netnstest.Path(ns)
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
 	}

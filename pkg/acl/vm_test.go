@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 )
 
 // TestVMACLInFrontOfIPVS shows the allow-list is enforced in filter INPUT
@@ -34,12 +36,12 @@ func TestVMACLInFrontOfIPVS(t *testing.T) {
 	)
 	l := newLAN(t, dir4, "")
 	director := l.srv
-	run(t, "ip", "-n", director, "addr", "add", vip+"/32", "dev", "br0")
+	netnstest.Exec(t, "ip", "-n", director, "addr", "add", vip+"/32", "dev", "br0")
 	realNS := l.client(real4 + "/24")
-	run(t, "ip", "-n", realNS, "addr", "add", vip+"/32", "dev", "lo")
+	netnstest.Exec(t, "ip", "-n", realNS, "addr", "add", vip+"/32", "dev", "lo")
 	for _, kv := range []string{"net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2",
 		"net.ipv4.conf.eth0.arp_ignore=1", "net.ipv4.conf.eth0.arp_announce=2"} {
-		run(t, "ip", "netns", "exec", realNS, "sysctl", "-q", "-w", kv)
+		netnstest.Exec(t, "ip", "netns", "exec", realNS, "sysctl", "-q", "-w", kv)
 	}
 	inside := l.client(in4 + "/24")
 	outsider := l.client(out4 + "/24")
@@ -51,7 +53,7 @@ func TestVMACLInFrontOfIPVS(t *testing.T) {
 	}
 	serveTCP(t, realNS, vip+":80") // only the real server listens on the VIP
 	ipvsadm := func(args ...string) string {
-		return run(t, append([]string{"ip", "netns", "exec", director, "ipvsadm"}, args...)...)
+		return netnstest.Exec(t, append([]string{"ip", "netns", "exec", director, "ipvsadm"}, args...)...)
 	}
 	ipvsadm("-A", "-t", vip+":80", "-s", "rr")
 	ipvsadm("-a", "-t", vip+":80", "-r", real4+":80", "-g", "-w", "1")

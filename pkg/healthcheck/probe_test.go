@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbd-project/lbd/internal/testutil"
 )
 
 // listen returns a loopback listener that accepts and closes connections.
@@ -22,16 +24,7 @@ func listen(t *testing.T) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	testutil.Serve(t, ln, func(c net.Conn) { c.Close() })
 	return ln
 }
 
@@ -54,24 +47,17 @@ func fakeMemcached(t *testing.T, reply string) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	testutil.Serve(t, ln, func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil || line != "version\r\n" {
+				io.WriteString(c, "ERROR\r\n")
 				return
 			}
-			go func() {
-				defer c.Close()
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil || line != "version\r\n" {
-					io.WriteString(c, "ERROR\r\n")
-					return
-				}
-				io.WriteString(c, reply)
-			}()
-		}
-	}()
+			io.WriteString(c, reply)
+		}()
+	})
 	return netip.MustParseAddrPort(ln.Addr().String())
 }
 

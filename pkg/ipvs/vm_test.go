@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 	"github.com/lbd-project/lbd/pkg/ipvs"
 )
 
@@ -101,7 +102,7 @@ func lines(s string) string { return strings.Join(strings.Fields(s), " ") }
 // and a removed real server drains at weight 0 before it is deleted.
 func TestVMReconcile(t *testing.T) {
 	needIPVS(t)
-	ns := newNS(t, "lbdrec-"+uid())
+	ns := netnstest.New(t, "lbdrec")
 	k := newKernel(t, ns)
 	state := t.TempDir()
 	opts := ipvs.Options{StateDir: state, DrainPeriod: time.Second}
@@ -185,7 +186,7 @@ func TestVMReconcile(t *testing.T) {
 // the netlink encoding and decoding agree with the kernel.
 func TestVMRoundTrip(t *testing.T) {
 	needIPVS(t)
-	ns := newNS(t, "lbdrt-"+uid())
+	ns := netnstest.New(t, "lbdrt")
 	state := t.TempDir()
 	var desired []ipvs.Service
 	for i, sched := range ipvs.Schedulers {
