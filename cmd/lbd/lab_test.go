@@ -17,25 +17,21 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lbd-project/lbd/internal/api"
+	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 )
 
 // lab is a bridge with namespaces hanging off it.
 type lab struct {
 	t      *testing.T
-	prefix string
 	dir    string
 	bin    string
-	spaces []string // every namespace created, removed at cleanup
+	spaces map[string]string // lab name ("lb1") -> namespace (unique per run)
 }
-
-// labs numbers the labs of this process, so namespace names never repeat.
-var labs atomic.Int32
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
@@ -50,39 +46,34 @@ func newLab(t *testing.T) *lab {
 		t.Fatalf("lbd binary %s: %v (run make build)", bin, err)
 	}
 	exec.Command("modprobe", "ip_vs").Run()
-	l := &lab{t: t, prefix: fmt.Sprintf("lbe%d-%d-", os.Getpid(), labs.Add(1)), dir: t.TempDir(), bin: bin}
-	t.Cleanup(func() {
-		for _, n := range l.spaces {
-			exec.Command("ip", "netns", "del", n).Run()
-		}
-	})
+	l := &lab{t: t, dir: t.TempDir(), bin: bin, spaces: map[string]string{}}
 	l.ns("sw")
 	l.sh("sw", "ip link add br0 type bridge && ip link set br0 up")
 	return l
 }
 
+// ns creates the lab's namespace called name (removed when the test ends).
 func (l *lab) ns(name string) string {
-	full := l.prefix + name
-	if out, err := exec.Command("ip", "netns", "add", full).CombinedOutput(); err != nil {
-		l.t.Fatalf("ip netns add %s: %v %s", full, err, out)
-	}
-	l.spaces = append(l.spaces, full)
-	l.sh(name, "ip link set lo up")
+	full := netnstest.New(l.t, "lbe"+name)
+	l.spaces[name] = full
 	return full
 }
+
+// full is the namespace behind a lab name.
+func (l *lab) full(name string) string { return l.spaces[name] }
 
 // host adds a namespace with one interface eth0 on the bridge.
 func (l *lab) host(name, addr string) {
 	l.ns(name)
 	peer := "v" + name
-	l.sh("sw", fmt.Sprintf("ip link add %s type veth peer name eth0 netns %s%s && ip link set %s master br0 up", peer, l.prefix, name, peer))
+	l.sh("sw", fmt.Sprintf("ip link add %s type veth peer name eth0 netns %s && ip link set %s master br0 up", peer, l.full(name), peer))
 	l.sh(name, fmt.Sprintf("ip addr add %s/24 dev eth0 && ip link set eth0 up", addr))
 }
 
 // sh runs a shell command inside namespace name and returns its output.
 func (l *lab) sh(name, cmd string) string {
 	l.t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", l.prefix+name, "sh", "-c", cmd).CombinedOutput()
+	out, err := exec.Command("ip", "netns", "exec", l.full(name), "sh", "-c", cmd).CombinedOutput()
 	if err != nil {
 		l.t.Fatalf("[%s] %s: %v\n%s", name, cmd, err, out)
 	}
@@ -105,7 +96,7 @@ func (l *lab) start(node, cfg string) *lbd {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	d.cmd = exec.Command("ip", "netns", "exec", l.prefix+node, l.bin, "-f", cfg, "--node", node,
+	d.cmd = exec.Command("ip", "netns", "exec", l.full(node), l.bin, "-f", cfg, "--node", node,
 		"--state-dir", state, "--socket", d.sock, "--log-level", "debug")
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
@@ -199,7 +190,7 @@ func probe(addr, cmd string) int {
 
 // nc runs the probe in namespace ns: one command to addr, its reply.
 func (l *lab) nc(ns, addr, cmd string) (string, error) {
-	c := exec.Command("ip", "netns", "exec", l.prefix+ns, os.Args[0])
+	c := exec.Command("ip", "netns", "exec", l.full(ns), os.Args[0])
 	c.Env = append(os.Environ(), "LBD_E2E_PROBE="+addr, "LBD_E2E_CMD="+cmd)
 	var stderr strings.Builder
 	c.Stderr = &stderr
@@ -220,7 +211,7 @@ type heldConn struct {
 
 func (l *lab) openConn(ns, addr string) *heldConn {
 	l.t.Helper()
-	c := exec.Command("ip", "netns", "exec", l.prefix+ns, os.Args[0])
+	c := exec.Command("ip", "netns", "exec", l.full(ns), os.Args[0])
 	c.Env = append(os.Environ(), "LBD_E2E_PROBE="+addr)
 	inR, inW, _ := os.Pipe()
 	outR, outW, _ := os.Pipe()
