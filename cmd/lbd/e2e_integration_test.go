@@ -6,6 +6,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,5 +108,56 @@ func TestStorageACL(t *testing.T) {
 	}
 	if rules := l.sh("st1", "iptables -S LBD-ACL-RS"); !strings.Contains(rules, "--dport 13101") {
 		t.Errorf("no storage-side rule for the tenant:\n%s", rules)
+	}
+}
+
+const storageTenants = `
+nodes:
+  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0}
+  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
+tenants:
+%s`
+
+// A reload adds and removes tenants on a storage node without disturbing
+// the others: an open connection to an unchanged tenant keeps working and
+// keeps its data.
+func TestStorageReloadTenants(t *testing.T) {
+	l := newLab(t)
+	l.host("lb1", "10.99.0.2")
+	l.host("st1", "10.99.0.11")
+	cfg := filepath.Join(l.dir, "lbd.yaml")
+	write := func(tenants string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(storageTenants, tenants)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const a = "  - {name: a, service: {vip: 10.99.0.100, port: 13101}, allow: []}\n"
+	const b = "  - {name: b, service: {vip: 10.99.0.100, port: 13102}, allow: []}\n"
+	const c = "  - {name: c, service: {vip: 10.99.0.100, port: 13103}, allow: []}\n"
+	write(a + b)
+	st := l.start("st1", cfg)
+	eventually(t, 30*time.Second, "tenant a served", func() bool {
+		out, err := l.nc("lb1", "10.99.0.11:13101", "version")
+		return err == nil && strings.HasPrefix(out, "VERSION")
+	})
+	held := l.openConn("lb1", "10.99.0.11:13101")
+	defer held.close()
+	if r := held.roundTrip(t, "set k 0 0 1\r\nx"); r != "STORED" {
+		t.Fatalf("set on tenant a: %q", r)
+	}
+
+	write(a + c) // b goes, c comes, a is unchanged
+	st.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, 30*time.Second, "tenant c served", func() bool {
+		out, err := l.nc("lb1", "10.99.0.11:13103", "version")
+		return err == nil && strings.HasPrefix(out, "VERSION")
+	})
+	eventually(t, 30*time.Second, "tenant b gone", func() bool {
+		_, err := l.nc("lb1", "10.99.0.11:13102", "version")
+		return err != nil
+	})
+	if r := held.roundTrip(t, "get k"); r != "VALUE k 0 1" {
+		t.Errorf("tenant a's open connection after the reload: %q, want its value", r)
 	}
 }
