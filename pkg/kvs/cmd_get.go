@@ -70,22 +70,7 @@ func (s *session) getOne(key []byte, now int64, withCAS, touch bool, exptime int
 	var it Item
 	var ok bool
 	if touch {
-		s.ctr[cTouchCmds]++
-		it, _ = s.svc.store.Mutate(key, now, func(cur Item, found bool) (Item, Op) {
-			if !found {
-				return cur, OpKeep
-			}
-			ok = true
-			cur.Exptime = exptime
-			cur.Meta |= MetaFetched
-			cur.Atime = now
-			return cur, OpTouch
-		})
-		if ok {
-			s.ctr[cTouchHits]++
-		} else {
-			s.ctr[cTouchMisses]++
-		}
+		it, ok = s.touchOne(key, now, exptime)
 	} else {
 		s.ctr[cGetCmds]++
 		it, ok = s.svc.store.Get(key, now)
@@ -113,6 +98,29 @@ func (s *session) getOne(key []byte, now int64, withCAS, touch bool, exptime int
 	s.write(b)
 	s.write(it.Value)
 	s.write(crlf)
+}
+
+// touchOne is the gat part of getOne: it sets key's expiry and returns the
+// item. (Apart, so that a plain get does not pay for the closure.)
+func (s *session) touchOne(key []byte, now, exptime int64) (Item, bool) {
+	s.ctr[cTouchCmds]++
+	ok := false
+	it, _ := s.svc.store.Mutate(key, now, func(cur Item, found bool) (Item, Op) {
+		if !found {
+			return cur, OpKeep
+		}
+		ok = true
+		cur.Exptime = exptime
+		cur.Meta |= MetaFetched
+		cur.Atime = now
+		return cur, OpTouch
+	})
+	if ok {
+		s.ctr[cTouchHits]++
+	} else {
+		s.ctr[cTouchMisses]++
+	}
+	return it, ok
 }
 
 var crlf = []byte("\r\n")

@@ -56,20 +56,18 @@ func (s *session) update(nt, n int, cmd storeCmd) error {
 		s.out("CLIENT_ERROR bad command line format")
 		return nil
 	}
-	// The key lives in the read buffer, which the data read reuses.
-	k := string(key)
-	if s.svc.itemTooLarge(len(k), int(vlen)) {
+	if s.svc.itemTooLarge(len(key), int(vlen)) {
 		s.ctr[cStoreTooLarge]++
 		s.out("SERVER_ERROR object too large for cache")
 		if cmd == cmdSet {
 			// memcached drops the old value rather than keep stale data.
-			if _, err := s.svc.store.Mutate([]byte(k), now, deleteFn); err != nil {
+			if _, err := s.svc.store.Mutate(key, now, deleteFn); err != nil {
 				s.svc.log.Error("kvs: delete after too large", "tenant", s.svc.name, "err", err)
 			}
 		}
 		return s.swallow(int(vlen) + 2)
 	}
-	data, ok, err := s.readData(int(vlen))
+	key, data, ok, err := s.readKeyData(key, int(vlen))
 	if err != nil {
 		return err
 	}
@@ -78,8 +76,14 @@ func (s *session) update(nt, n int, cmd storeCmd) error {
 		s.out("CLIENT_ERROR bad data chunk")
 		return nil
 	}
-	res, _, err := s.store([]byte(k), now, cmd, Item{Value: data, Flags: flags, Exptime: exptime}, reqCAS, 0)
-	if err != nil {
+	var res storeResult
+	it := Item{Value: data, Flags: flags, Exptime: exptime}
+	if ms, isMem := s.svc.store.(*MemoryStore); isMem && cmd == cmdSet {
+		// The common case, without a MutateFunc (and its allocations);
+		// the store keeps key, which shares data's allocation.
+		ms.set(key, true, now, it)
+		res = resStored
+	} else if res, _, err = s.store(key, now, cmd, it, reqCAS, 0); err != nil {
 		s.outErr("SERVER_ERROR " + err.Error())
 		return nil
 	}

@@ -66,3 +66,35 @@ func TestMemoryStoreExpiry(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestMemoryStoreOwnedKeys covers set's keys that share their value's
+// allocation: the entry must be re-keyed when the value is replaced.
+func TestMemoryStoreOwnedKeys(t *testing.T) {
+	s := NewMemoryStore(1 << 20)
+	setOwned := func(k, v string) {
+		buf := []byte(k + v)
+		s.set(buf[:len(k):len(k)], true, 1, Item{Value: buf[len(k):]})
+	}
+	setOwned("k", "one")
+	e := s.shard([]byte("k")).m["k"]
+	if !sharesAlloc(e.key, e.it.Value) {
+		t.Fatal("set copied its key")
+	}
+	setOwned("k", "two")
+	if e2 := s.shard([]byte("k")).m["k"]; e2 != e || !sharesAlloc(e.key, e.it.Value) {
+		t.Fatal("overwriting set did not re-key the entry")
+	}
+	s.Mutate([]byte("k"), 1, func(cur Item, _ bool) (Item, Op) {
+		cur.Value = append([]byte(nil), "three"...)
+		return cur, OpStore
+	})
+	if sharesAlloc(e.key, e.it.Value) || e.key != "k" {
+		t.Fatalf("key %q after Mutate", e.key)
+	}
+	if it, ok := s.Get([]byte("k"), 1); !ok || string(it.Value) != "three" {
+		t.Fatalf("get: %q %v", it.Value, ok)
+	}
+	if st := s.Stats(); st.Items != 1 || st.Bytes != itemSize([]byte("k"), []byte("three")) {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -350,3 +350,20 @@ func (s *session) readData(vlen int) (data []byte, ok bool, err error) {
 	}
 	return buf[:vlen:vlen], true, nil
 }
+
+// readKeyData is readData for a value stored under key: key and data are
+// copied into one allocation (the key leaves the read buffer, which the
+// data read may reuse), so that a memory store keeps them together.
+func (s *session) readKeyData(key []byte, vlen int) (k, data []byte, ok bool, err error) {
+	nk := len(key)
+	buf := make([]byte, nk+vlen+2)
+	copy(buf, key)
+	if _, err := io.ReadFull(s.r, buf[nk:]); err != nil {
+		return nil, nil, false, err
+	}
+	s.ctr[cBytesRead] += uint64(vlen + 2)
+	if buf[nk+vlen] != '\r' || buf[nk+vlen+1] != '\n' {
+		return nil, nil, false, nil
+	}
+	return buf[:nk:nk], buf[nk : nk+vlen : nk+vlen], true, nil
+}
