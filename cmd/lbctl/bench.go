@@ -30,19 +30,11 @@ type benchResult struct {
 func runBench(ctx context.Context, a *app, cmd *command, args []string) error {
 	var (
 		o       memcload.Options
-		prefill bool
+		prefill *bool
 	)
 	_, err := a.parseArgs(cmd, args, 0, 0, func(fs *flag.FlagSet) {
 		fs.StringVar(&o.Addr, "addr", "", "server `HOST:PORT`")
-		fs.IntVar(&o.Conns, "conns", 32, "concurrent `connections`")
-		fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured run `time`")
-		fs.IntVar(&o.Keys, "keys", 10000, "key `space`")
-		fs.IntVar(&o.ValueSize, "value-size", 64, "value size in `bytes`")
-		fs.Float64Var(&o.GetRatio, "get-ratio", 0.9, "`fraction` of requests that are gets")
-		fs.IntVar(&o.MultiGet, "multiget", 1, "`keys` per get request")
-		fs.IntVar(&o.Pipeline, "pipeline", 1, "`requests` in flight per connection")
-		fs.StringVar(&o.KeyPrefix, "prefix", "memcload:", "key `prefix`")
-		fs.BoolVar(&prefill, "prefill", true, "store every key before measuring")
+		prefill = o.AddFlags(fs)
 	})
 	if err != nil {
 		return err
@@ -53,7 +45,7 @@ func runBench(ctx context.Context, a *app, cmd *command, args []string) error {
 	if err := a.checkOutput(); err != nil {
 		return err
 	}
-	if prefill {
+	if *prefill {
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := memcload.Prefill(pctx, o)
 		cancel()

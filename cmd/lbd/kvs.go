@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
@@ -44,11 +45,11 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var err error
-	if cfg.MemoryLimit, err = kvs.ParseSize(memory); err != nil {
+	if cfg.MemoryLimit, err = config.ParseSize(memory); err != nil {
 		fmt.Fprintf(stderr, "lbd kvs: --memory: %v\n", err)
 		return 2
 	}
-	n, err := kvs.ParseSize(itemSize)
+	n, err := config.ParseSize(itemSize)
 	if err != nil {
 		fmt.Fprintf(stderr, "lbd kvs: --max-item-size: %v\n", err)
 		return 2

@@ -4,14 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"regexp"
 	"slices"
 
 	"github.com/lbd-project/lbd/pkg/config"
 )
-
-// tenantName is what the file accepts as a tenant name.
-var tenantName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$`)
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 	ts, err := s.backend.Tenants(r.Context())
@@ -53,7 +49,7 @@ func (s *Server) addTenant(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !tenantName.MatchString(name) {
+	if !config.ValidName(name) {
 		writeError(w, invalidf("invalid tenant name %q", name))
 		return
 	}
@@ -79,7 +75,7 @@ func (s *Server) getAllow(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) changeAllow(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if !tenantName.MatchString(name) {
+	if !config.ValidName(name) {
 		writeError(w, invalidf("invalid tenant name %q", name))
 		return
 	}
@@ -127,7 +123,7 @@ func (s *Server) changeAllow(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) kvsStats(w http.ResponseWriter, r *http.Request) {
 	tenant := r.URL.Query().Get("tenant")
-	if tenant != "" && !tenantName.MatchString(tenant) {
+	if tenant != "" && !config.ValidName(tenant) {
 		writeError(w, invalidf("invalid tenant name %q", tenant))
 		return
 	}
@@ -159,7 +155,7 @@ func sameFamily(t Tenant, entries []netip.Prefix) error {
 // findTenant looks the URL's tenant up.
 func (s *Server) findTenant(r *http.Request) (Tenant, error) {
 	name := r.PathValue("name")
-	if !tenantName.MatchString(name) {
+	if !config.ValidName(name) {
 		return Tenant{}, invalidf("invalid tenant name %q", name)
 	}
 	ts, err := s.backend.Tenants(r.Context())
@@ -179,7 +175,7 @@ func checkTenant(t config.Tenant) error {
 	bad := func(format string, args ...any) error {
 		return &Error{Status: http.StatusBadRequest, Message: "invalid tenant: " + fmt.Sprintf(format, args...)}
 	}
-	if !tenantName.MatchString(t.Name) {
+	if !config.ValidName(t.Name) {
 		return bad("name %q: use letters, digits, '-', '_', '.' (at most 32)", t.Name)
 	}
 	if a, err := netip.ParseAddr(t.Service.VIP); err != nil || a.Zone() != "" {

@@ -221,12 +221,13 @@ func TestParseAllow(t *testing.T) {
 }
 
 func TestSizesAndDurations(t *testing.T) {
-	for in, want := range map[string]int64{"1048576": 1 << 20, "64MiB": 64 << 20, "64M": 64 << 20, "1GiB": 1 << 30, "512 KiB": 512 << 10} {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "64MiB": 64 << 20, "64M": 64 << 20, "64m": 64 << 20,
+		"1GiB": 1 << 30, "1g": 1 << 30, "512 KiB": 512 << 10, "512KiB": 512 << 10, "12B": 12} {
 		if got, err := ParseSize(in); err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "-1", "12XB", "99999999999999999999"} {
+	for _, bad := range []string{"", "-1", "-1M", "lots", "12XB", "99999999999999999999"} {
 		if _, err := ParseSize(bad); err == nil {
 			t.Errorf("ParseSize(%q) accepted", bad)
 		}

@@ -3,14 +3,17 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/lbd-project/lbd/pkg/healthcheck"
 )
 
-// Keepalived's defaults, used where the file says nothing.
+// Keepalived's defaults, used where the file says nothing. The checker's
+// own (pkg/healthcheck) are the single source for the check timings.
 const (
-	DefaultConnectTimeout   = 5 * time.Second
-	DefaultRetry            = 1
-	DefaultDelayBeforeRetry = 1 * time.Second
-	DefaultDelayLoop        = 60 * time.Second
+	DefaultConnectTimeout   = healthcheck.DefaultConnectTimeout
+	DefaultRetry            = healthcheck.DefaultRetry
+	DefaultDelayBeforeRetry = healthcheck.DefaultDelayBeforeRetry
+	DefaultDelayLoop        = healthcheck.DefaultDelayLoop
 	DefaultWeight           = 1
 	DefaultScheduler        = "wlc" // ipvsadm's and keepalived's default lb_algo
 	DefaultForward          = "dr"

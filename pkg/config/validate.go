@@ -17,6 +17,10 @@ var (
 	ifaceRe = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`)
 )
 
+// ValidName reports whether s may name a node or a tenant: letters,
+// digits, '-', '_' and '.', starting with a letter or digit, at most 32.
+func ValidName(s string) bool { return nameRe.MatchString(s) }
+
 // checker accumulates problems while validating and resolving a Config.
 type checker struct {
 	c     *Config
@@ -99,7 +103,7 @@ func (k *checker) nodes() {
 		switch {
 		case n.Name == "":
 			k.errf(at("nodes", i), "node has no name")
-		case !nameRe.MatchString(n.Name):
+		case !ValidName(n.Name):
 			k.errf(p("name"), "node name %q: use letters, digits, '-', '_', '.' (at most 32)", n.Name)
 		case names[n.Name] > 0:
 			k.errf(p("name"), "duplicate node %q (first at line %d)", n.Name, names[n.Name])
@@ -380,7 +384,7 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 	switch {
 	case t.Name == "":
 		k.errf(path, "tenant has no name")
-	case !nameRe.MatchString(t.Name):
+	case !ValidName(t.Name):
 		k.errf(p("name"), "tenant name %q: use letters, digits, '-', '_', '.' (at most 32)", t.Name)
 	case names[t.Name] > 0:
 		k.errf(p("name"), "duplicate tenant %q (first at line %d)", t.Name, names[t.Name])

@@ -45,28 +45,3 @@ func TestParseNumbers(t *testing.T) {
 		})
 	}
 }
-
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"64MiB", 64 << 20, true},
-		{"64M", 64 << 20, true},
-		{"64m", 64 << 20, true},
-		{"1g", 1 << 30, true},
-		{"512KiB", 512 << 10, true},
-		{"1048576", 1 << 20, true},
-		{"12B", 12, true},
-		{"", 0, false},
-		{"-1M", 0, false},
-		{"lots", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := ParseSize(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}

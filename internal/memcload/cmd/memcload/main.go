@@ -17,15 +17,7 @@ import (
 func main() {
 	var o memcload.Options
 	flag.StringVar(&o.Addr, "addr", "127.0.0.1:11211", "server address")
-	flag.IntVar(&o.Conns, "conns", 32, "concurrent connections")
-	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "measured run time")
-	flag.IntVar(&o.Keys, "keys", 10000, "key space")
-	flag.IntVar(&o.ValueSize, "value-size", 64, "value size in bytes")
-	flag.Float64Var(&o.GetRatio, "get-ratio", 0.9, "fraction of requests that are gets")
-	flag.IntVar(&o.MultiGet, "multiget", 1, "keys per get request")
-	flag.IntVar(&o.Pipeline, "pipeline", 1, "requests in flight per connection")
-	flag.StringVar(&o.KeyPrefix, "prefix", "memcload:", "key prefix")
-	prefill := flag.Bool("prefill", true, "store every key before measuring")
+	prefill := o.AddFlags(flag.CommandLine)
 	asJSON := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
 
