@@ -3,9 +3,9 @@ package daemon
 import (
 	"context"
 	"net/netip"
-	"time"
 
 	"github.com/lbd-project/lbd/internal/api"
+	"github.com/lbd-project/lbd/pkg/acl"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/ipvs"
 )
@@ -22,10 +22,6 @@ type kernelDest struct {
 	stats         api.Stats
 }
 
-// snapshotTTL bounds how often status reads IPVS: a snapshot is one dump
-// per service, too costly to take per request at 10,000 services.
-const snapshotTTL = time.Second
-
 // kernelServices returns IPVS's view of lbd's services keyed by
 // protocol/vip:port, read on demand for status and cached briefly. A
 // failed read returns the last one.
@@ -33,17 +29,24 @@ func (d *Daemon) kernelServices(ctx context.Context) map[string]kernelService {
 	d.mu.RLock()
 	r := d.sub.ipvs
 	d.mu.RUnlock()
-	s := &d.sub
-	s.kernelMu.Lock()
-	defer s.kernelMu.Unlock()
-	if r == nil || time.Since(s.kernelAt) < snapshotTTL {
-		return s.kernelNow
+	if r == nil {
+		return nil
 	}
-	snap, err := r.Snapshot(ctx)
+	out, err := d.sub.kernel.get(func() (map[string]kernelService, error) {
+		snap, err := r.Snapshot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return kernelView(snap), nil
+	})
 	if err != nil {
 		d.log.Warn("ipvs snapshot failed", "error", err)
-		return s.kernelNow
 	}
+	return out
+}
+
+// kernelView keys lbd's own services of an IPVS snapshot by name.
+func kernelView(snap []ipvs.ServiceStatus) map[string]kernelService {
 	out := make(map[string]kernelService, len(snap))
 	for _, ks := range snap {
 		if !ks.Owned {
@@ -62,7 +65,6 @@ func (d *Daemon) kernelServices(ctx context.Context) map[string]kernelService {
 		}
 		out[ipvsKey(svc.Key())] = k
 	}
-	s.kernelNow, s.kernelAt = out, time.Now()
 	return out
 }
 
@@ -101,7 +103,7 @@ func (d *Daemon) aclStatus(cfg *config.Config, ov *Overlay) []api.ACLStatus {
 	if d.sub.acl == nil {
 		return nil
 	}
-	states, err := d.sub.acl.State(context.Background())
+	states, err := d.sub.aclState.get(func() ([]acl.State, error) { return d.sub.acl.State(context.Background()) })
 	if err != nil {
 		d.log.Warn("acl state read failed", "error", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/lbd-project/lbd/internal/realserver"
@@ -20,17 +19,16 @@ import (
 // except where a field says otherwise.
 type subsystems struct {
 	// director side
-	ipvs      *ipvs.Reconciler // nil until the kernel's IPVS is reachable
-	ipvsErr   error
-	acl       fencer
-	storACL   fencer       // storage nodes' second line (defaults.storage_acl)
-	aclHave   []acl.Tenant // what the last successful ACL apply fenced
-	fenced    map[string]bool
-	wake      *time.Timer // next reconcile the IPVS reconciler asked for
-	vrrp      *vrrpRunner
-	kernelMu  sync.Mutex
-	kernelNow map[string]kernelService // last IPVS snapshot, for status
-	kernelAt  time.Time
+	ipvs     *ipvs.Reconciler // nil until the kernel's IPVS is reachable
+	ipvsErr  error
+	acl      fencer
+	storACL  fencer       // storage nodes' second line (defaults.storage_acl)
+	aclHave  []acl.Tenant // what the last successful ACL apply fenced
+	fenced   map[string]bool
+	wake     *time.Timer // next reconcile the IPVS reconciler asked for
+	vrrp     *vrrpRunner
+	kernel   ttlCache[map[string]kernelService] // IPVS snapshot, for status
+	aclState ttlCache[[]acl.State]              // ACL counters, for status
 
 	// storage side
 	rs  *realserver.RealServer
