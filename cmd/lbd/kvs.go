@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"runtime"
 
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/kvs"
@@ -37,6 +35,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "close connections idle this long (0: never)")
 	fs.BoolVar(&verbose, "v", false, "debug logging")
 	loops := fs.Int("event-loops", 0, "event loops serving connections (0: one per CPU)")
+	affinity := fs.Bool("cpu-affinity", true, "pin the event loops to CPUs and serve each connection on the CPU that receives it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -63,17 +62,8 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	// The event loops wait in epoll_wait, a blocking system call; with
-	// spare Ps a loop woken by the kernel runs at once instead of waiting
-	// for the scheduler to hand it a P. Only for the standalone server,
-	// which runs nothing else, and only if the operator did not choose.
-	if *loops <= 0 {
-		*loops = runtime.GOMAXPROCS(0)
-	}
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
-	}
-	tier := kvs.New(log, kvs.Options{EventLoops: *loops})
+	spareProcs()
+	tier := kvs.New(log, kvs.Options{EventLoops: *loops, NoCPUAffinity: !*affinity})
 	defer tier.Close()
 	if err := tier.Apply(ctx, []kvs.TenantConfig{cfg}); err != nil {
 		fmt.Fprintf(stderr, "lbd %v\n", err) // err starts with "kvs: "

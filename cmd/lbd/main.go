@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "lbd:", err)
 		return 2
 	}
+	spareProcs()
 	// github.com/moby/ipvs logs through logrus' global logger; lbd reports
 	// the same failures itself, through slog, with context.
 	logrus.SetOutput(io.Discard)
@@ -99,6 +101,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// spareProcs doubles GOMAXPROCS unless the operator set it. The KVS
+// event loops (one per CPU, each on its own thread) spend their idle time
+// blocked in epoll_wait; with a spare P, a loop woken by the kernel runs at
+// once instead of waiting for the scheduler to hand it one.
+func spareProcs() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
+	}
 }
 
 // checkConfig implements -t: every problem with file:line, exit 1 if any.

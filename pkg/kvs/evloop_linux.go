@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -38,6 +39,9 @@ type evPool struct {
 	loops []*evLoop
 	next  atomic.Uint32
 	wg    sync.WaitGroup
+	// cpuLoop maps a CPU to the loop pinned to it; nil when the loops
+	// are not pinned.
+	cpuLoop map[int]int
 }
 
 type evLoop struct {
@@ -58,13 +62,28 @@ type evConn struct {
 	out  evWriter
 }
 
-// newEvPool starts n event loops (GOMAXPROCS if n <= 0).
-func newEvPool(n int) (*evPool, error) {
+// newEvPool starts n event loops (if n <= 0, one per CPU the process may
+// use, at most GOMAXPROCS). If pin, each
+// loop is pinned to its share of the CPUs the process may run on (see
+// cpuShares), and a new connection goes to the loop of the CPU that
+// received it.
+func newEvPool(n int, pin bool, log *slog.Logger) (*evPool, error) {
 	p := &evPool{}
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
+		var mask unix.CPUSet
+		if unix.SchedGetaffinity(0, &mask) == nil && mask.Count() > 0 {
+			n = min(n, mask.Count())
+		}
 	}
-	for range n {
+	var shares []unix.CPUSet
+	if pin {
+		var err error
+		if shares, p.cpuLoop, err = cpuShares(n); err != nil {
+			log.Info("kvs: event loops not pinned to CPUs", "reason", err)
+		}
+	}
+	for i := range n {
 		l, err := newEvLoop()
 		if err != nil {
 			p.close()
@@ -74,10 +93,59 @@ func newEvPool(n int) (*evPool, error) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			if shares != nil {
+				// The thread keeps its mask to the end: a goroutine that
+				// exits locked takes its thread with it.
+				runtime.LockOSThread()
+				if err := unix.SchedSetaffinity(0, &shares[i]); err != nil {
+					log.Warn("kvs: pinning an event loop", "loop", i, "err", err)
+				}
+			}
 			l.run()
 		}()
 	}
 	return p, nil
+}
+
+// cpuShares deals the CPUs in the process's affinity mask to n loops in
+// turn (loop i gets the i-th, the (i+n)-th, ... CPU), and maps every CPU
+// to its loop. With one loop per CPU, as by default, each loop has a CPU
+// of its own.
+func cpuShares(n int) ([]unix.CPUSet, map[int]int, error) {
+	var mask unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+		return nil, nil, fmt.Errorf("sched_getaffinity: %w", err)
+	}
+	shares := make([]unix.CPUSet, n)
+	cpuLoop := make(map[int]int)
+	j := 0
+	for cpu := 0; cpu < len(mask)*64; cpu++ {
+		if mask.IsSet(cpu) {
+			shares[j%n].Set(cpu)
+			cpuLoop[cpu] = j % n
+			j++
+		}
+	}
+	if j < n {
+		return nil, nil, fmt.Errorf("more event loops (%d) than CPUs (%d)", n, j)
+	}
+	return shares, cpuLoop, nil
+}
+
+// pick chooses the loop for a new connection on fd: the one pinned to
+// the CPU that received its last packet (for a new connection, the
+// handshake's), so that the kernel's network processing for it, its
+// loop, and on loopback its client, share a CPU and wake each other
+// without crossing CPUs. Otherwise the loops take turns.
+func (p *evPool) pick(fd int) *evLoop {
+	if p.cpuLoop != nil {
+		if cpu, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_INCOMING_CPU); err == nil {
+			if i, ok := p.cpuLoop[cpu]; ok {
+				return p.loops[i]
+			}
+		}
+	}
+	return p.loops[p.next.Add(1)%uint32(len(p.loops))]
 }
 
 func newEvLoop() (*evLoop, error) {
@@ -139,7 +207,7 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	// original only removes it from Go's poller.
 	nc.Close()
 	cfg := srv.svc.cfg()
-	c := &evConn{fd: fd, srv: srv, loop: p.loops[p.next.Add(1)%uint32(len(p.loops))]}
+	c := &evConn{fd: fd, srv: srv, loop: p.pick(fd)}
 	c.in.buf = make([]byte, 0, evInitBuf)
 	c.in.maxGetLine = cfg.MaxGetLine
 	c.sess = newSession(srv.svc, &c.in, &c.out)

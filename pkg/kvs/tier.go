@@ -22,11 +22,20 @@ type Options struct {
 	// NoEventLoop serves every connection from its own goroutine instead
 	// of the epoll loops (Linux); slower, for comparison and tests.
 	NoEventLoop bool
-	// EventLoops is the number of event loops; GOMAXPROCS by default. The
-	// loops spend their idle time blocked in epoll_wait, so a process that
-	// runs nothing else serves best with GOMAXPROCS above the loop count
-	// (a loop returning from epoll_wait then finds a free P at once).
+	// EventLoops is the number of event loops; by default one per CPU the
+	// process may use (at most GOMAXPROCS). The loops spend their idle
+	// time blocked in epoll_wait, so a process serves best with GOMAXPROCS
+	// above the loop count (a loop returning from epoll_wait then finds a
+	// free P at once).
 	EventLoops int
+	// NoCPUAffinity leaves the event loops free to run on any CPU. By
+	// default each loop is pinned to its share of the CPUs the process may
+	// use (one CPU each when there are as many loops as CPUs), and a new
+	// connection is served by the loop of the CPU that received it
+	// (SO_INCOMING_CPU): with a multi-queue NIC, that is the CPU its
+	// receive queue interrupts; on loopback, its client's. A connection's
+	// packets, its loop and its client then wake each other on one CPU.
+	NoCPUAffinity bool
 }
 
 // Tier runs the KVS tenants of one storage node. It is safe for
@@ -92,7 +101,7 @@ func New(logger *slog.Logger, opts Options) *Tier {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tier{log: logger, opts: opts, tenants: make(map[string]*tenant), cancel: cancel, done: make(chan struct{})}
 	if !opts.NoEventLoop {
-		pool, err := newEvPool(opts.EventLoops)
+		pool, err := newEvPool(opts.EventLoops, !opts.NoCPUAffinity, logger)
 		if err != nil {
 			logger.Warn("kvs: no event loops, serving connections from goroutines", "err", err)
 		}

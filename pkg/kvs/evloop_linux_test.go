@@ -1,0 +1,154 @@
+//go:build linux
+
+package kvs
+
+import (
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestCPUSharesPartitionMask checks that the CPUs the process may use are
+// dealt to the loops in turn, each to exactly one loop.
+func TestCPUSharesPartitionMask(t *testing.T) {
+	var mask unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+		t.Fatal(err)
+	}
+	ncpu := mask.Count()
+	for n := 1; n <= ncpu; n++ {
+		shares, cpuLoop, err := cpuShares(n)
+		if err != nil {
+			t.Fatalf("%d loops: %v", n, err)
+		}
+		if len(shares) != n || len(cpuLoop) != ncpu {
+			t.Fatalf("%d loops: %d shares, %d CPUs mapped; want %d and %d", n, len(shares), len(cpuLoop), n, ncpu)
+		}
+		total := 0
+		for i, s := range shares {
+			if c := s.Count(); c < ncpu/n || c > ncpu/n+1 {
+				t.Errorf("%d loops: loop %d has %d CPUs", n, i, c)
+			}
+			total += s.Count()
+		}
+		if total != ncpu {
+			t.Errorf("%d loops: shares hold %d CPUs, want %d", n, total, ncpu)
+		}
+		for cpu, i := range cpuLoop {
+			if !mask.IsSet(cpu) || !shares[i].IsSet(cpu) {
+				t.Errorf("%d loops: CPU %d mapped to loop %d, which does not hold it", n, cpu, i)
+			}
+		}
+	}
+	if _, _, err := cpuShares(ncpu + 1); err == nil {
+		t.Errorf("%d loops on %d CPUs: no error", ncpu+1, ncpu)
+	}
+}
+
+// TestPinnedLoopsServeOnIncomingCPU checks that the loops' threads are
+// pinned to their shares and that a new connection goes to the loop of
+// the CPU that received it.
+func TestPinnedLoopsServeOnIncomingCPU(t *testing.T) {
+	var mask unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+		t.Fatal(err)
+	}
+	p, err := newEvPool(mask.Count(), true, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if p.cpuLoop == nil {
+		t.Fatal("loops not pinned")
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for range 8 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := sc.(*net.TCPConn).SyscallConn()
+		var cpu int
+		var gerr error
+		var got *evLoop
+		raw.Control(func(fd uintptr) {
+			cpu, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_INCOMING_CPU)
+			got = p.pick(int(fd))
+		})
+		if gerr != nil {
+			t.Fatalf("SO_INCOMING_CPU: %v", gerr)
+		}
+		if want := p.loops[p.cpuLoop[cpu]]; got != want {
+			t.Errorf("connection received on CPU %d went to another loop than that CPU's", cpu)
+		}
+		c.Close()
+		sc.Close()
+	}
+
+	// Each CPU of the mask is the whole affinity of one of our threads
+	// (the loops pin themselves as they start).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pinned := threadMasks()
+		missing := -1
+		for cpu := range p.cpuLoop {
+			if !pinned[strconv.Itoa(cpu)] {
+				missing = cpu
+			}
+		}
+		if missing < 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no thread pinned to CPU %d; threads' masks: %v", missing, pinned)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// threadMasks returns the set of the process's threads' Cpus_allowed_list.
+func threadMasks() map[string]bool {
+	masks := map[string]bool{}
+	tasks, _ := filepath.Glob("/proc/self/task/*/status")
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				masks[strings.TrimSpace(v)] = true
+			}
+		}
+	}
+	return masks
+}
+
+// TestPickRoundRobinUnpinned checks the fallback when loops are not pinned.
+func TestPickRoundRobinUnpinned(t *testing.T) {
+	p, err := newEvPool(2, false, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	a, b := p.pick(-1), p.pick(-1)
+	if a == b {
+		t.Error("two connections in a row went to the same loop")
+	}
+}
