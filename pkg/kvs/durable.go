@@ -67,6 +67,12 @@ type DurableStore struct {
 	total     atomic.Uint64
 	reclaimed atomic.Uint64
 	dirty     atomic.Bool
+	// whole says that the hot set holds every live item: it did after
+	// load or flush, and it has evicted nothing since (its eviction count
+	// is still wholeAt). A miss there is then a miss, and reads of absent
+	// keys do not go to Pebble.
+	whole     atomic.Bool
+	wholeAt   atomic.Uint64
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -103,11 +109,11 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = DefaultSyncInterval
 	}
-	// Half the budget holds hot items, a quarter caches Pebble blocks and
-	// the rest holds memtables (Pebble keeps up to two before it stalls
-	// writes).
+	// Five eighths of the budget hold hot items (decoded, ready to send),
+	// an eighth caches Pebble blocks and the rest holds memtables (Pebble
+	// keeps up to two before it stalls writes).
 	memtable := clamp(opts.MemoryLimit/8, 1<<20, 64<<20)
-	cache := pebble.NewCache(clamp(opts.MemoryLimit/4, 1<<20, 1<<40))
+	cache := pebble.NewCache(clamp(opts.MemoryLimit/8, 1<<20, 1<<40))
 	po := &pebble.Options{
 		Cache:        cache,
 		MemTableSize: uint64(memtable),
@@ -123,7 +129,7 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 		cache.Unref()
 		return nil, fmt.Errorf("kvs: open durable store %s: %w", opts.Dir, err)
 	}
-	s := &DurableStore{db: db, hot: NewMemoryStore(opts.MemoryLimit / 2), cache: cache, log: log, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	s := &DurableStore{db: db, hot: NewMemoryStore(hotShare(opts.MemoryLimit)), cache: cache, log: log, seed: maphash.MakeSeed(), stop: make(chan struct{})}
 	s.limit.Store(opts.MemoryLimit)
 	s.wo = pebble.Sync
 	if opts.Sync == SyncGroup {
@@ -144,6 +150,9 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 }
 
 func clamp(v, lo, hi int64) int64 { return max(lo, min(v, hi)) }
+
+// hotShare is the part of a store's memory limit that holds hot items.
+func hotShare(limit int64) int64 { return limit / 8 * 5 }
 
 func itemKey(key []byte) []byte {
 	k := make([]byte, 1+len(key))
@@ -177,7 +186,8 @@ func decodeItem(b []byte) (Item, error) {
 	}, nil
 }
 
-// load counts items and finds the highest CAS, dropping expired items.
+// load counts items and finds the highest CAS, dropping expired items;
+// it fills the hot set with live items while they fit.
 func (s *DurableStore) load(now int64) error {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{itemPrefix}, UpperBound: []byte{itemPrefix + 1}})
 	if err != nil {
@@ -186,6 +196,7 @@ func (s *DurableStore) load(now int64) error {
 	defer it.Close()
 	b := s.db.NewBatch()
 	var maxCAS uint64
+	whole := true // every live item fit in the hot set so far
 	for it.First(); it.Valid(); it.Next() {
 		rec, err := decodeItem(it.Value())
 		if err != nil {
@@ -197,7 +208,13 @@ func (s *DurableStore) load(now int64) error {
 			continue
 		}
 		s.items.Add(1)
-		s.bytes.Add(itemSize(it.Key()[1:], rec.Value))
+		size := itemSize(it.Key()[1:], rec.Value)
+		s.bytes.Add(size)
+		if whole && s.hot.used.Load()+size <= s.hot.limit.Load() {
+			s.cacheItem(it.Key()[1:], rec, now)
+		} else {
+			whole = false
+		}
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("scan: %w", err)
@@ -206,7 +223,21 @@ func (s *DurableStore) load(now int64) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("drop expired: %w", err)
 	}
+	if whole {
+		s.markWhole()
+	}
 	return nil
+}
+
+// markWhole records that the hot set holds every live item.
+func (s *DurableStore) markWhole() {
+	s.wholeAt.Store(s.hot.evictions.Load())
+	s.whole.Store(true)
+}
+
+// isWhole reports whether the hot set still holds every live item.
+func (s *DurableStore) isWhole() bool {
+	return s.whole.Load() && s.hot.evictions.Load() == s.wholeAt.Load()
 }
 
 func (s *DurableStore) lock(key []byte) *sync.Mutex {
@@ -235,6 +266,9 @@ func (s *DurableStore) read(k []byte) (Item, bool, error) {
 func (s *DurableStore) Get(key []byte, now int64) (Item, bool) {
 	if it, ok := s.hot.Get(key, now); ok {
 		return it, true
+	}
+	if s.isWhole() {
+		return Item{}, false
 	}
 	// Load under the key's lock, so that a concurrent write cannot be
 	// overtaken by the older value read here.
@@ -317,7 +351,9 @@ func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error
 		s.total.Add(1)
 	}
 	if err := s.db.Set(k, encodeItem(next), s.wo); err != nil {
-		// The old value may or may not be on disk now: forget it.
+		// The old value may or may not be on disk now: forget it, and
+		// read Pebble on misses from now on.
+		s.whole.Store(false)
 		s.hot.Mutate(key, now, deleteFn)
 		return Item{}, fmt.Errorf("kvs: set %q: %w", key, err)
 	}
@@ -348,6 +384,7 @@ func (s *DurableStore) Flush() error {
 	s.hot.Flush()
 	s.items.Store(0)
 	s.bytes.Store(0)
+	s.markWhole()
 	return nil
 }
 
@@ -355,7 +392,7 @@ func (s *DurableStore) Flush() error {
 // are sized when it opens, so they follow when the tenant restarts.
 func (s *DurableStore) SetLimit(limit int64) {
 	s.limit.Store(limit)
-	s.hot.SetLimit(limit / 2)
+	s.hot.SetLimit(hotShare(limit))
 }
 
 // Stats implements Store.

@@ -91,3 +91,72 @@ func TestDurableExpiryAndSweep(t *testing.T) {
 		t.Errorf("after sweep: %+v", st)
 	}
 }
+
+// TestDurableHotSetWhole covers the hot set standing for the whole store:
+// a store whose items all fit answers misses from memory, and one whose
+// items do not (at open, or after an eviction) still finds every item.
+func TestDurableHotSetWhole(t *testing.T) {
+	dir := t.TempDir()
+	open := func(limit int64) *DurableStore {
+		t.Helper()
+		s, err := OpenDurable(testLogger(t), DurableOptions{Dir: dir, MemoryLimit: limit, Sync: SyncGroup})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	value := make([]byte, 1000)
+	checkAll := func(s *DurableStore, what string) {
+		t.Helper()
+		for i := range 1000 {
+			if it, ok := s.Get([]byte(fmt.Sprint("k", i)), 100); !ok || len(it.Value) != len(value) {
+				t.Fatalf("%s: k%d missing", what, i)
+			}
+		}
+		if _, ok := s.Get([]byte("absent"), 100); ok {
+			t.Fatalf("%s: absent key found", what)
+		}
+	}
+
+	s := open(8 << 20)
+	if !s.isWhole() {
+		t.Error("empty store: hot set not whole")
+	}
+	for i := range 1000 {
+		setItem(t, s, fmt.Sprint("k", i), Item{Value: value}, 100)
+	}
+	if !s.isWhole() {
+		t.Error("1 MB in an 8 MiB store: hot set not whole")
+	}
+	checkAll(s, "written")
+	s.Close()
+
+	s = open(8 << 20)
+	if !s.isWhole() {
+		t.Error("reopened 1 MB in 8 MiB: hot set not whole")
+	}
+	checkAll(s, "reopened whole")
+	s.Close()
+
+	// 1 MiB gives the hot set 640 KiB: the 1 MB of items do not fit.
+	s = open(1 << 20)
+	if s.isWhole() {
+		t.Error("reopened 1 MB in 1 MiB: hot set whole")
+	}
+	checkAll(s, "reopened partial")
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.isWhole() {
+		t.Error("after flush: hot set not whole")
+	}
+	// Filling it past the hot set's share evicts: misses go to Pebble again.
+	for i := range 1000 {
+		setItem(t, s, fmt.Sprint("k", i), Item{Value: value}, 100)
+	}
+	if s.isWhole() || s.hot.Stats().Evictions == 0 {
+		t.Errorf("1 MB written to 1 MiB: whole=%v, hot evictions %d", s.isWhole(), s.hot.Stats().Evictions)
+	}
+	checkAll(s, "evicted")
+	s.Close()
+}

@@ -78,7 +78,11 @@ var differentialScripts = []struct{ name, script string }{
 	{"key too long", "set " + strings.Repeat("k", 251) + " 0 0 1\r\nx\r\nversion\r\n"},
 	{"get key too long", "get a " + strings.Repeat("k", 251) + "\r\nversion\r\n"},
 	{"many keys", "set a 0 0 1\r\n1\r\nset b 0 0 1\r\n2\r\nget a b c d e f g h i j k l m n o p q r s t u v w x y z a b\r\nget " + strings.Repeat("a ", 100) + "\r\n"},
+	// memcached does not enforce protocol.txt's "no control characters"
+	// in keys, and stock clients rely on that: memcaslap starts every key
+	// with eight 0x10 bytes. lbd accepts what memcached accepts.
 	{"tabs in keys", "get a\tb\r\nset a\tb 0 0 1\r\nx\r\nget a\tb\r\n"},
+	{"memcaslap keys", "set \x10\x10\x10\x10\x10\x10\x10\x10wuVqgKid 0 0 1\r\nx\r\nget \x10\x10\x10\x10\x10\x10\x10\x10wuVqgKid\r\n"},
 	{"pipelined noreply", "set a 0 0 1 noreply\r\n1\r\nset b 0 0 1 noreply\r\n2\r\nincr a 5 noreply\r\ndelete b noreply\r\nget a b\r\n"},
 	{"meta get set", "ms a 2\r\nhi\r\nmg a v\r\nmg a s v f t\r\nmg a k O123 q\r\nmg miss k O1\r\nmg miss q\r\nms a 2 T0 F5 I\r\nhi\r\nmg a f v\r\nms a 2 MZ\r\nhi\r\nms a S2\r\nhi\r\n"},
 	{"meta set modes", "ms a 2\r\nhi\r\nms a 1 ME\r\nx\r\nms b 1 ME\r\nx\r\nms a 1 MA\r\nz\r\nms a 1 MP\r\ny\r\nmg a v\r\nms c 1 MR\r\nq\r\nms a 1 q\r\nq\r\nms a 1 C1\r\nx\r\nmd a q\r\nmd a\r\nmd a q\r\nms a 1 k O9\r\nx\r\nmd a C1\r\nmd a O5 k\r\n"},

@@ -248,8 +248,10 @@ func (s *MemoryStore) evict() {
 		}
 		best.mu.Lock()
 		if e := best.coldest(); e != &best.root {
-			s.remove(best, e)
+			// Counted before the item goes: whoever misses it under the
+			// shard lock then sees the count (DurableStore relies on it).
 			s.evictions.Add(1)
+			s.remove(best, e)
 		}
 		best.mu.Unlock()
 	}
