@@ -9,16 +9,18 @@
 #
 # Every workload runs BENCH_ROUNDS times per server, the servers in turn
 # (reversed every other round, so drift in the machine's load does not
-# favour one); the figures are the means over the rounds.
+# favour one); the figures are the medians over the rounds (a median is
+# not swayed by the odd run in which the scheduler happens to place a
+# server's and the client's threads unusually well or badly).
 #
-# Env: BENCH_DURATION (s per run, default 5), BENCH_ROUNDS (default 2),
+# Env: BENCH_DURATION (s per run, default 5), BENCH_ROUNDS (default 3),
 #      BENCH_CONNS (default 32), LBD (lbd binary, default bin/lbd; built if
 #      missing).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DUR=${BENCH_DURATION:-5}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-32}
 MEM_MB=64
 LBD=${LBD:-$ROOT/bin/lbd}
@@ -114,26 +116,37 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 awk '
+	# median of the n values v[1..n] (insertion sort; n is small)
+	function median(v, n,    i, j, x) {
+		for (i = 2; i <= n; i++) {
+			x = v[i]
+			for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]
+			v[j + 1] = x
+		}
+		return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+	}
 	{
-		w=$1; s=$2; ops[w,s]+=$3; runs[w,s]++
-		if ($4 == "-") p99[w,s]="-"; else p99[w,s]+=$4
+		w=$1; s=$2; k=++runs[w,s]; ops[w,s,k]=$3; p99[w,s,k]=$4
 		if (!(w in seen)) { seen[w]=1; order[++n]=w }
 	}
 	END {
 		printf "%-24s %-12s %12s %9s %10s %10s\n", "workload", "server", "ops/s", "p99_us", "ops_ratio", "p99_ratio"
 		split("memcached lbd-memory lbd-durable", ss, " ")
 		for (i = 1; i <= n; i++) for (j = 1; j <= 3; j++) {
-			w = order[i]; s = ss[j]
-			ops[w,s] /= runs[w,s]
-			if (p99[w,s] != "-") p99[w,s] = int(p99[w,s] / runs[w,s])
+			w = order[i]; s = ss[j]; r = runs[w,s]
+			delete v; for (k = 1; k <= r; k++) v[k] = ops[w,s,k]
+			mops[w,s] = median(v, r)
+			if (p99[w,s,1] == "-") { mp99[w,s] = "-"; continue }
+			delete v; for (k = 1; k <= r; k++) v[k] = p99[w,s,k]
+			mp99[w,s] = int(median(v, r))
 		}
 		for (i = 1; i <= n; i++) {
-			w = order[i]; base = ops[w,"memcached"]; bp = p99[w,"memcached"]
+			w = order[i]; base = mops[w,"memcached"]; bp = mp99[w,"memcached"]
 			for (j = 1; j <= 3; j++) {
 				s = ss[j]
-				r = (base > 0) ? sprintf("%.2fx", ops[w,s] / base) : "-"
-				pr = (bp != "-" && bp > 0 && p99[w,s] != "-") ? sprintf("%.2fx", p99[w,s] / bp) : "-"
-				printf "%-24s %-12s %12.0f %9s %10s %10s\n", w, s, ops[w,s], p99[w,s], r, pr
+				r = (base > 0) ? sprintf("%.2fx", mops[w,s] / base) : "-"
+				pr = (bp != "-" && bp > 0 && mp99[w,s] != "-") ? sprintf("%.2fx", mp99[w,s] / bp) : "-"
+				printf "%-24s %-12s %12.0f %9s %10s %10s\n", w, s, mops[w,s], mp99[w,s], r, pr
 			}
 		}
 	}' "$RESULTS"

@@ -67,7 +67,20 @@ func (s *session) update(nt, n int, cmd storeCmd) error {
 		}
 		return s.swallow(int(vlen) + 2)
 	}
-	key, data, ok, err := s.readKeyData(key, int(vlen))
+	// The key leaves the read buffer before the data is read into it: a
+	// set on a memory store reads into the block the store keeps, the
+	// others into one allocation for key and data.
+	var blk *block
+	var buf []byte
+	ms, isMem := s.svc.store.(*MemoryStore)
+	if isMem && cmd == cmdSet {
+		blk, buf = newBlock(key, int(vlen), 2)
+	} else {
+		buf = make([]byte, len(key)+int(vlen)+2)
+		copy(buf, key)
+		key, buf = buf[:len(key):len(key)], buf[len(key):]
+	}
+	ok, err := s.readChunk(buf)
 	if err != nil {
 		return err
 	}
@@ -77,15 +90,16 @@ func (s *session) update(nt, n int, cmd storeCmd) error {
 		return nil
 	}
 	var res storeResult
-	it := Item{Value: data, Flags: flags, Exptime: exptime}
-	if ms, isMem := s.svc.store.(*MemoryStore); isMem && cmd == cmdSet {
-		// The common case, without a MutateFunc (and its allocations);
-		// the store keeps key, which shares data's allocation.
-		ms.set(key, true, now, it)
+	if blk != nil {
+		// The common case, without a MutateFunc or a copy.
+		ms.setBlock(blk, now, flags, exptime)
 		res = resStored
-	} else if res, _, err = s.store(key, now, cmd, it, reqCAS, 0); err != nil {
-		s.outErr("SERVER_ERROR " + err.Error())
-		return nil
+	} else {
+		it := Item{Value: buf[:vlen:vlen], Flags: flags, Exptime: exptime}
+		if res, _, err = s.store(key, now, cmd, it, reqCAS, 0); err != nil {
+			s.outErr("SERVER_ERROR " + err.Error())
+			return nil
+		}
 	}
 	switch res {
 	case resStored:

@@ -90,11 +90,11 @@ type StoreStats struct {
 	Reclaimed uint64
 }
 
-// itemOverhead is the per-item heap cost beyond key and value bytes
-// (entry struct with LRU links, map slot, allocation rounding), measured on
-// Go 1.26 with 16-byte keys and 64-byte values, so that limits count real
-// bytes as memcached's -m does.
-const itemOverhead = 144
+// itemOverhead is the per-item heap cost beyond key and value bytes (block
+// header, index slot, ring slot, allocation rounding), measured on Go 1.26
+// with 16-byte keys and 64-byte values (TestMemoryStoreCountsRealBytes), so
+// that limits count real bytes as memcached's -m does.
+const itemOverhead = 96
 
 // itemSize is the number of bytes an item is accounted for.
 func itemSize(key []byte, value []byte) int64 {

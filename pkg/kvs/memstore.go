@@ -4,19 +4,28 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 )
 
 // memShards is the number of lock shards of a MemoryStore; a power of two.
 const memShards = 128
 
-// MemoryStore is an in-memory Store with LRU eviction inside a byte limit.
-// The limit is global to the store; each shard keeps its own LRU list and
-// eviction walks the shards' cold ends in turn, which approximates a global
-// LRU without a global lock. A read only marks its item referenced; the
-// item moves to the hot end when eviction finds it at the cold end (a
-// second chance, as memcached's LRU maintainer moves active items), so that
-// a hit does not write to the item's list neighbours.
+// MemoryStore is an in-memory Store with eviction inside a byte limit.
+//
+// Each item is one allocation, its block: header, key, value (see block).
+// A shard's index maps the key, a string pointing into the block, to the
+// block, so a hit reads the index and one allocation, as memcached reads
+// its hash table and one item.
+//
+// Eviction is SIEVE (Zhang et al., NSDI '24), an approximation of LRU
+// that a read does not reorder: each shard keeps its blocks in the order
+// they were written (ring, oldest first); a read marks its block visited;
+// the shard's hand walks from the oldest block toward the newest, clears
+// the visited marks it passes and evicts the first block not visited
+// since the hand last passed it, wrapping around at the newest. Writes
+// insert at the newest end. The limit is global to the store: eviction
+// takes, of a few shards' candidates, the one written first (a candidate
+// has not been read since the hand last passed it, and CAS values grow
+// with every write).
 type MemoryStore struct {
 	seed      maphash.Seed
 	shards    [memShards]memShard
@@ -32,18 +41,12 @@ type MemoryStore struct {
 }
 
 type memShard struct {
-	mu   sync.Mutex
-	m    map[string]*memEntry
-	root memEntry // sentinel: root.next is the hottest, root.prev the coldest
-	_    [40]byte // keep shards on separate cache lines
-}
-
-type memEntry struct {
-	key        string
-	it         Item
-	size       int64
-	prev, next *memEntry
-	ref        bool // read since it moved to the hot end
+	mu    sync.Mutex
+	m     map[string]*block
+	ring  []*block // in write order, oldest first; nil where one was removed
+	hand  int      // the ring position eviction looks at next
+	holes int      // nil entries in ring
+	_     [16]byte // keep shards on separate cache lines
 }
 
 // NewMemoryStore returns an empty store holding at most limit bytes.
@@ -51,9 +54,7 @@ func NewMemoryStore(limit int64) *MemoryStore {
 	s := &MemoryStore{seed: maphash.MakeSeed()}
 	s.limit.Store(limit)
 	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.m = make(map[string]*memEntry)
-		sh.root.next, sh.root.prev = &sh.root, &sh.root
+		s.shards[i].m = make(map[string]*block)
 	}
 	return s
 }
@@ -62,50 +63,28 @@ func (s *MemoryStore) shard(key []byte) *memShard {
 	return &s.shards[maphash.Bytes(s.seed, key)&(memShards-1)]
 }
 
-func (sh *memShard) unlink(e *memEntry) {
-	e.prev.next = e.next
-	e.next.prev = e.prev
-	e.prev, e.next = nil, nil
-}
-
-func (sh *memShard) pushFront(e *memEntry) {
-	e.ref = false
-	e.prev = &sh.root
-	e.next = sh.root.next
-	sh.root.next.prev = e
-	sh.root.next = e
-}
-
-// remove drops e from the shard; the caller holds sh.mu.
-func (s *MemoryStore) remove(sh *memShard, e *memEntry) {
-	sh.unlink(e)
-	delete(sh.m, e.key)
-	s.used.Add(-e.size)
-	s.items.Add(-1)
-}
-
 // Get implements Store.
 func (s *MemoryStore) Get(key []byte, now int64) (Item, bool) {
 	sh := s.shard(key)
 	sh.mu.Lock()
-	e, ok := sh.m[string(key)]
+	b, ok := sh.m[string(key)]
 	if !ok {
 		sh.mu.Unlock()
 		return Item{}, false
 	}
-	if e.it.expired(now) {
-		s.remove(sh, e)
+	if b.expired(now) {
+		s.remove(sh, b)
 		sh.mu.Unlock()
 		s.reclaimed.Add(1)
 		return Item{}, false
 	}
-	it := e.it
-	// Write only when something changes: most hits leave the entry's
+	it := b.item()
+	// Write only when something changes: most hits leave the header's
 	// cache line clean.
-	if e.it.Atime != now || e.it.Meta&MetaFetched == 0 || !e.ref {
-		e.it.Atime = now
-		e.it.Meta |= MetaFetched
-		e.ref = true
+	if it.Atime != now || it.Meta&MetaFetched == 0 || !b.visited() {
+		b.setAtime(now)
+		b.setMeta(it.Meta | MetaFetched)
+		b.setVisited(true)
 	}
 	sh.mu.Unlock()
 	return it, true
@@ -115,19 +94,19 @@ func (s *MemoryStore) Get(key []byte, now int64) (Item, bool) {
 func (s *MemoryStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
 	sh := s.shard(key)
 	sh.mu.Lock()
-	e := s.lookup(sh, key, now)
+	b := s.lookup(sh, key, now)
 	var cur Item
-	if e != nil {
-		cur = e.it
+	if b != nil {
+		cur = b.item()
 	}
-	next, op := fn(cur, e != nil)
+	next, op := fn(cur, b != nil)
 	switch op {
 	case OpKeep:
 		sh.mu.Unlock()
 		return cur, nil
 	case OpDelete:
-		if e != nil {
-			s.remove(sh, e)
+		if b != nil {
+			s.remove(sh, b)
 		}
 		sh.mu.Unlock()
 		return Item{}, nil
@@ -136,108 +115,156 @@ func (s *MemoryStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 		next.Atime = now
 		s.total.Add(1)
 	case OpTouch:
+		if b != nil && sameBytes(next.Value, cur.Value) {
+			// Only header fields changed: no new block.
+			b.setHeader(next)
+			sh.mu.Unlock()
+			return next, nil
+		}
 	}
-	return s.put(sh, e, key, false, next), nil
+	nb, value := newBlock(key, len(next.Value), 0)
+	copy(value, next.Value)
+	next.Value = nb.value()
+	s.put(sh, b, nb, next)
+	return next, nil
 }
 
-// set stores it under key whatever was there: Mutate with a MutateFunc
-// returning it and OpStore, without the function. If owned, key is
-// immutable and the store may keep it instead of copying it (it shares an
-// allocation with it.Value).
-func (s *MemoryStore) set(key []byte, owned bool, now int64, it Item) Item {
-	sh := s.shard(key)
+// setBlock stores nb, filled by newBlock's caller, whatever was under its
+// key: Mutate with a MutateFunc returning it and OpStore, without the
+// function or a copy.
+func (s *MemoryStore) setBlock(nb *block, now int64, flags uint32, exptime int64) {
+	sh := s.shard(nb.keyBytes())
 	sh.mu.Lock()
-	e := s.lookup(sh, key, now)
-	it.CAS = s.cas.Add(1)
-	it.Atime = now
+	old := s.lookup(sh, nb.keyBytes(), now)
 	s.total.Add(1)
-	return s.put(sh, e, key, owned, it)
+	s.put(sh, old, nb, Item{Flags: flags, Exptime: exptime, CAS: s.cas.Add(1), Atime: now})
 }
 
-// lookup returns the live entry for key, nil if there is none; the caller
+// lookup returns the live block for key, nil if there is none; the caller
 // holds sh.mu.
-func (s *MemoryStore) lookup(sh *memShard, key []byte, now int64) *memEntry {
-	e, found := sh.m[string(key)]
-	if found && e.it.expired(now) {
-		s.remove(sh, e)
+func (s *MemoryStore) lookup(sh *memShard, key []byte, now int64) *block {
+	b, found := sh.m[string(key)]
+	if found && b.expired(now) {
+		s.remove(sh, b)
 		s.reclaimed.Add(1)
 		return nil
 	}
-	return e
+	return b
 }
 
-// put stores next in e (a new entry for key if e is nil), unlocks sh and
-// evicts if the store went over its limit. If owned, the entry keeps key
-// rather than a copy.
-func (s *MemoryStore) put(sh *memShard, e *memEntry, key []byte, owned bool, next Item) Item {
-	size := itemSize(key, next.Value)
+// put makes nb, with the header of it, the block of its key in place of
+// old (nil if the key was absent), unlocks sh and evicts if the store
+// went over its limit. The caller holds sh.mu.
+func (s *MemoryStore) put(sh *memShard, old, nb *block, it Item) {
+	nb.setHeader(it)
+	nb.setVisited(false)
+	size := nb.size()
 	grew := true
-	if e != nil {
-		s.used.Add(size - e.size)
-		grew = size > e.size
-		// A key kept by set shares its value's allocation: re-key the
-		// entry when the value is replaced (the map keeps the new string),
-		// so that the old allocation is freed.
-		rekey := owned || (sharesAlloc(e.key, e.it.Value) && unsafe.SliceData(next.Value) != unsafe.SliceData(e.it.Value))
-		e.it, e.size = next, size
-		if rekey {
-			if owned {
-				e.key = unsafe.String(unsafe.SliceData(key), len(key))
-			} else {
-				e.key = string(key)
-			}
-			sh.m[e.key] = e
-		}
-		if sh.root.next != e {
-			sh.unlink(e)
-			sh.pushFront(e)
-		}
+	if old != nil {
+		s.used.Add(size - old.size())
+		grew = size > old.size()
+		sh.unring(old)
 	} else {
-		e = &memEntry{it: next, size: size}
-		if owned {
-			e.key = unsafe.String(unsafe.SliceData(key), len(key))
-		} else {
-			e.key = string(key)
-		}
-		sh.m[e.key] = e
-		sh.pushFront(e)
 		s.used.Add(size)
 		s.items.Add(1)
 	}
+	// For an existing key the map takes nb's key string too (string keys
+	// are updated on assignment), so nothing keeps old's block alive.
+	sh.m[nb.key()] = nb
+	nb.setPos(len(sh.ring))
+	sh.ring = append(sh.ring, nb)
 	sh.mu.Unlock()
 	if grew && s.used.Load() > s.limit.Load() {
 		s.evict()
 	}
-	return next
 }
 
-// sharesAlloc reports whether key's bytes are right before value's, as set
-// stores them. (Two small allocations can also be neighbours; re-keying
-// such an entry only costs a copy.)
-func sharesAlloc(key string, value []byte) bool {
-	end := uintptr(unsafe.Pointer(unsafe.StringData(key))) + uintptr(len(key))
-	return len(value) > 0 && end == uintptr(unsafe.Pointer(unsafe.SliceData(value)))
+// remove drops b from the shard; the caller holds sh.mu.
+func (s *MemoryStore) remove(sh *memShard, b *block) {
+	sh.unring(b)
+	delete(sh.m, b.key())
+	s.used.Add(-b.size())
+	s.items.Add(-1)
 }
 
-// evict removes cold items until the store is within its limit. Each
-// round looks at the cold ends of a few non-empty shards and evicts the
-// least recently used of them (sampling approximates a global LRU without
-// a global lock). It holds one shard lock at a time, so it never deadlocks
-// with Mutate.
+// unring takes b out of the ring, compacting it when it is mostly holes.
+func (sh *memShard) unring(b *block) {
+	sh.ring[b.pos()] = nil
+	sh.holes++
+	if sh.holes > 32 && 2*sh.holes > len(sh.ring) {
+		sh.compact()
+	}
+}
+
+// compact drops the ring's holes, keeping the order and the hand's place.
+func (sh *memShard) compact() {
+	j, hand := 0, -1
+	for i, b := range sh.ring {
+		if i == sh.hand {
+			hand = j
+		}
+		if b != nil {
+			b.setPos(j)
+			sh.ring[j] = b
+			j++
+		}
+	}
+	if hand < 0 {
+		hand = j
+	}
+	clear(sh.ring[j:])
+	sh.ring = sh.ring[:j]
+	if cap(sh.ring) > 4*j+64 {
+		sh.ring = append([]*block(nil), sh.ring...)
+	}
+	sh.hand, sh.holes = hand, 0
+}
+
+// victim moves the hand to the next block not visited since the hand last
+// passed it, clearing the visited marks on the way, and returns it; nil
+// if the shard is empty. The caller holds sh.mu.
+func (sh *memShard) victim() *block {
+	n := len(sh.ring)
+	if n == sh.holes {
+		return nil
+	}
+	// Two passes at most: the first clears every mark.
+	for steps := 0; steps < 2*n+1; steps++ {
+		if sh.hand >= n {
+			sh.hand = 0
+		}
+		b := sh.ring[sh.hand]
+		switch {
+		case b == nil:
+		case b.visited():
+			b.setVisited(false)
+		default:
+			return b
+		}
+		sh.hand++
+	}
+	return nil
+}
+
+// evict removes items until the store is within its limit. Each round
+// asks a few non-empty shards for their victims and evicts the one
+// written first (sampling approximates a global order without
+// a global lock). It holds one shard lock at a time, so it never
+// deadlocks with Mutate.
 func (s *MemoryStore) evict() {
 	s.evictMu.Lock()
 	defer s.evictMu.Unlock()
 	const sample = 4
 	for s.used.Load() > s.limit.Load() {
 		var best *memShard
-		bestAtime := int64(0)
+		var bestCAS uint64
 		seen := 0
 		for probe := 0; probe < memShards && seen < sample; probe++ {
 			sh := &s.shards[s.cursor.Add(7)&(memShards-1)]
 			sh.mu.Lock()
-			if tail := sh.coldest(); tail != &sh.root {
-				if best == nil || tail.it.Atime < bestAtime {
-					best, bestAtime = sh, tail.it.Atime
+			if b := sh.victim(); b != nil {
+				if cas := b.cas(); best == nil || cas < bestCAS {
+					best, bestCAS = sh, cas
 				}
 				seen++
 			}
@@ -247,28 +274,14 @@ func (s *MemoryStore) evict() {
 			return // empty
 		}
 		best.mu.Lock()
-		if e := best.coldest(); e != &best.root {
+		if b := best.victim(); b != nil {
 			// Counted before the item goes: whoever misses it under the
 			// shard lock then sees the count (DurableStore relies on it).
 			s.evictions.Add(1)
-			s.remove(best, e)
+			s.remove(best, b)
 		}
 		best.mu.Unlock()
 	}
-}
-
-// coldest gives the referenced entries at the cold end their second
-// chance (moving them to the hot end, a bounded number per call) and
-// returns the cold end; the caller holds sh.mu.
-func (sh *memShard) coldest() *memEntry {
-	const maxMoves = 64
-	e := sh.root.prev
-	for moves := 0; e != &sh.root && e.ref && moves < maxMoves; moves++ {
-		sh.unlink(e)
-		sh.pushFront(e)
-		e = sh.root.prev
-	}
-	return e
 }
 
 // Flush implements Store.
@@ -276,12 +289,12 @@ func (s *MemoryStore) Flush() error {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for _, e := range sh.m {
-			s.used.Add(-e.size)
+		for _, b := range sh.m {
+			s.used.Add(-b.size())
 			s.items.Add(-1)
 		}
-		sh.m = make(map[string]*memEntry)
-		sh.root.next, sh.root.prev = &sh.root, &sh.root
+		sh.m = make(map[string]*block)
+		sh.ring, sh.hand, sh.holes = nil, 0, 0
 		sh.mu.Unlock()
 	}
 	return nil

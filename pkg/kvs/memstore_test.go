@@ -2,7 +2,9 @@ package kvs
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
+	"unsafe"
 )
 
 func TestMemoryStoreEvictsWithinLimit(t *testing.T) {
@@ -67,34 +69,127 @@ func TestMemoryStoreExpiry(t *testing.T) {
 	}
 }
 
-// TestMemoryStoreOwnedKeys covers set's keys that share their value's
-// allocation: the entry must be re-keyed when the value is replaced.
-func TestMemoryStoreOwnedKeys(t *testing.T) {
+// TestMemoryStoreBlocks covers items kept in their blocks: set keeps the
+// block it is given, Mutate stores a copy, a touch changes the header in
+// place, and the accounting follows.
+func TestMemoryStoreBlocks(t *testing.T) {
 	s := NewMemoryStore(1 << 20)
-	setOwned := func(k, v string) {
-		buf := []byte(k + v)
-		s.set(buf[:len(k):len(k)], true, 1, Item{Value: buf[len(k):]})
+	set := func(k, v string) *block {
+		b, room := newBlock([]byte(k), len(v), 2)
+		copy(room, v+"\r\n")
+		s.setBlock(b, 1, 7, 0)
+		return b
 	}
-	setOwned("k", "one")
-	e := s.shard([]byte("k")).m["k"]
-	if !sharesAlloc(e.key, e.it.Value) {
-		t.Fatal("set copied its key")
+	b1 := set("k", "one")
+	it, ok := s.Get([]byte("k"), 1)
+	if !ok || string(it.Value) != "one" || it.Flags != 7 || !sameBytes(it.Value, b1.value()) {
+		t.Fatalf("get after setBlock: %q %v (in the block: %v)", it.Value, ok, sameBytes(it.Value, b1.value()))
 	}
-	setOwned("k", "two")
-	if e2 := s.shard([]byte("k")).m["k"]; e2 != e || !sharesAlloc(e.key, e.it.Value) {
-		t.Fatal("overwriting set did not re-key the entry")
+	b2 := set("k", "two")
+	if got := s.shard([]byte("k")).m["k"]; got != b2 || unsafe.StringData(func() string {
+		for k := range s.shard([]byte("k")).m {
+			return k
+		}
+		return ""
+	}()) != unsafe.SliceData(b2.keyBytes()) {
+		t.Fatal("overwriting set: the index does not hold the new block and its key")
 	}
+	if it, _ := s.Get([]byte("k"), 1); string(it.Value) != "two" || string(b1.value()) != "one" {
+		t.Fatalf("after overwrite: %q; the old block changed to %q", it.Value, b1.value())
+	}
+
 	s.Mutate([]byte("k"), 1, func(cur Item, _ bool) (Item, Op) {
-		cur.Value = append([]byte(nil), "three"...)
+		cur.Value = []byte("three")
 		return cur, OpStore
 	})
-	if sharesAlloc(e.key, e.it.Value) || e.key != "k" {
-		t.Fatalf("key %q after Mutate", e.key)
+	b3 := s.shard([]byte("k")).m["k"]
+	if b3 == b2 || string(b3.value()) != "three" {
+		t.Fatalf("Mutate: block %p (was %p) holds %q", b3, b2, b3.value())
 	}
-	if it, ok := s.Get([]byte("k"), 1); !ok || string(it.Value) != "three" {
-		t.Fatalf("get: %q %v", it.Value, ok)
+	s.Mutate([]byte("k"), 2, func(cur Item, _ bool) (Item, Op) {
+		cur.Exptime = 1000
+		return cur, OpTouch
+	})
+	if s.shard([]byte("k")).m["k"] != b3 {
+		t.Fatal("a touch made a new block")
+	}
+	if it, ok := s.Get([]byte("k"), 999); !ok || it.Exptime != 1000 || string(it.Value) != "three" {
+		t.Fatalf("after touch: %+v %v", it, ok)
 	}
 	if st := s.Stats(); st.Items != 1 || st.Bytes != itemSize([]byte("k"), []byte("three")) {
 		t.Errorf("stats %+v", st)
 	}
+	if _, ok := s.Get([]byte("k"), 1000); ok {
+		t.Error("touched expiry not kept")
+	}
+	if st := s.Stats(); st.Items != 0 || st.Bytes != 0 {
+		t.Errorf("after expiry: %+v", st)
+	}
+}
+
+// TestMemoryStoreSieve checks the eviction order: items go oldest written
+// first, but an item read since the hand last passed it stays, and the
+// ring is compacted as items go.
+func TestMemoryStoreSieve(t *testing.T) {
+	s := NewMemoryStore(1 << 30)
+	for i := range 4000 {
+		s.Mutate([]byte(fmt.Sprint(i)), 1, func(Item, bool) (Item, Op) { return Item{Value: make([]byte, 10)}, OpStore })
+	}
+	// Read every tenth of the oldest half.
+	for i := 0; i < 2000; i += 10 {
+		if _, ok := s.Get([]byte(fmt.Sprint(i)), 2); !ok {
+			t.Fatalf("%d missing", i)
+		}
+	}
+	s.SetLimit(s.Stats().Bytes / 2)
+	for i := range 4000 {
+		_, ok := s.Get([]byte(fmt.Sprint(i)), 3)
+		switch {
+		case i%10 == 0 && i < 2000 && !ok:
+			t.Errorf("item %d, read, was evicted", i)
+		case i >= 3000 && !ok:
+			t.Errorf("item %d, among the newest, was evicted", i)
+		}
+	}
+	if st := s.Stats(); st.Bytes > st.LimitBytes || st.Evictions < 1500 {
+		t.Errorf("stats %+v", st)
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		if sh.holes > 32 && 2*sh.holes > len(sh.ring) {
+			t.Errorf("shard %d: %d holes in a ring of %d", i, sh.holes, len(sh.ring))
+		}
+		for p, b := range sh.ring {
+			if b != nil && b.pos() != p {
+				t.Fatalf("shard %d: block at %d says %d", i, p, b.pos())
+			}
+		}
+	}
+}
+
+// TestMemoryStoreCountsRealBytes checks that the bytes a store accounts
+// for are the heap it takes, within a quarter, as memcached's -m counts
+// slab memory.
+func TestMemoryStoreCountsRealBytes(t *testing.T) {
+	const n = 200000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := NewMemoryStore(1 << 40)
+	value := make([]byte, 64)
+	for i := range n {
+		key := fmt.Appendf(nil, "key:%012d", i) // 16 bytes
+		b, room := newBlock(key, len(value), 2)
+		copy(room, value)
+		s.setBlock(b, 1, 0, 0)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	acct := s.Stats().Bytes
+	t.Logf("%d items: heap %d B (%d per item), accounted %d B (%d per item)", n, heap, heap/n, acct, acct/n)
+	if acct < heap*3/4 || acct > heap*5/4 {
+		t.Errorf("accounted %d B for a heap of %d B", acct, heap)
+	}
+	runtime.KeepAlive(s)
 }

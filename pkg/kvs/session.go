@@ -341,29 +341,20 @@ func (s *session) dispatch(line []byte) error {
 // the terminator is wrong (the bytes are consumed either way).
 func (s *session) readData(vlen int) (data []byte, ok bool, err error) {
 	buf := make([]byte, vlen+2)
-	if _, err := io.ReadFull(s.r, buf); err != nil {
+	if ok, err = s.readChunk(buf); !ok {
 		return nil, false, err
-	}
-	s.ctr[cBytesRead] += uint64(len(buf))
-	if buf[vlen] != '\r' || buf[vlen+1] != '\n' {
-		return nil, false, nil
 	}
 	return buf[:vlen:vlen], true, nil
 }
 
-// readKeyData is readData for a value stored under key: key and data are
-// copied into one allocation (the key leaves the read buffer, which the
-// data read may reuse), so that a memory store keeps them together.
-func (s *session) readKeyData(key []byte, vlen int) (k, data []byte, ok bool, err error) {
-	nk := len(key)
-	buf := make([]byte, nk+vlen+2)
-	copy(buf, key)
-	if _, err := io.ReadFull(s.r, buf[nk:]); err != nil {
-		return nil, nil, false, err
+// readChunk fills buf with a data block and its "\r\n" (the last two
+// bytes of buf). ok is false if the terminator is wrong (the bytes are
+// consumed either way).
+func (s *session) readChunk(buf []byte) (ok bool, err error) {
+	if _, err := io.ReadFull(s.r, buf); err != nil {
+		return false, err
 	}
-	s.ctr[cBytesRead] += uint64(vlen + 2)
-	if buf[nk+vlen] != '\r' || buf[nk+vlen+1] != '\n' {
-		return nil, nil, false, nil
-	}
-	return buf[:nk:nk], buf[nk : nk+vlen : nk+vlen], true, nil
+	s.ctr[cBytesRead] += uint64(len(buf))
+	n := len(buf)
+	return buf[n-2] == '\r' && buf[n-1] == '\n', nil
 }

@@ -1,0 +1,115 @@
+package kvs
+
+import (
+	"encoding/binary"
+	"unsafe"
+)
+
+// block is the header of a MemoryStore item; the item's key and value
+// follow it in the same allocation, as memcached keeps an item's header,
+// key and data together. The header holds no pointers, so the garbage
+// collector never scans items.
+//
+// Header layout (little endian): CAS, expiry and access time (8 bytes
+// each), flags, value length and ring position (4 bytes each), key length
+// (2 bytes), meta bits and the visited mark (a byte each).
+type block [blockHeader]byte
+
+const (
+	blockHeader = 40
+
+	bCAS     = 0
+	bExptime = 8
+	bAtime   = 16
+	bFlags   = 24
+	bVlen    = 28
+	bPos     = 32
+	bKlen    = 36
+	bMeta    = 38
+	bVisited = 39
+)
+
+// newBlock allocates a block for key and a value of vlen bytes, with
+// extra bytes of room after the value (a reader can then read the value's
+// "\r\n" into it). It returns the block and the room for the value and
+// the extra bytes.
+func newBlock(key []byte, vlen, extra int) (*block, []byte) {
+	buf := make([]byte, blockHeader+len(key)+vlen+extra)
+	copy(buf[blockHeader:], key)
+	b := (*block)(buf)
+	binary.LittleEndian.PutUint16(b[bKlen:], uint16(len(key)))
+	binary.LittleEndian.PutUint32(b[bVlen:], uint32(vlen))
+	return b, buf[blockHeader+len(key):]
+}
+
+// bytes is the whole block: header, key and value.
+func (b *block) bytes() []byte {
+	return unsafe.Slice(&b[0], blockHeader+b.klen()+b.vlen())
+}
+
+func (b *block) klen() int { return int(binary.LittleEndian.Uint16(b[bKlen:])) }
+func (b *block) vlen() int { return int(binary.LittleEndian.Uint32(b[bVlen:])) }
+
+// keyBytes is the key, in the block.
+func (b *block) keyBytes() []byte {
+	return b.bytes()[blockHeader : blockHeader+b.klen() : blockHeader+b.klen()]
+}
+
+// key is the key as a string sharing the block's memory (the index's key).
+func (b *block) key() string {
+	k := b.keyBytes()
+	return unsafe.String(unsafe.SliceData(k), len(k))
+}
+
+// value is the value, in the block; it never changes.
+func (b *block) value() []byte {
+	return b.bytes()[blockHeader+b.klen():]
+}
+
+// size is what the item is accounted for.
+func (b *block) size() int64 { return int64(b.klen() + b.vlen() + itemOverhead) }
+
+func (b *block) expired(now int64) bool {
+	exp := int64(binary.LittleEndian.Uint64(b[bExptime:]))
+	return exp != 0 && exp <= now
+}
+
+// item returns the item the block holds; its Value is the block's.
+func (b *block) item() Item {
+	return Item{
+		Value:   b.value(),
+		Flags:   binary.LittleEndian.Uint32(b[bFlags:]),
+		Exptime: int64(binary.LittleEndian.Uint64(b[bExptime:])),
+		CAS:     binary.LittleEndian.Uint64(b[bCAS:]),
+		Atime:   b.atime(),
+		Meta:    b[bMeta],
+	}
+}
+
+// setHeader sets every header field of it but the value.
+func (b *block) setHeader(it Item) {
+	binary.LittleEndian.PutUint64(b[bCAS:], it.CAS)
+	binary.LittleEndian.PutUint64(b[bExptime:], uint64(it.Exptime))
+	binary.LittleEndian.PutUint32(b[bFlags:], it.Flags)
+	b.setAtime(it.Atime)
+	b.setMeta(it.Meta)
+}
+
+func (b *block) cas() uint64      { return binary.LittleEndian.Uint64(b[bCAS:]) }
+func (b *block) atime() int64     { return int64(binary.LittleEndian.Uint64(b[bAtime:])) }
+func (b *block) setAtime(t int64) { binary.LittleEndian.PutUint64(b[bAtime:], uint64(t)) }
+func (b *block) setMeta(m uint8)  { b[bMeta] = m }
+func (b *block) visited() bool    { return b[bVisited] != 0 }
+func (b *block) pos() int         { return int(binary.LittleEndian.Uint32(b[bPos:])) }
+func (b *block) setPos(p int)     { binary.LittleEndian.PutUint32(b[bPos:], uint32(p)) }
+func (b *block) setVisited(v bool) {
+	b[bVisited] = 0
+	if v {
+		b[bVisited] = 1
+	}
+}
+
+// sameBytes reports whether a and b are the same bytes in memory.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && unsafe.SliceData(a) == unsafe.SliceData(b)
+}
