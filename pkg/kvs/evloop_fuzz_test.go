@@ -28,7 +28,7 @@ func runChunked(svc *service, input []byte, seed uint64) string {
 		n := min(1+rng.IntN(300), len(input), evMaxIn-len(in.buf))
 		in.buf = append(in.buf, input[:n]...)
 		input = input[n:]
-		quit, handoff := runBuffered(s, &in, &out)
+		quit, handoff, _ := runBuffered(s, &in, &out)
 		res.Write(out.buf)
 		out.buf = out.buf[:0]
 		if quit {

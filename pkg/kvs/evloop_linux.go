@@ -296,35 +296,44 @@ func (l *evLoop) serve(c *evConn) {
 		return
 	}
 	in.buf = in.buf[:len(in.buf)+n]
-	quit, handoff := runBuffered(c.sess, in, &c.out)
-	for c.out.off < len(c.out.buf) {
-		n, err := rawWrite(c.fd, c.out.buf[c.out.off:])
-		if n > 0 {
-			c.out.off += n
+	for {
+		quit, handoff, full := runBuffered(c.sess, in, &c.out)
+		for c.out.off < len(c.out.buf) {
+			n, err := rawWrite(c.fd, c.out.buf[c.out.off:])
+			if n > 0 {
+				c.out.off += n
+			}
+			if err != nil {
+				if errors.Is(err, unix.EAGAIN) {
+					handoff = true // the client reads slowly: block in a goroutine
+					break
+				}
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				l.closeConn(c)
+				return
+			}
 		}
-		if err != nil {
-			if errors.Is(err, unix.EAGAIN) {
-				handoff = true // the client reads slowly: block in a goroutine
-				break
+		if c.out.off == len(c.out.buf) {
+			c.out.buf, c.out.off = c.out.buf[:0], 0
+			if cap(c.out.buf) > evOutSoft {
+				c.out.buf = nil
 			}
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
+		}
+		switch {
+		case quit:
 			l.closeConn(c)
 			return
+		case handoff:
+			l.handoff(c)
+			return
+		case !full:
+			return
 		}
-	}
-	if c.out.off == len(c.out.buf) {
-		c.out.buf, c.out.off = c.out.buf[:0], 0
-		if cap(c.out.buf) > evOutSoft {
-			c.out.buf = nil
-		}
-	}
-	switch {
-	case quit:
-		l.closeConn(c)
-	case handoff:
-		l.handoff(c)
+		// The replies filled the output budget before every buffered
+		// request ran, and they are written: run the rest now (no new
+		// input may come to wake us).
 	}
 }
 
@@ -376,8 +385,9 @@ func (l *evLoop) handoff(c *evConn) {
 // runBuffered runs every complete request buffered in in, appending the
 // replies to out. quit means the connection must close after writing out;
 // handoff means the next request must run in a goroutine (the input from
-// in.pos on is unprocessed).
-func runBuffered(s *session, in *evReader, out *evWriter) (quit, handoff bool) {
+// in.pos on is unprocessed); full means it stopped with requests left
+// because out reached evOutSoft.
+func runBuffered(s *session, in *evReader, out *evWriter) (quit, handoff, full bool) {
 	if in.skip > 0 {
 		d := min(in.skip, len(in.buf)-in.pos)
 		in.pos += d
@@ -403,6 +413,7 @@ func runBuffered(s *session, in *evReader, out *evWriter) (quit, handoff bool) {
 			break
 		}
 	}
+	full = !quit && !handoff && in.pos < len(in.buf) && out.pending() >= evOutSoft
 	s.svc.ctr.merge(&s.ctr)
 	if rest := len(in.buf) - in.pos; rest == 0 {
 		in.buf = in.buf[:0]
@@ -411,7 +422,7 @@ func runBuffered(s *session, in *evReader, out *evWriter) (quit, handoff bool) {
 		in.buf = in.buf[:rest]
 	}
 	in.pos = 0
-	return quit, handoff
+	return quit, handoff, full
 }
 
 // evReader is a connection's input buffer with memcached's line limits.

@@ -143,3 +143,28 @@ func TestConcurrentClientsAndReload(t *testing.T) {
 		t.Error("no connections served")
 	}
 }
+
+// TestPipelinedRepliesOverOutputBudget sends, in one write, more gets than
+// an event loop answers before writing (evOutSoft of replies), then reads:
+// the requests left in the buffer must run once the replies are written,
+// though no more input comes.
+func TestPipelinedRepliesOverOutputBudget(t *testing.T) {
+	_, addrs := startTier(t, Options{}, TenantConfig{Name: "a"})
+	c := dial(t, addrs["a"])
+	value := strings.Repeat("v", 1000)
+	if got := c.do("set k 0 0 1000\r\n"+value+"\r\n", 1); got != "STORED\r\n" {
+		t.Fatalf("set: %q", got)
+	}
+	const n = 1500 // 1.5 MB of replies from 10 KB of requests
+	c.conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c.conn, strings.Repeat("get k\r\n", n)); err != nil {
+		t.Fatal(err)
+	}
+	reply := "VALUE k 0 1000\r\n" + value + "\r\nEND\r\n"
+	buf := make([]byte, len(reply))
+	for i := range n {
+		if _, err := io.ReadFull(c.r, buf); err != nil || string(buf) != reply {
+			t.Fatalf("reply %d of %d: %v", i+1, n, err)
+		}
+	}
+}

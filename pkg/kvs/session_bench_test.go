@@ -78,7 +78,7 @@ func feed(b *testing.B, s *session, in *evReader, out *evWriter, input string) {
 		n := copy(in.buf[len(in.buf):cap(in.buf)], input)
 		in.buf = in.buf[:len(in.buf)+n]
 		input = input[n:]
-		quit, handoff := runBuffered(s, in, out)
+		quit, handoff, _ := runBuffered(s, in, out)
 		if quit || handoff {
 			b.Fatalf("quit=%v handoff=%v", quit, handoff)
 		}
