@@ -54,6 +54,7 @@ const (
 type DurableStore struct {
 	db        *pebble.DB
 	hot       *MemoryStore
+	filter    *keyFilter // every key on disk, and some others
 	cache     *pebble.Cache
 	wo        *pebble.WriteOptions
 	log       *slog.Logger
@@ -67,6 +68,7 @@ type DurableStore struct {
 	total     atomic.Uint64
 	reclaimed atomic.Uint64
 	dirty     atomic.Bool
+	reads     atomic.Uint64 // Pebble lookups, for tests
 	// whole says that the hot set holds every live item: it did after
 	// load or flush, and it has evicted nothing since (its eviction count
 	// is still wholeAt). A miss there is then a miss, and reads of absent
@@ -109,9 +111,10 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = DefaultSyncInterval
 	}
-	// Five eighths of the budget hold hot items (decoded, ready to send),
-	// an eighth caches Pebble blocks and the rest holds memtables (Pebble
-	// keeps up to two before it stalls writes).
+	// Nine sixteenths of the budget hold hot items (decoded, ready to
+	// send), a sixteenth the key filter, an eighth caches Pebble blocks and
+	// the rest holds memtables (Pebble keeps up to two before it stalls
+	// writes).
 	memtable := clamp(opts.MemoryLimit/8, 1<<20, 64<<20)
 	cache := pebble.NewCache(clamp(opts.MemoryLimit/8, 1<<20, 1<<40))
 	po := &pebble.Options{
@@ -129,7 +132,7 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 		cache.Unref()
 		return nil, fmt.Errorf("kvs: open durable store %s: %w", opts.Dir, err)
 	}
-	s := &DurableStore{db: db, hot: NewMemoryStore(hotShare(opts.MemoryLimit)), cache: cache, log: log, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	s := &DurableStore{db: db, hot: NewMemoryStore(hotShare(opts.MemoryLimit)), filter: newKeyFilter(opts.MemoryLimit / 16), cache: cache, log: log, seed: maphash.MakeSeed(), stop: make(chan struct{})}
 	s.limit.Store(opts.MemoryLimit)
 	s.wo = pebble.Sync
 	if opts.Sync == SyncGroup {
@@ -152,7 +155,7 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 func clamp(v, lo, hi int64) int64 { return max(lo, min(v, hi)) }
 
 // hotShare is the part of a store's memory limit that holds hot items.
-func hotShare(limit int64) int64 { return limit / 8 * 5 }
+func hotShare(limit int64) int64 { return limit / 16 * 9 }
 
 func itemKey(key []byte) []byte {
 	k := make([]byte, 1+len(key))
@@ -208,6 +211,7 @@ func (s *DurableStore) load(now int64) error {
 			continue
 		}
 		s.items.Add(1)
+		s.filter.add(it.Key()[1:])
 		size := itemSize(it.Key()[1:], rec.Value)
 		s.bytes.Add(size)
 		if whole && s.hot.used.Load()+size <= s.hot.limit.Load() {
@@ -246,6 +250,7 @@ func (s *DurableStore) lock(key []byte) *sync.Mutex {
 
 // read returns the record for key, live or not.
 func (s *DurableStore) read(k []byte) (Item, bool, error) {
+	s.reads.Add(1)
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return Item{}, false, nil
@@ -267,7 +272,7 @@ func (s *DurableStore) Get(key []byte, now int64) (Item, bool) {
 	if it, ok := s.hot.Get(key, now); ok {
 		return it, true
 	}
-	if s.isWhole() {
+	if s.isWhole() || !s.filter.mayContain(key) {
 		return Item{}, false
 	}
 	// Load under the key's lock, so that a concurrent write cannot be
@@ -311,7 +316,7 @@ func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error
 	// The hot set is authoritative for what it holds: every write goes
 	// through here under the key's lock.
 	cur, found := s.hot.Get(key, now)
-	if !found {
+	if !found && s.filter.mayContain(key) {
 		var err error
 		if cur, found, err = s.read(k); err != nil {
 			return Item{}, err
@@ -350,6 +355,7 @@ func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error
 		next.Atime = now
 		s.total.Add(1)
 	}
+	s.filter.add(key)
 	if err := s.db.Set(k, encodeItem(next), s.wo); err != nil {
 		// The old value may or may not be on disk now: forget it, and
 		// read Pebble on misses from now on.
@@ -382,6 +388,7 @@ func (s *DurableStore) Flush() error {
 		return fmt.Errorf("kvs: flush: %w", err)
 	}
 	s.hot.Flush()
+	s.filter.reset()
 	s.items.Store(0)
 	s.bytes.Store(0)
 	s.markWhole()

@@ -160,3 +160,47 @@ func TestDurableHotSetWhole(t *testing.T) {
 	checkAll(s, "evicted")
 	s.Close()
 }
+
+// TestDurableKeyFilterSparesReads checks that, with a hot set that does
+// not hold every item, gets of absent keys and sets of new keys do not
+// search Pebble, while items only on disk are still read from it, also
+// after a restart (the filter is rebuilt from disk).
+func TestDurableKeyFilterSparesReads(t *testing.T) {
+	dir := t.TempDir()
+	value := make([]byte, 1000)
+	s, err := OpenDurable(testLogger(t), DurableOptions{Dir: dir, MemoryLimit: 1 << 20, Sync: SyncGroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		if round == 1 {
+			s.Close()
+			if s, err = OpenDurable(testLogger(t), DurableOptions{Dir: dir, MemoryLimit: 1 << 20, Sync: SyncGroup}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := s.reads.Load()
+		for i := range 1000 {
+			setItem(t, s, fmt.Sprint("r", round, "-new", i), Item{Value: value}, 100)
+			if _, ok := s.Get([]byte(fmt.Sprint("r", round, "-absent", i)), 100); ok {
+				t.Fatal("absent key found")
+			}
+		}
+		if s.isWhole() {
+			t.Fatal("hot set whole: the filter is not exercised")
+		}
+		if n := s.reads.Load() - before; n > 100 {
+			t.Errorf("round %d: %d Pebble reads for 1000 new sets and 1000 absent gets", round, n)
+		}
+		before = s.reads.Load()
+		for i := range 1000 {
+			if _, ok := s.Get([]byte(fmt.Sprint("r", round, "-new", i)), 100); !ok {
+				t.Fatalf("round %d: new%d missing", round, i)
+			}
+		}
+		if s.reads.Load() == before {
+			t.Errorf("round %d: items evicted from the hot set were not read from Pebble", round)
+		}
+	}
+	s.Close()
+}
