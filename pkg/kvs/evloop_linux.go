@@ -63,10 +63,9 @@ type evConn struct {
 }
 
 // newEvPool starts n event loops (if n <= 0, one per CPU the process may
-// use, at most GOMAXPROCS). If pin, each
-// loop is pinned to its share of the CPUs the process may run on (see
-// cpuShares), and a new connection goes to the loop of the CPU that
-// received it.
+// use, at most GOMAXPROCS). If pin, each loop is pinned to its share of
+// those CPUs (see cpuShares), and a new connection goes to the loop of the
+// CPU that received it.
 func newEvPool(n int, pin bool, log *slog.Logger) (*evPool, error) {
 	p := &evPool{}
 	if n <= 0 {
@@ -298,34 +297,14 @@ func (l *evLoop) serve(c *evConn) {
 	in.buf = in.buf[:len(in.buf)+n]
 	for {
 		quit, handoff, full := runBuffered(c.sess, in, &c.out)
-		for c.out.off < len(c.out.buf) {
-			n, err := rawWrite(c.fd, c.out.buf[c.out.off:])
-			if n > 0 {
-				c.out.off += n
-			}
-			if err != nil {
-				if errors.Is(err, unix.EAGAIN) {
-					handoff = true // the client reads slowly: block in a goroutine
-					break
-				}
-				if errors.Is(err, unix.EINTR) {
-					continue
-				}
-				l.closeConn(c)
-				return
-			}
-		}
-		if c.out.off == len(c.out.buf) {
-			c.out.buf, c.out.off = c.out.buf[:0], 0
-			if cap(c.out.buf) > evOutSoft {
-				c.out.buf = nil
-			}
-		}
+		blocked, err := writeOut(c)
 		switch {
-		case quit:
+		case err != nil || quit:
 			l.closeConn(c)
 			return
-		case handoff:
+		case handoff || blocked:
+			// The next request, or a client that reads slowly, needs a
+			// goroutine that can block.
 			l.handoff(c)
 			return
 		case !full:
@@ -335,6 +314,28 @@ func (l *evLoop) serve(c *evConn) {
 		// request ran, and they are written: run the rest now (no new
 		// input may come to wake us).
 	}
+}
+
+// writeOut writes c's replies; blocked means the socket took only part of
+// them (EAGAIN), err that the connection failed.
+func writeOut(c *evConn) (blocked bool, err error) {
+	for c.out.off < len(c.out.buf) {
+		n, err := rawWrite(c.fd, c.out.buf[c.out.off:])
+		if n > 0 {
+			c.out.off += n
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			return true, nil
+		}
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return false, err
+		}
+	}
+	c.out.buf, c.out.off = c.out.buf[:0], 0
+	if cap(c.out.buf) > evOutSoft {
+		c.out.buf = nil
+	}
+	return false, nil
 }
 
 func (l *evLoop) forget(c *evConn) {
