@@ -37,7 +37,6 @@ var errNeedMore = errors.New("kvs: need more input")
 // evPool is the set of event loops shared by a Tier's tenants.
 type evPool struct {
 	loops []*evLoop
-	next  atomic.Uint32
 	wg    sync.WaitGroup
 	// cpuLoop maps a CPU to the loop pinned to it; nil when the loops
 	// are not pinned.
@@ -131,20 +130,40 @@ func cpuShares(n int) ([]unix.CPUSet, map[int]int, error) {
 	return shares, cpuLoop, nil
 }
 
+// pickSlack is how many connections more than the least loaded loop the
+// loop of a connection's CPU may serve and still take it.
+const pickSlack = 2
+
 // pick chooses the loop for a new connection on fd: the one pinned to
 // the CPU that received its last packet (for a new connection, the
 // handshake's), so that the kernel's network processing for it, its
 // loop, and on loopback its client, share a CPU and wake each other
-// without crossing CPUs. Otherwise the loops take turns.
+// without crossing CPUs; but not if that loop already serves more than
+// pickSlack connections more than the least loaded one (a client that
+// opens its whole pool from one thread must not land on one loop).
+// Otherwise, the least loaded loop.
 func (p *evPool) pick(fd int) *evLoop {
+	least, min := p.loops[0], p.loops[0].load()
+	for _, l := range p.loops[1:] {
+		if n := l.load(); n < min {
+			least, min = l, n
+		}
+	}
 	if p.cpuLoop != nil {
 		if cpu, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_INCOMING_CPU); err == nil {
-			if i, ok := p.cpuLoop[cpu]; ok {
+			if i, ok := p.cpuLoop[cpu]; ok && p.loops[i].load() <= min+pickSlack {
 				return p.loops[i]
 			}
 		}
 	}
-	return p.loops[p.next.Add(1)%uint32(len(p.loops))]
+	return least
+}
+
+// load is the number of connections l serves.
+func (l *evLoop) load() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
 }
 
 func newEvLoop() (*evLoop, error) {

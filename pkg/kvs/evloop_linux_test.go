@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,15 +141,71 @@ func threadMasks() map[string]bool {
 	return masks
 }
 
-// TestPickRoundRobinUnpinned checks the fallback when loops are not pinned.
-func TestPickRoundRobinUnpinned(t *testing.T) {
+// TestPickLeastLoadedUnpinned checks the choice when loops are not pinned.
+func TestPickLeastLoadedUnpinned(t *testing.T) {
 	p, err := newEvPool(2, false, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.close()
-	a, b := p.pick(-1), p.pick(-1)
-	if a == b {
-		t.Error("two connections in a row went to the same loop")
+	p.loops[0].mu.Lock()
+	p.loops[0].conns[-1] = &evConn{} // a connection, as far as pick can tell
+	p.loops[0].mu.Unlock()
+	if p.pick(-1) != p.loops[1] {
+		t.Error("a new connection went to the busier loop")
+	}
+	p.loops[0].mu.Lock()
+	delete(p.loops[0].conns, -1)
+	p.loops[0].mu.Unlock()
+}
+
+// TestPoolFromOneCPUSpreads opens a pool of connections from one thread
+// on one CPU, as an application that fills its pool at start does: they
+// must spread over the loops, not all go to that CPU's loop.
+func TestPoolFromOneCPUSpreads(t *testing.T) {
+	var mask unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+		t.Fatal(err)
+	}
+	if mask.Count() < 2 {
+		t.Skip("one CPU: one loop")
+	}
+	tier, addrs := startTier(t, Options{}, TenantConfig{Name: "a"})
+	if tier.pool.cpuLoop == nil {
+		t.Fatal("loops not pinned")
+	}
+
+	// Dial from a thread pinned to the first CPU of the mask.
+	conns := make(chan []*client, 1)
+	go func() {
+		runtime.LockOSThread() // the thread ends with the goroutine
+		var one unix.CPUSet
+		for cpu := 0; ; cpu++ {
+			if mask.IsSet(cpu) {
+				one.Set(cpu)
+				break
+			}
+		}
+		if err := unix.SchedSetaffinity(0, &one); err != nil {
+			t.Error(err)
+		}
+		var cs []*client
+		for range 32 {
+			c := dial(t, addrs["a"])
+			c.do("version\r\n", 1) // the loop has the connection once it answers
+			cs = append(cs, c)
+		}
+		conns <- cs
+	}()
+	<-conns
+	loads := make([]int, len(tier.pool.loops))
+	lo, hi := 32, 0
+	for i, l := range tier.pool.loops {
+		loads[i] = l.load()
+		lo, hi = min(lo, loads[i]), max(hi, loads[i])
+	}
+	t.Logf("loads %v", loads)
+	if hi-lo > 4 {
+		t.Errorf("32 connections from one CPU spread over the loops as %v", loads)
 	}
 }

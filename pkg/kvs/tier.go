@@ -35,6 +35,9 @@ type Options struct {
 	// (SO_INCOMING_CPU): with a multi-queue NIC, that is the CPU its
 	// receive queue interrupts; on loopback, its client's. A connection's
 	// packets, its loop and its client then wake each other on one CPU.
+	// That loop takes it only while it serves at most two connections more
+	// than the least loaded loop, which takes it otherwise (unpinned loops
+	// always give it to the least loaded).
 	NoCPUAffinity bool
 }
 
