@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lbd-project/lbd/pkg/config"
 )
 
 func pfx(ss ...string) []netip.Prefix {
-	out, err := ParseAllow(ss)
+	out, err := config.ParseAllow(ss)
 	if err != nil {
 		panic(err)
 	}

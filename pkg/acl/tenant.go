@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 )
 
 // Protocol is the transport protocol of a tenant's service.
@@ -169,49 +168,6 @@ func comparePrefix(a, b netip.Prefix) int {
 		return c
 	}
 	return a.Bits() - b.Bits()
-}
-
-// ParseAllow parses allow-list entries as written in the configuration or
-// sent to the API: an address ("198.51.100.7", "2001:db8::1") or a network
-// in CIDR notation ("198.51.100.0/28"). Host bits of a network must be zero,
-// which catches "10.0.0.1/8" typed for "10.0.0.1" or "10.0.0.0/8".
-func ParseAllow(entries []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(entries))
-	for _, e := range entries {
-		p, err := parseAllowEntry(e)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-func parseAllowEntry(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("acl: allow entry %q: %w", s, err)
-		}
-		if p.Masked() != p {
-			return netip.Prefix{}, fmt.Errorf("acl: allow entry %q has host bits set (network is %s)", s, p.Masked())
-		}
-		np, err := normalizePrefix(p)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("acl: %w", err)
-		}
-		return np, nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("acl: allow entry %q: %w", s, err)
-	}
-	if a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("acl: allow entry %q has a zone", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // setEntries turns an allow-list into the entries of the family's hash:net

@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -205,18 +204,44 @@ virtual_services:
 }
 
 func TestParseAllow(t *testing.T) {
-	got, err := ParseAllow([]string{"192.0.2.1", "2001:db8::/32"})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		in      string
+		want    string
+		wantErr string
+	}{
+		{in: "198.51.100.7", want: "198.51.100.7/32"},
+		{in: " 198.51.100.0/28 ", want: "198.51.100.0/28"},
+		{in: "2001:db8::1", want: "2001:db8::1/128"},
+		{in: "2001:db8::/32", want: "2001:db8::/32"},
+		{in: "::ffff:192.0.2.1", want: "192.0.2.1/32"},
+		{in: "::ffff:192.0.2.0/120", want: "192.0.2.0/24"},
+		{in: "::ffff:0:0/96", want: "0.0.0.0/0"},
+		{in: "0.0.0.0/0", want: "0.0.0.0/0"},
+		{in: "10.0.0.1/8", wantErr: "host bits set; did you mean 10.0.0.0/8?"},
+		{in: "10.0.0.0/33", wantErr: "not an address or CIDR"},
+		{in: "fe80::1%eth0", wantErr: "zones are not allowed"},
+		{in: "", wantErr: "not an address or CIDR"},
+		{in: "example.com", wantErr: "not an address or CIDR"},
 	}
-	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("2001:db8::/32")}
-	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-		t.Errorf("got %v", got)
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseAllow([]string{tt.in})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[0].String() != tt.want {
+				t.Errorf("got %s, want %s", got[0], tt.want)
+			}
+		})
 	}
-	for _, bad := range [][]string{{"x"}, {"10.0.0.1/8"}, {"10.0.0.1", "10.0.0.1"}} {
-		if _, err := ParseAllow(bad); err == nil {
-			t.Errorf("ParseAllow(%v) accepted", bad)
-		}
+	if _, err := ParseAllow([]string{"192.0.2.1", "::ffff:192.0.2.1"}); err == nil || !strings.Contains(err.Error(), "listed twice") {
+		t.Errorf("an address and its mapped form: err = %v, want listed twice", err)
 	}
 }
 

@@ -142,8 +142,10 @@ func (c *Config) VRRPVIPs() []netip.Addr {
 	return out
 }
 
-// ParseAllow parses allow-list entries: addresses (as /32 or /128) and CIDRs.
-// An entry with host bits set is refused, as it is almost always a typo.
+// ParseAllow parses allow-list entries as written in the file or sent to
+// the API: addresses (as /32 or /128) and networks in CIDR notation.
+// IPv4-mapped IPv6 entries become IPv4. An entry with host bits set is
+// refused ("10.0.0.1/8" is almost always a typo), as is one listed twice.
 func ParseAllow(entries []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(entries))
 	seen := map[netip.Prefix]bool{}

@@ -484,19 +484,24 @@ func (k *checker) virtualService(i int, seen map[string]int) {
 }
 
 // parsePrefix parses an address or CIDR allow-list entry.
-func parsePrefix(s string) (netip.Prefix, error) {
+func parsePrefix(entry string) (netip.Prefix, error) {
+	s := strings.TrimSpace(entry)
 	if a, err := netip.ParseAddr(s); err == nil {
 		if a.Zone() != "" {
-			return netip.Prefix{}, &allowError{entry: s, msg: "zones are not allowed"}
+			return netip.Prefix{}, &allowError{entry: entry, msg: "zones are not allowed"}
 		}
+		a = a.Unmap() // ::ffff:192.0.2.1 is 192.0.2.1 to the kernel's sets
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		return netip.Prefix{}, &allowError{entry: s, msg: "not an address or CIDR"}
+		return netip.Prefix{}, &allowError{entry: entry, msg: "not an address or CIDR"}
 	}
 	if p.Masked() != p {
-		return netip.Prefix{}, &allowError{entry: s, msg: "has host bits set; did you mean " + p.Masked().String() + "?"}
+		return netip.Prefix{}, &allowError{entry: entry, msg: "has host bits set; did you mean " + p.Masked().String() + "?"}
+	}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96) // ::ffff:192.0.2.0/120 is 192.0.2.0/24
 	}
 	return p, nil
 }
