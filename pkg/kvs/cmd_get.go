@@ -21,7 +21,7 @@ func (s *session) get(line []byte, n int, rest []byte, withCAS, touch bool) {
 	// long; checking first gives the same bytes without buffering.
 	for i := first; i < n; i++ {
 		if len(s.toks[i]) > KeyMaxLength {
-			s.out("CLIENT_ERROR bad command line format")
+			s.out(errBadFormat)
 			return
 		}
 	}
@@ -31,7 +31,7 @@ func (s *session) get(line []byte, n int, rest []byte, withCAS, touch bool) {
 		return !tooLong
 	})
 	if tooLong {
-		s.out("CLIENT_ERROR bad command line format")
+		s.out(errBadFormat)
 		return
 	}
 	for i := first; i < n; i++ {

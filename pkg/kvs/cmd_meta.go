@@ -224,7 +224,7 @@ func (s *session) metaSet(n int) error {
 		return fail(errstr)
 	}
 	s.noreply = of.noReply
-	key := string(s.toks[1])
+	key := s.toks[1] // in the read buffer (unless decoded) until copied below
 	// Remember the reply flags: the tokens live in the read buffer.
 	var ret []byte
 	for i := 3; i < n; i++ {
@@ -258,12 +258,13 @@ func (s *session) metaSet(n int) error {
 	}
 	if s.svc.itemTooLarge(len(key), int(vlen)) {
 		s.ctr[cStoreTooLarge]++
-		if _, err := s.svc.store.Mutate([]byte(key), now, deleteFn); err != nil {
+		if _, err := s.svc.store.Mutate(key, now, deleteFn); err != nil {
 			s.svc.log.Error("kvs: delete after too large", "tenant", s.svc.name, "err", err)
 		}
 		return fail("SERVER_ERROR object too large for cache")
 	}
-	data, ok, err := s.readData(int(vlen))
+	key, buf := copyKey(key, int(vlen)+2)
+	ok, err := s.readChunk(buf)
 	if err != nil {
 		return err
 	}
@@ -272,6 +273,7 @@ func (s *session) metaSet(n int) error {
 		s.outErr("CLIENT_ERROR bad data chunk")
 		return nil
 	}
+	data := buf[:vlen:vlen]
 	var meta uint8
 	if of.setStale && cmd == cmdCAS {
 		meta = MetaStale
@@ -279,7 +281,7 @@ func (s *session) metaSet(n int) error {
 	if of.keyBinary {
 		meta |= MetaKeyBinary
 	}
-	res, stored, err := s.store([]byte(key), now, cmd, Item{Value: data, Flags: of.clientFlag, Exptime: of.exptime}, of.reqCAS, meta)
+	res, stored, err := s.store(key, now, cmd, Item{Value: data, Flags: of.clientFlag, Exptime: of.exptime}, of.reqCAS, meta)
 	if err != nil {
 		s.outErr("SERVER_ERROR " + err.Error())
 		return nil
@@ -310,7 +312,7 @@ func (s *session) metaSet(n int) error {
 			b = append(append(b, ' '), ret[i:j]...)
 			i = j
 		case 'k':
-			b = appendMetaKey(b, []byte(key), of.keyBinary)
+			b = appendMetaKey(b, key, of.keyBinary)
 		case 'c':
 			b = append(b, ' ', 'c')
 			if res == resStored {

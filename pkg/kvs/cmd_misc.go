@@ -1,6 +1,9 @@
 package kvs
 
-import "strconv"
+import (
+	"bytes"
+	"strconv"
+)
 
 // deltaResult is the outcome of incr/decr (memcached's delta_result_type).
 type deltaResult uint8
@@ -46,7 +49,7 @@ func (s *session) addDelta(key []byte, now int64, incr bool, delta, reqCAS uint6
 		num = strconv.FormatUint(v, 10)
 		nv := []byte(num)
 		if len(nv) < len(cur.Value) {
-			nv = append(nv, spaces(len(cur.Value)-len(nv))...)
+			nv = append(nv, bytes.Repeat([]byte{' '}, len(cur.Value)-len(nv))...)
 		}
 		next := cur
 		next.Value = nv
@@ -56,14 +59,6 @@ func (s *session) addDelta(key []byte, now int64, incr bool, delta, reqCAS uint6
 		return next, OpStore
 	})
 	return res, num, it, err
-}
-
-func spaces(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = ' '
-	}
-	return b
 }
 
 // countDelta counts an incr or decr hit or miss.

@@ -1,9 +1,11 @@
 package kvs
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -76,9 +78,7 @@ func (s *session) statsGeneral() {
 	now := svc.now()
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	tv := func(t syscall.Timeval) string {
-		return strconv.FormatInt(t.Sec, 10) + "." + leftPad(strconv.FormatInt(int64(t.Usec), 10), 6)
-	}
+	tv := func(t syscall.Timeval) string { return fmt.Sprintf("%d.%06d", t.Sec, t.Usec) }
 	w := &statWriter{s: s}
 	w.i("pid", int64(os.Getpid()))
 	w.i("uptime", now-svc.started)
@@ -128,13 +128,6 @@ func (s *session) statsGeneral() {
 	w.end()
 }
 
-func leftPad(s string, n int) string {
-	for len(s) < n {
-		s = "0" + s
-	}
-	return s
-}
-
 func (s *session) statsSettings() {
 	cfg := s.svc.cfg()
 	w := &statWriter{s: s}
@@ -155,20 +148,11 @@ func (s *session) statsSettings() {
 }
 
 func portOf(addr string) string {
-	_, p, ok := lastColon(addr)
-	if !ok {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
 		return "0"
 	}
-	return p
-}
-
-func lastColon(addr string) (string, string, bool) {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			return addr[:i], addr[i+1:], true
-		}
-	}
-	return "", "", false
+	return addr[i+1:]
 }
 
 // statsItems reports one pseudo slab class: lbd has no slabs.

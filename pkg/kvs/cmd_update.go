@@ -32,14 +32,14 @@ func (s *session) update(nt, n int, cmd storeCmd) error {
 	s.setNoreply(n)
 	key := s.toks[1]
 	if len(key) > KeyMaxLength {
-		s.out("CLIENT_ERROR bad command line format")
+		s.out(errBadFormat)
 		return nil
 	}
 	flags, ok1 := parseUint32(s.toks[2])
 	exp, ok2 := parseInt32(s.toks[3])
 	vlen, ok3 := parseInt32(s.toks[4])
 	if !ok1 || !ok2 || !ok3 {
-		s.out("CLIENT_ERROR bad command line format")
+		s.out(errBadFormat)
 		return nil
 	}
 	now := s.svc.now()
@@ -48,12 +48,12 @@ func (s *session) update(nt, n int, cmd storeCmd) error {
 	if cmd == cmdCAS {
 		var ok bool
 		if reqCAS, ok = parseUint64(s.toks[5]); !ok {
-			s.out("CLIENT_ERROR bad command line format")
+			s.out(errBadFormat)
 			return nil
 		}
 	}
 	if vlen < 0 || vlen > 1<<31-1-2 {
-		s.out("CLIENT_ERROR bad command line format")
+		s.out(errBadFormat)
 		return nil
 	}
 	if s.svc.itemTooLarge(len(key), int(vlen)) {
@@ -76,9 +76,7 @@ func (s *session) update(nt, n int, cmd storeCmd) error {
 	if isMem && cmd == cmdSet {
 		blk, buf = newBlock(key, int(vlen), 2)
 	} else {
-		buf = make([]byte, len(key)+int(vlen)+2)
-		copy(buf, key)
-		key, buf = buf[:len(key):len(key)], buf[len(key):]
+		key, buf = copyKey(key, int(vlen)+2)
 	}
 	ok, err := s.readChunk(buf)
 	if err != nil {

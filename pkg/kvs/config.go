@@ -1,6 +1,7 @@
 package kvs
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -72,27 +73,13 @@ type TenantConfig struct {
 
 // withDefaults fills zero fields.
 func (c TenantConfig) withDefaults() TenantConfig {
-	if c.Store == "" {
-		c.Store = StoreMemory
-	}
-	if c.MemoryLimit == 0 {
-		c.MemoryLimit = DefaultMemoryLimit
-	}
-	if c.Sync == "" {
-		c.Sync = SyncAlways
-	}
-	if c.SyncInterval == 0 {
-		c.SyncInterval = DefaultSyncInterval
-	}
-	if c.MaxItemSize == 0 {
-		c.MaxItemSize = DefaultMaxItemSize
-	}
-	if c.MaxConns == 0 {
-		c.MaxConns = DefaultMaxConns
-	}
-	if c.MaxGetLine == 0 {
-		c.MaxGetLine = DefaultMaxGetLine
-	}
+	c.Store = cmp.Or(c.Store, StoreMemory)
+	c.MemoryLimit = cmp.Or(c.MemoryLimit, DefaultMemoryLimit)
+	c.Sync = cmp.Or(c.Sync, SyncAlways)
+	c.SyncInterval = cmp.Or(c.SyncInterval, DefaultSyncInterval)
+	c.MaxItemSize = cmp.Or(c.MaxItemSize, DefaultMaxItemSize)
+	c.MaxConns = cmp.Or(c.MaxConns, DefaultMaxConns)
+	c.MaxGetLine = cmp.Or(c.MaxGetLine, DefaultMaxGetLine)
 	if c.Dir != "" {
 		c.Dir = filepath.Clean(c.Dir)
 		if abs, err := filepath.Abs(c.Dir); err == nil {
@@ -103,8 +90,10 @@ func (c TenantConfig) withDefaults() TenantConfig {
 }
 
 // Validate checks one tenant's configuration on its own.
-func (c TenantConfig) Validate() error {
-	c = c.withDefaults()
+func (c TenantConfig) Validate() error { return c.withDefaults().validate() }
+
+// validate is Validate on a config with its defaults filled.
+func (c TenantConfig) validate() error {
 	var errs []error
 	if c.Name == "" {
 		errs = append(errs, errors.New("name is empty"))
@@ -199,14 +188,17 @@ func dirConflict(a, b string) bool {
 // share a name, a port or a data directory.
 func ValidateTenants(tenants []TenantConfig) error {
 	var errs []error
+	// Defaults filled once per tenant, not once per pair (filling one
+	// resolves its dir against the working directory).
+	all := make([]TenantConfig, len(tenants))
 	for i := range tenants {
 		a := tenants[i].withDefaults()
-		if err := a.Validate(); err != nil {
+		all[i] = a
+		if err := a.validate(); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for j := 0; j < i; j++ {
-			b := tenants[j].withDefaults()
+		for j, b := range all[:i] {
 			if a.Name == b.Name {
 				errs = append(errs, fmt.Errorf("kvs: tenants %d and %d are both named %q", j, i, a.Name))
 			}

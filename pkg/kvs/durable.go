@@ -36,6 +36,10 @@ const sweepInterval = time.Minute
 // Keys are stored under a one-byte prefix, leaving room for metadata.
 const itemPrefix = 'i'
 
+// itemsFrom and itemsTo bound the keys of items (read only: Pebble may
+// keep them).
+var itemsFrom, itemsTo = []byte{itemPrefix}, []byte{itemPrefix + 1}
+
 // Record layout: version, flags, exptime, cas, meta, then the value.
 const (
 	recVersion    = 1
@@ -145,10 +149,10 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 	}
 	if opts.Sync == SyncGroup {
 		s.wg.Add(1)
-		go s.syncLoop(opts.SyncInterval)
+		go s.every(opts.SyncInterval, s.groupSync)
 	}
 	s.wg.Add(1)
-	go s.sweepLoop()
+	go s.every(sweepInterval, s.sweepNow)
 	return s, nil
 }
 
@@ -192,7 +196,7 @@ func decodeItem(b []byte) (Item, error) {
 // load counts items and finds the highest CAS, dropping expired items;
 // it fills the hot set with live items while they fit.
 func (s *DurableStore) load(now int64) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{itemPrefix}, UpperBound: []byte{itemPrefix + 1}})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: itemsFrom, UpperBound: itemsTo})
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
@@ -384,7 +388,7 @@ func (s *DurableStore) markDirty() {
 func (s *DurableStore) Flush() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	if err := s.db.DeleteRange([]byte{itemPrefix}, []byte{itemPrefix + 1}, pebble.Sync); err != nil {
+	if err := s.db.DeleteRange(itemsFrom, itemsTo, pebble.Sync); err != nil {
 		return fmt.Errorf("kvs: flush: %w", err)
 	}
 	s.hot.Flush()
@@ -413,9 +417,9 @@ func (s *DurableStore) Stats() StoreStats {
 	}
 }
 
-// syncLoop is the group commit: writes are acknowledged unsynced and the
-// log is synced every interval, so a crash loses at most one interval.
-func (s *DurableStore) syncLoop(interval time.Duration) {
+// every runs fn every interval until the store closes; the caller has
+// added it to s.wg.
+func (s *DurableStore) every(interval time.Duration, fn func()) {
 	defer s.wg.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -424,34 +428,30 @@ func (s *DurableStore) syncLoop(interval time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if s.dirty.Swap(false) {
-				if err := s.db.LogData(nil, pebble.Sync); err != nil {
-					s.log.Error("kvs: group commit sync", "err", err)
-				}
-			}
+			fn()
 		}
 	}
 }
 
-// sweepLoop removes expired items from disk now and then.
-func (s *DurableStore) sweepLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(sweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			if err := s.sweep(time.Now().Unix()); err != nil {
-				s.log.Error("kvs: sweep expired", "err", err)
-			}
+// groupSync is the group commit: writes are acknowledged unsynced and the
+// log is synced every interval, so a crash loses at most one interval.
+func (s *DurableStore) groupSync() {
+	if s.dirty.Swap(false) {
+		if err := s.db.LogData(nil, pebble.Sync); err != nil {
+			s.log.Error("kvs: group commit sync", "err", err)
 		}
+	}
+}
+
+// sweepNow removes expired items from disk (now and then).
+func (s *DurableStore) sweepNow() {
+	if err := s.sweep(time.Now().Unix()); err != nil {
+		s.log.Error("kvs: sweep expired", "err", err)
 	}
 }
 
 func (s *DurableStore) sweep(now int64) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{itemPrefix}, UpperBound: []byte{itemPrefix + 1}})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: itemsFrom, UpperBound: itemsTo})
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,6 @@ type evLoop struct {
 type evConn struct {
 	fd   int
 	srv  *server
-	loop *evLoop
 	sess *session
 	in   evReader
 	out  evWriter
@@ -225,7 +224,7 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	// original only removes it from Go's poller.
 	nc.Close()
 	cfg := srv.svc.cfg()
-	c := &evConn{fd: fd, srv: srv, loop: p.pick(fd)}
+	c := &evConn{fd: fd, srv: srv}
 	c.in.buf = make([]byte, 0, evInitBuf)
 	c.in.maxGetLine = cfg.MaxGetLine
 	c.sess = newSession(srv.svc, &c.in, &c.out)
@@ -242,7 +241,7 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	srv.evconns[c] = struct{}{}
 	srv.mu.Unlock()
 
-	l := c.loop
+	l := p.pick(fd)
 	l.mu.Lock()
 	l.conns[int32(fd)] = c
 	l.mu.Unlock()

@@ -254,7 +254,7 @@ func (sh *memShard) victim() *block {
 func (s *MemoryStore) evict() {
 	s.evictMu.Lock()
 	defer s.evictMu.Unlock()
-	const sample = 4
+	const sample = 8
 	for s.used.Load() > s.limit.Load() {
 		var best *memShard
 		var bestCAS uint64

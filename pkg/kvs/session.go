@@ -314,7 +314,7 @@ func (s *session) dispatch(line []byte) error {
 		}
 		s.setNoreply(n)
 		if _, ok := parseUint32(s.toks[1]); !ok {
-			s.out("CLIENT_ERROR bad command line format")
+			s.out(errBadFormat)
 			return nil
 		}
 		s.out("OK")
@@ -337,14 +337,13 @@ func (s *session) dispatch(line []byte) error {
 	return nil
 }
 
-// readData reads a data block of vlen bytes plus "\r\n". ok is false if
-// the terminator is wrong (the bytes are consumed either way).
-func (s *session) readData(vlen int) (data []byte, ok bool, err error) {
-	buf := make([]byte, vlen+2)
-	if ok, err = s.readChunk(buf); !ok {
-		return nil, false, err
-	}
-	return buf[:vlen:vlen], true, nil
+// copyKey copies key into a new allocation with n bytes of room after it:
+// a key still in the read buffer then survives reading a data block into
+// the room, and the item's key and value take one allocation.
+func copyKey(key []byte, n int) (k, room []byte) {
+	buf := make([]byte, len(key)+n)
+	copy(buf, key)
+	return buf[:len(key):len(key)], buf[len(key):]
 }
 
 // readChunk fills buf with a data block and its "\r\n" (the last two

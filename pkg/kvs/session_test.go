@@ -116,3 +116,50 @@ func TestLongLines(t *testing.T) {
 		t.Errorf("huge multi-get: got %d bytes", len(got))
 	}
 }
+
+// TestMetaSetKeyOutlivesData checks that ms answers with its key (and
+// stores under it) when the data block is read through the buffer that
+// held the command line.
+func TestMetaSetKeyOutlivesData(t *testing.T) {
+	big := strings.Repeat("v", 3*readBufSize)
+	tests := []struct {
+		name, in, want string
+	}{
+		{"plain key", "ms mykey " + strconv.Itoa(len(big)) + " k O1 c\r\n" + big + "\r\nmg mykey s k\r\n",
+			"HD kmykey O1 c1\r\nHD s" + strconv.Itoa(len(big)) + " kmykey\r\n"},
+		{"base64 key", "ms a2V5 " + strconv.Itoa(len(big)) + " b k\r\n" + big + "\r\nmg key s k\r\n",
+			"HD ka2V5 b\r\nHD s" + strconv.Itoa(len(big)) + " ka2V5 b\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := run(testService(t, newFakeClock()), tt.in); got != tt.want {
+				t.Errorf("got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStatsFormats(t *testing.T) {
+	svc := testService(t, newFakeClock())
+	out := run(svc, "stats\r\nstats settings\r\n")
+	for _, line := range strings.Split(out, "\r\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		switch f[1] {
+		case "rusage_user", "rusage_system":
+			sec, usec, ok := strings.Cut(f[2], ".")
+			if _, err := strconv.ParseUint(sec, 10, 64); err != nil || !ok || len(usec) != 6 {
+				t.Errorf("%s = %q, want seconds.microseconds", f[1], f[2])
+			}
+		case "tcpport":
+			if f[2] != "0" { // Listen is 127.0.0.1:0
+				t.Errorf("tcpport = %q", f[2])
+			}
+		}
+	}
+	if !strings.Contains(out, "STAT rusage_user ") || !strings.Contains(out, "STAT tcpport ") {
+		t.Errorf("stats missing lines:\n%s", out)
+	}
+}

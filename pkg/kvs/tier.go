@@ -114,7 +114,7 @@ func New(logger *slog.Logger, opts Options) *Tier {
 	return t
 }
 
-// storeIdentity says whether two configs can keep the same store.
+// sameStore says whether two configs can keep the same store.
 func sameStore(a, b TenantConfig) bool {
 	if a.Store != b.Store {
 		return false
