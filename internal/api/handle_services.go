@@ -104,10 +104,6 @@ func (s *Server) setWeight(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	if _, _, ok := parseRealAddr(r.PathValue("addr")); !ok {
-		writeError(w, invalidf("invalid real server address %q", r.PathValue("addr")))
-		return
-	}
 	ap, err := s.realAddr(r, name, r.PathValue("addr"))
 	if err != nil {
 		writeError(w, err)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -138,7 +139,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.d.aclDrops, prometheus.CounterValue, float64(a.Drops), a.Tenant)
 	}
 	c.collectReconcile(ch, st.Reconcile)
-	if isDirector(st.Role) {
+	if config.Role(st.Role).IsDirector() {
 		ch <- prometheus.MustNewConstMetric(c.d.ipvsWrites, prometheus.CounterValue, float64(st.Reconcile.IPVSWrites))
 		ch <- prometheus.MustNewConstMetric(c.d.ipvsUp, prometheus.GaugeValue, boolf(st.Reconcile.IPVSError == ""))
 	}
@@ -208,9 +209,6 @@ func (c *Collector) collectKVS(ch chan<- prometheus.Metric, k KVSStats) {
 	ch <- prometheus.MustNewConstMetric(d.kvsCurrConns, prometheus.GaugeValue, float64(k.CurrConns), l...)
 	ch <- prometheus.MustNewConstMetric(d.kvsTotalConns, prometheus.CounterValue, float64(k.TotalConns), l...)
 }
-
-// isDirector reports whether a role programs IPVS.
-func isDirector(role string) bool { return role == "director" || role == "both" }
 
 func boolf(b bool) float64 {
 	if b {

@@ -124,11 +124,11 @@ func withLingering(want, have []acl.Tenant, owned map[string]bool) []acl.Tenant 
 
 // aclServiceKey is the kernel-side name of a tenant's service.
 func aclServiceKey(t acl.Tenant) string {
-	proto := string(t.Protocol)
+	proto := t.Protocol
 	if proto == "" {
-		proto = "tcp"
+		proto = acl.TCP
 	}
-	return proto + "/" + netip.AddrPortFrom(t.VIP, t.Port).String()
+	return svcKey(string(proto), t.VIP, t.Port)
 }
 
 // storageFence is the second-line fence of a storage node: every tenant's

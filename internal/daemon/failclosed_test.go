@@ -3,11 +3,15 @@ package daemon
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/lbd-project/lbd/pkg/acl"
+	"github.com/lbd-project/lbd/pkg/ipvs"
+	"github.com/lbd-project/lbd/pkg/ipvs/ipvstest"
 )
 
 // fakeFencer keeps what it fences; with fail set, Apply changes nothing
@@ -41,6 +45,14 @@ func (f *fakeFencer) SetAllow(_ context.Context, name string, allow []netip.Pref
 func (f *fakeFencer) Tenant(name string) (acl.Tenant, bool)      { t, ok := f.have[name]; return t, ok }
 func (f *fakeFencer) State(context.Context) ([]acl.State, error) { return nil, nil }
 func (f *fakeFencer) Close() error                               { return nil }
+
+func (f *fakeFencer) Tenants() []acl.Tenant {
+	var out []acl.Tenant
+	for _, name := range slices.Sorted(maps.Keys(f.have)) {
+		out = append(out, f.have[name])
+	}
+	return out
+}
 
 // A tenant is announced (put in IPVS) only when its own fence is in place.
 func TestFenceBeforeAnnounce(t *testing.T) {
@@ -83,5 +95,52 @@ tenants:
 	}
 	if d.sub.fenced["a"] {
 		t.Error("tenant a announced on port 12000 behind its old fence on 11211")
+	}
+}
+
+// A removed tenant stays fenced while IPVS still has its service, even
+// when an ACL apply in between failed (and the daemon forgot what it had
+// applied).
+func TestFenceLingersAfterFailedApply(t *testing.T) {
+	ctx := context.Background()
+	c := mustParse(t, fileYAML)
+	r, err := ipvs.NewReconciler(ipvstest.NewFake(), ipvs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeFencer{}
+	d := &Daemon{sub: subsystems{acl: f, ipvs: r}}
+	eff := effectiveServices(c.Services(), nil, nil)
+	if err := d.reconcileACL(ctx, eff); err != nil {
+		t.Fatal(err)
+	}
+	var desired []ipvs.Service
+	for _, s := range eff {
+		desired = append(desired, toIPVS(s))
+	}
+	if _, err := r.Apply(ctx, desired); err != nil {
+		t.Fatal(err)
+	}
+
+	// Tenant b is removed (its IPVS service drains) while c is added; the
+	// kernel refuses this apply.
+	next := mustParse(t, strings.Replace(
+		strings.Replace(fileYAML, "  - {name: b, service: {vip: 10.0.0.1, port: 11212}, allow: []}\n", "", 1),
+		"virtual_services:", "  - {name: c, service: {vip: 10.0.0.1, port: 11213}, allow: []}\nvirtual_services:", 1))
+	eff = effectiveServices(next.Services(), nil, nil)
+	f.fail = true
+	if err := d.reconcileACL(ctx, eff); err == nil {
+		t.Fatal("failure not reported")
+	}
+	// The kernel works again; b's service is still in IPVS.
+	f.fail = false
+	if err := d.reconcileACL(ctx, eff); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.Tenant("b"); !ok {
+		t.Error("tenant b's fence dropped while IPVS still has its service")
+	}
+	if !d.sub.fenced["c"] {
+		t.Errorf("fenced = %v, want c", d.sub.fenced)
 	}
 }

@@ -19,6 +19,7 @@ type kernelService struct {
 type kernelDest struct {
 	weight        int
 	active, inact uint32
+	draining      bool
 	stats         api.Stats
 }
 
@@ -60,7 +61,8 @@ func kernelView(snap []ipvs.ServiceStatus) map[string]kernelService {
 				port = svc.Port
 			}
 			k.dests[netip.AddrPortFrom(dst.Addr, port)] = kernelDest{
-				weight: dst.Weight, active: uint32(dst.ActiveConns), inact: uint32(dst.InactiveConns), stats: apiStats(dst.Stats),
+				weight: dst.Weight, active: uint32(dst.ActiveConns), inact: uint32(dst.InactiveConns),
+				draining: dst.Draining, stats: apiStats(dst.Stats),
 			}
 		}
 		out[ipvsKey(svc.Key())] = k
@@ -81,15 +83,18 @@ func (d *Daemon) ownedServices() map[string]bool {
 	return out
 }
 
-// ipvsKey names an IPVS service like config does: protocol/vip:port.
-func ipvsKey(k ipvs.Key) string {
-	return k.Protocol.String() + "/" + netip.AddrPortFrom(k.Addr, k.Port).String()
+// svcKey is the kernel-side name of a service, as config names a plain
+// one: protocol/vip:port. Every view of a service (IPVS, config, ACL) is
+// keyed with it, so they match.
+func svcKey(proto string, vip netip.Addr, port uint16) string {
+	return proto + "/" + netip.AddrPortFrom(vip, port).String()
 }
 
-// serviceKey is the kernel-side name of a service: protocol/vip:port.
-func serviceKey(s config.ResolvedService) string {
-	return s.Protocol + "/" + netip.AddrPortFrom(s.VIP, s.Port).String()
-}
+// ipvsKey names an IPVS service.
+func ipvsKey(k ipvs.Key) string { return svcKey(k.Protocol.String(), k.Addr, k.Port) }
+
+// serviceKey names a desired service.
+func serviceKey(s config.ResolvedService) string { return svcKey(s.Protocol, s.VIP, s.Port) }
 
 func apiStats(s ipvs.Stats) api.Stats {
 	return api.Stats{

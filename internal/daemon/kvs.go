@@ -45,7 +45,7 @@ func kvsTenants(cfg *config.Config, dir string) []kvs.TenantConfig {
 }
 
 // apply adds, changes and removes tenants without disturbing the others.
-func (r *kvsRunner) apply(ctx context.Context, cfg *config.Config, _ config.Node) error {
+func (r *kvsRunner) apply(ctx context.Context, cfg *config.Config) error {
 	if err := r.tier.Apply(ctx, kvsTenants(cfg, r.dir)); err != nil {
 		return fmt.Errorf("kvs: %w", err)
 	}

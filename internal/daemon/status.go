@@ -62,6 +62,7 @@ func (d *Daemon) serviceStatus(ctx context.Context, cfg *config.Config, ov *Over
 			}
 			if kd, ok := ks.dests[netip.AddrPortFrom(r.Addr, r.Port)]; ok {
 				rs.Weight, rs.ActiveConns, rs.InactConns, rs.Stats = kd.weight, kd.active, kd.inact, kd.stats
+				rs.Draining = kd.draining
 			}
 			ss.Reals = append(ss.Reals, rs)
 		}

@@ -41,6 +41,7 @@ type fencer interface {
 	Apply(ctx context.Context, tenants []acl.Tenant) error
 	SetAllow(ctx context.Context, tenant string, allow []netip.Prefix) error
 	Tenant(name string) (acl.Tenant, bool)
+	Tenants() []acl.Tenant
 	State(ctx context.Context) ([]acl.State, error)
 	Close() error
 }
@@ -170,9 +171,11 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 // swaps just those sets (O(change)); otherwise it applies the whole set of
 // tenants. A tenant that left the desired state stays fenced while IPVS
 // still has its service (draining): its port never opens, not even then.
+// Which fences linger is decided from what the manager enforces, not from
+// aclHave, which a failed apply forgets.
 func (d *Daemon) reconcileACL(ctx context.Context, eff []config.ResolvedService) error {
 	s := &d.sub
-	want := withLingering(aclTenants(eff), s.aclHave, d.ownedServices())
+	want := withLingering(aclTenants(eff), s.acl.Tenants(), d.ownedServices())
 	if changed, ok := onlyAllowChanged(s.aclHave, want); ok {
 		var errs []error
 		for _, t := range changed {
@@ -254,7 +257,7 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 	if err := d.sub.rs.Apply(ctx, drVIPs(cfg, node), ifaces); err != nil {
 		errs = append(errs, err)
 	}
-	if err := d.sub.kvs.apply(ctx, cfg, node); err != nil {
+	if err := d.sub.kvs.apply(ctx, cfg); err != nil {
 		errs = append(errs, err)
 	}
 	return errs

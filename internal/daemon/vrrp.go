@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -78,7 +79,7 @@ func (r *vrrpRunner) configure(want []vrrp.Config) error {
 	defer r.mu.Unlock()
 	var keep []*runningInstance
 	for _, ri := range r.running {
-		if i := indexConfig(want, ri.cfg); i >= 0 {
+		if slices.ContainsFunc(want, func(c vrrp.Config) bool { return reflect.DeepEqual(c, ri.cfg) }) {
 			keep = append(keep, ri)
 			continue
 		}
@@ -86,7 +87,7 @@ func (r *vrrpRunner) configure(want []vrrp.Config) error {
 	}
 	var errs []string
 	for _, c := range want {
-		if indexInstances(keep, c) >= 0 {
+		if slices.ContainsFunc(keep, func(ri *runningInstance) bool { return reflect.DeepEqual(ri.cfg, c) }) {
 			continue
 		}
 		inst, err := vrrp.New(c, vrrp.Options{Logger: r.log, OnStateChange: r.onChange})
@@ -164,24 +165,6 @@ func (r *vrrpRunner) status() []api.VRRPStatus {
 		out = append(out, vs)
 	}
 	return out
-}
-
-func indexConfig(cs []vrrp.Config, c vrrp.Config) int {
-	for i := range cs {
-		if reflect.DeepEqual(cs[i], c) {
-			return i
-		}
-	}
-	return -1
-}
-
-func indexInstances(rs []*runningInstance, c vrrp.Config) int {
-	for i, ri := range rs {
-		if reflect.DeepEqual(ri.cfg, c) {
-			return i
-		}
-	}
-	return -1
 }
 
 // vrrpStatus implements the VRRP part of Status.

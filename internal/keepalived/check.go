@@ -58,19 +58,19 @@ func (c *converter) checkOpt(o *checkOpts, n *Node) bool {
 	return true
 }
 
-// checkerKinds maps keepalived's checkers to lbd's health check types; ""
-// is not a checker, "-" a checker lbd cannot run.
+// checkerKinds maps the keepalived checkers lbd can run to its health
+// check types.
 var checkerKinds = map[string]string{
 	"TCP_CHECK":  "tcp",
 	"HTTP_GET":   "http",
 	"SSL_GET":    "tcp",
 	"SMTP_CHECK": "tcp",
-	"MISC_CHECK": "-",
-	"DNS_CHECK":  "-",
-	"UDP_CHECK":  "-",
-	"PING_CHECK": "-",
-	"BFD_CHECK":  "-",
-	"FILE_CHECK": "-",
+}
+
+// isChecker reports whether keyword is a keepalived checker, one lbd can
+// run (checkerKinds) or not (unsupportedChecker).
+func isChecker(keyword string) bool {
+	return checkerKinds[keyword] != "" || unsupportedChecker[keyword] != ""
 }
 
 // unsupportedChecker explains the checkers lbd cannot run.
@@ -102,16 +102,16 @@ var checkerReasons = map[string]string{
 // Checker defaults from keepalived.conf(5) where they differ from lbd's.
 const httpDelayBeforeRetry = 3 * time.Second
 
-// healthOf converts the checkers of real server rs into an lbd health
+// healthOf converts the checkers of a real server into an lbd health
 // check. lbd runs one check per service: the first checker lbd can run is
 // converted, the others are reported. A real server without a checker is
 // always up in keepalived, which is lbd's type none.
-func (c *converter) healthOf(rs *Node, checks []*Node, opts checkOpts, port int) config.Health {
+func (c *converter) healthOf(checks []*Node, opts checkOpts, port int) config.Health {
 	var chosen *Node
 	for _, ch := range checks {
-		switch kind := checkerKinds[ch.Keyword]; {
-		case kind == "-":
-			c.cannot(ch, "%s; the real server is kept and, unless another checker of it is converted, not health-checked (health type none)", unsupportedChecker[ch.Keyword])
+		switch why, unsupported := unsupportedChecker[ch.Keyword]; {
+		case unsupported:
+			c.cannot(ch, "%s; the real server is kept and, unless another checker of it is converted, not health-checked (health type none)", why)
 		case chosen != nil:
 			c.cannot(ch, "lbd runs one health check per real server; the %s at line %d is used", chosen.Keyword, chosen.Pos.Line)
 		default:

@@ -76,14 +76,14 @@ func (c *converter) realServer(n *Node, set vsSettings, vsPort int) (convReal, c
 			}
 		case ch.Keyword == "virtualhost":
 			opts.host = ch.Arg(0)
-		case ch.Block && checkerKinds[ch.Keyword] != "":
+		case ch.Block && isChecker(ch.Keyword):
 			checks = append(checks, ch)
 		default:
 			c.unsupported(ch, rsReasons)
 		}
 	}
 	r.real.Weight = &weight
-	return r, c.healthOf(n, checks, opts, probed), true
+	return r, c.healthOf(checks, opts, probed), true
 }
 
 // healthDiff names the fields in which two health checks differ.

@@ -1,7 +1,6 @@
 package realserver
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -56,16 +55,13 @@ func (s *state) empty() bool { return len(s.Addresses) == 0 && len(s.Sysctls) ==
 // loadState reads the state file in dir; a missing file is an empty state.
 func loadState(dir string) (*state, error) {
 	path := filepath.Join(dir, stateFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return newState(), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("realserver: read state %s: %w", path, err)
-	}
 	s := newState()
-	if err := json.Unmarshal(b, s); err != nil {
-		return nil, fmt.Errorf("realserver: parse state %s: %w", path, err)
+	found, err := statefile.Load(path, s)
+	if err != nil {
+		return nil, fmt.Errorf("realserver: %w", err)
+	}
+	if !found {
+		return s, nil
 	}
 	if s.Version != stateVersion {
 		return nil, fmt.Errorf("realserver: state %s: unsupported version %d", path, s.Version)
