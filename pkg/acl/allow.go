@@ -69,10 +69,8 @@ func (m *Manager) changeAllow(ctx context.Context, cur Tenant, allow []netip.Pre
 	if err != nil {
 		return err
 	}
-	for _, f := range next.families() {
-		if n := len(setEntries(next.Allow, f)); n > int(m.opts.MaxElem) {
-			return fmt.Errorf("acl: tenant %s: %d %s entries, more than the %d a set holds", cur.Name, n, f, m.opts.MaxElem)
-		}
+	if err := m.checkSize(next); err != nil {
+		return err
 	}
 	var done []family
 	for _, f := range next.families() {

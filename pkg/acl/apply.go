@@ -169,25 +169,33 @@ type chainView struct {
 	jumpLines []string
 }
 
-// observeChain lists lbd's chain and INPUT in family f.
-func (m *Manager) observeChain(ctx context.Context, f family, counters bool) (chainView, error) {
-	var v chainView
+// listChain lists the rules of lbd's chain in family f; exists is false
+// when the chain does not exist.
+func (m *Manager) listChain(ctx context.Context, f family, counters bool) (rules []listedRule, exists bool, err error) {
 	lines, exists, err := m.k.listRules(ctx, f, m.opts.Chain, counters)
 	if err != nil {
-		return v, fmt.Errorf("list chain %s: %w", m.opts.Chain, err)
-	}
-	v.exists = exists
-	if !exists {
-		return v, nil
+		return nil, false, fmt.Errorf("list chain %s: %w", m.opts.Chain, err)
 	}
 	for _, l := range lines {
 		r, ok, err := parseRuleLine(l)
 		if err != nil {
-			return v, err
+			return nil, false, err
 		}
 		if ok && r.chain == m.opts.Chain {
-			v.rules = append(v.rules, r)
+			rules = append(rules, r)
 		}
+	}
+	return rules, exists, nil
+}
+
+// observeChain lists lbd's chain and, if the chain exists, INPUT in
+// family f.
+func (m *Manager) observeChain(ctx context.Context, f family, counters bool) (chainView, error) {
+	var v chainView
+	var err error
+	v.rules, v.exists, err = m.listChain(ctx, f, counters)
+	if err != nil || !v.exists {
+		return v, err
 	}
 	input, _, err := m.k.listRules(ctx, f, "INPUT", false)
 	if err != nil {

@@ -40,12 +40,16 @@ func (k *linuxKernel) ipsetBatch(ctx context.Context, cmd int, set string, entri
 	return nil
 }
 
-func (k *linuxKernel) ipsetADT(cmd int, set string, entries []netip.Prefix) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("netlink: %v", r)
-		}
-	}()
+func (k *linuxKernel) ipsetADT(cmd int, set string, entries []netip.Prefix) error {
+	err := nlCall(func() error { return k.execADT(cmd, set, entries) })
+	if err != nil {
+		return fmt.Errorf("%d entries from %s: %w", len(entries), entries[0], err)
+	}
+	return nil
+}
+
+// execADT sends one IPSET_ATTR_ADT message carrying entries.
+func (k *linuxKernel) execADT(cmd int, set string, entries []netip.Prefix) error {
 	req := nl.NewNetlinkRequest(cmd|(unix.NFNL_SUBSYS_IPSET<<8), nl.GetIpsetFlags(cmd))
 	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: k.batchSock}
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: uint8(unix.AF_NETLINK), Version: nl.NFNETLINK_V0})
@@ -68,15 +72,12 @@ func (k *linuxKernel) ipsetADT(cmd int, set string, entries []netip.Prefix) (err
 	// The kernel insists on a line number beside an IPSET_ATTR_ADT list
 	// (it is what it reports errors against for "ipset restore").
 	req.AddData(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_LINENO | nl.NLA_F_NET_BYTEORDER, Value: 0})
-	_, err = req.Execute(unix.NETLINK_NETFILTER, 0)
+	_, err := req.Execute(unix.NETLINK_NETFILTER, 0)
 	var errno syscall.Errno
 	if errors.As(err, &errno) && int(errno) >= nl.IPSET_ERR_PRIVATE {
-		err = nl.IPSetError(uintptr(errno))
+		return nl.IPSetError(uintptr(errno))
 	}
-	if err != nil {
-		return fmt.Errorf("%d entries from %s: %w", len(entries), entries[0], err)
-	}
-	return nil
+	return err
 }
 
 // ipsetFlagListHeader asks a list dump for set headers only
@@ -85,56 +86,37 @@ const ipsetFlagListHeader = 1 << 2
 
 // setSizes lists every set's entry count from the headers alone, without
 // dumping entries: what State needs, at a fraction of listSets' cost.
-func (k *linuxKernel) setSizes(ctx context.Context) (sizes map[string]int, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("netlink: %v", r)
-		}
-	}()
+func (k *linuxKernel) setSizes(ctx context.Context) (map[string]int, error) {
 	msgs, err := k.ipsetDump(ipsetFlagListHeader)
 	if err != nil {
 		return nil, err
 	}
-	sizes = map[string]int{}
-	for _, msg := range msgs {
-		if len(msg) < 4 {
-			continue
-		}
-		var name string
-		n := -1
-		for attr := range nl.ParseAttributes(msg[4:]) {
-			switch attr.Type {
-			case nl.IPSET_ATTR_SETNAME:
-				name = nl.BytesToString(attr.Value)
-			case nl.IPSET_ATTR_DATA | nl.NLA_F_NESTED:
-				for d := range nl.ParseAttributes(attr.Value) {
-					if d.Type == nl.IPSET_ATTR_ELEMENTS|nl.NLA_F_NET_BYTEORDER {
-						n = int(d.Uint32())
-					}
-				}
-			}
-		}
-		if name != "" && n >= 0 {
-			sizes[name] = n
-		}
-	}
-	return sizes, nil
+	return parseSetSizes(msgs)
 }
 
 // ipsetDump lists every set (IPSET_CMD_LIST) with the given command flags
-// and returns the raw messages.
+// and returns the raw messages. A dump that races with a change is flagged
+// by the kernel; it is retried.
 func (k *linuxKernel) ipsetDump(flags uint32) (msgs [][]byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("netlink: %v", r)
+	for range 3 {
+		err = nlCall(func() error {
+			req := nl.NewNetlinkRequest(nl.IPSET_CMD_LIST|(unix.NFNL_SUBSYS_IPSET<<8), nl.GetIpsetFlags(nl.IPSET_CMD_LIST))
+			req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: k.batchSock}
+			req.AddData(&nl.Nfgenmsg{NfgenFamily: uint8(unix.AF_NETLINK), Version: nl.NFNETLINK_V0})
+			req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_PROTOCOL, nl.Uint8Attr(nl.IPSET_PROTOCOL)))
+			if flags != 0 {
+				req.AddData(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_FLAGS | nl.NLA_F_NET_BYTEORDER, Value: flags})
+			}
+			var err error
+			msgs, err = req.Execute(unix.NETLINK_NETFILTER, 0)
+			return err
+		})
+		if !errors.Is(err, nl.ErrDumpInterrupted) {
+			break
 		}
-	}()
-	req := nl.NewNetlinkRequest(nl.IPSET_CMD_LIST|(unix.NFNL_SUBSYS_IPSET<<8), nl.GetIpsetFlags(nl.IPSET_CMD_LIST))
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: k.batchSock}
-	req.AddData(&nl.Nfgenmsg{NfgenFamily: uint8(unix.AF_NETLINK), Version: nl.NFNETLINK_V0})
-	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_PROTOCOL, nl.Uint8Attr(nl.IPSET_PROTOCOL)))
-	if flags != 0 {
-		req.AddData(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_FLAGS | nl.NLA_F_NET_BYTEORDER, Value: flags})
 	}
-	return req.Execute(unix.NETLINK_NETFILTER, 0)
+	if err != nil {
+		return nil, err
+	}
+	return msgs, nil
 }

@@ -125,19 +125,11 @@ func isExist(err error) bool {
 }
 
 func (k *linuxKernel) listSets(ctx context.Context, keep func(string) bool) ([]setInfo, error) {
-	var err error
-	// A dump that races with a change is flagged by the kernel; retry it.
-	for range 3 {
-		var msgs [][]byte
-		msgs, err = k.ipsetDump(0)
-		if err == nil {
-			return parseSetDump(msgs, keep)
-		}
-		if !errors.Is(err, nl.ErrDumpInterrupted) {
-			break
-		}
+	msgs, err := k.ipsetDump(0)
+	if err != nil {
+		return nil, err
 	}
-	return nil, err
+	return parseSetDump(msgs, keep)
 }
 
 func (k *linuxKernel) createSet(ctx context.Context, name string, f family, maxElem uint32) error {

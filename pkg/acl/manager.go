@@ -116,10 +116,10 @@ func (m *Manager) validate(tenants []Tenant) (map[string]Tenant, error) {
 		if _, dup := out[n.Name]; dup {
 			return nil, fmt.Errorf("acl: tenant %s listed twice", n.Name)
 		}
+		if err := m.checkSize(n); err != nil {
+			return nil, err
+		}
 		for _, f := range n.families() {
-			if got := len(setEntries(n.Allow, f)); got > int(m.opts.MaxElem) {
-				return nil, fmt.Errorf("acl: tenant %s: %d %s entries, more than the %d a set holds", n.Name, got, f, m.opts.MaxElem)
-			}
 			set := m.names.setName(n.Name, f)
 			if other, ok := sets[set]; ok {
 				return nil, fmt.Errorf("acl: tenants %s and %s map to the same set %s", other, n.Name, set)
@@ -143,6 +143,17 @@ func (m *Manager) validate(tenants []Tenant) (map[string]Tenant, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkSize rejects a normalised tenant whose allow-list does not fit in
+// its sets.
+func (m *Manager) checkSize(t Tenant) error {
+	for _, f := range t.families() {
+		if n := len(setEntries(t.Allow, f)); n > int(m.opts.MaxElem) {
+			return fmt.Errorf("acl: tenant %s: %d %s entries, more than the %d a set holds", t.Name, n, f, m.opts.MaxElem)
+		}
+	}
+	return nil
 }
 
 func vipString(a netip.Addr) string {

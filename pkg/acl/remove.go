@@ -20,12 +20,12 @@ func (m *Manager) Remove(ctx context.Context, tenant string) error {
 		return fmt.Errorf("acl: remove %s: %w", tenant, ErrUnknownTenant)
 	}
 	for _, f := range t.families() {
-		obs, err := m.observeChain(ctx, f, false)
+		rules, _, err := m.listChain(ctx, f, false)
 		if err != nil {
 			return fmt.Errorf("acl: remove %s: %s: %w", tenant, f, err)
 		}
 		var p rulePlan
-		for _, r := range obs.rules {
+		for _, r := range rules {
 			if name, _, ok := parseComment(r.comment); ok && name == tenant {
 				p.del = append(p.del, r.line)
 			}

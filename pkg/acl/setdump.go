@@ -8,17 +8,19 @@ import (
 
 // ipset netlink attribute numbers (linux/netfilter/ipset/ip_set.h).
 const (
-	nlaTypeMask = 0x3fff // strips NLA_F_NESTED and NLA_F_NET_BYTEORDER
+	nlaTypeMask      = 0x3fff // strips NLA_F_NESTED and NLA_F_NET_BYTEORDER
+	nlaFNetByteorder = 1 << 14
 
 	ipsetAttrSetName  = 2
 	ipsetAttrTypeName = 3
 	ipsetAttrFamily   = 5
 	ipsetAttrData     = 7
 	ipsetAttrADT      = 8
-	ipsetAttrIP       = 1 // inside DATA
-	ipsetAttrCIDR     = 3 // inside DATA
-	ipsetAttrIPv4     = 1 // inside IP
-	ipsetAttrIPv6     = 2 // inside IP
+	ipsetAttrElements = 24 // inside DATA of a list dump
+	ipsetAttrIP       = 1  // inside DATA
+	ipsetAttrCIDR     = 3  // inside DATA
+	ipsetAttrIPv4     = 1  // inside IP
+	ipsetAttrIPv6     = 2  // inside IP
 
 	afInet  = 2
 	afInet6 = 10
@@ -174,4 +176,47 @@ func parseADT(b []byte, entries []netip.Prefix) ([]netip.Prefix, error) {
 		entries = append(entries, netip.PrefixFrom(addr, bits))
 	}
 	return entries, nil
+}
+
+// parseSetSizes decodes the messages of a header-only ipset list dump
+// (IPSET_FLAG_LIST_HEADER) into every set's entry count. A set whose
+// header carries no count is left out.
+func parseSetSizes(msgs [][]byte) (map[string]int, error) {
+	sizes := map[string]int{}
+	for _, msg := range msgs {
+		if len(msg) < 4 {
+			return nil, fmt.Errorf("ipset dump: short message (%d bytes)", len(msg))
+		}
+		attrs, err := parseAttrs(msg[4:])
+		if err != nil {
+			return nil, fmt.Errorf("ipset dump: %w", err)
+		}
+		var name string
+		n := -1
+		for _, a := range attrs {
+			switch a.typ & nlaTypeMask {
+			case ipsetAttrSetName:
+				name = cString(a.val)
+			case ipsetAttrData:
+				data, err := parseAttrs(a.val)
+				if err != nil {
+					return nil, fmt.Errorf("ipset dump: set %s: %w", name, err)
+				}
+				for _, d := range data {
+					if d.typ&nlaTypeMask != ipsetAttrElements || len(d.val) < 4 {
+						continue
+					}
+					if d.typ&nlaFNetByteorder != 0 {
+						n = int(binary.BigEndian.Uint32(d.val))
+					} else {
+						n = int(binary.NativeEndian.Uint32(d.val))
+					}
+				}
+			}
+		}
+		if name != "" && n >= 0 {
+			sizes[name] = n
+		}
+	}
+	return sizes, nil
 }

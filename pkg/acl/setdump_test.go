@@ -101,6 +101,40 @@ func TestParseSetDump(t *testing.T) {
 	}
 }
 
+func TestParseSetSizes(t *testing.T) {
+	be := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+	msgs := [][]byte{
+		dumpMsg(nla(1, []byte{7}), nla(ipsetAttrSetName, cstr("LBD4-a-0123abcd")), nla(ipsetAttrTypeName, cstr("hash:net")),
+			nla(ipsetAttrData|fNested, nla(19|fNetBO, be(65536)), nla(ipsetAttrElements|fNetBO, be(3)))),
+		dumpMsg(nla(ipsetAttrSetName, cstr("operator")),
+			nla(ipsetAttrData|fNested, nla(ipsetAttrElements|fNetBO, be(0)))),
+		// No count: left out.
+		dumpMsg(nla(ipsetAttrSetName, cstr("nocount")), nla(ipsetAttrData|fNested, nla(19|fNetBO, be(8)))),
+		// An unknown attribute of a newer ipset is skipped.
+		dumpMsg(nla(ipsetAttrSetName, cstr("LBD6-b-0123abcd")), nla(99, []byte{1, 2, 3}),
+			nla(ipsetAttrData|fNested, nla(ipsetAttrElements|fNetBO, be(70000)))),
+	}
+	got, err := parseSetSizes(msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"LBD4-a-0123abcd": 3, "operator": 0, "LBD6-b-0123abcd": 70000}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for name, n := range want {
+		if got[name] != n {
+			t.Errorf("%s: got %d entries, want %d", name, got[name], n)
+		}
+	}
+	for _, msg := range [][]byte{{1, 2}, dumpMsg([]byte{200, 0, 2, 0}),
+		dumpMsg(nla(ipsetAttrSetName, cstr("s")), nla(ipsetAttrData|fNested, []byte{200, 0, 24, 0}))} {
+		if _, err := parseSetSizes([][]byte{msg}); err == nil {
+			t.Errorf("malformed message %v: no error", msg)
+		}
+	}
+}
+
 func FuzzParseSetDump(f *testing.F) {
 	f.Add(dumpMsg(nla(ipsetAttrSetName, cstr("s")), nla(ipsetAttrTypeName, cstr("hash:net")),
 		nla(ipsetAttrADT|fNested, dumpEntry("10.0.0.0/8", true), dumpEntry("2001:db8::1/128", false))))

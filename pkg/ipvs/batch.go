@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -72,13 +71,12 @@ type batchConn struct {
 	family uint16
 }
 
-func openBatch(netnsPath string) (*batchConn, error) {
-	fam, err := netlink.GenlFamilyGet("IPVS")
-	if err != nil {
-		return nil, fmt.Errorf("ipvs: find the IPVS generic-netlink family: %w", err)
-	}
+// openBatch opens the batching socket in the namespace at netnsPath (the
+// caller's when empty); famID is the IPVS generic-netlink family's ID.
+func openBatch(netnsPath string, famID uint16) (*batchConn, error) {
 	ns := netns.None()
 	if netnsPath != "" {
+		var err error
 		if ns, err = netns.GetFromPath(netnsPath); err != nil {
 			return nil, err
 		}
@@ -90,7 +88,7 @@ func openBatch(netnsPath string) (*batchConn, error) {
 	}
 	tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
 	sock.SetReceiveTimeout(&tv)
-	return &batchConn{sock: sock, family: fam.ID}, nil
+	return &batchConn{sock: sock, family: famID}, nil
 }
 
 func (b *batchConn) close() { b.sock.Close() }

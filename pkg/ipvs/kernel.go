@@ -26,6 +26,31 @@ type Kernel interface {
 	DelDest(svc Service, d Dest) error
 }
 
+// writeEach performs the steps of a plan one Kernel write at a time and
+// returns one error (or nil) per op, as batcher.batch does; opMark, which is
+// bookkeeping only, writes nothing.
+func writeEach(k Kernel, ops []op) []error {
+	errs := make([]error, len(ops))
+	for i := range ops {
+		o := &ops[i]
+		switch o.kind {
+		case opAddService:
+			errs[i] = k.AddService(o.svc)
+		case opUpdateService:
+			errs[i] = k.UpdateService(o.svc)
+		case opDelService:
+			errs[i] = k.DelService(o.svc)
+		case opAddDest:
+			errs[i] = k.AddDest(o.svc, o.dest)
+		case opUpdateDest:
+			errs[i] = k.UpdateDest(o.svc, o.dest)
+		case opDelDest:
+			errs[i] = k.DelDest(o.svc, o.dest)
+		}
+	}
+	return errs
+}
+
 // Stats are the traffic counters and rates of a service or real server, as
 // `ipvsadm -Ln --stats --rate` shows them. Rates are per second, averaged by
 // the kernel over a few seconds.

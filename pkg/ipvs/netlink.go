@@ -35,7 +35,8 @@ func NewNetlink(netnsPath string) (*Netlink, error) {
 	// moby/ipvs logs but does not return a failure to find the IPVS
 	// generic-netlink family, and its requests then "succeed" doing
 	// nothing: ask for the family first.
-	if err := ipvsFamily(netnsPath); err != nil {
+	fam, err := ipvsFamily(netnsPath)
+	if err != nil {
 		return nil, fmt.Errorf("ipvs: kernel IPVS unavailable (netns %q; is ip_vs loaded?): %w", netnsPath, err)
 	}
 	h, err := mipvs.New(netnsPath)
@@ -43,7 +44,7 @@ func NewNetlink(netnsPath string) (*Netlink, error) {
 		return nil, fmt.Errorf("ipvs: open netlink handle (netns %q): %w", netnsPath, err)
 	}
 	n := &Netlink{h: h}
-	if b, err := openBatch(netnsPath); err == nil {
+	if b, err := openBatch(netnsPath, fam); err == nil {
 		n.b = b
 	}
 	if _, err := h.GetServices(); err != nil {
@@ -53,23 +54,27 @@ func NewNetlink(netnsPath string) (*Netlink, error) {
 	return n, nil
 }
 
-// ipvsFamily checks that the kernel of the namespace at path (the
-// caller's when empty) knows the IPVS generic-netlink family.
-func ipvsFamily(path string) error {
+// ipvsFamily returns the ID of the IPVS generic-netlink family, asking the
+// kernel of the namespace at path (the caller's when empty), which fails
+// when that kernel does not know the family.
+func ipvsFamily(path string) (uint16, error) {
 	h := &netlink.Handle{}
 	if path != "" {
 		ns, err := netns.GetFromPath(path)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		defer ns.Close()
 		if h, err = netlink.NewHandleAt(ns); err != nil {
-			return err
+			return 0, err
 		}
 		defer h.Close()
 	}
-	_, err := h.GenlFamilyGet("IPVS")
-	return err
+	f, err := h.GenlFamilyGet("IPVS")
+	if err != nil {
+		return 0, err
+	}
+	return f.ID, nil
 }
 
 // Close releases the netlink socket.
@@ -84,32 +89,9 @@ func (n *Netlink) Close() error {
 // batch implements batcher, when the batching socket could be opened.
 func (n *Netlink) batch(ops []op) []error {
 	if n.b == nil {
-		errs := make([]error, len(ops))
-		for i := range ops {
-			errs[i] = n.write(&ops[i])
-		}
-		return errs
+		return writeEach(n, ops)
 	}
 	return n.b.batch(ops)
-}
-
-// write performs one step through moby/ipvs.
-func (n *Netlink) write(o *op) error {
-	switch o.kind {
-	case opAddService:
-		return n.AddService(o.svc)
-	case opUpdateService:
-		return n.UpdateService(o.svc)
-	case opDelService:
-		return n.DelService(o.svc)
-	case opAddDest:
-		return n.AddDest(o.svc, o.dest)
-	case opUpdateDest:
-		return n.UpdateDest(o.svc, o.dest)
-	case opDelDest:
-		return n.DelDest(o.svc, o.dest)
-	}
-	return nil
 }
 
 // Services implements Kernel.

@@ -67,7 +67,7 @@ func loadState(path string) (ownedState, error) {
 		return st, fmt.Errorf("ipvs: state %s: unsupported version %d", path, f.Version)
 	}
 	for _, s := range f.Services {
-		k := Key{Protocol: s.Protocol, Addr: s.Addr, Port: s.Port, FWMark: s.FWMark}
+		k := s.key()
 		st.keys[k] = struct{}{}
 		if s.DrainUntil != nil {
 			st.drain[k] = *s.DrainUntil
@@ -90,7 +90,7 @@ func saveState(path string, recs map[Key]*svcRec, pending map[Key]*Service) erro
 	}
 	f := stateFile{Version: 1, Services: make([]stateService, 0, len(recs)+len(pending))}
 	for k, r := range recs {
-		s := stateService{Protocol: k.Protocol, Addr: k.Addr, Port: k.Port, FWMark: k.FWMark}
+		s := stateServiceOf(k)
 		if !r.drainUntil.IsZero() {
 			t := r.drainUntil
 			s.DrainUntil = &t
@@ -104,7 +104,7 @@ func saveState(path string, recs map[Key]*svcRec, pending map[Key]*Service) erro
 	}
 	for k := range pending {
 		if _, ok := recs[k]; !ok {
-			f.Services = append(f.Services, stateService{Protocol: k.Protocol, Addr: k.Addr, Port: k.Port, FWMark: k.FWMark})
+			f.Services = append(f.Services, stateServiceOf(k))
 		}
 	}
 	sort.Slice(f.Services, func(i, j int) bool { return keyLess(f.Services[i].key(), f.Services[j].key()) })
@@ -120,6 +120,10 @@ func saveState(path string, recs map[Key]*svcRec, pending map[Key]*Service) erro
 
 func (s *stateService) key() Key {
 	return Key{Protocol: s.Protocol, Addr: s.Addr, Port: s.Port, FWMark: s.FWMark}
+}
+
+func stateServiceOf(k Key) stateService {
+	return stateService{Protocol: k.Protocol, Addr: k.Addr, Port: k.Port, FWMark: k.FWMark}
 }
 
 func keyLess(a, b Key) bool {

@@ -215,12 +215,6 @@ type attrs struct {
 	Timeout   uint32 `json:"timeout,omitempty"` // persistence, seconds; 0 = not persistent
 }
 
-// destAttrs is the part of a destination that UpdateDest can change.
-type destAttrs struct {
-	Weight  int     `json:"weight"`
-	Forward Forward `json:"forward"`
-}
-
 func (s *Service) attrs() attrs {
 	a := attrs{Scheduler: s.Scheduler}
 	if a.Scheduler == "" {

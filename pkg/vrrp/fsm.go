@@ -141,19 +141,26 @@ func (m *Machine) becomeBackup(now time.Time, from State, masterInterval time.Du
 // Stop is the Shutdown event: a Master sends priority 0 so that a Backup
 // takes over after Skew_Time instead of the full Master_Down_Interval.
 func (m *Machine) Stop(now time.Time) []Action {
-	from := m.state
-	if from == StateInit {
+	if m.state == StateInit {
 		return nil
 	}
-	m.state = StateInit
+	return m.leave(StateInit)
+}
+
+// leave moves to Init or Fault, where no timer runs. A Master sends
+// priority 0 first so that a Backup takes over after Skew_Time instead of
+// the full Master_Down_Interval.
+func (m *Machine) leave(to State) []Action {
+	from := m.state
+	m.state = to
 	m.master = netip.Addr{}
 	if from == StateMaster {
 		return []Action{
 			{Kind: ActionSend, Priority: PriorityStop},
-			{Kind: ActionTransition, From: from, To: StateInit},
+			{Kind: ActionTransition, From: from, To: to},
 		}
 	}
-	return []Action{{Kind: ActionTransition, From: from, To: StateInit}}
+	return []Action{{Kind: ActionTransition, From: from, To: to}}
 }
 
 // Tick fires the timer whose deadline has passed, if any.

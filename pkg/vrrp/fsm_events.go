@@ -81,16 +81,7 @@ func (m *Machine) SetPriority(now time.Time, prio uint8) []Action {
 func (m *Machine) SetFault(now time.Time, fault bool) []Action {
 	switch {
 	case fault && (m.state == StateBackup || m.state == StateMaster):
-		from := m.state
-		m.state = StateFault
-		m.master = netip.Addr{}
-		if from == StateMaster {
-			return []Action{
-				{Kind: ActionSend, Priority: PriorityStop},
-				{Kind: ActionTransition, From: from, To: StateFault},
-			}
-		}
-		return []Action{{Kind: ActionTransition, From: from, To: StateFault}}
+		return m.leave(StateFault)
 	case !fault && m.state == StateFault:
 		return m.enter(now, StateFault)
 	}
