@@ -15,7 +15,10 @@ declare -A need=(
   [keepalived]=keepalived
   [ip]=iproute2
   [modprobe]=kmod
-  [pkill]=procps
+  [sysctl]=procps
+  # scripts/vm/run.sh packs the VM's initramfs, unpacking .ko.xz modules.
+  [cpio]=cpio
+  [xz]=xz-utils
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -37,7 +37,7 @@ func commands() []*command {
 		}},
 		{name: "apply", usage: "-f FILE [--yes] [--dry-run]", summary: "replace lbd's desired state with FILE, after showing the difference", run: runApply},
 		{name: "diff", usage: "-f FILE", summary: "show what applying FILE would change", run: runDiff},
-		{name: "validate", usage: "-f FILE [--remote]", summary: "check FILE (locally; --remote asks lbd)", run: runValidate},
+		{name: "validate", usage: "-f FILE [--remote] [--node NAME]", summary: "check FILE (locally; --remote asks lbd)", run: runValidate},
 		{name: "reload", summary: "make lbd re-read its configuration file", run: runReload},
 		{name: "tenant", summary: "KVS tenants and their allow-lists", sub: []*command{
 			{name: "list", summary: "list the tenants", run: runTenantList},

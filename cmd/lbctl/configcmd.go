@@ -119,11 +119,7 @@ func runApply(ctx context.Context, a *app, cmd *command, args []string) error {
 		if !a.stdinTTY {
 			return usagef("not a terminal: cannot ask for confirmation; use --yes (or --dry-run)")
 		}
-		ok, err := a.confirm(fmt.Sprintf("Apply %d change(s)? [y/N] ", len(d.Changes)))
-		if err != nil {
-			return err
-		}
-		if !ok {
+		if !a.confirm(fmt.Sprintf("Apply %d change(s)? [y/N] ", len(d.Changes))) {
 			return errors.New("not applied")
 		}
 	}
@@ -138,18 +134,16 @@ func runApply(ctx context.Context, a *app, cmd *command, args []string) error {
 	return nil
 }
 
-// confirm asks a yes/no question on the terminal.
-func (a *app) confirm(q string) (bool, error) {
+// confirm asks a yes/no question on the terminal; anything but yes,
+// end of input included, is no.
+func (a *app) confirm(q string) bool {
 	fmt.Fprint(a.stderr, q)
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
-	if err != nil && line == "" {
-		return false, nil
-	}
+	line, _ := bufio.NewReader(a.stdin).ReadString('\n')
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":
-		return true, nil
+		return true
 	}
-	return false, nil
+	return false
 }
 
 // printDiff prints one line per change, like diff: + added, - removed,
@@ -206,18 +200,17 @@ func runValidate(ctx context.Context, a *app, cmd *command, args []string) error
 		return err
 	}
 	var cfg *config.Config
-	if file == "-" {
-		data, _, err := a.readConfigFile(file)
-		if err != nil {
-			return err
+	switch file {
+	case "", "-": // stdin, or readConfigFile's usage error
+		var data []byte
+		var name string
+		if data, name, err = a.readConfigFile(file); err == nil {
+			cfg, err = config.Parse(data, name)
 		}
-		cfg, err = config.Parse(data, "stdin")
-		if err != nil {
-			return err
-		}
-	} else if file == "" {
-		return usagef("-f FILE is required")
-	} else if cfg, err = config.Load(file); err != nil {
+	default:
+		cfg, err = config.Load(file)
+	}
+	if err != nil {
 		return err
 	}
 	if node != "" {

@@ -149,11 +149,7 @@ func (e *e2e) write(path, content string) {
 // inNS runs a command in the namespace and returns its output.
 func (e *e2e) inNS(args ...string) string {
 	e.t.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", e.ns}, args...)...).CombinedOutput()
-	if err != nil {
-		e.t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	return netnstest.Exec(e.t, append([]string{"ip", "netns", "exec", e.ns}, args...)...)
 }
 
 // start runs lbd in the namespace and waits until lbctl reaches it and

@@ -7,8 +7,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,10 +38,7 @@ func TestDirectorFailover(t *testing.T) {
 	l.host("cl", "10.99.0.10")
 	l.host("lb1", "10.99.0.2")
 	l.host("lb2", "10.99.0.3")
-	cfg := filepath.Join(l.dir, "lbd.yaml")
-	if err := os.WriteFile(cfg, []byte(vrrpLab), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := l.config(vrrpLab)
 	lb1 := l.start("lb1", cfg)
 	lb2 := l.start("lb2", cfg)
 	eventually(t, 30*time.Second, "lb1 elected (higher priority)", func() bool { return l.ownsVIP("lb1") && !l.ownsVIP("lb2") })
@@ -91,10 +86,7 @@ func TestStorageACL(t *testing.T) {
 	l.host("out", "10.99.0.20")
 	l.host("lb1", "10.99.0.2")
 	l.host("st1", "10.99.0.11")
-	cfg := filepath.Join(l.dir, "lbd.yaml")
-	if err := os.WriteFile(cfg, []byte(storageACLLab), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := l.config(storageACLLab)
 	l.start("st1", cfg)
 	eventually(t, 30*time.Second, "the director reaches the tenant's store", func() bool {
 		out, err := l.nc("lb1", "10.99.0.11:13101", "version")
@@ -125,18 +117,11 @@ func TestStorageReloadTenants(t *testing.T) {
 	l := newLab(t)
 	l.host("lb1", "10.99.0.2")
 	l.host("st1", "10.99.0.11")
-	cfg := filepath.Join(l.dir, "lbd.yaml")
-	write := func(tenants string) {
-		t.Helper()
-		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(storageTenants, tenants)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(tenants string) string { return l.config(fmt.Sprintf(storageTenants, tenants)) }
 	const a = "  - {name: a, service: {vip: 10.99.0.100, port: 13101}, allow: []}\n"
 	const b = "  - {name: b, service: {vip: 10.99.0.100, port: 13102}, allow: []}\n"
 	const c = "  - {name: c, service: {vip: 10.99.0.100, port: 13103}, allow: []}\n"
-	write(a + b)
-	st := l.start("st1", cfg)
+	st := l.start("st1", write(a+b))
 	eventually(t, 30*time.Second, "tenant a served", func() bool {
 		out, err := l.nc("lb1", "10.99.0.11:13101", "version")
 		return err == nil && strings.HasPrefix(out, "VERSION")

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -48,8 +47,7 @@ func TestVMDaemonDR(t *testing.T) {
 	l.host("lb", "10.99.0.2")
 	l.host("st1", "10.99.0.11")
 	l.host("st2", "10.99.0.12")
-	cfg := filepath.Join(l.dir, "lbd.yaml")
-	writeConfig(t, cfg, 1)
+	cfg := l.config(fmt.Sprintf(labConfig, 1))
 
 	// An operator's own service, made by hand before lbd starts.
 	l.sh("lb", "ipvsadm -A -t 10.99.0.200:80 -s wlc && ipvsadm -a -t 10.99.0.200:80 -r 10.99.0.11:80 -g")
@@ -125,7 +123,7 @@ func TestVMDaemonDR(t *testing.T) {
 		t.Errorf("unchanged reload wrote %d times", after.Reconcile.IPVSWrites-before.Reconcile.IPVSWrites)
 	}
 	// One changed weight: exactly one write.
-	writeConfig(t, cfg, 3)
+	l.config(fmt.Sprintf(labConfig, 3))
 	lb.cmd.Process.Signal(syscall.SIGHUP)
 	after2 := waitReconciled(t, lb, after.Reconcile.Generation)
 	if n := after2.Reconcile.IPVSWrites - after.Reconcile.IPVSWrites; n != 1 {
@@ -173,13 +171,6 @@ func TestVMDaemonDR(t *testing.T) {
 	// The operator's hand-made service survived start, reloads and stop.
 	if !strings.Contains(l.sh("lb", "ipvsadm -Ln"), "10.99.0.200:80") {
 		t.Error("hand-made ipvsadm service was removed")
-	}
-}
-
-func writeConfig(t *testing.T, path string, w2 int) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(fmt.Sprintf(labConfig, w2)), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -73,11 +73,18 @@ func (l *lab) host(name, addr string) {
 // sh runs a shell command inside namespace name and returns its output.
 func (l *lab) sh(name, cmd string) string {
 	l.t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", l.full(name), "sh", "-c", cmd).CombinedOutput()
-	if err != nil {
-		l.t.Fatalf("[%s] %s: %v\n%s", name, cmd, err, out)
+	return netnstest.Exec(l.t, "ip", "netns", "exec", l.full(name), "sh", "-c", cmd)
+}
+
+// config writes the lab's configuration file and returns its path; the
+// daemons read it at start and on SIGHUP.
+func (l *lab) config(yaml string) string {
+	l.t.Helper()
+	cfg := filepath.Join(l.dir, "lbd.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		l.t.Fatal(err)
 	}
-	return string(out)
+	return cfg
 }
 
 // lbd is one running daemon.

@@ -176,6 +176,19 @@ vrrp: {virtual_router_id: 300, advert_interval: 15ms, vips: [10.0.0.1]}
 virtual_services:
   - {vip: "2001:db8::1", port: 80, reals: [{address: 10.0.1.1}]}
 `, []string{"f.yaml:3: real server 10.0.1.1 and vip 2001:db8::1 are of different families"}},
+		{"names", `
+nodes:
+  - {role: storage, address: 10.0.1.1}
+  - {name: "a b", role: storage, address: 10.0.1.2}
+  - {name: s, role: storage, address: 10.0.1.3}
+  - {name: s, role: storage, address: 10.0.1.4}
+tenants:
+  - {service: {vip: 10.0.0.1, port: 11211}}
+  - {name: "x/y", service: {vip: 10.0.0.1, port: 11212}}
+  - {name: t, service: {vip: 10.0.0.1, port: 11213}}
+  - {name: t, service: {vip: 10.0.0.1, port: 11214}}
+`, []string{"f.yaml:3: node has no name", `f.yaml:4: node name "a b": use letters`, `f.yaml:6: duplicate node "s" (first at line 5)`,
+			"f.yaml:8: tenant has no name", `f.yaml:9: tenant name "x/y": use letters`, `f.yaml:11: duplicate tenant "t" (first at line 10)`}},
 		{"syntax error", "nodes: [\n", []string{"f.yaml:"}},
 		{"two documents", "nodes: []\n---\nnodes: []\n", []string{"more than one YAML document"}},
 		{"not a mapping", "- a\n- b\n", []string{"f.yaml:1: cannot unmarshal"}},

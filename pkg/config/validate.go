@@ -94,22 +94,29 @@ func (k *checker) daemon() {
 	}
 }
 
+// name checks the name of the node or tenant (kind) at path: present,
+// valid and not taken yet; seen maps the names taken to their lines.
+func (k *checker) name(kind string, path []any, name string, seen map[string]int) {
+	p := append(slices.Clone(path), "name")
+	switch {
+	case name == "":
+		k.errf(path, "%s has no name", kind)
+	case !ValidName(name):
+		k.errf(p, "%s name %q: use letters, digits, '-', '_', '.' (at most 32)", kind, name)
+	case seen[name] > 0:
+		k.errf(p, "duplicate %s %q (first at line %d)", kind, name, seen[name])
+	default:
+		seen[name] = lineOf(k.c.root, p...)
+	}
+}
+
 func (k *checker) nodes() {
 	names := map[string]int{}
 	addrs := map[netip.Addr]int{}
 	for i := range k.c.Nodes {
 		n := &k.c.Nodes[i]
 		p := func(f string) []any { return at("nodes", i, f) }
-		switch {
-		case n.Name == "":
-			k.errf(at("nodes", i), "node has no name")
-		case !ValidName(n.Name):
-			k.errf(p("name"), "node name %q: use letters, digits, '-', '_', '.' (at most 32)", n.Name)
-		case names[n.Name] > 0:
-			k.errf(p("name"), "duplicate node %q (first at line %d)", n.Name, names[n.Name])
-		default:
-			names[n.Name] = lineOf(k.c.root, p("name")...)
-		}
+		k.name("node", at("nodes", i), n.Name, names)
 		switch n.Role {
 		case RoleDirector, RoleStorage, RoleBoth:
 		case "":
@@ -381,16 +388,7 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 	t := &k.c.Tenants[i]
 	path := at("tenants", i)
 	p := func(f string) []any { return at("tenants", i, f) }
-	switch {
-	case t.Name == "":
-		k.errf(path, "tenant has no name")
-	case !ValidName(t.Name):
-		k.errf(p("name"), "tenant name %q: use letters, digits, '-', '_', '.' (at most 32)", t.Name)
-	case names[t.Name] > 0:
-		k.errf(p("name"), "duplicate tenant %q (first at line %d)", t.Name, names[t.Name])
-	default:
-		names[t.Name] = lineOf(k.c.root, p("name")...)
-	}
+	k.name("tenant", path, t.Name, names)
 	s := t.Service
 	svc := k.service(at("tenants", i, "service"), s.VIP, s.Port, s.Protocol, s.Scheduler, s.Forward, s.PersistenceTimeout, seen)
 	svc.Name, svc.Tenant = t.Name, t.Name

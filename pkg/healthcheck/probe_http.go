@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -84,10 +85,5 @@ func statusOK(code int, want []int) bool {
 	if len(want) == 0 {
 		return code >= 200 && code <= 299
 	}
-	for _, w := range want {
-		if code == w {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(want, code)
 }

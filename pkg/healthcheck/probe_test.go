@@ -203,3 +203,18 @@ func nextTransition(t *testing.T, trs <-chan Transition) Transition {
 		return Transition{}
 	}
 }
+
+func TestIsMD5Hex(t *testing.T) {
+	for s, want := range map[string]bool{
+		"d41d8cd98f00b204e9800998ecf8427e":  true,
+		"D41D8CD98F00B204E9800998ECF8427E":  true,
+		"d41d8cd98f00b204e9800998ecf8427":   false,
+		"d41d8cd98f00b204e9800998ecf8427e0": false,
+		"g41d8cd98f00b204e9800998ecf8427e":  false,
+		"":                                  false,
+	} {
+		if got := isMD5Hex(s); got != want {
+			t.Errorf("isMD5Hex(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package healthcheck
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -140,15 +142,8 @@ func (t Target) Validate() error {
 }
 
 func isMD5Hex(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for _, c := range strings.ToLower(s) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == md5.Size
 }
 
 // withDefaults fills the zero durations with keepalived's defaults.
