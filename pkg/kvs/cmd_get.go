@@ -35,13 +35,16 @@ func (s *session) get(line []byte, n int, rest []byte, withCAS, touch bool) {
 		return
 	}
 	for i := first; i < n; i++ {
-		s.getOne(s.toks[i], now, withCAS, touch, exptime)
+		if !s.getOne(s.toks[i], now, withCAS, touch, exptime) {
+			return
+		}
 	}
+	done := true
 	eachField(rest, func(k []byte) bool {
-		s.getOne(k, now, withCAS, touch, exptime)
-		return !s.overflow
+		done = s.getOne(k, now, withCAS, touch, exptime)
+		return done
 	})
-	if s.overflow {
+	if !done {
 		return
 	}
 	s.w.WriteString("END\r\n")
@@ -62,15 +65,23 @@ func eachField(b []byte, fn func([]byte) bool) {
 	}
 }
 
-func (s *session) getOne(key []byte, now int64, withCAS, touch bool, exptime int64) {
+// getOne writes key's VALUE block if it is live. It reports false when the
+// reply must end here: output overflowed (the command is rerun where it
+// may block) or a touch could not be stored (SERVER_ERROR written, no END,
+// as memcached ends a get it cannot complete).
+func (s *session) getOne(key []byte, now int64, withCAS, touch bool, exptime int64) bool {
 	if s.overflow || (s.outPending != nil && s.outPending() > s.outLimit) {
 		s.overflow = true
-		return
+		return false
 	}
 	var it Item
 	var ok bool
 	if touch {
-		it, ok = s.touchOne(key, now, exptime)
+		var err error
+		if it, ok, err = s.touchOne(key, now, exptime); err != nil {
+			s.outErr("SERVER_ERROR " + err.Error())
+			return false
+		}
 	} else {
 		s.ctr[cGetCmds]++
 		it, ok = s.svc.store.Get(key, now)
@@ -81,7 +92,7 @@ func (s *session) getOne(key []byte, now int64, withCAS, touch bool, exptime int
 		}
 	}
 	if !ok {
-		return
+		return true
 	}
 	b := append(s.scratch[:0], "VALUE "...)
 	b = append(b, key...)
@@ -98,14 +109,15 @@ func (s *session) getOne(key []byte, now int64, withCAS, touch bool, exptime int
 	s.write(b)
 	s.write(it.Value)
 	s.write(crlf)
+	return true
 }
 
 // touchOne is the gat part of getOne: it sets key's expiry and returns the
 // item. (Apart, so that a plain get does not pay for the closure.)
-func (s *session) touchOne(key []byte, now, exptime int64) (Item, bool) {
+func (s *session) touchOne(key []byte, now, exptime int64) (Item, bool, error) {
 	s.ctr[cTouchCmds]++
 	ok := false
-	it, _ := s.svc.store.Mutate(key, now, func(cur Item, found bool) (Item, Op) {
+	it, err := s.svc.store.Mutate(key, now, func(cur Item, found bool) (Item, Op) {
 		if !found {
 			return cur, OpKeep
 		}
@@ -115,12 +127,15 @@ func (s *session) touchOne(key []byte, now, exptime int64) (Item, bool) {
 		cur.Atime = now
 		return cur, OpTouch
 	})
+	if err != nil {
+		return Item{}, false, err
+	}
 	if ok {
 		s.ctr[cTouchHits]++
 	} else {
 		s.ctr[cTouchMisses]++
 	}
-	return it, ok
+	return it, ok, nil
 }
 
 var crlf = []byte("\r\n")

@@ -545,6 +545,7 @@ func seenFlag(s *session, n int, f byte) bool {
 
 // metaDebug serves me (process_meta_command).
 func (s *session) metaDebug(n int) {
+	s.ctr[cMetaCmds]++ // memcached 1.6 counts only me in cmd_meta
 	if n+1 < 3 || len(s.toks[1]) > KeyMaxLength {
 		s.out(errBadFormat)
 		return

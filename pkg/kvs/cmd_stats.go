@@ -100,7 +100,7 @@ func (s *session) statsGeneral() {
 	w.u("cmd_meta", c.load(cMetaCmds))
 	w.u("get_hits", c.load(cGetHits))
 	w.u("get_misses", c.load(cGetMisses))
-	w.u("get_expired", c.load(cGetExpired))
+	w.u("get_expired", st.GetExpired)
 	w.u("delete_misses", c.load(cDeleteMisses))
 	w.u("delete_hits", c.load(cDeleteHits))
 	w.u("incr_misses", c.load(cIncrMisses))

@@ -11,7 +11,6 @@ const (
 	cGetCmds counter = iota
 	cGetHits
 	cGetMisses
-	cGetExpired
 	cSetCmds
 	cTouchCmds
 	cTouchHits

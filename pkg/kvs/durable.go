@@ -71,8 +71,10 @@ type DurableStore struct {
 	limit     atomic.Int64
 	total     atomic.Uint64
 	reclaimed atomic.Uint64
-	dirty     atomic.Bool
-	reads     atomic.Uint64 // Pebble lookups, for tests
+	// getExpired counts gets that found their key past its expiry.
+	getExpired atomic.Uint64
+	dirty      atomic.Bool
+	reads      atomic.Uint64 // Pebble lookups, for tests
 	// whole says that the hot set holds every live item: it did after
 	// load or flush, and it has evicted nothing since (its eviction count
 	// is still wholeAt). A miss there is then a miss, and reads of absent
@@ -270,11 +272,22 @@ func (s *DurableStore) read(k []byte) (Item, bool, error) {
 	return it, true, nil
 }
 
+// hotGet looks key up in the hot set. done is true when that settles the
+// get: a hit, or an item there past its expiry (the copy on disk has the
+// same expiry).
+func (s *DurableStore) hotGet(key []byte, now int64) (it Item, ok, done bool) {
+	it, ok, expired := s.hot.find(key, now)
+	if expired {
+		s.getExpired.Add(1)
+	}
+	return it, ok, ok || expired
+}
+
 // Get implements Store. Reads do not write to Pebble, so the fetched bit
 // and access time of items not in memory are not recorded.
 func (s *DurableStore) Get(key []byte, now int64) (Item, bool) {
-	if it, ok := s.hot.Get(key, now); ok {
-		return it, true
+	if it, ok, done := s.hotGet(key, now); done {
+		return it, ok
 	}
 	if s.isWhole() || !s.filter.mayContain(key) {
 		return Item{}, false
@@ -286,15 +299,19 @@ func (s *DurableStore) Get(key []byte, now int64) (Item, bool) {
 	mu := s.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
-	if it, ok := s.hot.Get(key, now); ok {
-		return it, true
+	if it, ok, done := s.hotGet(key, now); done {
+		return it, ok
 	}
 	it, ok, err := s.read(itemKey(key))
 	if err != nil {
 		s.log.Error("kvs: durable get", "err", err)
 		return Item{}, false
 	}
-	if !ok || it.expired(now) {
+	if ok && it.expired(now) {
+		s.getExpired.Add(1)
+		return Item{}, false
+	}
+	if !ok {
 		return Item{}, false
 	}
 	s.cacheItem(key, it, now)
@@ -414,6 +431,7 @@ func (s *DurableStore) Stats() StoreStats {
 		LimitBytes: s.limit.Load(),
 		TotalItems: s.total.Load(),
 		Reclaimed:  s.reclaimed.Load(),
+		GetExpired: s.getExpired.Load(),
 	}
 }
 

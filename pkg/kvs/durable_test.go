@@ -84,6 +84,9 @@ func TestDurableExpiryAndSweep(t *testing.T) {
 	if _, ok := s.Get([]byte("a"), 200); ok {
 		t.Error("not expired")
 	}
+	if n := s.Stats().GetExpired; n != 1 {
+		t.Errorf("get_expired = %d, want 1", n)
+	}
 	if err := s.sweep(300); err != nil {
 		t.Fatal(err)
 	}

@@ -88,6 +88,9 @@ type StoreStats struct {
 	TotalItems uint64
 	// Reclaimed counts expired items removed.
 	Reclaimed uint64
+	// GetExpired counts reads that found their key past its expiry
+	// (memcached's get_expired).
+	GetExpired uint64
 }
 
 // itemOverhead is the per-item heap cost beyond key and value bytes (block

@@ -35,9 +35,11 @@ type MemoryStore struct {
 	evictions atomic.Uint64
 	total     atomic.Uint64
 	reclaimed atomic.Uint64
-	items     atomic.Int64
-	cursor    atomic.Uint32
-	evictMu   sync.Mutex
+	// getExpired counts gets that found their key past its expiry.
+	getExpired atomic.Uint64
+	items      atomic.Int64
+	cursor     atomic.Uint32
+	evictMu    sync.Mutex
 }
 
 type memShard struct {
@@ -65,20 +67,24 @@ func (s *MemoryStore) shard(key []byte) *memShard {
 
 // Get implements Store.
 func (s *MemoryStore) Get(key []byte, now int64) (Item, bool) {
+	it, ok, expired := s.find(key, now)
+	if expired {
+		s.getExpired.Add(1)
+	}
+	return it, ok
+}
+
+// find is Get that also tells a key found past its expiry (removed now)
+// from an absent one, for memcached's get_expired.
+func (s *MemoryStore) find(key []byte, now int64) (it Item, ok, expired bool) {
 	sh := s.shard(key)
 	sh.mu.Lock()
-	b, ok := sh.m[string(key)]
-	if !ok {
+	b, expired := s.lookup(sh, key, now)
+	if b == nil {
 		sh.mu.Unlock()
-		return Item{}, false
+		return Item{}, false, expired
 	}
-	if b.expired(now) {
-		s.remove(sh, b)
-		sh.mu.Unlock()
-		s.reclaimed.Add(1)
-		return Item{}, false
-	}
-	it := b.item()
+	it = b.item()
 	// Write only when something changes: most hits leave the header's
 	// cache line clean.
 	if it.Atime != now || it.Meta&MetaFetched == 0 || !b.visited() {
@@ -87,14 +93,14 @@ func (s *MemoryStore) Get(key []byte, now int64) (Item, bool) {
 		b.setVisited(true)
 	}
 	sh.mu.Unlock()
-	return it, true
+	return it, true, false
 }
 
 // Mutate implements Store.
 func (s *MemoryStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
 	sh := s.shard(key)
 	sh.mu.Lock()
-	b := s.lookup(sh, key, now)
+	b, _ := s.lookup(sh, key, now)
 	var cur Item
 	if b != nil {
 		cur = b.item()
@@ -135,21 +141,22 @@ func (s *MemoryStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 func (s *MemoryStore) setBlock(nb *block, now int64, flags uint32, exptime int64) {
 	sh := s.shard(nb.keyBytes())
 	sh.mu.Lock()
-	old := s.lookup(sh, nb.keyBytes(), now)
+	old, _ := s.lookup(sh, nb.keyBytes(), now)
 	s.total.Add(1)
 	s.put(sh, old, nb, Item{Flags: flags, Exptime: exptime, CAS: s.cas.Add(1), Atime: now})
 }
 
-// lookup returns the live block for key, nil if there is none; the caller
+// lookup returns the live block for key, nil if there is none; expired
+// tells that key was there past its expiry (it is removed now). The caller
 // holds sh.mu.
-func (s *MemoryStore) lookup(sh *memShard, key []byte, now int64) *block {
+func (s *MemoryStore) lookup(sh *memShard, key []byte, now int64) (b *block, expired bool) {
 	b, found := sh.m[string(key)]
 	if found && b.expired(now) {
 		s.remove(sh, b)
 		s.reclaimed.Add(1)
-		return nil
+		return nil, true
 	}
-	return b
+	return b, false
 }
 
 // put makes nb, with the header of it, the block of its key in place of
@@ -317,6 +324,7 @@ func (s *MemoryStore) Stats() StoreStats {
 		Evictions:  s.evictions.Load(),
 		TotalItems: s.total.Load(),
 		Reclaimed:  s.reclaimed.Load(),
+		GetExpired: s.getExpired.Load(),
 	}
 }
 

@@ -1,6 +1,7 @@
 package kvs
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -161,5 +162,51 @@ func TestStatsFormats(t *testing.T) {
 	}
 	if !strings.Contains(out, "STAT rusage_user ") || !strings.Contains(out, "STAT tcpport ") {
 		t.Errorf("stats missing lines:\n%s", out)
+	}
+}
+
+// TestStatsCountExpiredGetsAndMetaDebug checks get_expired (a get that finds
+// its key past its expiry) and cmd_meta, which memcached 1.6 counts for me
+// only.
+func TestStatsCountExpiredGetsAndMetaDebug(t *testing.T) {
+	clock := newFakeClock()
+	svc := testService(t, clock)
+	run(svc, "set k 0 1 1\r\nx\r\nset l 0 0 1\r\ny\r\n")
+	clock.advance(2)
+	out := run(svc, "get k\r\nget k\r\nmg l v\r\nme l\r\nstats\r\n")
+	for _, want := range []string{"STAT get_expired 1\r\n", "STAT get_misses 2\r\n", "STAT cmd_meta 1\r\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stats lack %q:\n%s", want, out)
+		}
+	}
+}
+
+// failingWrites is a store whose every write fails, as a durable store's
+// does when its disk does.
+type failingWrites struct{ *MemoryStore }
+
+func (failingWrites) Mutate([]byte, int64, MutateFunc) (Item, error) {
+	return Item{}, errors.New("disk full")
+}
+
+// TestGatReportsFailedWrite: a gat whose new expiry cannot be stored ends
+// with SERVER_ERROR, not with values whose expiry did not change.
+func TestGatReportsFailedWrite(t *testing.T) {
+	clock := newFakeClock()
+	cfg := TenantConfig{Name: "t", Listen: "127.0.0.1:0"}.withDefaults()
+	mem := NewMemoryStore(cfg.MemoryLimit)
+	svc := newService(testLogger(t), cfg, failingWrites{mem}, clock.now)
+	if _, err := mem.Mutate([]byte("a"), clock.now(), func(Item, bool) (Item, Op) {
+		return Item{Value: []byte("x")}, OpStore
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"gat 0 a\r\n", "gats 0 b a\r\n", "touch a 0 noreply\r\n"} {
+		if got := run(svc, in); got != "SERVER_ERROR disk full\r\n" {
+			t.Errorf("%q: got %q", in, got)
+		}
+	}
+	if got := run(svc, "get a\r\n"); got != "VALUE a 0 1\r\nx\r\nEND\r\n" {
+		t.Errorf("get after failed gat: %q", got)
 	}
 }
