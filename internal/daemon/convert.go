@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/lbd-project/lbd/pkg/acl"
 	"github.com/lbd-project/lbd/pkg/config"
@@ -107,19 +110,77 @@ func drVIPs(cfg *config.Config, node config.Node) []netip.Addr {
 	return out
 }
 
-// withLingering adds to want the tenants of have that want lacks but whose
-// service IPVS still has (owned: draining after removal): they stay fenced.
+// withLingering adds to want a fence for every service of have that want
+// lacks but IPVS still has (owned: draining after its tenant was removed
+// or moved), so that its port stays closed to outsiders until IPVS lets
+// it go.
+//
+// Lingering fences are kept per service, not per tenant: a tenant that
+// moved (new VIP, port or protocol) is fenced on its new service under its
+// own name, and on the old one, while that drains, under a name derived
+// from both (lingerName; pkg/acl keeps one fence per name). The fence of a
+// tenant that still exists follows the tenant's current allow-list; that
+// of a removed tenant keeps its last one.
 func withLingering(want, have []acl.Tenant, owned map[string]bool) []acl.Tenant {
 	out := slices.Clone(want)
+	wanted := make(map[string]bool, len(want)) // by service
+	byName := make(map[string]acl.Tenant, len(want))
+	for _, w := range want {
+		wanted[aclServiceKey(w)] = true
+		byName[w.Name] = w
+	}
 	for _, t := range have {
-		if slices.ContainsFunc(want, func(w acl.Tenant) bool { return w.Name == t.Name }) {
+		key := aclServiceKey(t)
+		if wanted[key] || !owned[key] {
 			continue
 		}
-		if owned[aclServiceKey(t)] {
-			out = append(out, t)
+		owner := lingerOwner(t.Name)
+		if cur, ok := byName[owner]; ok {
+			t.Allow = slices.Clone(cur.Allow)
 		}
+		if _, taken := byName[t.Name]; taken {
+			t.Name = lingerName(owner, key)
+		}
+		out = append(out, t)
 	}
 	return out
+}
+
+// lingerPrefix starts the name of a fence kept on a moved tenant's old
+// service. No configured tenant's name can start with it
+// (config.ValidName), so such a fence never takes a tenant's name.
+const lingerPrefix = "_"
+
+// lingerName names the fence kept on owner's old service svc while IPVS
+// drains it: the prefix, the owner's name and a hash of the service, so it
+// is unique per service. It stays within acl.MaxNameLen; pkg/acl derives
+// its set names from the whole name, shortened and with a hash of it, so
+// they fit ipset's 31 characters whatever the name.
+func lingerName(owner, svc string) string {
+	h := sha256.Sum256([]byte(svc))
+	suffix := "_" + hex.EncodeToString(h[:lingerHashLen/2])
+	if room := acl.MaxNameLen - len(lingerPrefix) - len(suffix); len(owner) > room {
+		owner = owner[:room]
+	}
+	return lingerPrefix + owner + suffix
+}
+
+// lingerHashLen is the number of hex digits of the service hash in a
+// lingering fence's name.
+const lingerHashLen = 8
+
+// lingerOwner is the tenant a fence belongs to: its own name, or for a
+// fence named by lingerName, the owner in it.
+func lingerOwner(name string) string {
+	rest, ok := strings.CutPrefix(name, lingerPrefix)
+	i := len(rest) - lingerHashLen - 1
+	if !ok || i < 1 || rest[i] != '_' {
+		return name
+	}
+	if _, err := hex.DecodeString(rest[i+1:]); err != nil {
+		return name
+	}
+	return rest[:i]
 }
 
 // aclServiceKey is the kernel-side name of a tenant's service.

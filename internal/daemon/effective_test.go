@@ -5,6 +5,7 @@ import (
 	"github.com/lbd-project/lbd/pkg/acl"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lbd-project/lbd/pkg/config"
@@ -134,6 +135,52 @@ func TestWithLingering(t *testing.T) {
 	got := withLingering([]acl.Tenant{a}, []acl.Tenant{a, b, c}, owned)
 	if len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" {
 		t.Errorf("got %+v, want a and the draining b (c's service is gone)", got)
+	}
+}
+
+// A moved tenant's old service keeps a fence of its own, named after the
+// tenant and the service, with the tenant's current list.
+func TestWithLingeringMoved(t *testing.T) {
+	vip := netip.MustParseAddr("10.0.0.1")
+	oldList, newList := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
+	have := []acl.Tenant{{Name: "a", VIP: vip, Port: 1, Allow: oldList}}
+	want := []acl.Tenant{{Name: "a", VIP: vip, Port: 2, Allow: newList}}
+	got := withLingering(want, have, map[string]bool{"tcp/10.0.0.1:1": true})
+	if len(got) != 2 || got[0].Name != "a" || got[0].Port != 2 {
+		t.Fatalf("got %+v, want a on port 2 and a fence on its old port 1", got)
+	}
+	old := got[1]
+	if old.Name != lingerName("a", "tcp/10.0.0.1:1") || old.Port != 1 || !slices.Equal(old.Allow, newList) {
+		t.Errorf("lingering fence %+v, want %s on port 1 allowing a's current list", old, lingerName("a", "tcp/10.0.0.1:1"))
+	}
+	// The next reconcile keeps it under the same name.
+	again := withLingering(want, got, map[string]bool{"tcp/10.0.0.1:1": true, "tcp/10.0.0.1:2": true})
+	if len(again) != 2 || again[1].Name != old.Name {
+		t.Errorf("second round: %+v", again)
+	}
+}
+
+func TestLingerName(t *testing.T) {
+	long := strings.Repeat("x", acl.MaxNameLen)
+	for _, owner := range []string{"a", "user_1.b-c", strings.Repeat("t", 32)} {
+		n := lingerName(owner, "tcp/10.0.0.1:1")
+		if got := lingerOwner(n); got != owner {
+			t.Errorf("lingerOwner(%q) = %q, want %q", n, got, owner)
+		}
+		if config.ValidName(n) || len(n) > acl.MaxNameLen {
+			t.Errorf("lingerName(%q) = %q: a tenant could have it, or too long", owner, n)
+		}
+	}
+	if n := lingerName(long, "udp/10.0.0.1:1"); len(n) > acl.MaxNameLen {
+		t.Errorf("lingerName of a long name is %d bytes, over %d", len(n), acl.MaxNameLen)
+	}
+	if lingerName("a", "tcp/10.0.0.1:1") == lingerName("a", "udp/10.0.0.1:1") {
+		t.Error("two services of one tenant share a lingering name")
+	}
+	for _, name := range []string{"a", "_a", "_a_1234567", "_a_zzzzzzzz", "a_12345678"} {
+		if got := lingerOwner(name); got != name {
+			t.Errorf("lingerOwner(%q) = %q, want the name itself", name, got)
+		}
 	}
 }
 

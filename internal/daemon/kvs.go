@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strings"
 
 	"github.com/lbd-project/lbd/internal/api"
+	"github.com/lbd-project/lbd/pkg/acl"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/kvs"
 )
@@ -30,7 +33,7 @@ func kvsTenants(cfg *config.Config, dir string) []kvs.TenantConfig {
 		k := t.KVS
 		out = append(out, kvs.TenantConfig{
 			Name:         t.Name,
-			Listen:       fmt.Sprintf(":%d", t.Service.Port),
+			Listen:       kvsListen(t.Service.Port),
 			Store:        kvs.StoreKind(k.Storage),
 			MemoryLimit:  int64(k.Memory),
 			Dir:          filepath.Join(dir, t.Name),
@@ -44,12 +47,71 @@ func kvsTenants(cfg *config.Config, dir string) []kvs.TenantConfig {
 	return out
 }
 
+// kvsListen is the address a tenant's store listens on: its port on every
+// address.
+func kvsListen(port int) string { return fmt.Sprintf(":%d", port) }
+
 // apply adds, changes and removes tenants without disturbing the others.
-func (r *kvsRunner) apply(ctx context.Context, cfg *config.Config) error {
-	if err := r.tier.Apply(ctx, kvsTenants(cfg, r.dir)); err != nil {
+func (r *kvsRunner) apply(ctx context.Context, want []kvs.TenantConfig) error {
+	if err := r.tier.Apply(ctx, want); err != nil {
 		return fmt.Errorf("kvs: %w", err)
 	}
 	return nil
+}
+
+// port returns the port a tenant's store is served on, if it runs.
+func (r *kvsRunner) port(name string) (int, bool) {
+	a, ok := r.tier.Addr(name)
+	if !ok {
+		return 0, false
+	}
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return 0, false
+	}
+	return ta.Port, true
+}
+
+// fencedKVS holds back, with storage_acl, every store whose port the
+// storage ACL does not fence yet (its apply failed): a new tenant is not
+// started, and one that moved stays on the port it is served on, until a
+// reconcile finds the storage ACL fencing exactly its port and protocol.
+// fence is what the storage ACL was asked for. It returns the stores to
+// run, and an error naming the tenants held back so that the reconcile
+// counts as failed (the next one, at the latest on the resync interval,
+// tries again).
+func (d *Daemon) fencedKVS(want []kvs.TenantConfig, fence []acl.Tenant) ([]kvs.TenantConfig, error) {
+	asked := make(map[string]acl.Tenant, len(fence))
+	for _, f := range fence {
+		asked[f.Name] = f
+	}
+	out := make([]kvs.TenantConfig, 0, len(want))
+	var held []string
+	for _, c := range want {
+		f, ok := asked[c.Name]
+		have, fenced := d.sub.storACL.Tenant(c.Name)
+		if ok && fenced && sameService(have, f) {
+			out = append(out, c)
+			continue
+		}
+		held = append(held, c.Name)
+		reason := "the storage ACL does not fence it"
+		if fenced {
+			reason = fmt.Sprintf("the storage ACL fences it on %s/%d", have.Protocol, have.Port)
+		}
+		logger := d.log.With("tenant", c.Name, "port", f.Port, "protocol", string(f.Protocol), "reason", reason)
+		if port, running := d.sub.kvs.port(c.Name); running {
+			c.Listen = kvsListen(port)
+			out = append(out, c)
+			logger.Warn("kvs tenant not moved to its new port until the port is fenced; served on its current one", "current_port", port)
+			continue
+		}
+		logger.Warn("kvs tenant not started until its port is fenced")
+	}
+	if len(held) > 0 {
+		return out, fmt.Errorf("kvs: tenants %s held back until the storage ACL fences their ports", strings.Join(held, ", "))
+	}
+	return out, nil
 }
 
 func (r *kvsRunner) close() { r.tier.Close() }

@@ -23,6 +23,8 @@ type subsystems struct {
 	ipvsErr  error
 	acl      fencer
 	storACL  fencer       // storage nodes' second line (defaults.storage_acl)
+	aclRead  bool         // acl has read back what the last run fenced
+	storRead bool         // storACL has, likewise
 	aclHave  []acl.Tenant // what the last successful ACL apply fenced
 	fenced   map[string]bool
 	wake     *time.Timer // next reconcile the IPVS reconciler asked for
@@ -31,13 +33,21 @@ type subsystems struct {
 	aclState ttlCache[[]acl.State]              // ACL counters, for status
 
 	// storage side
-	rs  *realserver.RealServer
+	rs  drSide
 	kvs *kvsRunner
+}
+
+// drSide is what the daemon needs of internal/realserver's RealServer (a
+// fake in tests of the storage side).
+type drSide interface {
+	Apply(ctx context.Context, vips []netip.Addr, ifaces []string) error
+	Close() error
 }
 
 // fencer is what the daemon needs of pkg/acl's Manager (a fake in tests
 // of the fail-closed decisions).
 type fencer interface {
+	Adopt(ctx context.Context) error
 	Apply(ctx context.Context, tenants []acl.Tenant) error
 	SetAllow(ctx context.Context, tenant string, allow []netip.Prefix) error
 	Tenant(name string) (acl.Tenant, bool)
@@ -169,12 +179,19 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 
 // reconcileACL brings the allow-lists in step. When only lists changed, it
 // swaps just those sets (O(change)); otherwise it applies the whole set of
-// tenants. A tenant that left the desired state stays fenced while IPVS
-// still has its service (draining): its port never opens, not even then.
-// Which fences linger is decided from what the manager enforces, not from
-// aclHave, which a failed apply forgets.
+// tenants. A service that left the desired state (its tenant removed or
+// moved) stays fenced while IPVS still has it (draining): its port never
+// opens, not even then. Which fences linger is decided from what the
+// manager enforces, not from aclHave, which a failed apply forgets.
 func (d *Daemon) reconcileACL(ctx context.Context, eff []config.ResolvedService) error {
 	s := &d.sub
+	// Until what the last run fenced is known, nothing is applied: a
+	// tenant removed while lbd was stopped still has its service in IPVS
+	// (the reconciler reports it from its state file), and its fence must
+	// linger until that service has drained.
+	if err := d.adoptFences(ctx, s.acl, &s.aclRead); err != nil {
+		return err
+	}
 	want := withLingering(aclTenants(eff), s.acl.Tenants(), d.ownedServices())
 	if changed, ok := onlyAllowChanged(s.aclHave, want); ok {
 		var errs []error
@@ -203,6 +220,26 @@ func (d *Daemon) reconcileACL(ctx context.Context, eff []config.ResolvedService)
 		s.aclHave = nil // unknown mix: the next reconcile applies in full
 	}
 	return err
+}
+
+// adoptFences has m read back, once (done records it), the fences the last
+// run of lbd left in the kernel, so that they count before the first
+// apply: a draining service keeps its fence, a store keeps being served.
+//
+// The kernel is the record here, rather than a state file of the fences:
+// the manager owns its chain and sets by name and can read them back
+// exactly, so a file could only disagree with the kernel (after a crash
+// between a commit and its write). pkg/ipvs needs its file because IPVS
+// cannot tell whose a service is, nor when its drain ends.
+func (d *Daemon) adoptFences(ctx context.Context, m fencer, done *bool) error {
+	if *done {
+		return nil
+	}
+	if err := m.Adopt(ctx); err != nil {
+		return fmt.Errorf("acl: reading back the fences of the last run: %w", err)
+	}
+	*done = true
+	return nil
 }
 
 // reconcileIPVS applies the desired services and arms the wake-up the
@@ -238,7 +275,8 @@ func (d *Daemon) reconcileIPVS(ctx context.Context, desired []ipvs.Service) erro
 
 // reconcileStorage fences the tenants' ports (with storage_acl), puts the
 // VIPs on lo for DR and runs the tenants' stores, in that order: a port
-// is fenced before it is served.
+// is fenced before it is served, and a store whose fence is not in place
+// is not started or moved (see fencedKVS).
 func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node config.Node) []error {
 	var errs []error
 	// With storage_acl off, lbd's storage chain is emptied: the directors
@@ -246,6 +284,11 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 	var fence []acl.Tenant
 	if cfg.Defaults.StorageACL {
 		fence = storageFence(cfg, d.overlayNow())
+	}
+	// What the last run fenced counts for fencedKVS even if this apply
+	// fails; nothing lingers here, so the apply need not wait for it.
+	if err := d.adoptFences(ctx, d.sub.storACL, &d.sub.storRead); err != nil {
+		errs = append(errs, err)
 	}
 	if err := d.sub.storACL.Apply(ctx, fence); err != nil {
 		errs = append(errs, err)
@@ -257,7 +300,14 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 	if err := d.sub.rs.Apply(ctx, drVIPs(cfg, node), ifaces); err != nil {
 		errs = append(errs, err)
 	}
-	if err := d.sub.kvs.apply(ctx, cfg); err != nil {
+	want := kvsTenants(cfg, d.sub.kvs.dir)
+	if cfg.Defaults.StorageACL {
+		var err error
+		if want, err = d.fencedKVS(want, fence); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := d.sub.kvs.apply(ctx, want); err != nil {
 		errs = append(errs, err)
 	}
 	return errs

@@ -86,7 +86,9 @@
 // and never moves, rewrites or deletes anyone else's rules. After a restart,
 // Apply adopts whatever the previous run left: sets with the right name and
 // content are kept as they are (counters and all), differing ones are
-// swapped, and leftovers are removed.
+// swapped, and leftovers are removed. Adopt reads those fences back before
+// the first Apply, for a caller that must know what is fenced (to keep
+// fencing a service that is still draining).
 //
 // # Network namespaces
 //

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -160,6 +161,26 @@ func TestIntegrationAnyAddress(t *testing.T) {
 		tcp(f.a, srv4, "7001", true), tcp(f.a, srv6, "7001", true),
 		tcp(f.o, srv4, "7001", false), tcp(f.o, srv6, "7001", false),
 	})
+}
+
+// A restarted Manager reads back, from real iptables and ipset listings,
+// exactly the fences the last run recorded, before its first Apply.
+func TestIntegrationAdoptAfterRestart(t *testing.T) {
+	f := newFixture(t)
+	tenants := append(slices.Clone(f.tenants), Tenant{Name: "node", Port: 7006, Allow: pfx(cA4, cA6, "0.0.0.0/0")})
+	first := newTestManager(t, f.lan.srv, Options{Action: Reject})
+	if err := first.Apply(bg(), tenants); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	m := newTestManager(t, f.lan.srv, Options{})
+	if err := m.Adopt(bg()); err != nil {
+		t.Fatal(err)
+	}
+	got, want := m.Tenants(), first.Tenants()
+	if len(got) != len(tenants) || !reflect.DeepEqual(got, want) {
+		t.Errorf("adopted\n%+v\nwant\n%+v", got, want)
+	}
 }
 
 // ruleDump is the namespace's rules and sets, as an operator would list them.

@@ -27,7 +27,8 @@ type Manager struct {
 }
 
 // New returns a Manager working in opts.NetNS. It changes nothing in the
-// kernel; the first Apply adopts what an earlier run left behind.
+// kernel; the first Apply adopts what an earlier run left behind (Adopt
+// reads it back before that).
 func New(opts Options) (*Manager, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {

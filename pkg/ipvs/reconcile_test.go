@@ -267,6 +267,26 @@ func TestAdoptAfterRestart(t *testing.T) {
 	e.wantTable(seed()[:1])
 }
 
+// A restarted Reconciler reports the services its state file records as
+// owned before its first Apply reads the kernel (the daemon keeps the
+// fence of a service that is still draining on that word).
+func TestOwnedBeforeFirstApply(t *testing.T) {
+	e := newEnv(t, ipvs.Options{})
+	e.apply(seed())
+	e.restart()
+	var want []ipvs.Key
+	for _, s := range seed() {
+		want = append(want, s.Key())
+	}
+	if got := e.r.Owned(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Owned before the first Apply = %v, want %v", got, want)
+	}
+	e.apply(seed()[:1]) // the second one drains, still owned
+	if got := e.r.Owned(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Owned while draining = %v, want %v", got, want)
+	}
+}
+
 func TestRestartKeepsDrain(t *testing.T) {
 	e := newEnv(t, ipvs.Options{DrainPeriod: time.Minute})
 	e.apply(seed())

@@ -50,13 +50,22 @@ func (r *Reconciler) Snapshot(ctx context.Context) ([]ServiceStatus, error) {
 }
 
 // Owned returns the services lbd owns as last applied or read (draining
-// ones included), from the Reconciler's record: no kernel request.
+// ones included), from the Reconciler's record: no kernel request. Until
+// the first Apply has read the kernel's table, that record is the state
+// file, so a restarted lbd already knows which services it still has.
 func (r *Reconciler) Owned() []Key {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Key, 0, len(r.have))
+	out := make([]Key, 0, len(r.have)+len(r.loaded.keys))
 	for k := range r.have {
 		out = append(out, k)
+	}
+	if !r.synced {
+		for k := range r.loaded.keys {
+			if r.have[k] == nil {
+				out = append(out, k)
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return keyLess(out[i], out[j]) })
 	return out
