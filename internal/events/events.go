@@ -34,9 +34,12 @@ type Event struct {
 
 // Bus fans events out to subscribers and keeps the most recent ones.
 type Bus struct {
-	mu      sync.Mutex
-	subs    map[*Subscription]struct{}
+	mu   sync.Mutex
+	subs map[*Subscription]struct{}
+	// recent is a ring of keep events, allocated at the first publish. It
+	// fills by append; once full, each event overwrites the oldest, at next.
 	recent  []Event
+	next    int
 	keep    int
 	nowFunc func() time.Time
 }
@@ -88,13 +91,7 @@ func (b *Bus) Publish(kind Kind, msg string, attrs ...string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ev.Time = b.nowFunc()
-	if b.keep > 0 {
-		if len(b.recent) == b.keep {
-			copy(b.recent, b.recent[1:])
-			b.recent = b.recent[:b.keep-1]
-		}
-		b.recent = append(b.recent, ev)
-	}
+	b.remember(ev)
 	for s := range b.subs {
 		e := ev
 		e.Dropped = s.dropped
@@ -107,9 +104,30 @@ func (b *Bus) Publish(kind Kind, msg string, attrs ...string) {
 	}
 }
 
+// remember adds ev to the recent events, dropping the oldest if there are
+// keep already. The caller holds b.mu.
+func (b *Bus) remember(ev Event) {
+	switch {
+	case b.keep <= 0:
+	case len(b.recent) < b.keep:
+		if b.recent == nil {
+			b.recent = make([]Event, 0, b.keep)
+		}
+		b.recent = append(b.recent, ev)
+	default:
+		b.recent[b.next] = ev
+		b.next = (b.next + 1) % b.keep
+	}
+}
+
 // Recent returns a copy of the most recent events, oldest first.
 func (b *Bus) Recent() []Event {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]Event(nil), b.recent...)
+	if len(b.recent) == 0 {
+		return nil
+	}
+	out := make([]Event, 0, len(b.recent))
+	out = append(out, b.recent[b.next:]...)
+	return append(out, b.recent[:b.next]...)
 }

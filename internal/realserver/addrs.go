@@ -1,12 +1,11 @@
 package realserver
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"syscall"
 
+	"github.com/lbd-project/lbd/internal/ifaddr"
 	"github.com/vishvananda/netlink"
 )
 
@@ -22,11 +21,22 @@ type loopback interface {
 
 // netlinkLo is lo through a netlink handle (bound to a namespace).
 type netlinkLo struct {
-	h *netlink.Handle
+	addrs ifaddr.Manager
+}
+
+// newNetlinkLo returns lo as seen through h.
+func newNetlinkLo(h *netlink.Handle) netlinkLo {
+	return netlinkLo{addrs: ifaddr.Manager{
+		Handle: h,
+		// lo does no DAD, but say so: the VIP must be usable at once.
+		NoDAD: true,
+		// Besides EADDRNOTAVAIL, ENOENT from a delete means "not there".
+		Absent: []syscall.Errno{syscall.ENOENT},
+	}}
 }
 
 func (n netlinkLo) link() (netlink.Link, error) {
-	l, err := n.h.LinkByName("lo")
+	l, err := n.addrs.Handle.LinkByName("lo")
 	if err != nil {
 		return nil, fmt.Errorf("realserver: find lo: %w", err)
 	}
@@ -38,32 +48,11 @@ func (n netlinkLo) Addrs() ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, err
 	}
-	as, err := n.h.AddrList(l, netlink.FAMILY_ALL)
+	ps, err := n.addrs.List(l, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, fmt.Errorf("realserver: list addresses on lo: %w", err)
+		return nil, fmt.Errorf("realserver: %w", err)
 	}
-	out := make([]netip.Prefix, 0, len(as))
-	for _, a := range as {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok {
-			continue
-		}
-		ones, _ := a.Mask.Size()
-		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
-	}
-	return out, nil
-}
-
-func toAddr(p netip.Prefix) *netlink.Addr {
-	a := &netlink.Addr{IPNet: &net.IPNet{
-		IP:   p.Addr().AsSlice(),
-		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
-	}}
-	if p.Addr().Is6() {
-		// lo does no DAD, but say so: the VIP must be usable at once.
-		a.Flags = syscall.IFA_F_NODAD
-	}
-	return a
+	return ps, nil
 }
 
 func (n netlinkLo) Add(p netip.Prefix) error {
@@ -71,8 +60,8 @@ func (n netlinkLo) Add(p netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	if err := n.h.AddrAdd(l, toAddr(p)); err != nil && !errors.Is(err, syscall.EEXIST) {
-		return fmt.Errorf("realserver: add %s to lo: %w", p, err)
+	if err := n.addrs.Add(l, p); err != nil {
+		return fmt.Errorf("realserver: %w", err)
 	}
 	return nil
 }
@@ -82,9 +71,8 @@ func (n netlinkLo) Del(p netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	err = n.h.AddrDel(l, toAddr(p))
-	if err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) && !errors.Is(err, syscall.ENOENT) {
-		return fmt.Errorf("realserver: delete %s from lo: %w", p, err)
+	if _, err := n.addrs.Del(l, p); err != nil {
+		return fmt.Errorf("realserver: %w", err)
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func New(opts Options) (*RealServer, error) {
 		ns.Close()
 		return nil, fmt.Errorf("realserver: open netlink in %q: %w", opts.Netns, err)
 	}
-	r, err := newWith(opts, netlinkLo{h}, procSys{root: "/proc/sys", ns: ns})
+	r, err := newWith(opts, newNetlinkLo(h), procSys{root: "/proc/sys", ns: ns})
 	if err != nil {
 		h.Close()
 		ns.Close()

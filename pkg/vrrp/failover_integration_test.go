@@ -50,10 +50,18 @@ func TestElectionFailoverPreemptCleanStop(t *testing.T) {
 	eventually(t, "d2 MASTER with VIP", func() bool { return d2.stateOf() == "MASTER" && l.hasVIP("d2", vip) })
 	l.waitClientReaches("c", "d2")
 
-	// The old Master returns; it preempts (the default).
+	// The old Master returns; it preempts (the default). It first drops the
+	// VIP its killed run left on eth0, and says so.
 	d1 = l.director("d1", 150)
 	l.waitRoles(d1, d2)
 	l.waitClientReaches("c", "d1")
+	const leftover = `level=WARN msg="vrrp: VIP was on the interface at start; removed it"`
+	if log := d1.logText(); !strings.Contains(log, leftover) || !strings.Contains(log, "addr="+vip+"/32 interface=eth0") {
+		t.Errorf("restarted d1 did not warn about the VIP its killed run left; log:\n%s", log)
+	}
+	if strings.Contains(d2.logText(), leftover) {
+		t.Error("d2 warned about a leftover VIP, but it started without one")
+	}
 
 	// Clean stop: priority 0 hands over without waiting for the timeout.
 	d1.stop()

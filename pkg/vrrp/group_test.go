@@ -15,18 +15,35 @@ type fakeGARP struct{ sent int }
 
 func (f *fakeGARP) send(n int) error { f.sent += n; return nil }
 
-type fakeVIPs struct{ on bool }
+// fakeVIPs is the link's VIPs in memory: all on or all off.
+type fakeVIPs struct {
+	vips []netip.Prefix
+	on   bool
+}
 
-func (f *fakeVIPs) add() error    { f.on = true; return nil }
-func (f *fakeVIPs) remove() error { f.on = false; return nil }
+func (f *fakeVIPs) add() error { f.on = true; return nil }
+func (f *fakeVIPs) remove() ([]netip.Prefix, error) {
+	var was []netip.Prefix
+	if f.on {
+		was = f.vips
+	}
+	f.on = false
+	return was, nil
+}
 
 // testInstance is an Instance wired to fakes instead of the kernel; the
 // test plays the Run loop's part.
 func testInstance(t *testing.T, name string, vrid uint8) (*Instance, *fakeVIPs) {
 	t.Helper()
+	return testInstanceLog(t, name, vrid, slog.New(slog.DiscardHandler))
+}
+
+// testInstanceLog is testInstance logging to log.
+func testInstanceLog(t *testing.T, name string, vrid uint8, log *slog.Logger) (*Instance, *fakeVIPs) {
+	t.Helper()
 	i, err := New(Config{Name: name, Interface: "eth0", VRID: vrid, Priority: 100, AdvertInterval: 100 * time.Millisecond,
 		VIPs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, vrid}), 32)}},
-		Options{Logger: slog.New(slog.DiscardHandler)})
+		Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +53,7 @@ func testInstance(t *testing.T, name string, vrid uint8) (*Instance, *fakeVIPs) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &fakeVIPs{}
+	v := &fakeVIPs{vips: i.cfg.VIPs}
 	i.rt = newRuntime(m, &fakeSender{}, &fakeGARP{}, v, local, nil)
 	return i, v
 }

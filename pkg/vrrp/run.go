@@ -18,7 +18,8 @@ type (
 	announcer    interface{ send(repeat int) error }
 	vipOwner     interface {
 		add() error
-		remove() error
+		// remove returns the VIPs that were on the link.
+		remove() ([]netip.Prefix, error)
 	}
 )
 
@@ -200,7 +201,7 @@ func (i *Instance) setup() (*conn, *garpSender, *netlink.Handle, error) {
 		g.close()
 		return nil, nil, nil, fmt.Errorf("vrrp: %s: open netlink: %w", i, err)
 	}
-	i.rt = newRuntime(m, c, g, &vipManager{h: h, link: link, vips: i.cfg.VIPs}, src, i.cfg.UnicastPeers)
+	i.rt = newRuntime(m, c, g, newVIPManager(h, link, i.cfg.VIPs), src, i.cfg.UnicastPeers)
 	return c, g, h, nil
 }
 

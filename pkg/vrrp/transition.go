@@ -27,8 +27,18 @@ func (i *Instance) transition(from, to State, forced bool) {
 		// Also on start: VIPs left behind by a run that was killed go.
 		i.rt.garpTimer.Stop()
 		if !owner {
-			if err := i.rt.vips.remove(); err != nil {
+			removed, err := i.rt.vips.remove()
+			if err != nil {
 				i.log.Error("vrrp: release VIPs", "err", err)
+			}
+			if from == StateInit {
+				// Right (a Backup must not hold the VIP), but someone
+				// should know: a crashed run left it, or a person added it.
+				// i.log names the instance (vrrp_instance).
+				for _, p := range removed {
+					i.log.Warn("vrrp: VIP was on the interface at start; removed it",
+						"addr", p, "interface", i.cfg.Interface)
+				}
 			}
 		}
 	}

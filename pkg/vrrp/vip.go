@@ -3,47 +3,62 @@ package vrrp
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"syscall"
 
+	"github.com/lbd-project/lbd/internal/ifaddr"
 	"github.com/vishvananda/netlink"
 )
 
 // vipManager adds and removes the VIPs on one link through netlink. It
-// keeps one netlink socket open (h) rather than one per request: a takeover
-// should cost one round trip per VIP, not a socket setup too.
+// keeps one netlink socket open (in addrs) rather than one per request: a
+// takeover should cost one round trip per VIP, not a socket setup too.
 type vipManager struct {
-	h    *netlink.Handle
-	link netlink.Link
-	vips []netip.Prefix
+	addrs ifaddr.Manager
+	link  netlink.Link
+	vips  []netip.Prefix
 }
 
-func toNetlinkAddr(p netip.Prefix) *netlink.Addr {
-	return &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+// newVIPManager returns the manager of vips on link, through h.
+func newVIPManager(h *netlink.Handle, link netlink.Link, vips []netip.Prefix) *vipManager {
+	return &vipManager{
+		// Besides EADDRNOTAVAIL, ENODEV from a delete (the link or its
+		// IPv4 configuration is gone) means the VIP is not there.
+		addrs: ifaddr.Manager{Handle: h, Absent: []syscall.Errno{syscall.ENODEV}},
+		link:  link,
+		vips:  vips,
+	}
 }
 
 // add adds every VIP; one that is already there is not an error.
 func (v *vipManager) add() error {
 	var errs []error
 	for _, p := range v.vips {
-		if err := v.h.AddrAdd(v.link, toNetlinkAddr(p)); err != nil && !errors.Is(err, syscall.EEXIST) {
-			errs = append(errs, fmt.Errorf("vrrp: add %s to %s: %w", p, v.link.Attrs().Name, err))
+		if err := v.addrs.Add(v.link, p); err != nil {
+			errs = append(errs, fmt.Errorf("vrrp: %w", err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// remove removes every VIP; one that is not there is not an error.
-func (v *vipManager) remove() error {
-	var errs []error
+// remove removes every VIP and returns those that were there; one that is
+// not there is not an error. It keeps going after an error.
+func (v *vipManager) remove() ([]netip.Prefix, error) {
+	var (
+		errs    []error
+		removed []netip.Prefix
+	)
 	for _, p := range v.vips {
-		err := v.h.AddrDel(v.link, toNetlinkAddr(p))
-		if err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) && !errors.Is(err, syscall.ENODEV) {
-			errs = append(errs, fmt.Errorf("vrrp: remove %s from %s: %w", p, v.link.Attrs().Name, err))
+		was, err := v.addrs.Del(v.link, p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vrrp: %w", err))
+			continue
+		}
+		if was {
+			removed = append(removed, p)
 		}
 	}
-	return errors.Join(errs...)
+	return removed, errors.Join(errs...)
 }
 
 // primaryAddr returns the first primary IPv4 address of link that is not
