@@ -47,8 +47,12 @@ type evLoop struct {
 	epfd     int
 	wakefd   int
 	stopping atomic.Bool
-	mu       sync.Mutex
-	conns    map[int32]*evConn
+	// holdP makes the loop block in epoll_wait without telling the
+	// scheduler (see wait); set only while the process has a P to spare
+	// for every loop.
+	holdP bool
+	mu    sync.Mutex
+	conns map[int32]*evConn
 }
 
 // evConn is a connection served by an event loop.
@@ -80,12 +84,14 @@ func newEvPool(n int, pin bool, log *slog.Logger) (*evPool, error) {
 			log.Info("kvs: event loops not pinned to CPUs", "reason", err)
 		}
 	}
+	holdP := n < runtime.GOMAXPROCS(0)
 	for i := range n {
 		l, err := newEvLoop()
 		if err != nil {
 			p.close()
 			return nil, err
 		}
+		l.holdP = holdP
 		p.loops = append(p.loops, l)
 		p.wg.Add(1)
 		go func() {
@@ -256,12 +262,7 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 func (l *evLoop) run() {
 	events := make([]unix.EpollEvent, 256)
 	for {
-		// Poll first without blocking (and without the scheduler's
-		// syscall bookkeeping): under load there usually is work.
-		n, err := epollPoll(l.epfd, events)
-		if err == nil && n == 0 {
-			n, err = unix.EpollWait(l.epfd, events, -1)
-		}
+		n, err := l.wait(events)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -285,6 +286,42 @@ func (l *evLoop) run() {
 		}
 	}
 }
+
+// wait returns the loop's ready descriptors, blocking until there are some.
+//
+// It polls first without blocking: under load there usually is work. To
+// block, a Go program tells the scheduler it enters a system call; if the
+// call lasts beyond 20µs, sysmon hands its P to another thread, and the
+// loop must win a P back when epoll_wait returns. For a loop that blocks
+// thousands of times a second that costs context switches, and keeps
+// sysmon itself waking every 20µs. So while the process has a P to spare
+// for every loop (GOMAXPROCS above the loop count, as lbd sets it), the
+// loop first blocks for up to holdWait without telling the scheduler,
+// keeping its P. Only a loop idle that long blocks the usual way: sysmon
+// preempts a P held for 10ms, and an idle daemon must not be woken for
+// that. The runtime can stop a loop holding its P whenever it must
+// (garbage collection): it signals the thread, which interrupts
+// epoll_wait (never restarted after a signal), and the loop yields.
+func (l *evLoop) wait(events []unix.EpollEvent) (int, error) {
+	n, err := epollPoll(l.epfd, events, 0)
+	if err != nil || n > 0 {
+		return n, err
+	}
+	if l.holdP {
+		n, err = epollPoll(l.epfd, events, holdWait)
+		if err == unix.EINTR {
+			runtime.Gosched()
+		}
+		if err != nil || n > 0 {
+			return n, err
+		}
+	}
+	return unix.EpollWait(l.epfd, events, -1)
+}
+
+// holdWait is how long, in milliseconds, a loop waits for work holding
+// its P (see wait): half the time after which sysmon preempts a P.
+const holdWait = 5
 
 // serve reads what the socket has, runs every complete request and writes
 // the replies.
@@ -543,9 +580,10 @@ func rawWrite(fd int, p []byte) (int, error) {
 	return int(n), nil
 }
 
-// epollPoll is a non-blocking epoll_pwait (timeout 0, no signal mask).
-func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+// epollPoll is epoll_pwait (no signal mask) made without the scheduler's
+// system call bookkeeping; timeout is in milliseconds, -1 to block.
+func epollPoll(epfd int, events []unix.EpollEvent, timeout int) (int, error) {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeout), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}

@@ -209,3 +209,39 @@ func TestPoolFromOneCPUSpreads(t *testing.T) {
 		t.Errorf("32 connections from one CPU spread over the loops as %v", loads)
 	}
 }
+
+// TestIdleLoopsHoldingPLetRuntimeStop checks that loops blocked in
+// epoll_wait while holding their P (holdP) do not keep the runtime from
+// stopping the world: garbage collections complete while every loop is
+// idle, and the loops serve again afterwards.
+func TestIdleLoopsHoldingPLetRuntimeStop(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	tier, addrs := startTier(t, Options{EventLoops: 2}, TenantConfig{Name: "a"})
+	for i, l := range tier.pool.loops {
+		if !l.holdP {
+			t.Fatalf("loop %d does not hold its P; the test would prove nothing", i)
+		}
+	}
+	c := dial(t, addrs["a"])
+	if got := c.do("set k 0 0 1\r\nx\r\n", 1); got != "STORED\r\n" {
+		t.Fatalf("set: %q", got)
+	}
+	for round := range 5 {
+		time.Sleep(20 * time.Millisecond) // let the loops block in epoll_wait
+		done := make(chan struct{})
+		go func() {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms) // stops the world too
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: the runtime could not stop the idle event loops", round)
+		}
+		if got := c.do("get k\r\n", 3); got != "VALUE k 0 1\r\nx\r\nEND\r\n" {
+			t.Fatalf("round %d: get after GC: %q", round, got)
+		}
+	}
+}
