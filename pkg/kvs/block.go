@@ -55,12 +55,6 @@ func (b *block) keyBytes() []byte {
 	return b.bytes()[blockHeader : blockHeader+b.klen() : blockHeader+b.klen()]
 }
 
-// key is the key as a string sharing the block's memory (the index's key).
-func (b *block) key() string {
-	k := b.keyBytes()
-	return unsafe.String(unsafe.SliceData(k), len(k))
-}
-
 // value is the value, in the block; it never changes.
 func (b *block) value() []byte {
 	return b.bytes()[blockHeader+b.klen():]

@@ -12,9 +12,9 @@ const memShards = 128
 // MemoryStore is an in-memory Store with eviction inside a byte limit.
 //
 // Each item is one allocation, its block: header, key, value (see block).
-// A shard's index maps the key, a string pointing into the block, to the
-// block, so a hit reads the index and one allocation, as memcached reads
-// its hash table and one item.
+// A shard's index (see index) maps the key's hash to the block, so a hit
+// reads one slot of the index and one allocation, as memcached reads its
+// hash table and one item.
 //
 // Eviction is SIEVE (Zhang et al., NSDI '24), an approximation of LRU
 // that a read does not reorder: each shard keeps its blocks in the order
@@ -44,7 +44,7 @@ type MemoryStore struct {
 
 type memShard struct {
 	mu    sync.Mutex
-	m     map[string]*block
+	idx   index
 	ring  []*block // in write order, oldest first; nil where one was removed
 	hand  int      // the ring position eviction looks at next
 	holes int      // nil entries in ring
@@ -55,14 +55,13 @@ type memShard struct {
 func NewMemoryStore(limit int64) *MemoryStore {
 	s := &MemoryStore{seed: maphash.MakeSeed()}
 	s.limit.Store(limit)
-	for i := range s.shards {
-		s.shards[i].m = make(map[string]*block)
-	}
 	return s
 }
 
-func (s *MemoryStore) shard(key []byte) *memShard {
-	return &s.shards[maphash.Bytes(s.seed, key)&(memShards-1)]
+// shard returns key's shard and hash.
+func (s *MemoryStore) shard(key []byte) (*memShard, uint64) {
+	h := maphash.Bytes(s.seed, key)
+	return &s.shards[h&(memShards-1)], h
 }
 
 // Get implements Store.
@@ -77,9 +76,9 @@ func (s *MemoryStore) Get(key []byte, now int64) (Item, bool) {
 // find is Get that also tells a key found past its expiry (removed now)
 // from an absent one, for memcached's get_expired.
 func (s *MemoryStore) find(key []byte, now int64) (it Item, ok, expired bool) {
-	sh := s.shard(key)
+	sh, h := s.shard(key)
 	sh.mu.Lock()
-	b, expired := s.lookup(sh, key, now)
+	b, expired := s.lookup(sh, h, key, now)
 	if b == nil {
 		sh.mu.Unlock()
 		return Item{}, false, expired
@@ -98,9 +97,9 @@ func (s *MemoryStore) find(key []byte, now int64) (it Item, ok, expired bool) {
 
 // Mutate implements Store.
 func (s *MemoryStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
-	sh := s.shard(key)
+	sh, h := s.shard(key)
 	sh.mu.Lock()
-	b, _ := s.lookup(sh, key, now)
+	b, _ := s.lookup(sh, h, key, now)
 	var cur Item
 	if b != nil {
 		cur = b.item()
@@ -112,7 +111,7 @@ func (s *MemoryStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 		return cur, nil
 	case OpDelete:
 		if b != nil {
-			s.remove(sh, b)
+			s.remove(sh, h, b)
 		}
 		sh.mu.Unlock()
 		return Item{}, nil
@@ -131,7 +130,7 @@ func (s *MemoryStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	nb, value := newBlock(key, len(next.Value), 0)
 	copy(value, next.Value)
 	next.Value = nb.value()
-	s.put(sh, b, nb, next)
+	s.put(sh, h, b, nb, next)
 	return next, nil
 }
 
@@ -139,30 +138,30 @@ func (s *MemoryStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 // key: Mutate with a MutateFunc returning it and OpStore, without the
 // function or a copy.
 func (s *MemoryStore) setBlock(nb *block, now int64, flags uint32, exptime int64) {
-	sh := s.shard(nb.keyBytes())
+	sh, h := s.shard(nb.keyBytes())
 	sh.mu.Lock()
-	old, _ := s.lookup(sh, nb.keyBytes(), now)
+	old, _ := s.lookup(sh, h, nb.keyBytes(), now)
 	s.total.Add(1)
-	s.put(sh, old, nb, Item{Flags: flags, Exptime: exptime, CAS: s.cas.Add(1), Atime: now})
+	s.put(sh, h, old, nb, Item{Flags: flags, Exptime: exptime, CAS: s.cas.Add(1), Atime: now})
 }
 
-// lookup returns the live block for key, nil if there is none; expired
-// tells that key was there past its expiry (it is removed now). The caller
-// holds sh.mu.
-func (s *MemoryStore) lookup(sh *memShard, key []byte, now int64) (b *block, expired bool) {
-	b, found := sh.m[string(key)]
-	if found && b.expired(now) {
-		s.remove(sh, b)
+// lookup returns the live block for key (whose hash is h), nil if there is
+// none; expired tells that key was there past its expiry (it is removed
+// now). The caller holds sh.mu.
+func (s *MemoryStore) lookup(sh *memShard, h uint64, key []byte, now int64) (b *block, expired bool) {
+	b = sh.idx.get(h, key)
+	if b != nil && b.expired(now) {
+		s.remove(sh, h, b)
 		s.reclaimed.Add(1)
 		return nil, true
 	}
 	return b, false
 }
 
-// put makes nb, with the header of it, the block of its key in place of
-// old (nil if the key was absent), unlocks sh and evicts if the store
-// went over its limit. The caller holds sh.mu.
-func (s *MemoryStore) put(sh *memShard, old, nb *block, it Item) {
+// put makes nb, with the header of it, the block of its key (whose hash is
+// h) in place of old (nil if the key was absent), unlocks sh and evicts if
+// the store went over its limit. The caller holds sh.mu.
+func (s *MemoryStore) put(sh *memShard, h uint64, old, nb *block, it Item) {
 	nb.setHeader(it)
 	nb.setVisited(false)
 	size := nb.size()
@@ -175,9 +174,7 @@ func (s *MemoryStore) put(sh *memShard, old, nb *block, it Item) {
 		s.used.Add(size)
 		s.items.Add(1)
 	}
-	// For an existing key the map takes nb's key string too (string keys
-	// are updated on assignment), so nothing keeps old's block alive.
-	sh.m[nb.key()] = nb
+	sh.idx.set(h, old, nb)
 	nb.setPos(len(sh.ring))
 	sh.ring = append(sh.ring, nb)
 	sh.mu.Unlock()
@@ -186,10 +183,11 @@ func (s *MemoryStore) put(sh *memShard, old, nb *block, it Item) {
 	}
 }
 
-// remove drops b from the shard; the caller holds sh.mu.
-func (s *MemoryStore) remove(sh *memShard, b *block) {
+// remove drops b, whose key's hash is h, from the shard; the caller holds
+// sh.mu.
+func (s *MemoryStore) remove(sh *memShard, h uint64, b *block) {
 	sh.unring(b)
-	delete(sh.m, b.key())
+	sh.idx.del(h, b)
 	s.used.Add(-b.size())
 	s.items.Add(-1)
 }
@@ -285,7 +283,7 @@ func (s *MemoryStore) evict() {
 			// Counted before the item goes: whoever misses it under the
 			// shard lock then sees the count (DurableStore relies on it).
 			s.evictions.Add(1)
-			s.remove(best, b)
+			s.remove(best, maphash.Bytes(s.seed, b.keyBytes()), b)
 		}
 		best.mu.Unlock()
 	}
@@ -296,11 +294,11 @@ func (s *MemoryStore) Flush() error {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for _, b := range sh.m {
+		sh.idx.each(func(b *block) {
 			s.used.Add(-b.size())
 			s.items.Add(-1)
-		}
-		sh.m = make(map[string]*block)
+		})
+		sh.idx = index{}
 		sh.ring, sh.hand, sh.holes = nil, 0, 0
 		sh.mu.Unlock()
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
-	"unsafe"
 )
 
 func TestMemoryStoreEvictsWithinLimit(t *testing.T) {
@@ -86,13 +85,12 @@ func TestMemoryStoreBlocks(t *testing.T) {
 		t.Fatalf("get after setBlock: %q %v (in the block: %v)", it.Value, ok, sameBytes(it.Value, b1.value()))
 	}
 	b2 := set("k", "two")
-	if got := s.shard([]byte("k")).m["k"]; got != b2 || unsafe.StringData(func() string {
-		for k := range s.shard([]byte("k")).m {
-			return k
-		}
-		return ""
-	}()) != unsafe.SliceData(b2.keyBytes()) {
-		t.Fatal("overwriting set: the index does not hold the new block and its key")
+	held := func() *block {
+		sh, h := s.shard([]byte("k"))
+		return sh.idx.get(h, []byte("k"))
+	}
+	if got := held(); got != b2 {
+		t.Fatal("overwriting set: the index does not hold the new block")
 	}
 	if it, _ := s.Get([]byte("k"), 1); string(it.Value) != "two" || string(b1.value()) != "one" {
 		t.Fatalf("after overwrite: %q; the old block changed to %q", it.Value, b1.value())
@@ -102,7 +100,7 @@ func TestMemoryStoreBlocks(t *testing.T) {
 		cur.Value = []byte("three")
 		return cur, OpStore
 	})
-	b3 := s.shard([]byte("k")).m["k"]
+	b3 := held()
 	if b3 == b2 || string(b3.value()) != "three" {
 		t.Fatalf("Mutate: block %p (was %p) holds %q", b3, b2, b3.value())
 	}
@@ -110,7 +108,7 @@ func TestMemoryStoreBlocks(t *testing.T) {
 		cur.Exptime = 1000
 		return cur, OpTouch
 	})
-	if s.shard([]byte("k")).m["k"] != b3 {
+	if held() != b3 {
 		t.Fatal("a touch made a new block")
 	}
 	if it, ok := s.Get([]byte("k"), 999); !ok || it.Exptime != 1000 || string(it.Value) != "three" {
