@@ -73,7 +73,8 @@ type DurableStore struct {
 	reclaimed atomic.Uint64
 	// getExpired counts gets that found their key past its expiry.
 	getExpired atomic.Uint64
-	dirty      atomic.Bool
+	dirty      atomic.Bool   // writes not synced yet (SyncGroup)
+	kick       chan struct{} // the first of them wakes groupCommit
 	reads      atomic.Uint64 // Pebble lookups, for tests
 	// whole says that the hot set holds every live item: it did after
 	// load or flush, and it has evicted nothing since (its eviction count
@@ -150,8 +151,9 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 		return nil, fmt.Errorf("kvs: open durable store %s: %w", opts.Dir, err)
 	}
 	if opts.Sync == SyncGroup {
+		s.kick = make(chan struct{}, 1)
 		s.wg.Add(1)
-		go s.every(opts.SyncInterval, s.groupSync)
+		go s.groupCommit(opts.SyncInterval)
 	}
 	s.wg.Add(1)
 	go s.every(sweepInterval, s.sweepNow)
@@ -395,9 +397,14 @@ func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error
 	return next, nil
 }
 
+// markDirty records an unsynced write; the first since the last sync
+// starts the group commit's interval.
 func (s *DurableStore) markDirty() {
-	if s.wo == pebble.NoSync {
-		s.dirty.Store(true)
+	if s.wo == pebble.NoSync && !s.dirty.Load() && !s.dirty.Swap(true) {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -451,12 +458,31 @@ func (s *DurableStore) every(interval time.Duration, fn func()) {
 	}
 }
 
-// groupSync is the group commit: writes are acknowledged unsynced and the
-// log is synced every interval, so a crash loses at most one interval.
-func (s *DurableStore) groupSync() {
-	if s.dirty.Swap(false) {
-		if err := s.db.LogData(nil, pebble.Sync); err != nil {
-			s.log.Error("kvs: group commit sync", "err", err)
+// groupCommit is the group commit: writes are acknowledged unsynced, and
+// the log is synced one interval after the first unsynced write, so a
+// crash loses at most one interval of writes. A store without writes is
+// not woken at all. The caller has added it to s.wg.
+func (s *DurableStore) groupCommit(interval time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTimer(interval)
+	t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return // Close syncs
+		case <-s.kick:
+		}
+		t.Reset(interval)
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		// Writes after the swap kick the next round.
+		if s.dirty.Swap(false) {
+			if err := s.db.LogData(nil, pebble.Sync); err != nil {
+				s.log.Error("kvs: group commit sync", "err", err)
+			}
 		}
 	}
 }

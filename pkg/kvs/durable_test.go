@@ -3,6 +3,7 @@ package kvs
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 func setItem(t *testing.T, s Store, key string, it Item, now int64) Item {
@@ -206,4 +207,28 @@ func TestDurableKeyFilterSparesReads(t *testing.T) {
 		}
 	}
 	s.Close()
+}
+
+// TestGroupCommitSyncsEachRound checks that under SyncGroup every round of
+// writes is synced: the first unsynced write wakes the group commit, which
+// syncs the log and clears the mark, and the next write starts a new round.
+func TestGroupCommitSyncsEachRound(t *testing.T) {
+	s, err := OpenDurable(testLogger(t), DurableOptions{Dir: t.TempDir(), Sync: SyncGroup, SyncInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for round := range 3 {
+		setItem(t, s, fmt.Sprint("k", round), Item{Value: []byte("v")}, 100)
+		if !s.dirty.Load() {
+			t.Fatalf("round %d: a write left no unsynced mark", round)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for s.dirty.Load() {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the write was never synced", round)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
