@@ -28,7 +28,9 @@ type Options struct {
 	Keys int
 	// ValueSize is the size of values written (default 64).
 	ValueSize int
-	// GetRatio is the fraction of requests that are gets (default 0.9).
+	// GetRatio is the fraction of requests that are gets, from 0 (sets
+	// only) to 1 (gets only); the zero value means sets only, the flag's
+	// default is 0.9.
 	GetRatio float64
 	// MultiGet is the number of keys per get request (default 1).
 	MultiGet int
@@ -53,9 +55,6 @@ func (o *Options) defaults() {
 	}
 	if o.ValueSize <= 0 {
 		o.ValueSize = 64
-	}
-	if o.GetRatio < 0 || o.GetRatio > 1 {
-		o.GetRatio = 0.9
 	}
 	if o.MultiGet <= 0 {
 		o.MultiGet = 1
@@ -136,6 +135,9 @@ func value(n int) []byte {
 // Run drives the server for o.Duration and returns what it measured.
 func Run(ctx context.Context, o Options) (Result, error) {
 	o.defaults()
+	if o.GetRatio < 0 || o.GetRatio > 1 {
+		return Result{}, fmt.Errorf("memcload: get ratio %g is not between 0 and 1", o.GetRatio)
+	}
 	conns := make([]net.Conn, 0, o.Conns)
 	defer func() {
 		for _, c := range conns {

@@ -3,6 +3,7 @@ package memcload
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,5 +40,15 @@ func TestRunAgainstKVS(t *testing.T) {
 				t.Errorf("result %+v", res)
 			}
 		})
+	}
+}
+
+// TestRunRejectsBadGetRatio: a ratio outside [0, 1] is an error, not
+// silently some other mix.
+func TestRunRejectsBadGetRatio(t *testing.T) {
+	for _, r := range []float64{-0.1, 1.5} {
+		if _, err := Run(context.Background(), Options{Addr: "127.0.0.1:1", GetRatio: r}); err == nil || !strings.Contains(err.Error(), "get ratio") {
+			t.Errorf("ratio %g: err = %v", r, err)
+		}
 	}
 }

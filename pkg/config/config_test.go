@@ -163,6 +163,12 @@ tenants:
   - {name: a, service: {vip: 10.0.0.1, port: 11211}}
   - {name: b, service: {vip: 10.0.0.2, port: 11211}}
 `, []string{"f.yaml:5: port 11211 already belongs to another tenant (line 4)"}},
+		{"tenant over udp", `
+nodes: [{name: s, role: storage, address: 10.0.1.1}]
+tenants:
+  - name: a
+    service: {vip: 10.0.0.1, port: 11211, protocol: udp}
+`, []string{"f.yaml:5: tenant \"a\": its store speaks memcached over TCP; protocol must be tcp"}},
 		{"dr cannot change port", `
 virtual_services:
   - {vip: 10.0.0.1, port: 80, reals: [{address: 10.0.1.1, port: 8080}]}

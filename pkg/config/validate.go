@@ -392,6 +392,11 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 	s := t.Service
 	svc := k.service(at("tenants", i, "service"), s.VIP, s.Port, s.Protocol, s.Scheduler, s.Forward, s.PersistenceTimeout, seen)
 	svc.Name, svc.Tenant = t.Name, t.Name
+	// A tenant is served by the KVS, over TCP: with udp its fences would
+	// cover the wrong protocol and leave the store's TCP port open.
+	if svc.Protocol == "udp" {
+		k.errf(at("tenants", i, "service", "protocol"), "tenant %q: its store speaks memcached over TCP; protocol must be tcp", t.Name)
+	}
 	// Every tenant has its own port: the storage nodes serve it there, and a
 	// shared port would mix two tenants' data (seed 001's warning).
 	if first := ports[s.Port]; first > 0 && s.Port != 0 {
