@@ -26,8 +26,9 @@ const (
 	// The table doubles when more than indexLoadNum/indexLoadDen of its
 	// slots are taken: probes stay short and mostly within a cache line.
 	indexLoadNum, indexLoadDen = 3, 4
-	// shardBits are the hash's low bits, which pick the shard (memShards
-	// is 1<<shardBits): equal in one shard, so the table uses the others.
+	// shardBits are the hash's low bits, which pick the shard (there are
+	// memShards = 1<<shardBits): equal in one shard, so the table uses
+	// the others.
 	shardBits = 7
 )
 

@@ -7,7 +7,7 @@ import (
 )
 
 // memShards is the number of lock shards of a MemoryStore; a power of two.
-const memShards = 128
+const memShards = 1 << shardBits
 
 // MemoryStore is an in-memory Store with eviction inside a byte limit.
 //
@@ -48,7 +48,7 @@ type memShard struct {
 	ring  []*block // in write order, oldest first; nil where one was removed
 	hand  int      // the ring position eviction looks at next
 	holes int      // nil entries in ring
-	_     [16]byte // keep shards on separate cache lines
+	_     [48]byte // 128 bytes a shard: no two share a cache line
 }
 
 // NewMemoryStore returns an empty store holding at most limit bytes.
