@@ -35,7 +35,7 @@ func TestMergeOverlay(t *testing.T) {
 	file := mustParse(t, fileYAML)
 	w := 3
 	ov := &Overlay{
-		Services:        []config.VirtualService{{VIP: "10.0.0.6", Port: 443, Reals: []config.Real{{Address: "10.0.2.9", Weight: &w}}}},
+		Services:        []config.VirtualService{{Service: config.Service{VIP: "10.0.0.6", Port: 443}, Reals: []config.Real{{Address: "10.0.2.9", Weight: &w}}}},
 		Reals:           map[string][]config.Real{"tcp/10.0.0.5:80": {{Address: "10.0.2.3"}}},
 		DeletedReals:    map[string][]netip.AddrPort{"tcp/10.0.0.5:80": {netip.MustParseAddrPort("10.0.2.1:80")}},
 		Tenants:         []config.Tenant{{Name: "c", Service: config.Service{VIP: "10.0.0.1", Port: 11213}}},

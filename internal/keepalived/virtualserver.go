@@ -82,13 +82,15 @@ func (c *converter) virtualServer(n *Node) {
 		}
 		c.seenVS[key] = n.Pos
 		vs := config.VirtualService{
-			VIP:                a.vip.String(),
-			Port:               a.port,
-			Protocol:           set.protocol,
-			Scheduler:          set.scheduler,
-			Forward:            set.forward,
-			PersistenceTimeout: config.Duration(set.persistence),
-			Reals:              c.realsAt(reals, set.forward, a.port),
+			Service: config.Service{
+				VIP:                a.vip.String(),
+				Port:               a.port,
+				Protocol:           set.protocol,
+				Scheduler:          set.scheduler,
+				Forward:            set.forward,
+				PersistenceTimeout: config.Duration(set.persistence),
+			},
+			Reals: c.realsAt(reals, set.forward, a.port),
 		}
 		c.svcs = append(c.svcs, service{vs: vs, health: health})
 	}

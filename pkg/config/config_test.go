@@ -199,6 +199,8 @@ tenants:
 		{"two documents", "nodes: []\n---\nnodes: []\n", []string{"more than one YAML document"}},
 		{"not a mapping", "- a\n- b\n", []string{"f.yaml:1: cannot unmarshal"}},
 		{"nested unknown key", "defaults:\n  health:\n    tpye: tcp\n", []string{`f.yaml:3: unknown key "tpye" in Health`}},
+		{"unknown key beside inlined ones", "virtual_services:\n  - {vip: 10.0.0.1, port: 80, shceduler: rr, reals: [{address: 10.0.1.1}]}\n",
+			[]string{`f.yaml:2: unknown key "shceduler" in VirtualService`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

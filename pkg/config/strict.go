@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 
@@ -48,7 +49,8 @@ func isScalarType(t reflect.Type) bool {
 	return reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]())
 }
 
-// yamlFields maps a struct's yaml keys to their field types.
+// yamlFields maps a struct's yaml keys to their field types, with the
+// keys of inlined structs (`yaml:",inline"`) as the struct's own.
 func yamlFields(t reflect.Type) map[string]reflect.Type {
 	out := make(map[string]reflect.Type, t.NumField())
 	for i := range t.NumField() {
@@ -57,7 +59,11 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 		if !f.IsExported() || tag == "-" {
 			continue
 		}
-		name, _, _ := strings.Cut(tag, ",")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			maps.Copy(out, yamlFields(f.Type))
+			continue
+		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}

@@ -149,13 +149,21 @@ type Health struct {
 	Host string `yaml:"host,omitempty"`
 }
 
-// Service is a tenant's address on the public VIP.
+// Service is where clients connect and how IPVS balances them: a
+// tenant's service, and the first part of a virtual service.
 type Service struct {
-	VIP                string   `yaml:"vip,omitempty"`
-	Port               int      `yaml:"port,omitempty"`
-	Protocol           string   `yaml:"protocol,omitempty"`
-	Scheduler          string   `yaml:"scheduler,omitempty"`
-	Forward            string   `yaml:"forward,omitempty"`
+	// VIP is the virtual address (IPv4 or IPv6).
+	VIP string `yaml:"vip,omitempty"`
+	// Port is the virtual port.
+	Port int `yaml:"port,omitempty"`
+	// Protocol is tcp (default) or udp; a tenant's is tcp.
+	Protocol string `yaml:"protocol,omitempty"`
+	// Scheduler is IPVS's (keepalived's lb_algo); default defaults.scheduler.
+	Scheduler string `yaml:"scheduler,omitempty"`
+	// Forward is dr, nat or tun (lb_kind); default defaults.forward.
+	Forward string `yaml:"forward,omitempty"`
+	// PersistenceTimeout keeps a client on one real server this long
+	// (persistence_timeout); 0 is off.
 	PersistenceTimeout Duration `yaml:"persistence_timeout,omitempty"`
 }
 
@@ -202,14 +210,11 @@ type KVS struct {
 
 // VirtualService is a plain L4 service not tied to a tenant.
 type VirtualService struct {
-	VIP                string   `yaml:"vip,omitempty"`
-	Port               int      `yaml:"port,omitempty"`
-	Protocol           string   `yaml:"protocol,omitempty"`
-	Scheduler          string   `yaml:"scheduler,omitempty"`
-	Forward            string   `yaml:"forward,omitempty"`
-	PersistenceTimeout Duration `yaml:"persistence_timeout,omitempty"`
-	Reals              []Real   `yaml:"reals,omitempty"`
-	Health             *Health  `yaml:"health,omitempty"`
+	Service `yaml:",inline"`
+	// Reals are the real servers.
+	Reals []Real `yaml:"reals,omitempty"`
+	// Health overrides the default health check.
+	Health *Health `yaml:"health,omitempty"`
 }
 
 // Real is one real server of a service.

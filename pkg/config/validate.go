@@ -306,9 +306,10 @@ func pickPtr[T any](h *Health, d Health, f func(*Health) *T, def T) T {
 
 // service validates the fields common to tenants and virtual services and
 // returns the resolved service without reals.
-func (k *checker) service(path []any, vip string, port int, proto, sched, fwd string, persist Duration, seen map[string]int) ResolvedService {
+func (k *checker) service(path []any, s Service, seen map[string]int) ResolvedService {
+	vip, port, proto, sched, fwd := s.VIP, s.Port, s.Protocol, s.Scheduler, s.Forward
 	p := func(f string) []any { return append(slices.Clone(path), f) }
-	rs := ResolvedService{Line: lineOf(k.c.root, path...), Persistence: persist.D()}
+	rs := ResolvedService{Line: lineOf(k.c.root, path...), Persistence: s.PersistenceTimeout.D()}
 	a, err := netip.ParseAddr(vip)
 	if err != nil {
 		k.errf(p("vip"), "invalid vip %q", vip)
@@ -390,7 +391,7 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 	p := func(f string) []any { return at("tenants", i, f) }
 	k.name("tenant", path, t.Name, names)
 	s := t.Service
-	svc := k.service(at("tenants", i, "service"), s.VIP, s.Port, s.Protocol, s.Scheduler, s.Forward, s.PersistenceTimeout, seen)
+	svc := k.service(at("tenants", i, "service"), s, seen)
 	svc.Name, svc.Tenant = t.Name, t.Name
 	// A tenant is served by the KVS, over TCP: with udp its fences would
 	// cover the wrong protocol and leave the store's TCP port open.
@@ -474,7 +475,7 @@ func (k *checker) kvs(path []any, v *KVS) {
 func (k *checker) virtualService(i int, seen map[string]int) {
 	v := &k.c.VirtualServices[i]
 	path := at("virtual_services", i)
-	svc := k.service(path, v.VIP, v.Port, v.Protocol, v.Scheduler, v.Forward, v.PersistenceTimeout, seen)
+	svc := k.service(path, v.Service, seen)
 	if len(v.Reals) == 0 {
 		k.errf(path, "virtual service %s has no reals", svc.Name)
 	}
