@@ -59,6 +59,19 @@ func cString(b []byte) string {
 	return string(b)
 }
 
+// msgAttrs returns the attributes of one ipset dump message, after its
+// 4-byte nfgenmsg.
+func msgAttrs(msg []byte) ([]nlAttr, error) {
+	if len(msg) < 4 {
+		return nil, fmt.Errorf("ipset dump: short message (%d bytes)", len(msg))
+	}
+	attrs, err := parseAttrs(msg[4:])
+	if err != nil {
+		return nil, fmt.Errorf("ipset dump: %w", err)
+	}
+	return attrs, nil
+}
+
 // parseSetDump decodes the messages of an ipset list dump (each starting
 // with its 4-byte nfgenmsg). Only sets for which keep returns true are
 // decoded and returned; a set spread over several messages is merged (only
@@ -70,12 +83,9 @@ func parseSetDump(msgs [][]byte, keep func(name string) bool) ([]setInfo, error)
 	var out []setInfo
 	index := map[string]int{}
 	for _, msg := range msgs {
-		if len(msg) < 4 {
-			return nil, fmt.Errorf("ipset dump: short message (%d bytes)", len(msg))
-		}
-		attrs, err := parseAttrs(msg[4:])
+		attrs, err := msgAttrs(msg)
 		if err != nil {
-			return nil, fmt.Errorf("ipset dump: %w", err)
+			return nil, err
 		}
 		var (
 			name, typ string
@@ -184,12 +194,9 @@ func parseADT(b []byte, entries []netip.Prefix) ([]netip.Prefix, error) {
 func parseSetSizes(msgs [][]byte) (map[string]int, error) {
 	sizes := map[string]int{}
 	for _, msg := range msgs {
-		if len(msg) < 4 {
-			return nil, fmt.Errorf("ipset dump: short message (%d bytes)", len(msg))
-		}
-		attrs, err := parseAttrs(msg[4:])
+		attrs, err := msgAttrs(msg)
 		if err != nil {
-			return nil, fmt.Errorf("ipset dump: %w", err)
+			return nil, err
 		}
 		var name string
 		n := -1
