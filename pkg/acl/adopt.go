@@ -54,13 +54,9 @@ func (m *Manager) Adopt(ctx context.Context) error {
 // readFences lists lbd's sets and chain in both families and returns the
 // fences found there (see fenceOf), by tenant and family.
 func (m *Manager) readFences(ctx context.Context) (map[string]map[family]Tenant, error) {
-	all, err := m.k.listSets(ctx, m.ownsSet)
+	sets, err := m.ownSets(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list sets: %w", err)
-	}
-	sets := make(map[string]setInfo, len(all))
-	for _, s := range all {
-		sets[s.name] = s
+		return nil, err
 	}
 	found := map[string]map[family]Tenant{}
 	for _, f := range []family{v4, v6} {

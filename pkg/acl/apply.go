@@ -28,13 +28,9 @@ func (m *Manager) Apply(ctx context.Context, tenants []Tenant) error {
 	if err != nil {
 		return err
 	}
-	all, err := m.k.listSets(ctx, m.ownsSet)
+	own, err := m.ownSets(ctx)
 	if err != nil {
-		return fmt.Errorf("acl: list sets: %w", err)
-	}
-	own := map[string]setInfo{}
-	for _, s := range all {
-		own[s.name] = s
+		return fmt.Errorf("acl: %w", err)
 	}
 
 	failed := map[string]error{}
@@ -167,6 +163,19 @@ type chainView struct {
 	observedChain
 	jumpFirst bool
 	jumpLines []string
+}
+
+// ownSets lists lbd's sets in the kernel, by name.
+func (m *Manager) ownSets(ctx context.Context) (map[string]setInfo, error) {
+	all, err := m.k.listSets(ctx, m.ownsSet)
+	if err != nil {
+		return nil, fmt.Errorf("list sets: %w", err)
+	}
+	own := make(map[string]setInfo, len(all))
+	for _, s := range all {
+		own[s.name] = s
+	}
+	return own, nil
 }
 
 // listChain lists the rules of lbd's chain in family f; exists is false
