@@ -303,12 +303,12 @@ func (l *evLoop) run() {
 // (garbage collection): it signals the thread, which interrupts
 // epoll_wait (never restarted after a signal), and the loop yields.
 func (l *evLoop) wait(events []unix.EpollEvent) (int, error) {
-	n, err := epollPoll(l.epfd, events, 0)
+	n, err := rawEpollWait(l.epfd, events, 0)
 	if err != nil || n > 0 {
 		return n, err
 	}
 	if l.holdP {
-		n, err = epollPoll(l.epfd, events, holdWait)
+		n, err = rawEpollWait(l.epfd, events, holdWait)
 		if err == unix.EINTR {
 			runtime.Gosched()
 		}
@@ -580,9 +580,9 @@ func rawWrite(fd int, p []byte) (int, error) {
 	return int(n), nil
 }
 
-// epollPoll is epoll_pwait (no signal mask) made without the scheduler's
+// rawEpollWait is epoll_pwait (no signal mask) made without the scheduler's
 // system call bookkeeping; timeout is in milliseconds, -1 to block.
-func epollPoll(epfd int, events []unix.EpollEvent, timeout int) (int, error) {
+func rawEpollWait(epfd int, events []unix.EpollEvent, timeout int) (int, error) {
 	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(timeout), 0, 0)
 	if errno != 0 {
 		return 0, errno
