@@ -156,7 +156,7 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 		go s.groupCommit(opts.SyncInterval)
 	}
 	s.wg.Add(1)
-	go s.every(sweepInterval, s.sweepNow)
+	go s.sweepLoop()
 	return s, nil
 }
 
@@ -442,18 +442,20 @@ func (s *DurableStore) Stats() StoreStats {
 	}
 }
 
-// every runs fn every interval until the store closes; the caller has
-// added it to s.wg.
-func (s *DurableStore) every(interval time.Duration, fn func()) {
+// sweepLoop removes expired items from disk every sweepInterval until the
+// store closes; the caller has added it to s.wg.
+func (s *DurableStore) sweepLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(interval)
+	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
-			fn()
+			if err := s.sweep(time.Now().Unix()); err != nil {
+				s.log.Error("kvs: sweep expired", "err", err)
+			}
 		}
 	}
 }
@@ -484,13 +486,6 @@ func (s *DurableStore) groupCommit(interval time.Duration) {
 				s.log.Error("kvs: group commit sync", "err", err)
 			}
 		}
-	}
-}
-
-// sweepNow removes expired items from disk (now and then).
-func (s *DurableStore) sweepNow() {
-	if err := s.sweep(time.Now().Unix()); err != nil {
-		s.log.Error("kvs: sweep expired", "err", err)
 	}
 }
 
