@@ -12,11 +12,11 @@ import (
 //
 // Header layout (little endian): CAS, expiry and access time (8 bytes
 // each), flags, value length and ring position (4 bytes each), key length
-// (2 bytes), meta bits and the visited mark (a byte each).
+// (2 bytes), meta bits (a byte).
 type block [blockHeader]byte
 
 const (
-	blockHeader = 40
+	blockHeader = 39
 
 	bCAS     = 0
 	bExptime = 8
@@ -26,7 +26,6 @@ const (
 	bPos     = 32
 	bKlen    = 36
 	bMeta    = 38
-	bVisited = 39
 )
 
 // newBlock allocates a block for key and a value of vlen bytes, with
@@ -93,15 +92,8 @@ func (b *block) cas() uint64      { return binary.LittleEndian.Uint64(b[bCAS:]) 
 func (b *block) atime() int64     { return int64(binary.LittleEndian.Uint64(b[bAtime:])) }
 func (b *block) setAtime(t int64) { binary.LittleEndian.PutUint64(b[bAtime:], uint64(t)) }
 func (b *block) setMeta(m uint8)  { b[bMeta] = m }
-func (b *block) visited() bool    { return b[bVisited] != 0 }
 func (b *block) pos() int         { return int(binary.LittleEndian.Uint32(b[bPos:])) }
 func (b *block) setPos(p int)     { binary.LittleEndian.PutUint32(b[bPos:], uint32(p)) }
-func (b *block) setVisited(v bool) {
-	b[bVisited] = 0
-	if v {
-		b[bVisited] = 1
-	}
-}
 
 // sameBytes reports whether a and b are the same bytes in memory.
 func sameBytes(a, b []byte) bool {

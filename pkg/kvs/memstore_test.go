@@ -125,10 +125,10 @@ func TestMemoryStoreBlocks(t *testing.T) {
 	}
 }
 
-// TestMemoryStoreSieve checks the eviction order: items go oldest written
-// first, but an item read since the hand last passed it stays, and the
+// TestMemoryStoreEvictionOrder checks the eviction order: items go oldest
+// written first, but an item read while in the older half stays, and the
 // ring is compacted as items go.
-func TestMemoryStoreSieve(t *testing.T) {
+func TestMemoryStoreEvictionOrder(t *testing.T) {
 	s := NewMemoryStore(1 << 30)
 	for i := range 4000 {
 		s.Mutate([]byte(fmt.Sprint(i)), 1, func(Item, bool) (Item, Op) { return Item{Value: make([]byte, 10)}, OpStore })
@@ -152,6 +152,13 @@ func TestMemoryStoreSieve(t *testing.T) {
 	if st := s.Stats(); st.Bytes > st.LimitBytes || st.Evictions < 1500 {
 		t.Errorf("stats %+v", st)
 	}
+	checkRings(t, s)
+}
+
+// checkRings checks every shard's ring: each block knows its place,
+// nothing lies before the hand, and the ring is not mostly holes.
+func checkRings(t *testing.T, s *MemoryStore) {
+	t.Helper()
 	for i := range s.shards {
 		sh := &s.shards[i]
 		if sh.holes > 32 && 2*sh.holes > len(sh.ring) {
@@ -161,8 +168,53 @@ func TestMemoryStoreSieve(t *testing.T) {
 			if b != nil && b.pos() != p {
 				t.Fatalf("shard %d: block at %d says %d", i, p, b.pos())
 			}
+			if b != nil && p < sh.hand {
+				t.Fatalf("shard %d: block at %d, before the hand at %d", i, p, sh.hand)
+			}
 		}
 	}
+}
+
+// TestMemoryStoreKeepsRecentWrites replays memcaslap's pattern: a store
+// full of items that were each read once, then a stream of new keys, each
+// read once some writes after it was written. LRU (and memcached) keeps
+// every new key until it is read: the old items go first. SIEVE, which
+// only marks read items, sweeps past the old ones and evicts new keys not
+// yet read; this test failed with it.
+func TestMemoryStoreKeepsRecentWrites(t *testing.T) {
+	const n, window = 4000, 1000 // the store holds about n items
+	s := NewMemoryStore(1 << 30)
+	set := func(k string, now int64) {
+		s.Mutate([]byte(k), now, func(Item, bool) (Item, Op) { return Item{Value: make([]byte, 32)}, OpStore })
+	}
+	for i := range n {
+		set(fmt.Sprint("old-", i), 1)
+	}
+	for i := range n {
+		s.Get([]byte(fmt.Sprint("old-", i)), 1)
+	}
+	s.SetLimit(s.Stats().Bytes)
+	set("hot", 1)
+	misses := 0
+	for i := range 3 * n {
+		now := int64(2 + i/1000) // time goes on
+		set(fmt.Sprint("new-", i), now)
+		if _, ok := s.Get([]byte("hot"), now); !ok {
+			t.Fatalf("after %d writes: the key read after every write was evicted", i)
+		}
+		if i >= window {
+			if _, ok := s.Get([]byte(fmt.Sprint("new-", i-window)), now); !ok {
+				misses++
+			}
+		}
+	}
+	if misses > 0 {
+		t.Errorf("%d of %d keys written %d writes ago were evicted", misses, 3*n-window, window)
+	}
+	if st := s.Stats(); st.Evictions < 2*n || st.Bytes > st.LimitBytes {
+		t.Errorf("stats %+v", st)
+	}
+	checkRings(t, s)
 }
 
 // TestMemoryStoreCountsRealBytes checks that the bytes a store accounts
