@@ -5,7 +5,9 @@
 #
 # Workloads: get:set 9:1 with 64-byte values over >= 32 connections, and a
 # multi-get run (16 keys per get; memcload also pipelines 4 requests).
-# Prints ops/s and p99 for each server and the ratio lbd/memcached.
+# Prints ops/s and p99 for each server and the ratio lbd/memcached, and
+# the share of gets each server answered with a hit: a miss costs a server
+# less than a hit, so ops/s compare fairly only at equal hit ratios.
 #
 # Every workload runs BENCH_ROUNDS times per server, the servers in turn
 # (reversed every other round, so drift in the machine's load does not
@@ -86,23 +88,50 @@ echo "# memcached $(memcached -V | cut -d' ' -f2) -t 2 -m $MEM_MB; lbd --memory 
 RESULTS=$TMP/results
 : >"$RESULTS"
 
+# get_counts prints the server's get_hits and get_misses.
+get_counts() { # port
+	local line hits=0 misses=0
+	exec 3<>"/dev/tcp/127.0.0.1/$1"
+	printf 'stats\r\nquit\r\n' >&3
+	while IFS= read -r line <&3; do
+		line=${line%$'\r'}
+		case $line in
+		"STAT get_hits "*) hits=${line##* } ;;
+		"STAT get_misses "*) misses=${line##* } ;;
+		END) break ;;
+		esac
+	done
+	exec 3<&-
+	echo "$hits $misses"
+}
+
+# hit_pct prints the share of gets answered with a hit between two
+# get_counts, in percent.
+hit_pct() { # "hits misses" before, "hits misses" after
+	local b=($1) a=($2)
+	awk -v h=$((a[0] - b[0])) -v m=$((a[1] - b[1])) \
+		'BEGIN { if (h + m > 0) printf "%.1f", 100 * h / (h + m); else print "-" }'
+}
+
 # memcaslap reports throughput only.
 run_caslap() { # name port label extra...
 	local name=$1 port=$2 label=$3; shift 3
-	local out tps
+	local out tps before
+	before=$(get_counts "$port")
 	out=$(memcaslap -s "127.0.0.1:$port" -c "$CONNS" -T 2 -t "${DUR}s" -F "$TMP/caslap.cfg" "$@" 2>&1)
 	tps=$(echo "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
-	echo "$label $name ${tps:-0} -" >>"$RESULTS"
+	echo "$label $name ${tps:-0} - $(hit_pct "$before" "$(get_counts "$port")")" >>"$RESULTS"
 }
 
 run_memcload() { # name port label extra...
 	local name=$1 port=$2 label=$3; shift 3
-	local out ops p99
+	local out ops p99 before
+	before=$(get_counts "$port")
 	out=$("$TMP/memcload" -addr "127.0.0.1:$port" -conns "$CONNS" -duration "${DUR}s" \
 		-value-size 64 -get-ratio 0.9 -keys 10000 -json "$@")
 	ops=$(echo "$out" | sed -n 's/.*"keys_per_sec":\([0-9.e+]*\).*/\1/p')
 	p99=$(echo "$out" | sed -n 's/.*"p99_us":\([0-9]*\).*/\1/p')
-	echo "$label $name ${ops:-0} ${p99:--}" >>"$RESULTS"
+	echo "$label $name ${ops:-0} ${p99:--} $(hit_pct "$before" "$(get_counts "$port")")" >>"$RESULTS"
 }
 
 REVERSED=("${TARGETS[2]}" "${TARGETS[1]}" "${TARGETS[0]}")
@@ -126,16 +155,19 @@ awk '
 		return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 	}
 	{
-		w=$1; s=$2; k=++runs[w,s]; ops[w,s,k]=$3; p99[w,s,k]=$4
+		w=$1; s=$2; k=++runs[w,s]; ops[w,s,k]=$3; p99[w,s,k]=$4; hit[w,s,k]=$5
 		if (!(w in seen)) { seen[w]=1; order[++n]=w }
 	}
 	END {
-		printf "%-24s %-12s %12s %9s %10s %10s\n", "workload", "server", "ops/s", "p99_us", "ops_ratio", "p99_ratio"
+		printf "%-24s %-12s %12s %9s %10s %10s %6s\n", "workload", "server", "ops/s", "p99_us", "ops_ratio", "p99_ratio", "hit%"
 		split("memcached lbd-memory lbd-durable", ss, " ")
 		for (i = 1; i <= n; i++) for (j = 1; j <= 3; j++) {
 			w = order[i]; s = ss[j]; r = runs[w,s]
 			delete v; for (k = 1; k <= r; k++) v[k] = ops[w,s,k]
 			mops[w,s] = median(v, r)
+			# the lowest hit share over the rounds
+			mhit[w,s] = "-"
+			for (k = 1; k <= r; k++) if (hit[w,s,k] != "-" && (mhit[w,s] == "-" || hit[w,s,k] + 0 < mhit[w,s] + 0)) mhit[w,s] = hit[w,s,k]
 			if (p99[w,s,1] == "-") { mp99[w,s] = "-"; continue }
 			delete v; for (k = 1; k <= r; k++) v[k] = p99[w,s,k]
 			mp99[w,s] = int(median(v, r))
@@ -146,8 +178,12 @@ awk '
 				s = ss[j]
 				r = (base > 0) ? sprintf("%.2fx", mops[w,s] / base) : "-"
 				pr = (bp != "-" && bp > 0 && mp99[w,s] != "-") ? sprintf("%.2fx", mp99[w,s] / bp) : "-"
-				printf "%-24s %-12s %12.0f %9s %10s %10s\n", w, s, mops[w,s], mp99[w,s], r, pr
+				printf "%-24s %-12s %12.0f %9s %10s %10s %6s\n", w, s, mops[w,s], mp99[w,s], r, pr, mhit[w,s]
+				if (s != "memcached" && mhit[w,s] != "-" && mhit[w,"memcached"] != "-" && mhit[w,s] + 1 < mhit[w,"memcached"] + 0)
+					warn = warn sprintf("# note: %s answered fewer gets with a hit than memcached on %s (%s%% against %s%%): its ops/s count cheaper misses\n", s, w, mhit[w,s], mhit[w,"memcached"])
 			}
 		}
+		printf "%s", warn
 	}' "$RESULTS"
 echo "# goals: lbd-memory ops >= 1.00x with p99 <= 1.20x; lbd-durable (group commit) ops >= 0.50x"
+echo "# hit%: the share of gets answered with a hit, the lowest over the rounds (memcaslap reads keys it wrote in the same run)"
