@@ -63,7 +63,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	spareProcs()
-	tier := kvs.New(log, kvs.Options{EventLoops: *loops, NoCPUAffinity: !*affinity})
+	tier := kvs.New(log, kvs.Options{EventLoops: *loops, NoCPUAffinity: !*affinity, GoMemoryLimit: true})
 	defer tier.Close()
 	if err := tier.Apply(ctx, []kvs.TenantConfig{cfg}); err != nil {
 		fmt.Fprintf(stderr, "lbd %v\n", err) // err starts with "kvs: "

@@ -21,7 +21,7 @@ type kvsRunner struct {
 }
 
 func newKVSRunner(log *slog.Logger, dir string) *kvsRunner {
-	return &kvsRunner{tier: kvs.New(log, kvs.Options{}), dir: dir}
+	return &kvsRunner{tier: kvs.New(log, kvs.Options{GoMemoryLimit: true}), dir: dir}
 }
 
 // kvsTenants maps the file's tenants to the KVS tier's: each on its own

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"math"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +179,37 @@ func TestIdleTimeout(t *testing.T) {
 	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.r.ReadString('\n'); err != io.EOF {
 		t.Errorf("idle connection: read err %v, want EOF", err)
+	}
+}
+
+// TestTierSetsGoMemoryLimit checks that a tier told to sets the process's
+// soft memory limit from its tenants' limits, follows them on reload, and
+// lifts it when no tenant is left.
+func TestTierSetsGoMemoryLimit(t *testing.T) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		t.Skip("GOMEMLIMIT is set: the tier leaves the limit to the operator")
+	}
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	tier := New(nil, Options{NoEventLoop: true, GoMemoryLimit: true})
+	t.Cleanup(func() { tier.Close() })
+	ctx := context.Background()
+	a := TenantConfig{Name: "a", Listen: "127.0.0.1:0", MemoryLimit: 16 << 20}
+	b := TenantConfig{Name: "b", Listen: "127.0.0.1:0", MemoryLimit: 48 << 20}
+	steps := []struct {
+		tenants []TenantConfig
+		want    int64
+	}{
+		{[]TenantConfig{a, b}, 64<<20 + 16<<20 + 32<<20},
+		{[]TenantConfig{a}, 16<<20 + 4<<20 + 32<<20},
+		{nil, math.MaxInt64},
+	}
+	for _, st := range steps {
+		if err := tier.Apply(ctx, st.tenants); err != nil {
+			t.Fatal(err)
+		}
+		if got := debug.SetMemoryLimit(-1); got != st.want {
+			t.Errorf("%d tenants: Go memory limit %d, want %d", len(st.tenants), got, st.want)
+		}
 	}
 }
