@@ -186,4 +186,6 @@ awk '
 		printf "%s", warn
 	}' "$RESULTS"
 echo "# goals: lbd-memory ops >= 1.00x with p99 <= 1.20x; lbd-durable (group commit) ops >= 0.50x"
+peak_mib() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
+echo "# peak RSS: memcached $(peak_mib "${PIDS[0]}") MiB, lbd-memory $(peak_mib "${PIDS[1]}") MiB, lbd-durable $(peak_mib "${PIDS[2]}") MiB"
 echo "# hit%: the share of gets answered with a hit, the lowest over the rounds (memcaslap reads keys it wrote in the same run)"
