@@ -9,6 +9,10 @@
 # the share of gets each server answered with a hit: a miss costs a server
 # less than a hit, so ops/s compare fairly only at equal hit ratios.
 #
+# Then memcload's get:set again with the servers and the client on CPUs
+# of their own (see "Own CPUs" below), which takes the client's scheduling
+# out of the latency it measures.
+#
 # Every workload runs BENCH_ROUNDS times per server, the servers in turn
 # (reversed every other round, so drift in the machine's load does not
 # favour one); the figures are the medians over the rounds (a median is
@@ -87,6 +91,7 @@ echo "# memcached $(memcached -V | cut -d' ' -f2) -t 2 -m $MEM_MB; lbd --memory 
 
 RESULTS=$TMP/results
 : >"$RESULTS"
+CLIENT=() # the load generators' command prefix (taskset, below)
 
 # get_counts prints the server's get_hits and get_misses.
 get_counts() { # port
@@ -118,7 +123,7 @@ run_caslap() { # name port label extra...
 	local name=$1 port=$2 label=$3; shift 3
 	local out tps before
 	before=$(get_counts "$port")
-	out=$(memcaslap -s "127.0.0.1:$port" -c "$CONNS" -T 2 -t "${DUR}s" -F "$TMP/caslap.cfg" "$@" 2>&1)
+	out=$("${CLIENT[@]}" memcaslap -s "127.0.0.1:$port" -c "$CONNS" -T 2 -t "${DUR}s" -F "$TMP/caslap.cfg" "$@" 2>&1)
 	tps=$(echo "$out" | sed -n 's/.*TPS: \([0-9]*\).*/\1/p' | tail -1)
 	echo "$label $name ${tps:-0} - $(hit_pct "$before" "$(get_counts "$port")")" >>"$RESULTS"
 }
@@ -127,7 +132,7 @@ run_memcload() { # name port label extra...
 	local name=$1 port=$2 label=$3; shift 3
 	local out ops p99 before
 	before=$(get_counts "$port")
-	out=$("$TMP/memcload" -addr "127.0.0.1:$port" -conns "$CONNS" -duration "${DUR}s" \
+	out=$("${CLIENT[@]}" "$TMP/memcload" -addr "127.0.0.1:$port" -conns "$CONNS" -duration "${DUR}s" \
 		-value-size 64 -get-ratio 0.9 -keys 10000 -json "$@")
 	ops=$(echo "$out" | sed -n 's/.*"keys_per_sec":\([0-9.e+]*\).*/\1/p')
 	p99=$(echo "$out" | sed -n 's/.*"p99_us":\([0-9]*\).*/\1/p')
@@ -144,7 +149,9 @@ for round in $(seq 1 "$ROUNDS"); do
 	for t in "${order[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-multiget16x4" -multiget 16 -pipeline 4 -prefill=false; done
 done
 
-awk '
+summarize() { # results-file server...
+	local file=$1; shift
+	awk -v servers="$*" '
 	# median of the n values v[1..n] (insertion sort; n is small)
 	function median(v, n,    i, j, x) {
 		for (i = 2; i <= n; i++) {
@@ -160,8 +167,8 @@ awk '
 	}
 	END {
 		printf "%-24s %-12s %12s %9s %10s %10s %6s\n", "workload", "server", "ops/s", "p99_us", "ops_ratio", "p99_ratio", "hit%"
-		split("memcached lbd-memory lbd-durable", ss, " ")
-		for (i = 1; i <= n; i++) for (j = 1; j <= 3; j++) {
+		ns = split(servers, ss, " ")
+		for (i = 1; i <= n; i++) for (j = 1; j <= ns; j++) {
 			w = order[i]; s = ss[j]; r = runs[w,s]
 			delete v; for (k = 1; k <= r; k++) v[k] = ops[w,s,k]
 			mops[w,s] = median(v, r)
@@ -174,7 +181,7 @@ awk '
 		}
 		for (i = 1; i <= n; i++) {
 			w = order[i]; base = mops[w,"memcached"]; bp = mp99[w,"memcached"]
-			for (j = 1; j <= 3; j++) {
+			for (j = 1; j <= ns; j++) {
 				s = ss[j]
 				r = (base > 0) ? sprintf("%.2fx", mops[w,s] / base) : "-"
 				pr = (bp != "-" && bp > 0 && mp99[w,s] != "-") ? sprintf("%.2fx", mp99[w,s] / bp) : "-"
@@ -183,9 +190,61 @@ awk '
 					warn = warn sprintf("# note: %s answered fewer gets with a hit than memcached on %s (%s%% against %s%%): its ops/s count cheaper misses\n", s, w, mhit[w,s], mhit[w,"memcached"])
 			}
 		}
+		# lbd against every other memcached configuration as well
+		for (i = 1; i <= n; i++) for (j = 1; j <= ns; j++) for (m = 1; m <= ns; m++) {
+			w = order[i]; s = ss[j]; b = ss[m]
+			if (s !~ /^lbd/ || b !~ /^memcached-/ || mops[w,b] <= 0) continue
+			pr = (mp99[w,b] != "-" && mp99[w,b] > 0 && mp99[w,s] != "-") ? sprintf(", p99 %.2fx", mp99[w,s] / mp99[w,b]) : ""
+			warn = warn sprintf("# %s against %s on %s: ops %.2fx%s\n", s, b, w, mops[w,s] / mops[w,b], pr)
+		}
 		printf "%s", warn
-	}' "$RESULTS"
+	}' "$file"
+}
+summarize "$RESULTS" memcached lbd-memory lbd-durable
 echo "# goals: lbd-memory ops >= 1.00x with p99 <= 1.20x; lbd-durable (group commit) ops >= 0.50x"
 peak_mib() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 echo "# peak RSS: memcached $(peak_mib "${PIDS[0]}") MiB, lbd-memory $(peak_mib "${PIDS[1]}") MiB, lbd-durable $(peak_mib "${PIDS[2]}") MiB"
 echo "# hit%: the share of gets answered with a hit, the lowest over the rounds (memcaslap reads keys it wrote in the same run)"
+
+# Own CPUs: the same servers and client, but the servers restricted to the
+# first half of the CPUs and the client to the other half. On a machine
+# this small, the run above shares every CPU between the client's threads
+# and the server's, and the client's own wait for a CPU ends up in the
+# latency it measures; here it does not. memcached runs as above (-t 2),
+# and also with one thread per CPU it has (its own advice), when that is
+# another count.
+NCPU=$(nproc)
+if [ "$NCPU" -lt 2 ] || ! command -v taskset >/dev/null; then
+	echo "# own CPUs: skipped (needs 2 CPUs and taskset)"
+	exit 0
+fi
+HALF=$((NCPU / 2))
+SRV_CPUS=0-$((HALF - 1))
+CLIENT=(taskset -c "$HALF-$((NCPU - 1))")
+P_MC2=$(free_port); P_MEM2=$(free_port)
+taskset -c "$SRV_CPUS" memcached "${MC_USER[@]}" -l 127.0.0.1 -p "$P_MC2" -U 0 -t 2 -m "$MEM_MB" -c 4096 &
+PIDS+=($!)
+taskset -c "$SRV_CPUS" "$LBD" kvs --listen "127.0.0.1:$P_MEM2" --memory "${MEM_MB}MiB" >"$TMP/mem2.log" 2>&1 &
+PIDS+=($!)
+TARGETS2=("memcached:$P_MC2" "lbd-memory:$P_MEM2")
+SERVERS2=(memcached lbd-memory)
+if [ "$HALF" != 2 ]; then
+	P_MCN=$(free_port)
+	taskset -c "$SRV_CPUS" memcached "${MC_USER[@]}" -l 127.0.0.1 -p "$P_MCN" -U 0 -t "$HALF" -m "$MEM_MB" -c 4096 &
+	PIDS+=($!)
+	TARGETS2=("memcached:$P_MC2" "memcached-t$HALF:$P_MCN" "lbd-memory:$P_MEM2")
+	SERVERS2=(memcached "memcached-t$HALF" lbd-memory)
+fi
+for t in "${TARGETS2[@]}"; do wait_port "${t##*:}"; done
+RESULTS=$TMP/results-own-cpus
+: >"$RESULTS"
+for t in "${TARGETS2[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "fill"; done
+: >"$RESULTS"
+for round in $(seq 1 "$ROUNDS"); do
+	order=("${TARGETS2[@]}")
+	[ $((round % 2)) = 0 ] && order=($(printf '%s\n' "${TARGETS2[@]}" | tac))
+	for t in "${order[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-get:set=9:1"; done
+done
+echo
+echo "# own CPUs: servers on CPUs $SRV_CPUS, memcaslap (fill) and memcload on CPUs $HALF-$((NCPU - 1))"
+summarize "$RESULTS" "${SERVERS2[@]}"
