@@ -97,7 +97,7 @@ type StoreStats struct {
 // header, index slot, ring slot, allocation rounding), measured on Go 1.26
 // with 16-byte keys and 64-byte values (TestMemoryStoreCountsRealBytes), so
 // that limits count real bytes as memcached's -m does.
-const itemOverhead = 96
+const itemOverhead = 80
 
 // itemSize is the number of bytes an item is accounted for.
 func itemSize(key []byte, value []byte) int64 {

@@ -2,7 +2,9 @@ package kvs
 
 import (
 	"fmt"
+	"math"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -242,4 +244,34 @@ func TestMemoryStoreCountsRealBytes(t *testing.T) {
 		t.Errorf("accounted %d B for a heap of %d B", acct, heap)
 	}
 	runtime.KeepAlive(s)
+}
+
+// TestBlockHeaderRoundTrip checks the 30-byte header: every field comes
+// back as set, a 250-byte key keeps its length, and times outside 32 bits
+// are clamped, never wrapped (a wrapped expiry could bring an item back).
+func TestBlockHeaderRoundTrip(t *testing.T) {
+	key := []byte(strings.Repeat("k", 250))
+	b, room := newBlock(key, 5, 2)
+	copy(room, "value\r\n")
+	want := Item{Flags: 0xfffffffe, Exptime: math.MaxUint32, CAS: 1<<64 - 2, Atime: 1<<31 + 5, Meta: MetaFetched}
+	b.setHeader(want)
+	b.setPos(1<<31 + 7)
+	got := b.item()
+	if string(b.keyBytes()) != string(key) || string(got.Value) != "value" || b.pos() != 1<<31+7 {
+		t.Fatalf("key %d bytes, value %q, pos %d", len(b.keyBytes()), got.Value, b.pos())
+	}
+	if got.Flags != want.Flags || got.Exptime != want.Exptime || got.CAS != want.CAS || got.Atime != want.Atime || got.Meta != want.Meta {
+		t.Errorf("header %+v, want %+v", got, want)
+	}
+	for _, c := range []struct{ in, want int64 }{
+		{0, 0}, {1, 1}, {-5, 1}, {1 << 40, math.MaxUint32}, {1_700_000_000, 1_700_000_000},
+	} {
+		b.setHeader(Item{Exptime: c.in})
+		if got := b.item().Exptime; got != c.want {
+			t.Errorf("exptime %d stored as %d, want %d", c.in, got, c.want)
+		}
+	}
+	if !b.expired(1<<40) || b.expired(1_699_999_999) {
+		t.Error("expiry after clamping")
+	}
 }
