@@ -43,7 +43,7 @@ func TestMemoryStoreLRUBump(t *testing.T) {
 	for i := range 2000 {
 		set(fmt.Sprint(i))
 	}
-	// Touch "hot" at a later second (bumps are at most once a second).
+	// Read "hot", now among the oldest: the read moves it to the newest end.
 	if _, ok := s.Get([]byte("hot"), 2); !ok {
 		t.Fatal("hot missing")
 	}
