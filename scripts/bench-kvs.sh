@@ -74,13 +74,23 @@ wait_port() {
 P_MC=$(free_port); P_MEM=$(free_port); P_DUR=$(free_port)
 MC_USER=()
 [ "$(id -u)" = 0 ] && MC_USER=(-u root)
-memcached "${MC_USER[@]}" -l 127.0.0.1 -p "$P_MC" -U 0 -t 2 -m "$MEM_MB" -c 4096 &
-PIDS+=($!)
-"$LBD" kvs --listen "127.0.0.1:$P_MEM" --memory "${MEM_MB}MiB" >"$TMP/mem.log" 2>&1 &
-PIDS+=($!)
-"$LBD" kvs --listen "127.0.0.1:$P_DUR" --store durable --dir "$TMP/durable" --sync group \
-	--sync-interval 10ms --memory "${MEM_MB}MiB" >"$TMP/dur.log" 2>&1 &
-PIDS+=($!)
+# The servers, without port (and memcached without thread count).
+MEMCACHED=(memcached "${MC_USER[@]}" -l 127.0.0.1 -U 0 -m "$MEM_MB" -c 4096)
+LBD_MEMORY=("$LBD" kvs --memory "${MEM_MB}MiB")
+
+# start runs a server in the background, its output in log, and records
+# its pid in PIDS.
+start() { # log command...
+	local log=$1
+	shift
+	"$@" >"$log" 2>&1 &
+	PIDS+=($!)
+}
+
+start "$TMP/mc.log" "${MEMCACHED[@]}" -p "$P_MC" -t 2
+start "$TMP/mem.log" "${LBD_MEMORY[@]}" --listen "127.0.0.1:$P_MEM"
+start "$TMP/dur.log" "$LBD" kvs --listen "127.0.0.1:$P_DUR" --store durable --dir "$TMP/durable" \
+	--sync group --sync-interval 10ms --memory "${MEM_MB}MiB"
 for p in "$P_MC" "$P_MEM" "$P_DUR"; do wait_port "$p"; done
 
 TARGETS=("memcached:$P_MC" "lbd-memory:$P_MEM" "lbd-durable:$P_DUR")
@@ -222,23 +232,20 @@ HALF=$((NCPU / 2))
 SRV_CPUS=0-$((HALF - 1))
 CLIENT=(taskset -c "$HALF-$((NCPU - 1))")
 P_MC2=$(free_port); P_MEM2=$(free_port)
-taskset -c "$SRV_CPUS" memcached "${MC_USER[@]}" -l 127.0.0.1 -p "$P_MC2" -U 0 -t 2 -m "$MEM_MB" -c 4096 &
-PIDS+=($!)
-taskset -c "$SRV_CPUS" "$LBD" kvs --listen "127.0.0.1:$P_MEM2" --memory "${MEM_MB}MiB" >"$TMP/mem2.log" 2>&1 &
-PIDS+=($!)
+start "$TMP/mc2.log" taskset -c "$SRV_CPUS" "${MEMCACHED[@]}" -p "$P_MC2" -t 2
+start "$TMP/mem2.log" taskset -c "$SRV_CPUS" "${LBD_MEMORY[@]}" --listen "127.0.0.1:$P_MEM2"
 TARGETS2=("memcached:$P_MC2" "lbd-memory:$P_MEM2")
 SERVERS2=(memcached lbd-memory)
 if [ "$HALF" != 2 ]; then
 	P_MCN=$(free_port)
-	taskset -c "$SRV_CPUS" memcached "${MC_USER[@]}" -l 127.0.0.1 -p "$P_MCN" -U 0 -t "$HALF" -m "$MEM_MB" -c 4096 &
-	PIDS+=($!)
+	start "$TMP/mcn.log" taskset -c "$SRV_CPUS" "${MEMCACHED[@]}" -p "$P_MCN" -t "$HALF"
 	TARGETS2=("memcached:$P_MC2" "memcached-t$HALF:$P_MCN" "lbd-memory:$P_MEM2")
 	SERVERS2=(memcached "memcached-t$HALF" lbd-memory)
 fi
 for t in "${TARGETS2[@]}"; do wait_port "${t##*:}"; done
-RESULTS=$TMP/results-own-cpus
-: >"$RESULTS"
+RESULTS=/dev/null # the fill's figures are not reported
 for t in "${TARGETS2[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "fill"; done
+RESULTS=$TMP/results-own-cpus
 : >"$RESULTS"
 for round in $(seq 1 "$ROUNDS"); do
 	order=("${TARGETS2[@]}")
