@@ -309,11 +309,11 @@ func (s *DurableStore) Get(key []byte, now int64) (Item, bool) {
 		s.log.Error("kvs: durable get", "err", err)
 		return Item{}, false
 	}
-	if ok && it.expired(now) {
-		s.getExpired.Add(1)
+	if !ok {
 		return Item{}, false
 	}
-	if !ok {
+	if it.expired(now) {
+		s.getExpired.Add(1)
 		return Item{}, false
 	}
 	s.cacheItem(key, it, now)
