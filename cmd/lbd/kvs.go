@@ -36,6 +36,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&verbose, "v", false, "debug logging")
 	loops := fs.Int("event-loops", 0, "event loops serving connections (0: one per CPU)")
 	affinity := fs.Bool("cpu-affinity", true, "pin the event loops to CPUs and serve each connection on the CPU that receives it")
+	batch := fs.Bool("sched-batch", true, "run the event loops under SCHED_BATCH: a loop that wakes does not preempt the thread running on its CPU")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -63,7 +64,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	spareProcs()
-	tier := kvs.New(log, kvs.Options{EventLoops: *loops, NoCPUAffinity: !*affinity, GoMemoryLimit: true})
+	tier := kvs.New(log, kvs.Options{EventLoops: *loops, NoCPUAffinity: !*affinity, NoBatchScheduling: !*batch, GoMemoryLimit: true})
 	defer tier.Close()
 	if err := tier.Apply(ctx, []kvs.TenantConfig{cfg}); err != nil {
 		fmt.Fprintf(stderr, "lbd %v\n", err) // err starts with "kvs: "

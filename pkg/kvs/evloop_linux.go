@@ -51,6 +51,10 @@ type evLoop struct {
 	// scheduler (see wait); set only while the process has a P to spare
 	// for every loop.
 	holdP bool
+	// tid is the loop's thread once the loop is locked to it and has set
+	// its mask and policy (pinned or under SCHED_BATCH); 0 before, and for
+	// a loop that is neither.
+	tid   atomic.Int32
 	mu    sync.Mutex
 	conns map[int32]*evConn
 }
@@ -64,12 +68,15 @@ type evConn struct {
 	out  evWriter
 }
 
-// newEvPool starts n event loops (if n <= 0, one per CPU the process may
-// use, at most GOMAXPROCS). If pin, each loop is pinned to its share of
-// those CPUs (see cpuShares), and a new connection goes to the loop of the
-// CPU that received it.
-func newEvPool(n int, pin bool, log *slog.Logger) (*evPool, error) {
+// newEvPool starts the event loops opts asks for: opts.EventLoops of them
+// (if <= 0, one per CPU the process may use, at most GOMAXPROCS). Unless
+// opts.NoCPUAffinity, each loop is pinned to its share of those CPUs (see
+// cpuShares), and a new connection goes to the loop of the CPU that
+// received it. Unless opts.NoBatchScheduling, each loop's thread runs
+// under SCHED_BATCH (see setBatchPolicy).
+func newEvPool(opts Options, log *slog.Logger) (*evPool, error) {
 	p := &evPool{}
+	n := opts.EventLoops
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 		var mask unix.CPUSet
@@ -78,12 +85,13 @@ func newEvPool(n int, pin bool, log *slog.Logger) (*evPool, error) {
 		}
 	}
 	var shares []unix.CPUSet
-	if pin {
+	if !opts.NoCPUAffinity {
 		var err error
 		if shares, p.cpuLoop, err = cpuShares(n); err != nil {
 			log.Info("kvs: event loops not pinned to CPUs", "reason", err)
 		}
 	}
+	batch := !opts.NoBatchScheduling
 	holdP := n < runtime.GOMAXPROCS(0)
 	for i := range n {
 		l, err := newEvLoop()
@@ -96,18 +104,77 @@ func newEvPool(n int, pin bool, log *slog.Logger) (*evPool, error) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			if shares != nil {
-				// The thread keeps its mask to the end: a goroutine that
-				// exits locked takes its thread with it.
-				runtime.LockOSThread()
-				if err := unix.SchedSetaffinity(0, &shares[i]); err != nil {
-					log.Warn("kvs: pinning an event loop", "loop", i, "err", err)
+			if shares != nil || batch {
+				var share *unix.CPUSet
+				if shares != nil {
+					share = &shares[i]
 				}
+				l.lockThread(share, batch, log.With("loop", i))
 			}
 			l.run()
 		}()
 	}
 	return p, nil
+}
+
+// lockThread locks the loop's goroutine to its thread for good (a goroutine
+// that exits locked takes its thread with it, so the thread's mask and
+// policy end with the loop), pins the thread to share unless it is nil,
+// and puts it under SCHED_BATCH if batch.
+func (l *evLoop) lockThread(share *unix.CPUSet, batch bool, log *slog.Logger) {
+	runtime.LockOSThread()
+	if share != nil {
+		if err := unix.SchedSetaffinity(0, share); err != nil {
+			log.Warn("kvs: pinning an event loop", "err", err)
+		}
+	}
+	if batch {
+		if err := setBatchPolicy(); err != nil {
+			log.Warn("kvs: event loop scheduling policy", "err", err)
+		}
+	}
+	l.tid.Store(int32(unix.Gettid()))
+}
+
+// setBatchPolicy moves the calling thread from SCHED_OTHER to SCHED_BATCH,
+// keeping its nice value; a thread under another policy (set by the
+// operator, say with chrt) keeps it. A SCHED_BATCH thread that wakes never
+// preempts the thread running on its CPU: it runs when that one sleeps or
+// its time slice ends, and gets its fair share of the CPU as before. A loop
+// wakes when a request arrives; when its client runs on the same CPU (a
+// client on the node itself, or a benchmark on loopback), preempting the
+// client at once stops it in the middle of sending its next requests, and
+// both then pay a context switch per request. The cost: a loop that wakes
+// beside a CPU-bound thread of another program waits for that thread's
+// slice to end (see docs/benchmarks.md).
+func setBatchPolicy() error {
+	cur, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		return fmt.Errorf("sched_getattr: %w", err)
+	}
+	attr, ok := batchAttr(*cur)
+	if !ok {
+		return nil
+	}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		return fmt.Errorf("sched_setattr SCHED_BATCH: %w", err)
+	}
+	return nil
+}
+
+// batchAttr returns the attributes that put a thread whose attributes are
+// cur under SCHED_BATCH with the same nice value and reset-on-fork flag, or
+// false if cur's policy is not SCHED_OTHER.
+func batchAttr(cur unix.SchedAttr) (unix.SchedAttr, bool) {
+	if cur.Policy != unix.SCHED_NORMAL {
+		return unix.SchedAttr{}, false
+	}
+	return unix.SchedAttr{
+		Size:   unix.SizeofSchedAttr,
+		Policy: unix.SCHED_BATCH,
+		Flags:  cur.Flags & unix.SCHED_FLAG_RESET_ON_FORK,
+		Nice:   cur.Nice,
+	}, true
 }
 
 // cpuShares deals the CPUs in the process's affinity mask to n loops in

@@ -61,7 +61,7 @@ func TestPinnedLoopsServeOnIncomingCPU(t *testing.T) {
 	if err := unix.SchedGetaffinity(0, &mask); err != nil {
 		t.Fatal(err)
 	}
-	p, err := newEvPool(mask.Count(), true, slog.New(slog.DiscardHandler))
+	p, err := newEvPool(Options{EventLoops: mask.Count()}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func threadMasks() map[string]bool {
 
 // TestPickLeastLoadedUnpinned checks the choice when loops are not pinned.
 func TestPickLeastLoadedUnpinned(t *testing.T) {
-	p, err := newEvPool(2, false, slog.New(slog.DiscardHandler))
+	p, err := newEvPool(Options{EventLoops: 2, NoCPUAffinity: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +242,74 @@ func TestIdleLoopsHoldingPLetRuntimeStop(t *testing.T) {
 		}
 		if got := c.do("get k\r\n", 3); got != "VALUE k 0 1\r\nx\r\nEND\r\n" {
 			t.Fatalf("round %d: get after GC: %q", round, got)
+		}
+	}
+}
+
+// TestLoopsSchedulingPolicy checks that each event loop's thread runs under
+// SCHED_BATCH by default, pinned or not, and under SCHED_OTHER with
+// NoBatchScheduling.
+func TestLoopsSchedulingPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want uint32
+	}{
+		{"unpinned", Options{EventLoops: 2, NoCPUAffinity: true}, unix.SCHED_BATCH},
+		{"pinned", Options{EventLoops: 2}, unix.SCHED_BATCH},
+		{"NoBatchScheduling", Options{EventLoops: 2, NoBatchScheduling: true}, unix.SCHED_NORMAL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := newEvPool(tc.opts, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.close()
+			if tc.opts.NoBatchScheduling && p.cpuLoop == nil {
+				t.Skip("loops not pinned (one CPU?): their threads are not known")
+			}
+			for i, l := range p.loops {
+				tid := waitLoopThread(t, l)
+				attr, err := unix.SchedGetAttr(tid, 0)
+				if err != nil {
+					t.Fatalf("loop %d: sched_getattr: %v", i, err)
+				}
+				if attr.Policy != tc.want {
+					t.Errorf("loop %d runs under policy %d, want %d", i, attr.Policy, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// waitLoopThread returns l's thread once the loop has locked itself to it
+// and set its policy (the loop's goroutine may not have started yet).
+func waitLoopThread(t *testing.T, l *evLoop) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if tid := l.tid.Load(); tid != 0 {
+			return int(tid)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the loop did not lock itself to a thread")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBatchAttr checks that only SCHED_OTHER moves to SCHED_BATCH, keeping
+// the nice value and the reset-on-fork flag and nothing else.
+func TestBatchAttr(t *testing.T) {
+	cur := unix.SchedAttr{Policy: unix.SCHED_NORMAL, Nice: 5, Flags: unix.SCHED_FLAG_RESET_ON_FORK | 0x20, Runtime: 2_800_000}
+	got, ok := batchAttr(cur)
+	want := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_BATCH, Nice: 5, Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+	if !ok || got != want {
+		t.Errorf("batchAttr(%+v) = %+v, %v; want %+v, true", cur, got, ok, want)
+	}
+	for _, policy := range []uint32{unix.SCHED_FIFO, unix.SCHED_RR, unix.SCHED_BATCH, unix.SCHED_IDLE, unix.SCHED_DEADLINE} {
+		if _, ok := batchAttr(unix.SchedAttr{Policy: policy}); ok {
+			t.Errorf("batchAttr moves policy %d to SCHED_BATCH", policy)
 		}
 	}
 }

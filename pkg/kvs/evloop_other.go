@@ -14,9 +14,9 @@ var errNeedMore = errors.New("kvs: need more input")
 // its own goroutine.
 type evPool struct{}
 
-func newEvPool(int, bool, *slog.Logger) (*evPool, error) { return nil, nil }
-func (p *evPool) close()                                 {}
-func (p *evPool) add(*server, net.Conn) bool             { return false }
+func newEvPool(Options, *slog.Logger) (*evPool, error) { return nil, nil }
+func (p *evPool) close()                               {}
+func (p *evPool) add(*server, net.Conn) bool           { return false }
 
 // evConn is never created off Linux.
 type evConn struct{ fd int }

@@ -42,6 +42,14 @@ type Options struct {
 	// than the least loaded loop, which takes it otherwise (unpinned loops
 	// always give it to the least loaded).
 	NoCPUAffinity bool
+	// NoBatchScheduling leaves the event loops' threads under SCHED_OTHER.
+	// By default they run under SCHED_BATCH: a loop woken by a request
+	// does not preempt the thread running on its CPU, which may be the
+	// client sending it more (on loopback, the client itself); it runs
+	// when that thread sleeps or its slice ends. Beside a CPU-bound thread
+	// of another program, a loop then waits for that thread's slice to
+	// end. A loop under another policy (set by the operator) keeps it.
+	NoBatchScheduling bool
 	// GoMemoryLimit makes Apply set the Go runtime's soft memory limit to
 	// GoMemoryLimitFor(the tenants' memory limits added up), unless the
 	// operator set GOMEMLIMIT. Left alone, the garbage collector lets the
@@ -121,7 +129,7 @@ func New(logger *slog.Logger, opts Options) *Tier {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tier{log: logger, opts: opts, tenants: make(map[string]*tenant), cancel: cancel, done: make(chan struct{})}
 	if !opts.NoEventLoop {
-		pool, err := newEvPool(opts.EventLoops, !opts.NoCPUAffinity, logger)
+		pool, err := newEvPool(opts, logger)
 		if err != nil {
 			logger.Warn("kvs: no event loops, serving connections from goroutines", "err", err)
 		}
