@@ -285,6 +285,10 @@ func (s *DurableStore) hotGet(key []byte, now int64) (it Item, ok, done bool) {
 	return it, ok, ok || expired
 }
 
+// prefetchSlot starts loading what a lookup of key in the hot set reads
+// first (see MemoryStore.prefetchSlot).
+func (d *DurableStore) prefetchSlot(key []byte) lookahead { return d.hot.prefetchSlot(key) }
+
 // Get implements Store. Reads do not write to Pebble, so the fetched bit
 // and access time of items not in memory are not recorded.
 func (s *DurableStore) Get(key []byte, now int64) (Item, bool) {

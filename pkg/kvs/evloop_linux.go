@@ -57,6 +57,8 @@ type evLoop struct {
 	tid   atomic.Int32
 	mu    sync.Mutex
 	conns map[int32]*evConn
+	// la is lookAhead's buffer.
+	la []lookahead
 }
 
 // evConn is a connection served by an event loop.
@@ -328,6 +330,7 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 
 func (l *evLoop) run() {
 	events := make([]unix.EpollEvent, 256)
+	var ready []*evConn
 	for {
 		n, err := l.wait(events)
 		if err != nil {
@@ -336,6 +339,7 @@ func (l *evLoop) run() {
 			}
 			return
 		}
+		ready = ready[:0]
 		for i := range n {
 			fd := events[i].Fd
 			if int(fd) == l.wakefd {
@@ -347,11 +351,73 @@ func (l *evLoop) run() {
 			l.mu.Lock()
 			c := l.conns[fd]
 			l.mu.Unlock()
-			if c != nil {
-				l.serve(c)
+			if c != nil && l.fill(c) {
+				ready = append(ready, c)
 			}
 		}
+		if len(ready) > 1 {
+			l.lookAhead(ready)
+		}
+		for _, c := range ready {
+			l.process(c)
+		}
+		clear(ready) // holds no connection, and so no store, past its turn
 	}
+}
+
+// prefetcher is a store that can start loading what a lookup will read.
+type prefetcher interface {
+	prefetchSlot(key []byte) lookahead
+}
+
+// lookAhead starts loading, for the first request buffered on each of cs,
+// the index slot and then the block its lookup reads. Served one after the
+// other, each request would wait for those two cache misses in turn (under
+// load, the kernel's network stack evicts them between two requests);
+// started together, the misses of a whole batch overlap.
+func (l *evLoop) lookAhead(cs []*evConn) {
+	la := l.la[:0]
+	for _, c := range cs {
+		var a lookahead
+		if st, ok := c.sess.svc.store.(prefetcher); ok {
+			if key := requestKey(c.in.buf); key != nil {
+				a = st.prefetchSlot(key)
+			}
+		}
+		la = append(la, a)
+	}
+	for _, a := range la {
+		a.prefetchBlock()
+	}
+	clear(la) // holds no store past its turn
+	l.la = la[:0]
+}
+
+// requestKey returns the key of the request at the start of buf if its
+// command takes a key as its first argument (get, set, delete, mg, ...),
+// nil if not or if the key is not all in buf. It only guesses: the
+// request is parsed when it runs.
+func requestKey(buf []byte) []byte {
+	sp := bytes.IndexByte(buf[:min(len(buf), 8)], ' ')
+	if sp < 0 {
+		return nil
+	}
+	switch string(buf[:sp]) {
+	case "get", "gets", "set", "add", "replace", "append", "prepend", "cas",
+		"delete", "incr", "decr", "touch", "mg", "ms", "md", "ma":
+	default:
+		return nil
+	}
+	key := buf[sp+1:]
+	for i, ch := range key {
+		if ch == ' ' || ch == '\r' || ch == '\n' {
+			if i == 0 {
+				return nil
+			}
+			return key[:i]
+		}
+	}
+	return nil
 }
 
 // wait returns the loop's ready descriptors, blocking until there are some.
@@ -390,15 +456,15 @@ func (l *evLoop) wait(events []unix.EpollEvent) (int, error) {
 // its P (see wait): half the time after which sysmon preempts a P.
 const holdWait = 5
 
-// serve reads what the socket has, runs every complete request and writes
-// the replies.
-func (l *evLoop) serve(c *evConn) {
+// fill reads what c's socket has into its input buffer. It reports whether
+// there is input to process; if not, c may have been closed or handed off.
+func (l *evLoop) fill(c *evConn) bool {
 	in := &c.in
 	if len(in.buf) == cap(in.buf) {
 		if cap(in.buf) >= evMaxIn {
 			// A request bigger than the buffer: let a goroutine stream it.
 			l.handoff(c)
-			return
+			return false
 		}
 		nb := make([]byte, len(in.buf), min(2*cap(in.buf), evMaxIn))
 		copy(nb, in.buf)
@@ -407,16 +473,23 @@ func (l *evLoop) serve(c *evConn) {
 	n, err := rawRead(c.fd, in.buf[len(in.buf):cap(in.buf)])
 	if err != nil {
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			return
+			return false
 		}
 		l.closeConn(c)
-		return
+		return false
 	}
 	if n == 0 { // EOF
 		l.closeConn(c)
-		return
+		return false
 	}
 	in.buf = in.buf[:len(in.buf)+n]
+	return true
+}
+
+// process runs every complete request in c's input buffer and writes the
+// replies.
+func (l *evLoop) process(c *evConn) {
+	in := &c.in
 	for {
 		quit, handoff, full := runBuffered(c.sess, in, &c.out)
 		blocked, err := writeOut(c)

@@ -313,3 +313,29 @@ func TestBatchAttr(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestKey checks the key lookAhead takes from the request at the
+// start of a connection's buffer.
+func TestRequestKey(t *testing.T) {
+	for _, tc := range []struct{ buf, want string }{
+		{"get foo\r\n", "foo"},
+		{"gets foo bar\r\n", "foo"},
+		{"set k 0 0 1\r\nx\r\n", "k"},
+		{"replace k 0 0 1\r\n", "k"},
+		{"delete k noreply\r\n", "k"},
+		{"mg key v\r\n", "key"},
+		{"get foo\n", "foo"},
+		{"get foo", ""},       // the key may go on in the next read
+		{"get \r\n", ""},      // no key
+		{"get\r\n", ""},       // no argument
+		{"gat 0 foo\r\n", ""}, // the first argument is not a key
+		{"version\r\n", ""},
+		{"getfoo bar\r\n", ""},
+		{"stats items\r\n", ""},
+		{"", ""},
+	} {
+		if got := requestKey([]byte(tc.buf)); string(got) != tc.want || (tc.want == "" && got != nil) {
+			t.Errorf("requestKey(%q) = %q, want %q", tc.buf, got, tc.want)
+		}
+	}
+}

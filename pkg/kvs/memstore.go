@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // memShards is the number of lock shards of a MemoryStore; a power of two.
@@ -66,6 +67,44 @@ func NewMemoryStore(limit int64) *MemoryStore {
 func (s *MemoryStore) shard(key []byte) (*memShard, uint64) {
 	h := maphash.Bytes(s.seed, key)
 	return &s.shards[h&(memShards-1)], h
+}
+
+// lookahead is where a lookup of one key reads first: its shard and hash.
+// The zero lookahead reads nowhere.
+type lookahead struct {
+	sh *memShard
+	h  uint64
+}
+
+// prefetchSlot starts loading the index slot where a lookup of key starts,
+// without waiting for it, and returns where that lookup reads, for
+// prefetchBlock.
+func (s *MemoryStore) prefetchSlot(key []byte) lookahead {
+	sh, h := s.shard(key)
+	sh.mu.Lock()
+	if x := &sh.idx; len(x.slots) > 0 {
+		prefetch(uintptr(unsafe.Pointer(&x.slots[x.home(h)])))
+	}
+	sh.mu.Unlock()
+	return lookahead{sh, h}
+}
+
+// prefetchBlock starts loading the first two cache lines of the block in
+// the slot prefetchSlot asked for, if that slot holds the key's hash (the
+// key may sit further along its probe, or be absent).
+func (a lookahead) prefetchBlock() {
+	if a.sh == nil {
+		return
+	}
+	a.sh.mu.Lock()
+	if x := &a.sh.idx; len(x.slots) > 0 {
+		if s := &x.slots[x.home(a.h)]; s.b != nil && s.h == a.h {
+			p := uintptr(unsafe.Pointer(s.b))
+			prefetch(p)
+			prefetch(p + 64)
+		}
+	}
+	a.sh.mu.Unlock()
 }
 
 // Get implements Store.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -273,5 +274,41 @@ func TestBlockHeaderRoundTrip(t *testing.T) {
 	}
 	if !b.expired(1<<40) || b.expired(1_699_999_999) {
 		t.Error("expiry after clamping")
+	}
+}
+
+// TestLookaheadFollowsTheIndex checks that prefetchSlot names the shard and
+// hash a lookup of the key uses, and that prefetching (which only reads
+// under the shard's lock) can run while the index grows and shrinks: run
+// with -race.
+func TestLookaheadFollowsTheIndex(t *testing.T) {
+	s := NewMemoryStore(1 << 20)
+	lookahead{}.prefetchBlock() // the zero lookahead reads nowhere
+	s.prefetchSlot([]byte("k")).prefetchBlock()
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20000 {
+			key := []byte(strconv.Itoa(i % 5000))
+			if i%3 == 2 {
+				s.Mutate(key, 1, func(Item, bool) (Item, Op) { return Item{}, OpDelete })
+				continue
+			}
+			s.Mutate(key, 1, func(Item, bool) (Item, Op) { return Item{Value: []byte("v")}, OpStore })
+		}
+	}()
+	for i := 0; ; i++ {
+		key := []byte(strconv.Itoa(i % 5000))
+		a := s.prefetchSlot(key)
+		if sh, h := s.shard(key); a.sh != sh || a.h != h {
+			t.Fatalf("prefetchSlot(%q) looks at another shard or hash than a lookup", key)
+		}
+		a.prefetchBlock()
+		select {
+		case <-done:
+			return
+		default:
+		}
 	}
 }
