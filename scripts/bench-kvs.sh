@@ -9,9 +9,11 @@
 # the share of gets each server answered with a hit: a miss costs a server
 # less than a hit, so ops/s compare fairly only at equal hit ratios.
 #
-# Then memcload's get:set again with the servers and the client on CPUs
-# of their own (see "Own CPUs" below), which takes the client's scheduling
-# out of the latency it measures.
+# Then memcload's get:set again beside a busy loop on every CPU (see
+# "Beside busy loops" below), the price of lbd's SCHED_BATCH event loops;
+# and with the servers and the client on CPUs of their own (see "Own
+# CPUs" below), which takes the client's scheduling out of the latency it
+# measures.
 #
 # Every workload runs BENCH_ROUNDS times per server, the servers in turn
 # (reversed every other round, so drift in the machine's load does not
@@ -20,7 +22,8 @@
 # server's and the client's threads unusually well or badly).
 #
 # Env: BENCH_DURATION (s per run, default 5), BENCH_ROUNDS (default 3),
-#      BENCH_CONNS (default 32), LBD (lbd binary, default bin/lbd; built if
+#      BENCH_CONNS (default 32), BENCH_HOG_CONNS (connections beside busy
+#      loops, default 4), LBD (lbd binary, default bin/lbd; built if
 #      missing).
 set -euo pipefail
 
@@ -176,7 +179,7 @@ summarize() { # results-file server...
 		if (!(w in seen)) { seen[w]=1; order[++n]=w }
 	}
 	END {
-		printf "%-24s %-12s %12s %9s %10s %10s %6s\n", "workload", "server", "ops/s", "p99_us", "ops_ratio", "p99_ratio", "hit%"
+		printf "%-24s %-15s %12s %9s %10s %10s %6s\n", "workload", "server", "ops/s", "p99_us", "ops_ratio", "p99_ratio", "hit%"
 		ns = split(servers, ss, " ")
 		for (i = 1; i <= n; i++) for (j = 1; j <= ns; j++) {
 			w = order[i]; s = ss[j]; r = runs[w,s]
@@ -195,7 +198,7 @@ summarize() { # results-file server...
 				s = ss[j]
 				r = (base > 0) ? sprintf("%.2fx", mops[w,s] / base) : "-"
 				pr = (bp != "-" && bp > 0 && mp99[w,s] != "-") ? sprintf("%.2fx", mp99[w,s] / bp) : "-"
-				printf "%-24s %-12s %12.0f %9s %10s %10s %6s\n", w, s, mops[w,s], mp99[w,s], r, pr, mhit[w,s]
+				printf "%-24s %-15s %12.0f %9s %10s %10s %6s\n", w, s, mops[w,s], mp99[w,s], r, pr, mhit[w,s]
 				if (s != "memcached" && mhit[w,s] != "-" && mhit[w,"memcached"] != "-" && mhit[w,s] + 1 < mhit[w,"memcached"] + 0)
 					warn = warn sprintf("# note: %s answered fewer gets with a hit than memcached on %s (%s%% against %s%%): its ops/s count cheaper misses\n", s, w, mhit[w,s], mhit[w,"memcached"])
 			}
@@ -215,6 +218,42 @@ echo "# goals: lbd-memory ops >= 1.00x with p99 <= 1.20x; lbd-durable (group com
 peak_mib() { awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 echo "# peak RSS: memcached $(peak_mib "${PIDS[0]}") MiB, lbd-memory $(peak_mib "${PIDS[1]}") MiB, lbd-durable $(peak_mib "${PIDS[2]}") MiB"
 echo "# hit%: the share of gets answered with a hit, the lowest over the rounds (memcaslap reads keys it wrote in the same run)"
+
+# Beside busy loops: fresh servers, and a CPU-bound program (a shell busy
+# loop) on every CPU; memcload get:set with a few connections. Here lbd's
+# event loops run under SCHED_BATCH (its default) and SCHED_OTHER
+# (--sched-batch=false): a loop under SCHED_BATCH that wakes does not
+# preempt the busy loop on its CPU but waits for the end of its slice,
+# which the latency shows. The busy loops end by themselves after a while
+# (timeout), should this script be killed before it stops them.
+HOG_CONNS=${BENCH_HOG_CONNS:-4}
+P_MC3=$(free_port); P_MEM3=$(free_port); P_OTH3=$(free_port)
+start "$TMP/mc3.log" "${MEMCACHED[@]}" -p "$P_MC3" -t 2
+start "$TMP/mem3.log" "${LBD_MEMORY[@]}" --listen "127.0.0.1:$P_MEM3"
+start "$TMP/oth3.log" "${LBD_MEMORY[@]}" --listen "127.0.0.1:$P_OTH3" --sched-batch=false
+TARGETS3=("memcached:$P_MC3" "lbd-memory:$P_MEM3" "lbd-sched-other:$P_OTH3")
+for t in "${TARGETS3[@]}"; do wait_port "${t##*:}"; done
+HOGS=()
+for cpu in $(seq 0 $(($(nproc) - 1))); do
+	taskset -c "$cpu" timeout $((ROUNDS * DUR * 4 + 60)) bash -c 'while :; do :; done' &
+	HOGS+=($!)
+	PIDS+=($!)
+done
+RESULTS=$TMP/results-busy
+: >"$RESULTS"
+SAVED_CONNS=$CONNS
+CONNS=$HOG_CONNS
+for round in $(seq 1 "$ROUNDS"); do
+	order=("${TARGETS3[@]}")
+	[ $((round % 2)) = 0 ] && order=($(printf '%s\n' "${TARGETS3[@]}" | tac))
+	for t in "${order[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-get:set=9:1"; done
+done
+CONNS=$SAVED_CONNS
+kill "${HOGS[@]}" 2>/dev/null || true
+wait "${HOGS[@]}" 2>/dev/null || true
+echo
+echo "# beside busy loops: a shell busy loop on every CPU; memcload with $HOG_CONNS connections; lbd-sched-other is lbd --sched-batch=false"
+summarize "$RESULTS" memcached lbd-memory lbd-sched-other
 
 # Own CPUs: the same servers and client, but the servers restricted to the
 # first half of the CPUs and the client to the other half. On a machine
