@@ -11,6 +11,19 @@ import (
 	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
+// eventLoopFlags defines on fs the flags that shape the KVS event loops,
+// each name and usage given prefix and usagePrefix (the daemon's are
+// --kvs-...), and returns a function giving the tier's options once fs is
+// parsed.
+func eventLoopFlags(fs *flag.FlagSet, prefix, usagePrefix string) func() kvs.Options {
+	loops := fs.Int(prefix+"event-loops", 0, usagePrefix+"event loops serving connections (0: one per CPU)")
+	affinity := fs.Bool(prefix+"cpu-affinity", true, usagePrefix+"pin the event loops to CPUs and serve each connection on the CPU that receives it")
+	batch := fs.Bool(prefix+"sched-batch", true, usagePrefix+"run the event loops under SCHED_BATCH: a loop that wakes does not preempt the thread running on its CPU")
+	return func() kvs.Options {
+		return kvs.Options{EventLoops: *loops, NoCPUAffinity: !*affinity, NoBatchScheduling: !*batch, GoMemoryLimit: true}
+	}
+}
+
 // runKVS runs `lbd kvs`: a single standalone KVS instance, memcached
 // compatible, until ctx ends.
 func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -34,9 +47,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxConns, "max-conns", kvs.DefaultMaxConns, "maximum concurrent connections")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "close connections idle this long (0: never)")
 	fs.BoolVar(&verbose, "v", false, "debug logging")
-	loops := fs.Int("event-loops", 0, "event loops serving connections (0: one per CPU)")
-	affinity := fs.Bool("cpu-affinity", true, "pin the event loops to CPUs and serve each connection on the CPU that receives it")
-	batch := fs.Bool("sched-batch", true, "run the event loops under SCHED_BATCH: a loop that wakes does not preempt the thread running on its CPU")
+	tierOpts := eventLoopFlags(fs, "", "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,7 +75,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	spareProcs()
-	tier := kvs.New(log, kvs.Options{EventLoops: *loops, NoCPUAffinity: !*affinity, NoBatchScheduling: !*batch, GoMemoryLimit: true})
+	tier := kvs.New(log, tierOpts())
 	defer tier.Close()
 	if err := tier.Apply(ctx, []kvs.TenantConfig{cfg}); err != nil {
 		fmt.Fprintf(stderr, "lbd %v\n", err) // err starts with "kvs: "

@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		socket    = fs.String("socket", "", "control API unix socket `path` (default: the file's daemon.socket; - disables)")
 		logLevel  = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 		logFormat = fs.String("log-format", "text", "log `format`: text or json")
+		kvsOpts   = eventLoopFlags(fs, "kvs-", "storage nodes' KVS: ")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: lbd [flags]          run the daemon\n       lbd -t -f FILE     check a configuration file\n       lbd kvs [flags]    run one standalone KVS instance\n\nflags:")
@@ -76,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logrus.SetOutput(io.Discard)
 	d, err := daemon.New(daemon.Options{
 		ConfigPath: *file, Node: *node, StateDir: *stateDir, Socket: *socket, Logger: logger,
+		KVS: kvsOpts(),
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "lbd:", err)

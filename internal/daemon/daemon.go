@@ -16,6 +16,7 @@ import (
 	"github.com/lbd-project/lbd/internal/events"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/healthcheck"
+	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
 // Options configures a Daemon.
@@ -33,6 +34,9 @@ type Options struct {
 	// ResyncInterval bounds how long a failed or drifted kernel state
 	// waits for the next reconcile. Zero means 30s.
 	ResyncInterval time.Duration
+	// KVS shapes a storage node's KVS tier (event loops, their CPUs and
+	// scheduling policy); the Go memory limit always follows the tenants.
+	KVS kvs.Options
 }
 
 // Daemon runs one lbd node.

@@ -20,8 +20,11 @@ type kvsRunner struct {
 	dir  string
 }
 
-func newKVSRunner(log *slog.Logger, dir string) *kvsRunner {
-	return &kvsRunner{tier: kvs.New(log, kvs.Options{GoMemoryLimit: true}), dir: dir}
+// newKVSRunner returns an empty tier with opts, its memory limit following
+// the tenants (the tier is the process's), durable stores under dir.
+func newKVSRunner(log *slog.Logger, dir string, opts kvs.Options) *kvsRunner {
+	opts.GoMemoryLimit = true
+	return &kvsRunner{tier: kvs.New(log, opts), dir: dir}
 }
 
 // kvsTenants maps the file's tenants to the KVS tier's: each on its own

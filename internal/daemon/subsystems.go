@@ -82,7 +82,7 @@ func (d *Daemon) startSubsystems(ctx context.Context) error {
 			return fmt.Errorf("daemon: real-server side: %w", err)
 		}
 		s.rs = rs
-		s.kvs = newKVSRunner(d.log, filepath.Join(dir, "kvs"))
+		s.kvs = newKVSRunner(d.log, filepath.Join(dir, "kvs"), d.opts.KVS)
 		// Its own chain and set prefix: on a node that is both, the
 		// director's fences stay separate.
 		m, err := acl.New(acl.Options{Logger: d.log, Action: action, Chain: "LBD-ACL-RS", SetPrefix: "LBDRS"})

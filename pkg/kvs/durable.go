@@ -287,7 +287,7 @@ func (s *DurableStore) hotGet(key []byte, now int64) (it Item, ok, done bool) {
 
 // prefetchSlot starts loading what a lookup of key in the hot set reads
 // first (see MemoryStore.prefetchSlot).
-func (d *DurableStore) prefetchSlot(key []byte) lookahead { return d.hot.prefetchSlot(key) }
+func (s *DurableStore) prefetchSlot(key []byte) lookahead { return s.hot.prefetchSlot(key) }
 
 // Get implements Store. Reads do not write to Pebble, so the fetched bit
 // and access time of items not in memory are not recorded.
