@@ -234,11 +234,13 @@ func (s *MemoryStore) remove(sh *memShard, h uint64, b *block) {
 	s.items.Add(-1)
 }
 
-// unring takes b out of the ring.
+// unring takes b out of the ring, compacting it when it is mostly holes.
 func (sh *memShard) unring(b *block) {
 	sh.ring[b.pos()] = nil
 	sh.holes++
-	sh.compactSparse()
+	if sh.holes > 32 && 2*sh.holes > len(sh.ring) {
+		sh.compact()
+	}
 }
 
 // bump moves b, just read, to the newest end of the ring if it is in the
@@ -249,18 +251,9 @@ func (sh *memShard) bump(b *block) {
 	if 2*(p-sh.hand) >= len(sh.ring)-sh.hand {
 		return
 	}
-	sh.ring[p] = nil
-	sh.holes++
+	sh.unring(b)
 	b.setPos(len(sh.ring))
 	sh.ring = append(sh.ring, b)
-	sh.compactSparse()
-}
-
-// compactSparse compacts the ring when it is mostly holes.
-func (sh *memShard) compactSparse() {
-	if sh.holes > 32 && 2*sh.holes > len(sh.ring) {
-		sh.compact()
-	}
 }
 
 // compact drops the ring's holes, keeping the order and the hand's place.
