@@ -152,10 +152,16 @@ run_memcload() { # name port label extra...
 	echo "$label $name ${ops:-0} ${p99:--} $(hit_pct "$before" "$(get_counts "$port")")" >>"$RESULTS"
 }
 
-REVERSED=("${TARGETS[2]}" "${TARGETS[1]}" "${TARGETS[0]}")
+# in_turn prints the targets in the order of the given round: as given,
+# reversed every other round.
+in_turn() { # round target...
+	local round=$1
+	shift
+	if [ $((round % 2)) = 0 ]; then printf '%s\n' "$@" | tac; else printf '%s\n' "$@"; fi
+}
+
 for round in $(seq 1 "$ROUNDS"); do
-	order=("${TARGETS[@]}")
-	[ $((round % 2)) = 0 ] && order=("${REVERSED[@]}")
+	order=($(in_turn "$round" "${TARGETS[@]}"))
 	for t in "${order[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "memcaslap-get:set=9:1"; done
 	for t in "${order[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-get:set=9:1"; done
 	for t in "${order[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "memcaslap-multiget16" -d 16; done
@@ -241,14 +247,11 @@ for cpu in $(seq 0 $(($(nproc) - 1))); do
 done
 RESULTS=$TMP/results-busy
 : >"$RESULTS"
-SAVED_CONNS=$CONNS
-CONNS=$HOG_CONNS
 for round in $(seq 1 "$ROUNDS"); do
-	order=("${TARGETS3[@]}")
-	[ $((round % 2)) = 0 ] && order=($(printf '%s\n' "${TARGETS3[@]}" | tac))
-	for t in "${order[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-get:set=9:1"; done
+	for t in $(in_turn "$round" "${TARGETS3[@]}"); do
+		run_memcload "${t%%:*}" "${t##*:}" "memcload-get:set=9:1" -conns "$HOG_CONNS" # the last -conns counts
+	done
 done
-CONNS=$SAVED_CONNS
 kill "${HOGS[@]}" 2>/dev/null || true
 wait "${HOGS[@]}" 2>/dev/null || true
 echo
@@ -287,9 +290,7 @@ for t in "${TARGETS2[@]}"; do run_caslap "${t%%:*}" "${t##*:}" "fill"; done
 RESULTS=$TMP/results-own-cpus
 : >"$RESULTS"
 for round in $(seq 1 "$ROUNDS"); do
-	order=("${TARGETS2[@]}")
-	[ $((round % 2)) = 0 ] && order=($(printf '%s\n' "${TARGETS2[@]}" | tac))
-	for t in "${order[@]}"; do run_memcload "${t%%:*}" "${t##*:}" "memcload-get:set=9:1"; done
+	for t in $(in_turn "$round" "${TARGETS2[@]}"); do run_memcload "${t%%:*}" "${t##*:}" "memcload-get:set=9:1"; done
 done
 echo
 echo "# own CPUs: servers on CPUs $SRV_CPUS, memcaslap (fill) and memcload on CPUs $HALF-$((NCPU - 1))"
