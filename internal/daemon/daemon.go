@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbd-project/lbd/internal/credential"
 	"github.com/lbd-project/lbd/internal/events"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/healthcheck"
@@ -60,6 +61,9 @@ type Daemon struct {
 	overlay *Overlay
 	recon   reconcileStats
 	sub     subsystems
+	// creds holds the hashed credentials and API tokens (safe for
+	// concurrent use).
+	creds *credential.Store
 }
 
 // op is work that must run on the loop goroutine, serialized with
@@ -109,6 +113,9 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	if d.overlay, err = loadOverlay(d.stateDir(file)); err != nil {
+		return nil, err
+	}
+	if d.creds, err = loadCredentials(d.stateDir(file)); err != nil {
 		return nil, err
 	}
 	cfg, err := merge(file, d.overlay)

@@ -184,6 +184,20 @@ type Tenant struct {
 	Health *Health `yaml:"health,omitempty"`
 	// KVS configures the tenant's store on the storage nodes.
 	KVS KVS `yaml:"kvs,omitempty"`
+	// REST serves the tenant's REST/JSON data API on a port of its own
+	// beside the memcached port: same VIP, same real servers, same
+	// allow-list and fences. Off when absent.
+	REST *REST `yaml:"rest,omitempty"`
+}
+
+// REST configures a tenant's REST/JSON data API.
+type REST struct {
+	// Port is the API's port on the tenant's VIP (and on the storage
+	// nodes, as the memcached port).
+	Port int `yaml:"port,omitempty"`
+	// CORSOrigins are the origins ("https://app.example:8443") whose pages
+	// may call the API from a browser; "*" admits any. Empty: none.
+	CORSOrigins []string `yaml:"cors_origins,omitempty"`
 }
 
 // KVS configures one tenant's store.
