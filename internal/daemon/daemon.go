@@ -15,6 +15,7 @@ import (
 
 	"github.com/lbd-project/lbd/internal/credential"
 	"github.com/lbd-project/lbd/internal/events"
+	"github.com/lbd-project/lbd/internal/history"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/healthcheck"
 	"github.com/lbd-project/lbd/pkg/kvs"
@@ -64,6 +65,8 @@ type Daemon struct {
 	// creds holds the hashed credentials and API tokens (safe for
 	// concurrent use).
 	creds *credential.Store
+	// hist keeps the tenants' series on a storage node (set by Run).
+	hist *history.Recorder
 }
 
 // op is work that must run on the loop goroutine, serialized with
@@ -211,6 +214,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.startSubsystems(ctx); err != nil {
 		return err
 	}
+	d.runHistory(ctx, &wg)
 	srv, err := d.listenAPI()
 	if err != nil {
 		return err

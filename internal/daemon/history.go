@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lbd-project/lbd/internal/history"
+)
+
+// historyDir is where the tenants' series are kept in the state directory.
+const historyDir = "history"
+
+// historySaveEvery is how often the series are written to disk (and on
+// stop): a crash loses at most this much.
+const historySaveEvery = time.Minute
+
+// runHistory samples this storage node's tenants every history.Step and
+// saves the series every minute and when ctx ends.
+func (d *Daemon) runHistory(ctx context.Context, wg *sync.WaitGroup) {
+	if d.sub.kvs == nil {
+		return
+	}
+	dir := filepath.Join(d.stateDir(d.cfg), historyDir)
+	rec, err := history.Load(dir)
+	if err != nil {
+		d.log.Warn("history: some series could not be read; they start anew", "error", err)
+	}
+	d.mu.Lock()
+	d.hist = rec
+	d.mu.Unlock()
+	wg.Go(func() {
+		tick := time.NewTicker(history.Step)
+		defer tick.Stop()
+		lastSave := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				if err := rec.Save(dir); err != nil {
+					d.log.Error("history: save", "error", err)
+				}
+				return
+			case now := <-tick.C:
+				rec.Record(now, d.historySamples())
+				if now.Sub(lastSave) >= historySaveEvery {
+					lastSave = now
+					if err := rec.Save(dir); err != nil {
+						d.log.Error("history: save", "error", err)
+					}
+				}
+			}
+		}
+	})
+}
+
+// historySamples reads this node's tenants' counters.
+func (d *Daemon) historySamples() []history.Sample {
+	var out []history.Sample
+	for _, s := range d.sub.kvs.tier.Stats() {
+		out = append(out, history.Sample{Tenant: s.Name, Items: s.Items, Bytes: s.Bytes, Limit: s.LimitBytes,
+			Conns: s.CurrConnections, Hits: s.Hits, Misses: s.Misses, Evictions: s.Evictions, Commands: s.Commands})
+	}
+	return out
+}
+
+// History returns the recorder of this node's tenants' series (nil on a
+// node without stores, or before Run).
+func (d *Daemon) History() *history.Recorder {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.hist
+}
