@@ -219,12 +219,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	panelLn, panelSrv, err := d.listenPanel()
+	if err != nil {
+		return err
+	}
 	if err := d.reconcile(ctx); err != nil {
 		d.log.Error("first reconcile incomplete; will retry", "error", err)
 	}
 	// Answer only once the first reconcile is done, so that the first
 	// status an operator sees describes the kernel, not a plan.
 	d.serveAPI(ctx, &wg, srv)
+	d.servePanel(ctx, &wg, panelLn, panelSrv)
 	resync := time.NewTicker(d.opts.ResyncInterval)
 	defer resync.Stop()
 	for {

@@ -53,3 +53,19 @@ func TestRESTErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestPanelConfig(t *testing.T) {
+	if _, err := Parse([]byte(restBase+"panel: {listen: ':8443', tls_cert: c.pem, tls_key: k.pem}\n"), "p.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"panel: {listen: ':8443'}\n", "p.yaml:8: the panel is served over HTTPS only"},
+		{"panel: {listen: 'nope', tls_cert: c, tls_key: k}\n", "p.yaml:8: listen \"nope\": want host:port"},
+		{"panel: {tls_cert: c}\n", "without listen"},
+	} {
+		_, err := Parse([]byte(restBase+tc.in), "p.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}

@@ -23,6 +23,8 @@ type Config struct {
 	VirtualServices []VirtualService `yaml:"virtual_services,omitempty"`
 	// Daemon holds process-level settings.
 	Daemon Daemon `yaml:"daemon,omitempty"`
+	// Panel is the web control panel; off unless listen is set.
+	Panel Panel `yaml:"panel,omitempty"`
 
 	// File is the path the configuration was read from ("" for in-memory).
 	File string `yaml:"-"`
@@ -188,6 +190,15 @@ type Tenant struct {
 	// beside the memcached port: same VIP, same real servers, same
 	// allow-list and fences. Off when absent.
 	REST *REST `yaml:"rest,omitempty"`
+}
+
+// Panel configures the web control panel, served over HTTPS.
+type Panel struct {
+	// Listen is the panel's address (host:port); empty: no panel.
+	Listen string `yaml:"listen,omitempty"`
+	// TLSCert and TLSKey are the certificate and key files (PEM).
+	TLSCert string `yaml:"tls_cert,omitempty"`
+	TLSKey  string `yaml:"tls_key,omitempty"`
 }
 
 // REST configures a tenant's REST/JSON data API.

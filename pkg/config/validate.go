@@ -59,6 +59,7 @@ func at(segs ...any) []any { return segs }
 func (c *Config) validate() []Problem {
 	k := &checker{c: c}
 	k.daemon()
+	k.panel()
 	k.nodes()
 	k.vrrp()
 	k.defaults()
@@ -92,6 +93,23 @@ func (k *checker) daemon() {
 	}
 	if (d.TLSCert == "") != (d.TLSKey == "") {
 		k.errf(at("daemon"), "tls_cert and tls_key go together")
+	}
+}
+
+// panel checks the panel's listener: HTTPS only, so it needs both files.
+func (k *checker) panel() {
+	p := &k.c.Panel
+	if p.Listen == "" {
+		if p.TLSCert != "" || p.TLSKey != "" {
+			k.errf(at("panel"), "tls_cert and tls_key without listen: the panel is off")
+		}
+		return
+	}
+	if _, _, err := net.SplitHostPort(p.Listen); err != nil {
+		k.errf(at("panel", "listen"), "listen %q: want host:port", p.Listen)
+	}
+	if p.TLSCert == "" || p.TLSKey == "" {
+		k.errf(at("panel"), "the panel is served over HTTPS only: set tls_cert and tls_key")
 	}
 }
 
