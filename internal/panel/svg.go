@@ -130,6 +130,12 @@ func renderSVG(m metric, pts []history.Point, from, to time.Time) []byte {
 		line(lims, `stroke="#c33" stroke-dasharray="5,4" stroke-width="1.5" class="limit"`)
 	}
 	line(vals, `stroke="#2563eb" stroke-width="2" class="series"`)
+	// Few points (a new tenant, a fresh lbd) make a short line: mark them.
+	if len(vals) <= 60 {
+		for _, v := range vals {
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="#2563eb"/>`, px(v.x), py(v.y))
+		}
+	}
 	b.WriteString(`</svg>`)
 	return b.Bytes()
 }
