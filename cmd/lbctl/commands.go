@@ -44,7 +44,7 @@ func commands() []*command {
 			{name: "show", usage: "TENANT", summary: "show a tenant and its allow-list", run: runTenantShow},
 			{name: "add", usage: "--vip VIP --port PORT [--allow ADDR,...] [--memory SIZE] [--storage memory|durable] [-s SCHED] [--forward FWD] TENANT", summary: "add a tenant", run: runTenantAdd},
 			{name: "del", usage: "TENANT", summary: "delete a tenant (its port closes first)", run: runTenantDel},
-			{name: "credentials", usage: "[--token] TENANT", summary: "issue the tenant's credential (panel, data API), or an API token", run: runTenantCredentials},
+			{name: "credentials", usage: "[--api-token] TENANT", summary: "issue the tenant's credential (panel, data API), or with --api-token an API token (data API only)", run: runTenantCredentials},
 			{name: "allow", summary: "a tenant's allowed source addresses (instant, persisted)", sub: []*command{
 				{name: "list", usage: "TENANT", summary: "show the allow-list", run: runAllowList},
 				{name: "add", usage: "TENANT ADDR|CIDR...", summary: "allow more sources", run: runAllowChange},

@@ -197,7 +197,7 @@ func (a *app) printAllow(tenant string, list []netip.Prefix) error {
 func runTenantCredentials(ctx context.Context, a *app, cmd *command, args []string) error {
 	var token bool
 	pos, c, err := a.begin(cmd, args, 1, 1, func(fs *flag.FlagSet) {
-		fs.BoolVar(&token, "token", false, "issue an API token for the data API instead (many may exist)")
+		fs.BoolVar(&token, "api-token", false, "issue an API token for the data API instead (many may exist)")
 	})
 	if err != nil {
 		return err

@@ -80,6 +80,9 @@ type Store struct {
 	params  Params
 	now     func() time.Time
 	cache   map[[32]byte]cached
+	// hashing holds the secrets being hashed now: a burst of requests with
+	// one new secret (a client opening many connections) hashes it once.
+	hashing map[[32]byte]chan struct{}
 }
 
 type cached struct {
@@ -92,7 +95,7 @@ func New(entries []Entry, persist Persist, params Params) *Store {
 	if params == (Params{}) {
 		params = DefaultParams
 	}
-	return &Store{entries: slices.Clone(entries), persist: persist, params: params, now: time.Now, cache: map[[32]byte]cached{}}
+	return &Store{entries: slices.Clone(entries), persist: persist, params: params, now: time.Now, cache: map[[32]byte]cached{}, hashing: map[[32]byte]chan struct{}{}}
 }
 
 // Entries returns every entry (hashes included: for persisting).
@@ -193,17 +196,31 @@ func (s *Store) Verify(subject, secret string, kinds ...Kind) bool {
 	}
 	e := s.entries[i]
 	key := sha256.Sum256([]byte(secret))
-	if c, ok := s.cache[key]; ok && c.subject == subject && s.now().Before(c.until) {
+	for {
+		if c, ok := s.cache[key]; ok && c.subject == subject && s.now().Before(c.until) {
+			s.mu.Unlock()
+			return true
+		}
+		wait, busy := s.hashing[key]
+		if !busy {
+			break
+		}
 		s.mu.Unlock()
-		return true
+		<-wait
+		s.mu.Lock()
 	}
+	done := make(chan struct{})
+	s.hashing[key] = done
 	s.mu.Unlock()
 	// Hash outside the lock: argon2id takes tens of milliseconds.
-	if subtle.ConstantTimeCompare(hash(secret, e.Salt, e.Params), e.Hash) != 1 {
-		return false
-	}
+	ok = subtle.ConstantTimeCompare(hash(secret, e.Salt, e.Params), e.Hash) == 1
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.hashing, key)
+	close(done)
+	if !ok {
+		return false
+	}
 	// Still there (not revoked while hashing)?
 	if slices.IndexFunc(s.entries, func(x Entry) bool { return x.ID == id && x.Subject == subject }) < 0 {
 		return false

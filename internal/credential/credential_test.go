@@ -3,6 +3,8 @@ package credential
 import (
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -75,5 +77,25 @@ func TestPersistFailureChangesNothing(t *testing.T) {
 	}
 	if !s.Verify("t", old) || len(s.Entries()) != 1 {
 		t.Error("a failed issue changed the store")
+	}
+}
+
+// Many requests with one new secret at once: all verify, none waits for
+// a lock held across a hash.
+func TestVerifyConcurrent(t *testing.T) {
+	s := New(nil, nil, fast)
+	sec, _, _ := s.Issue("t", Token)
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for range 32 {
+		wg.Go(func() {
+			if !s.Verify("t", sec) || s.Verify("t", sec+"x") {
+				bad.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Errorf("%d goroutines got a wrong answer", bad.Load())
 	}
 }

@@ -127,6 +127,16 @@ func wantsXML(r *http.Request) bool {
 // bestOf returns which of the offered types the Accept header prefers;
 // the first offered on a tie or when nothing matches.
 func bestOf(accept string, offers ...string) string {
+	// The common cases without parsing.
+	switch accept {
+	case "", "*/*":
+		return offers[0]
+	}
+	for _, o := range offers {
+		if accept == o {
+			return o
+		}
+	}
 	best, bestQ := offers[0], -1.0
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))

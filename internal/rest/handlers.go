@@ -75,7 +75,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, kv KV) {
 		h.fail(w, r, errorf(http.StatusNotFound, "not_found", "path.key", "key %q not found", key))
 		return
 	}
-	if bestOf(r.Header.Get("Accept"), typeJSON, typeXML, typeBytes) == typeBytes && strings.Contains(r.Header.Get("Accept"), typeBytes) {
+	if accept := r.Header.Get("Accept"); strings.Contains(accept, typeBytes) && bestOf(accept, typeJSON, typeXML, typeBytes) == typeBytes {
 		w.Header().Set("Content-Type", typeBytes)
 		w.Header().Set("X-Lbd-Flags", strconv.FormatUint(uint64(it.Flags), 10))
 		w.Header().Set("X-Lbd-Expires", strconv.FormatInt(it.Exptime, 10))
