@@ -139,3 +139,27 @@ tenants: [{name: a, service: {vip: 10.0.0.1, port: 11211}, allow: [127.0.0.0/8]}
 		t.Error("reloaded credentials do not verify as issued")
 	}
 }
+
+// A director fences a tenant's REST port with the tenant's list, the
+// runtime one included, under the name "T+rest".
+func TestDirectorFencesRESTPort(t *testing.T) {
+	c := mustParse(t, `
+nodes: [{name: lb1, role: both, address: 10.0.1.1}]
+tenants:
+  - {name: a, service: {vip: 10.0.0.1, port: 11211}, allow: [192.0.2.0/24], rest: {port: 11311}}
+`)
+	ov := &Overlay{Allow: map[string][]netip.Prefix{"a": {netip.MustParsePrefix("198.51.100.7/32")}}}
+	fences := aclTenants(effectiveServices(c.Services(), nil, ov))
+	if len(fences) != 2 || fences[0].Name != "a" || fences[1].Name != "a+rest" || fences[1].Port != 11311 {
+		t.Fatalf("fences %+v", fences)
+	}
+	for _, f := range fences {
+		if len(f.Allow) != 1 || f.Allow[0] != netip.MustParsePrefix("198.51.100.7/32") || f.VIP != netip.MustParseAddr("10.0.0.1") {
+			t.Errorf("fence %+v does not follow the runtime list", f)
+		}
+	}
+	st := storageFence(c, ov)
+	if len(st) != 2 || st[1].Name != "a+rest" || st[1].Port != 11311 {
+		t.Errorf("storage fences %+v", st)
+	}
+}
