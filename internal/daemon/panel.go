@@ -35,6 +35,17 @@ func (b panelBackend) Tenants(ctx context.Context) ([]api.Tenant, error) { retur
 // Status implements panel.Backend.
 func (b panelBackend) Status(ctx context.Context) (api.Status, error) { return b.d.Status(ctx) }
 
+// Nodes implements panel.Backend: the file's nodes and roles.
+func (b panelBackend) Nodes() []panel.Node {
+	b.d.mu.RLock()
+	defer b.d.mu.RUnlock()
+	out := make([]panel.Node, 0, len(b.d.cfg.Nodes))
+	for _, n := range b.d.cfg.Nodes {
+		out = append(out, panel.Node{Name: n.Name, Role: string(n.Role), Address: n.Address, Self: n.Name == b.d.node.Name})
+	}
+	return out
+}
+
 // Events implements panel.Backend.
 func (b panelBackend) Events() []events.Event { return b.d.events.Recent() }
 

@@ -172,9 +172,10 @@ func (s *Server) operator(w http.ResponseWriter, r *http.Request, sess *session)
 	slices.Reverse(evs)
 	s.render(w, http.StatusOK, "operator", page{Title: "Operator", Session: sess, Data: struct {
 		Status  api.Status
+		Nodes   []Node
 		Tenants []tenantRow
 		Events  []events.Event
-	}{st, rows, evs}})
+	}{st, s.b.Nodes(), rows, evs}})
 }
 
 // ranges are the spans a tenant page offers.

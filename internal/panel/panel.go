@@ -40,6 +40,8 @@ type Backend interface {
 	Tenants(ctx context.Context) ([]api.Tenant, error)
 	// Status is the node's status (roles, VRRP, services, reals).
 	Status(ctx context.Context) (api.Status, error)
+	// Nodes lists the cluster's nodes and their roles.
+	Nodes() []Node
 	// Events returns the recent events, oldest first.
 	Events() []events.Event
 	// KVSStats returns a tenant's store counters on this node.
@@ -51,6 +53,13 @@ type Backend interface {
 	// SetAllow replaces a tenant's allow-list and returns once the fences
 	// of this node apply it.
 	SetAllow(ctx context.Context, tenant string, allow []netip.Prefix) ([]netip.Prefix, error)
+}
+
+// Node is one node of the cluster as the operator's page lists it.
+type Node struct {
+	Name, Role, Address string
+	// Self is the node serving the panel.
+	Self bool
 }
 
 // Options tune the panel.

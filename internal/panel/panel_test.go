@@ -1,6 +1,8 @@
 package panel
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -44,6 +46,9 @@ func (f *fake) Tenants(context.Context) ([]api.Tenant, error) {
 func (f *fake) Status(context.Context) (api.Status, error) {
 	return api.Status{Node: "lb1", Role: "both", VRRP: []api.VRRPStatus{{VRID: 51, State: "master"}},
 		Services: []api.ServiceStatus{{Name: "a", Tenant: "a", Protocol: "tcp", Port: 11211, Reals: []api.RealStatus{{Health: "up", Weight: 1}}}}}, nil
+}
+func (f *fake) Nodes() []Node {
+	return []Node{{Name: "lb1", Role: "both", Address: "192.0.2.2", Self: true}, {Name: "st1", Role: "storage", Address: "192.0.2.3"}}
 }
 func (f *fake) Events() []events.Event {
 	return []events.Event{{Time: time.Unix(1e9, 0), Kind: events.Health, Message: "real server up"}}
@@ -186,7 +191,7 @@ func TestLoginAndTenantIsolation(t *testing.T) {
 	// The operator sees every tenant and the node.
 	op := newBrowser(t, srv)
 	code, body = op.login("", "pw-")
-	if code != 200 || !strings.Contains(body, "IPVS services") || !strings.Contains(body, `href="/tenants/b"`) || !strings.Contains(body, "real server up") {
+	if code != 200 || !strings.Contains(body, "IPVS services") || !strings.Contains(body, `href="/tenants/b"`) || !strings.Contains(body, "real server up") || !strings.Contains(body, ">st1<") {
 		t.Errorf("operator: %d", code)
 	}
 	if code, _ := op.get("/tenants/b/keys"); code != 200 {
@@ -342,4 +347,39 @@ func TestRenderSVGEmptyAndHuman(t *testing.T) {
 			t.Errorf("human(%v, %q) = %q, want %q", tc.v, tc.unit, got, tc.want)
 		}
 	}
+}
+
+// FuzzPanel feeds raw requests, with and without a session: the panel
+// answers every one (no panic), never with a 5xx.
+func FuzzPanel(f *testing.F) {
+	for _, s := range []string{
+		"GET /tenants/a/keys?prefix=k&cursor=5 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /tenants/a/allow HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 30\r\n\r\ncsrf=C&allow=10.0.0.1%0a::/0&x",
+		"GET /tenants/a/graph/memory?range=3d HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 20\r\n\r\nuser=a&credential=pw",
+		"GET /operator HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		f.Add([]byte(s), true)
+	}
+	fk := &fake{allow: map[string][]netip.Prefix{}, keys: []string{"k1", "k2"}}
+	p, err := New(fk, Options{LoginBurst: 1 << 30})
+	if err != nil {
+		f.Fatal(err)
+	}
+	sess := p.sessions.start("a", false)
+	f.Fuzz(func(t *testing.T, raw []byte, withSession bool) {
+		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+		if err != nil {
+			return
+		}
+		r.RemoteAddr = "192.0.2.9:1000"
+		if withSession {
+			r.AddCookie(&http.Cookie{Name: sessionCookie, Value: sess.id})
+		}
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, r)
+		if w.Code >= 500 {
+			t.Fatalf("%d for %q", w.Code, raw)
+		}
+	})
 }
