@@ -324,6 +324,7 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	if node.Role.IsStorage() {
 		errs = append(errs, d.reconcileStorage(ctx, cfg, node)...)
 	}
+	d.forgetRemovedTenants(cfg)
 	err := errors.Join(errs...)
 	took := time.Since(start)
 	d.mu.Lock()

@@ -6,7 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbd-project/lbd/internal/credential"
 	"github.com/lbd-project/lbd/internal/history"
+	"github.com/lbd-project/lbd/pkg/config"
 )
 
 // historyDir is where the tenants' series are kept in the state directory.
@@ -70,4 +72,36 @@ func (d *Daemon) History() *history.Recorder {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.hist
+}
+
+// forgetRemovedTenants drops what lbd keeps for tenants no longer in the
+// desired state: their credentials and tokens (a tenant added again under
+// the same name starts without them) and their history.
+func (d *Daemon) forgetRemovedTenants(cfg *config.Config) {
+	live := map[string]bool{}
+	for _, t := range cfg.Tenants {
+		live[t.Name] = true
+	}
+	if d.creds != nil {
+		for _, e := range d.creds.Entries() {
+			if e.Subject != credential.Operator && !live[e.Subject] {
+				if err := d.creds.RevokeSubject(e.Subject); err != nil {
+					d.log.Error("credentials of a removed tenant not revoked", "tenant", e.Subject, "error", err)
+				} else {
+					d.log.Info("credentials of a removed tenant revoked", "tenant", e.Subject)
+				}
+			}
+		}
+	}
+	if h := d.History(); h != nil {
+		dir := filepath.Join(d.stateDir(cfg), historyDir)
+		for _, name := range h.Tenants() {
+			if !live[name] {
+				h.Forget(name)
+				if err := history.Remove(dir, name); err != nil {
+					d.log.Warn("history of a removed tenant not deleted", "tenant", name, "error", err)
+				}
+			}
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lbd-project/lbd/internal/credential"
+	"github.com/lbd-project/lbd/internal/history"
 	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
@@ -161,5 +162,28 @@ tenants:
 	st := storageFence(c, ov)
 	if len(st) != 2 || st[1].Name != "a+rest" || st[1].Port != 11311 {
 		t.Errorf("storage fences %+v", st)
+	}
+}
+
+// A removed tenant's credentials and history go with it; the operator's
+// and the other tenants' stay.
+func TestForgetRemovedTenants(t *testing.T) {
+	c := mustParse(t, `
+nodes: [{name: st1, role: storage, address: 10.0.1.1}]
+tenants: [{name: a, service: {vip: 10.0.0.1, port: 11211}, allow: []}]
+`)
+	d := &Daemon{log: slog.New(slog.DiscardHandler), cfg: c, opts: Options{StateDir: t.TempDir()},
+		creds: credential.New(nil, nil, credential.Params{Time: 1, MemKiB: 64, Threads: 1}), hist: history.New()}
+	sa, _, _ := d.creds.Issue("a", credential.Login)
+	sb, _, _ := d.creds.Issue("gone", credential.Token)
+	so, _, _ := d.creds.Issue(credential.Operator, credential.Login)
+	now := time.Now()
+	d.hist.Record(now, []history.Sample{{Tenant: "a"}, {Tenant: "gone"}})
+	d.forgetRemovedTenants(c)
+	if !d.creds.Verify("a", sa) || d.creds.Verify("gone", sb) || !d.creds.Verify(credential.Operator, so) {
+		t.Error("wrong credentials kept")
+	}
+	if got := d.hist.Tenants(); len(got) != 1 || got[0] != "a" {
+		t.Errorf("history kept for %v", got)
 	}
 }

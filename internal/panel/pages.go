@@ -66,7 +66,13 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 
 // errorPage is the clear page every error gets.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
-	s.render(w, status, "error", page{Title: title, Data: struct {
+	s.errorPageAs(w, r, nil, status, title, msg)
+}
+
+// errorPageAs is errorPage for a logged-in session (the page offers to log
+// out).
+func (s *Server) errorPageAs(w http.ResponseWriter, r *http.Request, sess *session, status int, title, msg string) {
+	s.render(w, status, "error", page{Title: title, Session: sess, Data: struct {
 		Status  int
 		Message string
 	}{status, msg}})
@@ -143,7 +149,7 @@ type tenantRow struct {
 
 func (s *Server) operator(w http.ResponseWriter, r *http.Request, sess *session) {
 	if !sess.operator {
-		s.errorPage(w, r, http.StatusForbidden, "Operator only", "This page is the operator's; you are logged in as "+sess.who()+".")
+		s.errorPageAs(w, r, sess, http.StatusForbidden, "Operator only", "This page is the operator's; you are logged in as "+sess.who()+".")
 		return
 	}
 	st, err := s.b.Status(r.Context())

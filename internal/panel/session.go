@@ -134,11 +134,11 @@ func (s *Server) authed(next func(http.ResponseWriter, *http.Request, *session))
 			return
 		}
 		if r.Method == http.MethodPost && !sameToken(r.PostFormValue("csrf"), sess.csrf) {
-			s.errorPage(w, r, http.StatusForbidden, "Form expired", "This form was not sent from the page lbd served in this session (its CSRF token does not match). Go back, reload the page and send it again.")
+			s.errorPageAs(w, r, sess, http.StatusForbidden, "Form expired", "This form was not sent from the page lbd served in this session (its CSRF token does not match). Go back, reload the page and send it again.")
 			return
 		}
 		if t := r.PathValue("tenant"); t != "" && !sess.mayView(t) {
-			s.errorPage(w, r, http.StatusForbidden, "Not your tenant", "You are logged in as "+sess.who()+" and may see only that tenant's pages.")
+			s.errorPageAs(w, r, sess, http.StatusForbidden, "Not your tenant", "You are logged in as "+sess.who()+" and may see only that tenant's pages.")
 			return
 		}
 		next(w, r, sess)
