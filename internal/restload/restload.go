@@ -11,10 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,17 +66,21 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		}
 	}
 	pre.c.Close()
-	tr := &http.Transport{MaxIdleConnsPerHost: o.Conns, MaxConnsPerHost: o.Conns, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	restGet := func(accept string) func() (op, func(), error) {
+	u, err := url.Parse(o.REST)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("restload: REST URL %q: want http://host:port", o.REST)
+	}
+	// The HTTP side is a lean HTTP/1.1 keep-alive client, as wrk is: one
+	// connection, request bytes out, the response read in place, no
+	// goroutines of its own (Go's http.Client costs the shared CPUs far
+	// more per request than the memcached client does).
+	restConn := func(method, accept string, body []byte) func() (op, func(), error) {
 		return func() (op, func(), error) {
-			return func(k string) error {
-				req, _ := http.NewRequest(http.MethodGet, o.REST+"/v1/keys/"+k, nil)
-				req.Header.Set("Authorization", "Bearer "+o.Token)
-				req.Header.Set("Accept", accept)
-				return doHTTP(hc, req)
-			}, func() {}, nil
+			c, err := dialHTTP(u.Host)
+			if err != nil {
+				return nil, nil, err
+			}
+			return func(k string) error { return c.do(method, "/v1/keys/"+k, o.Token, accept, body) }, func() { c.c.Close() }, nil
 		}
 	}
 	phases := []struct {
@@ -90,8 +94,8 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 			}
 			return c.get, func() { c.c.Close() }, nil
 		}},
-		{"REST GET (raw bytes)", restGet("application/octet-stream")},
-		{"REST GET (JSON)", restGet("application/json")},
+		{"REST GET (raw bytes)", restConn(http.MethodGet, "application/octet-stream", nil)},
+		{"REST GET (JSON)", restConn(http.MethodGet, "application/json", nil)},
 		{"memcached set", func() (op, func(), error) {
 			c, err := dialMC(o.MC)
 			if err != nil {
@@ -99,14 +103,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 			}
 			return func(k string) error { return c.set(k, value) }, func() { c.c.Close() }, nil
 		}},
-		{"REST PUT (raw bytes)", func() (op, func(), error) {
-			return func(k string) error {
-				req, _ := http.NewRequest(http.MethodPut, o.REST+"/v1/keys/"+k, bytes.NewReader(value))
-				req.Header.Set("Authorization", "Bearer "+o.Token)
-				req.Header.Set("Content-Type", "application/octet-stream")
-				return doHTTP(hc, req)
-			}, func() {}, nil
-		}},
+		{"REST PUT (raw bytes)", restConn(http.MethodPut, "application/json", value)},
 	}
 	var out []Result
 	for _, p := range phases {
@@ -189,17 +186,63 @@ func phase(ctx context.Context, name string, o Options, mk func() (op, func(), e
 	return res, nil
 }
 
-func doHTTP(hc *http.Client, req *http.Request) error {
-	resp, err := hc.Do(req)
+// httpConn is one keep-alive HTTP/1.1 connection.
+type httpConn struct {
+	c    net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	host string
+}
+
+func dialHTTP(host string) (*httpConn, error) {
+	c, err := net.DialTimeout("tcp", host, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("restload: %w", err)
+	}
+	return &httpConn{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriter(c), host: host}, nil
+}
+
+// do sends one request and reads its response, which must be 200 with a
+// Content-Length (lbd's API always sends one).
+func (h *httpConn) do(method, path, token, accept string, body []byte) error {
+	fmt.Fprintf(h.w, "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: %s\r\n", method, path, h.host, token, accept)
+	if body != nil {
+		fmt.Fprintf(h.w, "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n", len(body))
+	}
+	h.w.WriteString("\r\n")
+	h.w.Write(body)
+	if err := h.w.Flush(); err != nil {
+		return err
+	}
+	status, err := h.r.ReadString('\n')
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
+	n := -1
+	for {
+		l, err := h.r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if l == "\r\n" {
+			break
+		}
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "Content-Length") {
+			if n, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
+				return fmt.Errorf("%s %s: bad Content-Length %q", method, path, v)
+			}
+		}
 	}
-	return err
+	if n < 0 {
+		return fmt.Errorf("%s %s: no Content-Length", method, path)
+	}
+	if _, err := h.r.Discard(n); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(status, "HTTP/1.1 200 ") {
+		return fmt.Errorf("%s %s: %s", method, path, strings.TrimSpace(status))
+	}
+	return nil
 }
 
 // mcConn is a memcached text-protocol connection.
