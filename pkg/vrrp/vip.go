@@ -1,10 +1,13 @@
 package vrrp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"syscall"
+	"time"
 
 	"github.com/lbd-project/lbd/internal/ifaddr"
 	"github.com/vishvananda/netlink"
@@ -24,7 +27,10 @@ func newVIPManager(h *netlink.Handle, link netlink.Link, vips []netip.Prefix) *v
 	return &vipManager{
 		// Besides EADDRNOTAVAIL, ENODEV from a delete (the link or its
 		// IPv4 configuration is gone) means the VIP is not there.
-		addrs: ifaddr.Manager{Handle: h, Absent: []syscall.Errno{syscall.ENODEV}},
+		// IPv6 VIPs skip duplicate address detection, as keepalived's do:
+		// the VIP is meant to move, and DAD would hold it tentative (or
+		// fail it while the old Master still answers).
+		addrs: ifaddr.Manager{Handle: h, NoDAD: true, Absent: []syscall.Errno{syscall.ENODEV}},
 		link:  link,
 		vips:  vips,
 	}
@@ -80,4 +86,50 @@ func primaryAddr(link netlink.Link, vips []netip.Prefix) (netip.Addr, error) {
 		return ip.Unmap(), nil
 	}
 	return netip.Addr{}, fmt.Errorf("vrrp: %s has no IPv4 address to send adverts from", link.Attrs().Name)
+}
+
+// linkLocalWait bounds how long an IPv6 instance waits at start for its
+// interface's link-local address to finish duplicate address detection.
+const linkLocalWait = 10 * time.Second
+
+// linkLocalAddr returns link's IPv6 link-local address, the source of
+// IPv6 adverts (RFC 5798 section 5.1.2.1). An address still in duplicate
+// address detection cannot be sent from, so it waits (up to linkLocalWait,
+// or until ctx is done) for one that passed: right after the link came up
+// the kernel needs a second or two.
+func linkLocalAddr(ctx context.Context, link netlink.Link) (netip.Addr, error) {
+	deadline := time.Now().Add(linkLocalWait)
+	for {
+		addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("vrrp: list addresses of %s: %w", link.Attrs().Name, err)
+		}
+		tentative := false
+		for _, a := range addrs {
+			ip, ok := netip.AddrFromSlice(a.IP)
+			if !ok || !ip.IsLinkLocalUnicast() || a.Flags&syscall.IFA_F_DADFAILED != 0 {
+				continue
+			}
+			if a.Flags&syscall.IFA_F_TENTATIVE != 0 {
+				tentative = true
+				continue
+			}
+			return ip, nil
+		}
+		if !tentative || time.Now().After(deadline) {
+			return netip.Addr{}, fmt.Errorf("vrrp: %s has no usable IPv6 link-local address to send adverts from", link.Attrs().Name)
+		}
+		select {
+		case <-ctx.Done():
+			return netip.Addr{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ipv6Forwarding reports whether the interface forwards IPv6, which sets
+// the Router flag of its neighbour advertisements (as the kernel's own).
+func ipv6Forwarding(name string) bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + name + "/forwarding")
+	return err == nil && len(b) > 0 && b[0] == '1'
 }
