@@ -124,7 +124,8 @@ func Help(text string) string {
 }
 
 // escape makes s safe as a line of roff text: backslashes and minus signs
-// are escaped, and a line cannot start a request ('.' or '\”).
+// are escaped, and a line cannot start a request (with a period or an
+// apostrophe).
 func escape(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\e`)
 	s = strings.ReplaceAll(s, "-", `\-`)
