@@ -48,15 +48,18 @@
 //     entries, and for IPv6 VIPs unsolicited neighbour advertisements to
 //     ff02::1 with the Override flag (from the VIP, Router flag set when the
 //     interface forwards IPv6, as the kernel sends its own) move their
-//     neighbour entries. The GARP settings below govern both. A burst of GARPMasterRepeat goes out on becoming Master, a
-//     second burst after GARPMasterDelay, and optionally a refresh.
+//     neighbour entries. A burst of GARPMasterRepeat announcements goes
+//     out on becoming Master, a second burst after GARPMasterDelay, and
+//     optionally a refresh (the GARP settings govern both kinds).
 //   - VIPs are added with their prefix length (keepalived adds a bare
 //     address as /32), IPv6 ones with IFA_F_NODAD as keepalived does: DAD
-//     would hold a moving VIP tentative. An IPv6 instance waits at start
-//     (up to 10s) for the link-local address to leave DAD. A Backup removes them at start too, so VIPs left
-//     behind by a run that was killed go away. The address owner (priority
-//     255) owns them for real: it adds them if missing but never removes
-//     them.
+//     would hold a moving VIP tentative. A Backup removes the VIPs at start
+//     too, so VIPs left behind by a run that was killed go away. The address
+//     owner (priority 255) owns them for real: it adds them if missing but
+//     never removes them.
+//   - An IPv6 instance waits at start until its interface has a link-local
+//     address that passed DAD (a link that is down has none), holding
+//     nothing and sending nothing meanwhile.
 //   - With exactly one unicast peer there can be no second Backup, so a
 //     Backup that receives priority 0 takes over at once instead of after
 //     Skew_Time, which exists only to let the best of several Backups win.

@@ -208,3 +208,21 @@ func TestIPv6HopLimitChecked(t *testing.T) {
 	l.inject("rogue", l.addr6("rogue"), 255, 254, 5)
 	eventually(t, "d1 BACKUP under hop limit 255 adverts of priority 254", func() bool { return d1.stateOf() == "BACKUP" })
 }
+
+// An IPv6 instance whose interface is down at start (no link-local address
+// to send from) waits, holding nothing, and joins once the link is up and
+// its link-local address has passed duplicate address detection.
+func TestIPv6WaitsForLinkLocal(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, "d1", "d2")
+	d2 := l.director6("d2", 100)
+	l.waitRoles6(d2)
+	run(t, "ip", "-n", l.ns("d1"), "link", "set", "eth0", "down")
+	d1 := l.director6("d1", 150)
+	eventually(t, "d1 started", func() bool { return d1.stateOf() != "" })
+	holds(t, "d1 waits without the VIP, d2 stays MASTER", time.Second, func() bool {
+		return d1.stateOf() == "INIT" && !l.hasVIP("d1", vip6) && d2.stateOf() == "MASTER"
+	})
+	run(t, "ip", "-n", l.ns("d1"), "link", "set", "eth0", "up")
+	l.waitRoles6(d1, d2)
+}

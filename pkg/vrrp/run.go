@@ -59,6 +59,9 @@ func (i *Instance) Run(ctx context.Context) error {
 
 	c, g, h, err := i.setup(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the interface
+		}
 		return err
 	}
 	defer c.close()
@@ -178,7 +181,7 @@ func (i *Instance) setup(ctx context.Context) (*conn, *garpSender, *netlink.Hand
 	switch {
 	case src.IsValid():
 	case i.cfg.IPv6():
-		src, err = linkLocalAddr(ctx, link)
+		src, err = linkLocalAddr(ctx, link, i.log)
 	default:
 		src, err = primaryAddr(link, i.cfg.VIPs)
 	}

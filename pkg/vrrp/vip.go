@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"syscall"
@@ -88,36 +89,32 @@ func primaryAddr(link netlink.Link, vips []netip.Prefix) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("vrrp: %s has no IPv4 address to send adverts from", link.Attrs().Name)
 }
 
-// linkLocalWait bounds how long an IPv6 instance waits at start for its
-// interface's link-local address to finish duplicate address detection.
-const linkLocalWait = 10 * time.Second
+// linkLocalWarn is how long an IPv6 instance waits at start for a usable
+// link-local address before it logs that it is still waiting.
+const linkLocalWarn = 10 * time.Second
 
 // linkLocalAddr returns link's IPv6 link-local address, the source of
-// IPv6 adverts (RFC 5798 section 5.1.2.1). An address still in duplicate
-// address detection cannot be sent from, so it waits (up to linkLocalWait,
-// or until ctx is done) for one that passed: right after the link came up
-// the kernel needs a second or two.
-func linkLocalAddr(ctx context.Context, link netlink.Link) (netip.Addr, error) {
-	deadline := time.Now().Add(linkLocalWait)
+// IPv6 adverts (RFC 5798 section 5.1.2.1). It waits until there is one
+// that passed duplicate address detection (right after the link came up
+// the kernel needs a second or two; a link that is down has none), until
+// ctx is done, as keepalived waits in FAULT: without it the instance can
+// neither send nor hold VIPs.
+func linkLocalAddr(ctx context.Context, link netlink.Link, log *slog.Logger) (netip.Addr, error) {
+	warnAt := time.Now().Add(linkLocalWarn)
 	for {
 		addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
 		if err != nil {
 			return netip.Addr{}, fmt.Errorf("vrrp: list addresses of %s: %w", link.Attrs().Name, err)
 		}
-		tentative := false
 		for _, a := range addrs {
 			ip, ok := netip.AddrFromSlice(a.IP)
-			if !ok || !ip.IsLinkLocalUnicast() || a.Flags&syscall.IFA_F_DADFAILED != 0 {
-				continue
+			if ok && ip.IsLinkLocalUnicast() && a.Flags&(syscall.IFA_F_TENTATIVE|syscall.IFA_F_DADFAILED) == 0 {
+				return ip, nil
 			}
-			if a.Flags&syscall.IFA_F_TENTATIVE != 0 {
-				tentative = true
-				continue
-			}
-			return ip, nil
 		}
-		if !tentative || time.Now().After(deadline) {
-			return netip.Addr{}, fmt.Errorf("vrrp: %s has no usable IPv6 link-local address to send adverts from", link.Attrs().Name)
+		if !warnAt.IsZero() && time.Now().After(warnAt) {
+			log.Warn("vrrp: waiting for an IPv6 link-local address to send adverts from", "interface", link.Attrs().Name)
+			warnAt = time.Time{}
 		}
 		select {
 		case <-ctx.Done():
