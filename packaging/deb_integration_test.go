@@ -162,8 +162,9 @@ func TestDebPackage(t *testing.T) {
 		t.Fatalf("/var/lib/lbd: %v %v", fi, err)
 	}
 
-	// The unit as systemd sees it on that machine: no error, no warning.
-	if out, err := cmd(nil, "systemd-analyze", "verify", "--man=no", "--root="+root, "lbd.service"); err != nil || out != "" {
+	// The unit as systemd sees it on that machine: no error, no warning,
+	// and its Documentation= man pages are there (man searches the root's).
+	if out, err := cmd([]string{"MANPATH=" + filepath.Join(root, "usr/share/man")}, "systemd-analyze", "verify", "--root="+root, "lbd.service"); err != nil || out != "" {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 
@@ -244,6 +245,18 @@ func TestDebPackage(t *testing.T) {
 	}
 	if len(groupLines(t, root)) != 1 {
 		t.Error("purge removed the lbd group")
+	}
+	// The scripts are idempotent: a second purge, a second configure.
+	for _, run := range [][]string{{"postrm", "purge"}, {"postinst", "configure"}, {"postinst", "configure"}} {
+		if run[0] == "postinst" {
+			os.MkdirAll(filepath.Join(root, "var/lib/lbd"), 0o755)
+		}
+		if out, err := cmd([]string{"DPKG_ROOT=" + root}, "sh", append([]string{"deb/" + run[0]}, run[1:]...)...); err != nil {
+			t.Errorf("%s %s again: %v\n%s", run[0], run[1], err, out)
+		}
+	}
+	if g := groupLines(t, root); len(g) != 1 {
+		t.Errorf("lbd group after configuring twice more: %q", g)
 	}
 	if st, _ := cmd(nil, "dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "-W", "-f", "${Status}", "lbd"); strings.Contains(st, "installed") {
 		t.Errorf("after purge: %q", st)
