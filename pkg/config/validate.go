@@ -170,13 +170,18 @@ func (k *checker) vrrp() {
 		k.errf(at("vrrp"), "vrrp has no vips")
 	}
 	seen := map[netip.Addr]bool{}
+	var first netip.Addr // decides the instance's family: IPv6 VIPs, VRRP over IPv6
 	for i, s := range v.VIPs {
 		a, err := netip.ParseAddr(s)
 		switch {
-		case err != nil:
+		case err != nil || a.Zone() != "" || a.Is4In6():
 			k.errf(at("vrrp", "vips", i), "invalid vip %q", s)
 		case seen[a]:
 			k.errf(at("vrrp", "vips", i), "vip %s listed twice", a)
+		case first.IsValid() && a.Is4() != first.Is4():
+			k.errf(at("vrrp", "vips", i), "vip %s and vip %s are of different families: a VRRP instance carries IPv4 or IPv6 addresses, not both (RFC 5798)", a, first)
+		case !first.IsValid():
+			first = a
 		}
 		seen[a] = true
 	}
@@ -194,6 +199,10 @@ func (k *checker) vrrp() {
 			directors++
 			if n.Interface == "" {
 				k.errf(at("nodes", i), "director %q needs an interface for vrrp", n.Name)
+			}
+			// Unicast adverts go from and to the directors' addresses.
+			if a, err := netip.ParseAddr(n.Address); err == nil && v.Unicast && first.IsValid() && a.Is4() != first.Is4() {
+				k.errf(at("nodes", i, "address"), "director %q: vrrp.unicast sends from and to the directors' addresses, and %s is not of the vips' family (%s)", n.Name, a, first)
 			}
 		}
 	}
