@@ -23,8 +23,12 @@ const (
 	protoHTTP = "http/1.1"
 )
 
-// handshakeTimeout bounds a TLS handshake on the listener.
-const handshakeTimeout = 10 * time.Second
+// handshakeTimeout bounds a TLS handshake; dialTimeout a TCP connect of
+// the RPC client.
+const (
+	handshakeTimeout = 10 * time.Second
+	dialTimeout      = 2 * time.Second
+)
 
 // mux accepts TLS connections on one listener and hands each to raft or to
 // the RPC HTTP server by its negotiated ALPN protocol. Both sides must
@@ -184,6 +188,10 @@ func newRPCClient(base *tls.Config) *http.Client {
 	cfg.NextProtos = []string{protoHTTP}
 	return &http.Client{
 		Transport: &http.Transport{
+			// A peer cut off by a partition drops the SYN: fail the dial
+			// soon, so callers look for the leader again (Propose retries
+			// dial errors within LeaderWait).
+			DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 			TLSClientConfig:     cfg,
 			ForceAttemptHTTP2:   false,
 			MaxIdleConnsPerHost: 4,

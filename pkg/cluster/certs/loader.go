@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -24,9 +25,12 @@ type Loader struct {
 	lastErr error
 }
 
+// fileStamp tells a file's versions apart: an atomic rewrite (rename)
+// changes the inode even within the modification time's granularity.
 type fileStamp struct {
 	size int64
 	mod  time.Time
+	ino  uint64
 }
 
 // NewLoader loads the node's certificate and key and the cluster CA (a
@@ -113,6 +117,9 @@ func stamps(files ...string) ([2]fileStamp, error) {
 			return out, fmt.Errorf("certs: %w", err)
 		}
 		out[i] = fileStamp{size: fi.Size(), mod: fi.ModTime()}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			out[i].ino = st.Ino
+		}
 	}
 	return out, nil
 }
