@@ -114,4 +114,3 @@ func probeRaft(addr string, cfg *tls.Config, wait time.Duration) error {
 	}
 	return err
 }
-
