@@ -317,8 +317,13 @@ func (n *Node) onLeader(ctx context.Context, wait time.Duration, path string, bo
 			last = err
 		} else if addr, id := n.raft.LeaderWithID(); addr != "" {
 			idx, err := n.post(ctx, string(addr), path, body)
-			if !errors.Is(err, errNotLeader) && !isDialErr(err) {
+			var remote *remoteError
+			switch {
+			case err == nil || errors.As(err, &remote) && !errors.Is(err, errNotLeader):
 				return idx, err
+			case !errors.Is(err, errNotLeader) && !isDialErr(err):
+				// Sent, but no answer: the outcome is unknown.
+				return 0, fmt.Errorf("%w: leader %s (%s) did not answer (a write may or may not be committed; re-read): %v", ErrNoLeader, id, addr, err)
 			}
 			last = fmt.Errorf("leader %s (%s): %w", id, addr, err)
 		}
@@ -354,6 +359,10 @@ func (n *Node) noLeaderErr(wait time.Duration, last error) error {
 	}
 	return fmt.Errorf("%w: %s", ErrNoLeader, msg)
 }
+
+// WaitApplied returns once this node has applied the write at index idx
+// (an index another node's Propose returned, say), or ctx's error.
+func (n *Node) WaitApplied(ctx context.Context, idx uint64) error { return n.waitApplied(ctx, idx) }
 
 // waitApplied returns once this node's FSM has applied index idx.
 func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
