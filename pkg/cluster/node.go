@@ -118,6 +118,9 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	conf.ElectionTimeout = opts.ElectionTimeout
 	conf.LeaderLeaseTimeout = opts.LeaderLeaseTimeout
 	conf.CommitTimeout = opts.CommitTimeout
+	// Larger batches than raft's 64: one fsync carries more writes
+	// under load (BenchmarkPropose: about three times the writes/s).
+	conf.MaxAppendEntries = 512
 	if err := raft.ValidateConfig(conf); err != nil {
 		return nil, fmt.Errorf("cluster: raft config: %w", err)
 	}
