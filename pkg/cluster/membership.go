@@ -174,7 +174,9 @@ func (n *Node) joinLocal(ctx context.Context, s Server) (uint64, error) {
 	return f.Index(), nil
 }
 
-// Remove removes a server from the cluster (through the leader).
+// Remove removes a server from the cluster (through the leader). The
+// removed server's raft stops (its reads stay at what it had applied);
+// it takes a new data dir to join again.
 func (n *Node) Remove(ctx context.Context, id string) (uint64, error) {
 	body, _ := json.Marshal(map[string]string{"id": id})
 	idx, err := n.onLeader(ctx, n.opts.LeaderWait, pathRemove, body, func(ctx context.Context) (uint64, error) {

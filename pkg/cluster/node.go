@@ -63,7 +63,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	n := &Node{opts: opts, log: opts.Logger.With("node", opts.NodeID), fsm: newFSM(), rpc: http.NewServeMux()}
+	log := opts.Logger.With("node", opts.NodeID)
+	n := &Node{opts: opts, log: log, fsm: newFSM(log), rpc: http.NewServeMux()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
