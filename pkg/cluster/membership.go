@@ -226,6 +226,20 @@ func (n *Node) WaitCaughtUp(ctx context.Context) error {
 	return nil
 }
 
+// TransferLeadership hands the leadership to another voter, if this node
+// has it, and waits for that (bounded by raft's election timeout): call it
+// before a planned Shutdown so that writes pause for a round trip instead
+// of an election.
+func (n *Node) TransferLeadership() error {
+	if !n.IsLeader() {
+		return nil
+	}
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("cluster: transfer leadership: %w", err)
+	}
+	return nil
+}
+
 // Snapshot makes a snapshot now (raft also makes them by itself, per
 // SnapshotThreshold).
 func (n *Node) Snapshot() error {

@@ -79,6 +79,9 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		Path:        filepath.Join(opts.DataDir, "raft.db"),
 		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second},
 	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("cluster: open %s: locked by another process (another lbd on this data dir?)", filepath.Join(opts.DataDir, "raft.db"))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open %s: %w", filepath.Join(opts.DataDir, "raft.db"), err)
 	}
