@@ -66,3 +66,25 @@ func TestHandleAndClient(t *testing.T) {
 		t.Fatalf("after watch: %+v %v", e, ok)
 	}
 }
+
+// A planned shutdown hands the leadership over first; a second Shutdown
+// is harmless.
+func TestTransferLeadership(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	ctx := ctxT(t)
+	l := c.leader()
+	if err := l.TransferLeadership(); err != nil {
+		t.Fatal(err)
+	}
+	if l.IsLeader() {
+		t.Fatal("still the leader after a transfer")
+	}
+	c.stop(c.index(l))
+	if err := l.Shutdown(); err != nil {
+		t.Fatalf("second shutdown: %v", err)
+	}
+	if _, err := c.leader().Propose(ctx, Op{Key: "k", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitAll("k", "v")
+}

@@ -122,7 +122,8 @@ func TestNonVoterJoins(t *testing.T) {
 	}
 	o := c.opts[0]
 	o.NodeID, o.Advertise, o.DataDir, o.TLS = "reader", freeAddr(t), t.TempDir(), c.ca.tls("reader")
-	o.Bootstrap, o.Join = nil, []string{c.opts[2].Advertise, c.opts[1].Advertise, c.opts[0].Advertise}
+	// It knows one peer, a follower, which passes its request on.
+	o.Bootstrap, o.Join = nil, []string{c.follower().Address()}
 	r := c.nodes[c.add(o)]
 	eventually(t, 20*time.Second, "the reader has the config", func() bool {
 		e, ok := r.Get("config")
