@@ -296,7 +296,7 @@ func (n *Node) raftErr(err error) error {
 	case errors.Is(err, raft.ErrNotLeader):
 		return errNotLeader
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return fmt.Errorf("%w: %s lost the leadership while committing (the write may or may not be applied; re-read)", ErrNoLeader, n.opts.NodeID)
+		return fmt.Errorf("%w: %s lost the leadership while committing (the write may or may not be applied; re-read): %s", ErrNoLeader, n.opts.NodeID, n.quorumNeeds())
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %s could not enqueue the write in time", ErrNoLeader, n.opts.NodeID)
 	case errors.Is(err, raft.ErrRaftShutdown):
@@ -345,8 +345,8 @@ func (n *Node) onLeader(ctx context.Context, wait time.Duration, path string, bo
 	}
 }
 
-// noLeaderErr says what is missing when no leader answers.
-func (n *Node) noLeaderErr(wait time.Duration, last error) error {
+// quorumNeeds says what a leader needs.
+func (n *Node) quorumNeeds() string {
 	var voters []string
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
@@ -355,12 +355,15 @@ func (n *Node) noLeaderErr(wait time.Duration, last error) error {
 			}
 		}
 	}
-	msg := fmt.Sprintf("%s found no leader within %s (term %d)", n.opts.NodeID, wait.Round(time.Millisecond), n.raft.CurrentTerm())
 	if len(voters) == 0 {
-		msg += ": this node is in no cluster configuration yet (not bootstrapped, not joined)"
-	} else {
-		msg += fmt.Sprintf(": a leader needs %d of the voters %v to reach each other", len(voters)/2+1, voters)
+		return "this node is in no cluster configuration yet (not bootstrapped, not joined)"
 	}
+	return fmt.Sprintf("a leader needs %d of the voters %v to reach each other", len(voters)/2+1, voters)
+}
+
+// noLeaderErr says what is missing when no leader answers.
+func (n *Node) noLeaderErr(wait time.Duration, last error) error {
+	msg := fmt.Sprintf("%s found no leader within %s (term %d): %s", n.opts.NodeID, wait.Round(time.Millisecond), n.raft.CurrentTerm(), n.quorumNeeds())
 	if last != nil {
 		msg += "; last try: " + last.Error()
 	}

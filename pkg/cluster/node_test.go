@@ -238,32 +238,42 @@ func TestConflictAcrossNodes(t *testing.T) {
 }
 
 // With no quorum, a write fails fast with ErrNoLeader naming what is
-// missing, and WaitCaughtUp says there is no leader.
+// missing, and WaitCaughtUp says there is no leader: on the old leader
+// left alone and on a follower left alone.
 func TestNoLeaderFailsFast(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
-	ctx := ctxT(t)
-	c.leader()
-	c.stop(0)
-	c.stop(1)
-	n := c.nodes[2]
-	start := time.Now()
-	_, err := n.Propose(ctx, Op{Key: "k", Value: []byte("v")})
-	if !errors.Is(err, ErrNoLeader) {
-		t.Fatalf("propose without quorum: %v, want ErrNoLeader", err)
-	}
-	if !strings.Contains(err.Error(), "2 of the voters") {
-		t.Errorf("the error does not say what is missing: %v", err)
-	}
-	// Bounded by LeaderWait (2s) plus a leader's lease; generous bound.
-	if d := time.Since(start); d > 15*time.Second {
-		t.Errorf("propose took %s to fail", d)
-	}
-	wctx, cancel := contextWithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := n.WaitCaughtUp(wctx); !errors.Is(err, ErrNoLeader) {
-		t.Fatalf("WaitCaughtUp without quorum: %v, want ErrNoLeader", err)
-	}
-	if _, err := n.Propose(ctx); err == nil || errors.Is(err, ErrNoLeader) {
-		t.Fatalf("an empty transaction: %v, want a validation error", err)
+	for _, keepLeader := range []bool{true, false} {
+		t.Run(fmt.Sprintf("leader left=%v", keepLeader), func(t *testing.T) {
+			c := newTestCluster(t, 3, nil)
+			ctx := ctxT(t)
+			n := c.follower()
+			if keepLeader {
+				n = c.leader()
+			}
+			for _, m := range c.running() {
+				if m != n {
+					c.stop(c.index(m))
+				}
+			}
+			start := time.Now()
+			_, err := n.Propose(ctx, Op{Key: "k", Value: []byte("v")})
+			if !errors.Is(err, ErrNoLeader) {
+				t.Fatalf("propose without quorum: %v, want ErrNoLeader", err)
+			}
+			if !strings.Contains(err.Error(), "2 of the voters") {
+				t.Errorf("the error does not say what is missing: %v", err)
+			}
+			// Bounded by LeaderWait (2s) and a leader's lease; a generous bound.
+			if d := time.Since(start); d > 15*time.Second {
+				t.Errorf("propose took %s to fail", d)
+			}
+			wctx, cancel := contextWithTimeout(ctx, time.Second)
+			defer cancel()
+			if err := n.WaitCaughtUp(wctx); !errors.Is(err, ErrNoLeader) {
+				t.Fatalf("WaitCaughtUp without quorum: %v, want ErrNoLeader", err)
+			}
+			if _, err := n.Propose(ctx); err == nil || errors.Is(err, ErrNoLeader) {
+				t.Fatalf("an empty transaction: %v, want a validation error", err)
+			}
+		})
 	}
 }
