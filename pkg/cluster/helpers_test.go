@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -109,9 +110,9 @@ type testCluster struct {
 
 // fastOptions are options with test timing.
 func fastOptions(o Options) Options {
-	o.HeartbeatTimeout = 300 * time.Millisecond
-	o.ElectionTimeout = 300 * time.Millisecond
-	o.LeaderLeaseTimeout = 150 * time.Millisecond
+	o.HeartbeatTimeout = 500 * time.Millisecond
+	o.ElectionTimeout = 500 * time.Millisecond
+	o.LeaderLeaseTimeout = 250 * time.Millisecond
 	o.CommitTimeout = 5 * time.Millisecond
 	o.LeaderWait = 2 * time.Second
 	o.RPCTimeout = 5 * time.Second
@@ -273,4 +274,18 @@ func ctxT(t testing.TB) context.Context {
 
 func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)
+}
+
+// propose is n.Propose retried while there is no leader (an election on a
+// loaded machine), as a client of an unconditional write would: for the
+// tests whose subject is not the election.
+func propose(ctx context.Context, n *Node, ops ...Op) (uint64, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		idx, err := n.Propose(ctx, ops...)
+		if !errors.Is(err, ErrNoLeader) || time.Now().After(deadline) {
+			return idx, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

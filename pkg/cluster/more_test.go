@@ -14,7 +14,7 @@ func TestWipedVoterRejoins(t *testing.T) {
 	ctx := ctxT(t)
 	f := c.follower()
 	fi := c.index(f)
-	if _, err := f.Propose(ctx, Op{Key: "a", Value: []byte("1")}); err != nil {
+	if _, err := propose(ctx, f, Op{Key: "a", Value: []byte("1")}); err != nil {
 		t.Fatal(err)
 	}
 	c.stop(fi)
@@ -22,13 +22,13 @@ func TestWipedVoterRejoins(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := c.leader()
-	if _, err := l.Propose(ctx, Op{Key: "b", Value: []byte("2")}); err != nil {
+	if _, err := propose(ctx, l, Op{Key: "b", Value: []byte("2")}); err != nil {
 		t.Fatal(err)
 	}
 	c.start(fi)
 	c.waitAll("a", "1")
 	c.waitAll("b", "2")
-	if _, err := c.nodes[fi].Propose(ctx, Op{Key: "c", Value: []byte("3")}); err != nil {
+	if _, err := propose(ctx, c.nodes[fi], Op{Key: "c", Value: []byte("3")}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitAll("c", "3")
@@ -53,7 +53,7 @@ func TestHandleAndClient(t *testing.T) {
 	}
 
 	ch := c.nodes[2].Watch(ctx)
-	idx, err := c.nodes[0].Propose(ctx, Op{Key: "w", Value: []byte("x")})
+	idx, err := propose(ctx, c.nodes[0], Op{Key: "w", Value: []byte("x")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestTransferLeadership(t *testing.T) {
 	if err := l.Shutdown(); err != nil {
 		t.Fatalf("second shutdown: %v", err)
 	}
-	if _, err := c.leader().Propose(ctx, Op{Key: "k", Value: []byte("v")}); err != nil {
+	if _, err := propose(ctx, c.leader(), Op{Key: "k", Value: []byte("v")}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitAll("k", "v")

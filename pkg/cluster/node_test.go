@@ -19,7 +19,7 @@ func TestClusterReplicates(t *testing.T) {
 			old := c.leader()
 			for i, n := range c.running() {
 				key, val := fmt.Sprintf("k/%d", i), fmt.Sprintf("from %s", n.ID())
-				idx, err := n.Propose(ctx, Op{Key: key, Value: []byte(val)})
+				idx, err := propose(ctx, n, Op{Key: key, Value: []byte(val)})
 				if err != nil {
 					t.Fatalf("propose on %s: %v", n.ID(), err)
 				}
@@ -37,7 +37,7 @@ func TestClusterReplicates(t *testing.T) {
 				t.Fatal("the stopped leader is still the leader")
 			}
 			for _, n := range c.running() {
-				if _, err := n.Propose(ctx, Op{Key: "after/" + n.ID(), Value: []byte("x")}); err != nil {
+				if _, err := propose(ctx, n, Op{Key: "after/" + n.ID(), Value: []byte("x")}); err != nil {
 					t.Fatalf("propose on %s after failover: %v", n.ID(), err)
 				}
 				c.waitAll("after/"+n.ID(), "x")
@@ -61,7 +61,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	l := c.leader()
 	f := c.follower()
 	fi := c.index(f)
-	if _, err := l.Propose(ctx, Op{Key: "before", Value: []byte("1")}); err != nil {
+	if _, err := propose(ctx, l, Op{Key: "before", Value: []byte("1")}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitAll("before", "1")
@@ -75,7 +75,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < writes; i += workers {
-				if _, err := l.Propose(ctx, Op{Key: fmt.Sprintf("w/%05d", i), Value: []byte(fmt.Sprint(i))}); err != nil {
+				if _, err := propose(ctx, l, Op{Key: fmt.Sprintf("w/%05d", i), Value: []byte(fmt.Sprint(i))}); err != nil {
 					errc <- err
 					return
 				}
@@ -117,7 +117,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 func TestNonVoterJoins(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	ctx := ctxT(t)
-	if _, err := c.nodes[1].Propose(ctx, Op{Key: "config", Value: []byte("v1")}); err != nil {
+	if _, err := propose(ctx, c.nodes[1], Op{Key: "config", Value: []byte("v1")}); err != nil {
 		t.Fatal(err)
 	}
 	o := c.opts[0]
@@ -129,7 +129,7 @@ func TestNonVoterJoins(t *testing.T) {
 		e, ok := r.Get("config")
 		return ok && string(e.Value) == "v1"
 	})
-	if _, err := r.Propose(ctx, Op{Key: "from-reader", Value: []byte("y")}); err != nil {
+	if _, err := propose(ctx, r, Op{Key: "from-reader", Value: []byte("y")}); err != nil {
 		t.Fatalf("propose on the non-voter: %v", err)
 	}
 	c.waitAll("from-reader", "y")
