@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
 )
 
 // A voter whose raft data is lost comes back with the same options
@@ -87,4 +88,31 @@ func TestTransferLeadership(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitAll("k", "v")
+}
+
+// A node that asks to join as a voter becomes one, and counts toward the
+// quorum.
+func TestJoinAsVoter(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	ctx := ctxT(t)
+	o := c.opts[0]
+	o.NodeID, o.Advertise, o.DataDir, o.TLS = "n3", freeAddr(t), t.TempDir(), c.ca.tls("n3")
+	o.Bootstrap, o.Join, o.JoinAsVoter = nil, []string{c.leader().Address()}, true
+	j := c.nodes[c.add(o)]
+	eventually(t, 20*time.Second, "n3 a voter", func() bool {
+		srv, err := c.leader().Servers()
+		if err != nil {
+			return false
+		}
+		for _, s := range srv {
+			if s.ID == "n3" {
+				return s.Voter
+			}
+		}
+		return false
+	})
+	if _, err := propose(ctx, j, Op{Key: "v", Value: []byte("4")}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitAll("v", "4")
 }
