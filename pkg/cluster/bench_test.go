@@ -57,3 +57,45 @@ func BenchmarkPropose(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCatchUp measures how long a follower that missed 100,000
+// writes (on 1,000 keys) takes to catch up when it comes back, with the
+// default snapshot settings. One round per run: -benchtime 1x.
+func BenchmarkCatchUp(b *testing.B) {
+	const writes, writers = 100000, 64
+	for range b.N {
+		c := newBenchCluster(b)
+		l := c.leader()
+		f := c.follower()
+		fi := c.index(f)
+		c.stop(fi)
+		ctx := context.Background()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := next.Add(1)
+					if i > writes {
+						return
+					}
+					if _, err := propose(ctx, l, Op{Key: fmt.Sprintf("k/%d", i%1000), Value: []byte("value")}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		target := l.AppliedIndex()
+		start := time.Now()
+		c.start(fi)
+		f = c.nodes[fi]
+		eventually(b, 120*time.Second, "catch-up", func() bool { return f.AppliedIndex() >= target })
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "catchup-ms")
+		b.ReportMetric(float64(f.Status().SnapshotsInstalled), "snapshots")
+		c.stopAll()
+	}
+}
