@@ -293,9 +293,10 @@ func (n *Node) applyLocal(ctx context.Context, data []byte) (uint64, error) {
 // raftErr maps raft's errors to the package's.
 func (n *Node) raftErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it was written: look for the leader again.
 		return errNotLeader
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrLeadershipLost):
 		return fmt.Errorf("%w: %s lost the leadership while committing (the write may or may not be applied; re-read): %s", ErrNoLeader, n.opts.NodeID, n.quorumNeeds())
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %s could not enqueue the write in time", ErrNoLeader, n.opts.NodeID)
