@@ -113,8 +113,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		// (hashicorp/raft's pipeline; grafana/pyroscope#5518 disables it
 		// for the same reason). raft's docs find it of little benefit.
 		MaxRPCsInFlight: 1,
-		Timeout: 10 * time.Second,
-		Logger:  newHclog(n.log, "transport"),
+		Timeout:         10 * time.Second,
+		Logger:          newHclog(n.log, "transport"),
 	})
 
 	conf := raft.DefaultConfig()
