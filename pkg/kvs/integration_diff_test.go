@@ -96,6 +96,9 @@ var differentialScripts = []struct{ name, script string }{
 	{"meta cas", "ms k 2 c\r\nhi\r\nms k 2 C1\r\nhi\r\nms k 2 ME c\r\nhi\r\nma k\r\nma k MI D2 v\r\nma k q v\r\nmd k C5 q\r\n"},
 	{"meta too large", "ms k 5000000 T0\r\n" + strings.Repeat("v", 5000000) + "\r\nmg k\r\nms k 2 q\r\nhi\r\nms k 2 MR q\r\nho\r\nms kk 2 MR q\r\nho\r\n"},
 	{"meta limits", "mg " + strings.Repeat("k", 251) + " v\r\nmg k a b c d e f g h i j k l m n o p q r s t u\r\nmg k s t v\r\n"},
+	// memcached closes, without a reply, a connection whose unknown
+	// command ends in an HTTP version: the body never runs.
+	{"cross-protocol", browserPost},
 	{"stats subcommands", "stats foo\r\nstats detail\r\nstats detail on\r\nstats detail dump\r\nstats reset\r\nstats cachedump 1 1\r\n"},
 }
 
@@ -128,7 +131,8 @@ func differential(t *testing.T, mc, lbd string) {
 			}
 			want := normalize(exchange(t, mc, sc.script))
 			got := normalize(exchange(t, lbd, sc.script))
-			if !strings.HasSuffix(want, "MN\r\n") {
+			// Only the cross-protocol script ends with the connection closed.
+			if !strings.HasSuffix(want, "MN\r\n") && sc.name != "cross-protocol" {
 				t.Fatalf("memcached reply incomplete: %q", trunc(want))
 			}
 			if got != want {
