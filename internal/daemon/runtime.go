@@ -69,14 +69,18 @@ func (d *Daemon) Diff(_ context.Context, yaml []byte, file string) (api.Diff, er
 
 // Apply implements api.Backend: the content becomes the configuration file
 // (written atomically) and the desired state; runtime changes are dropped,
-// as the new file is the whole truth.
+// as the new file is the whole truth. Validate, Diff and Apply parse their
+// input on the caller's goroutine, never on the loop's.
 func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff, error) {
+	// The body is parsed here, on the API's goroutine: the loop serializes
+	// reconciles and runtime changes, and must not wait behind untrusted
+	// input.
+	next, err := config.Parse(yaml, file)
+	if err != nil {
+		return api.Diff{}, err
+	}
 	var diff api.Diff
-	err := d.do(ctx, func(ctx context.Context) error {
-		next, err := config.Parse(yaml, file)
-		if err != nil {
-			return err
-		}
+	err = d.do(ctx, func(ctx context.Context) error {
 		node, ok := next.NodeByName(d.opts.Node)
 		if !ok {
 			return fmt.Errorf("%w: node %q is not in the new file", api.ErrInvalid, d.opts.Node)

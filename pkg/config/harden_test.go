@@ -1,0 +1,68 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// aliasBomb is the file of issue 17: one anchored tenant with n reals,
+// then n-1 aliases of it (373 KB for n = 10,000). Unchecked, following
+// every alias costs O(n²).
+func aliasBomb(n int) string {
+	var b strings.Builder
+	b.WriteString("nodes:\n  - {name: st1, role: storage, address: 10.0.0.1}\ntenants:\n  - &T\n    name: t\n    service: {vip: 10.0.0.100, port: 11211}\n    reals:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "      - {address: 10.%d.%d.%d}\n", i>>16&255, i>>8&255, i&255)
+	}
+	for range n - 1 {
+		b.WriteString("  - *T\n")
+	}
+	return b.String()
+}
+
+// The alias file is refused (yaml's alias guard, once the unknown-key
+// check has stopped following every alias); how fast is a benchmark's
+// business, not this test's: it would take minutes before the fix.
+func TestAliasAmplificationRefused(t *testing.T) {
+	_, err := Parse([]byte(aliasBomb(10000)), "bomb.yaml")
+	if err == nil || !strings.Contains(err.Error(), "alias") {
+		t.Fatalf("alias bomb: err = %v, want an aliasing error", err)
+	}
+}
+
+// An alias repeats its anchor's problems once, at the anchor's line.
+func TestAliasProblemsOnce(t *testing.T) {
+	y := "defaults:\n  health: &H {type: tcp, bogus: 1}\nvirtual_services:\n  - {vip: 10.0.0.1, port: 80, reals: [{address: 10.0.0.2}], health: *H}\n  - {vip: 10.0.0.1, port: 81, reals: [{address: 10.0.0.2}], health: *H}\n"
+	_, err := Parse([]byte(y), "a.yaml")
+	if err == nil || strings.Count(err.Error(), `unknown key "bogus"`) != 1 {
+		t.Fatalf("err = %v, want the unknown key once", err)
+	}
+}
+
+// Load refuses what is not a regular file at once, with a clear error,
+// instead of waiting for a FIFO's writer or reading a device forever.
+func TestLoadRefusesNonRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/dev/zero", t.TempDir()} {
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("Load(%s): err = %v, want not a regular file", path, err)
+		}
+	}
+	// A symbolic link to a regular file is fine.
+	dir := t.TempDir()
+	real := filepath.Join(dir, "lbd.yaml")
+	os.WriteFile(real, []byte("nodes: []\n"), 0o600)
+	link := filepath.Join(dir, "link.yaml")
+	os.Symlink(real, link)
+	if _, err := Load(link); err != nil {
+		t.Errorf("Load(symlink): %v", err)
+	}
+}
