@@ -36,3 +36,13 @@ func TestInterruptible(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// `lbd kvs --store durable --memory 1000TiB` is refused at once with the
+// reason, instead of dying out of memory.
+func TestKVSRefusesMemoryBeyondMachine(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"kvs", "--listen", "127.0.0.1:0", "--store", "durable", "--dir", t.TempDir(), "--memory", "1000TiB"}
+	if code := run(context.Background(), args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "more than this machine's memory") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}

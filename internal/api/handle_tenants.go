@@ -201,5 +201,9 @@ func checkTenant(t config.Tenant) error {
 			return bad("%v", err)
 		}
 	}
+	kv := t.KVS // CheckKVS fills defaults: the daemon keeps what was sent
+	if probs := config.CheckKVS(&kv); len(probs) > 0 {
+		return bad("kvs.%s: %s", probs[0].Field, probs[0].Msg)
+	}
 	return nil
 }

@@ -66,3 +66,25 @@ func TestLoadRefusesNonRegular(t *testing.T) {
 		t.Errorf("Load(symlink): %v", err)
 	}
 }
+
+// Sizes beyond what the machine holds are refused with file:line, so that
+// `lbd -t` calls out what the daemon could not run.
+func TestKVSBounds(t *testing.T) {
+	const head = "nodes:\n  - {name: st1, role: storage, address: 10.0.0.1}\ntenants:\n  - name: t\n    service: {vip: 10.0.0.100, port: 11211}\n"
+	tests := []struct{ kvs, want string }{
+		{`{memory: 1000000TiB, storage: durable}`, "t.yaml:6: memory 1000000TiB: more than this machine's memory"},
+		{`{memory: 9223372036854775807}`, "t.yaml:6: memory 9223372036854775807: more than this machine's memory"},
+		{`{memory: 2MiB, max_item_size: 4MiB}`, "t.yaml:6: max_item_size 4MiB is larger than the tenant's memory 2MiB"},
+		{`{sync_interval: 1h}`, "t.yaml:6: sync_interval 1h0m0s out of range"},
+		{`{memory: 512KiB}`, "t.yaml:6: memory 512KiB: at least 1MiB"},
+	}
+	for _, tt := range tests {
+		_, err := Parse([]byte(head+"    kvs: "+tt.kvs+"\n"), "t.yaml")
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("kvs %s: err = %v, want %q", tt.kvs, err, tt.want)
+		}
+	}
+	if _, err := Parse([]byte(head+"    kvs: {memory: 16MiB, storage: durable}\n"), "t.yaml"); err != nil {
+		t.Errorf("a small durable tenant: %v", err)
+	}
+}

@@ -25,6 +25,7 @@ const (
 	DefaultKVSMemory        = 64 << 20
 	DefaultKVSMaxItemSize   = 1 << 20
 	DefaultKVSSyncInterval  = 10 * time.Millisecond
+	DefaultKVSSync          = "group"
 	DefaultKVSMaxConns      = 1024 // memcached -c
 	DefaultStateDir         = "/var/lib/lbd"
 	DefaultSocket           = "/run/lbd/lbd.sock"

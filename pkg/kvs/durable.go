@@ -58,7 +58,8 @@ const (
 type DurableStore struct {
 	db        *pebble.DB
 	hot       *MemoryStore
-	filter    *keyFilter // every key on disk, and some others
+	filter    atomic.Pointer[keyFilter] // every key on disk, and some others
+	filterMax int64                     // the filter's largest size
 	cache     *pebble.Cache
 	wo        *pebble.WriteOptions
 	log       *slog.Logger
@@ -115,6 +116,9 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 	if opts.MemoryLimit <= 0 {
 		opts.MemoryLimit = DefaultMemoryLimit
 	}
+	if err := checkMemoryLimit(opts.MemoryLimit); err != nil {
+		return nil, fmt.Errorf("kvs: open durable store %s: %w", opts.Dir, err)
+	}
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = DefaultSyncInterval
 	}
@@ -139,7 +143,8 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 		cache.Unref()
 		return nil, fmt.Errorf("kvs: open durable store %s: %w", opts.Dir, err)
 	}
-	s := &DurableStore{db: db, hot: NewMemoryStore(hotShare(opts.MemoryLimit)), filter: newKeyFilter(opts.MemoryLimit / 16), cache: cache, log: log, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	s := &DurableStore{db: db, hot: NewMemoryStore(hotShare(opts.MemoryLimit)), filterMax: opts.MemoryLimit / 16, cache: cache, log: log, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	s.filter.Store(newKeyFilter(s.filterMax))
 	s.limit.Store(opts.MemoryLimit)
 	s.wo = pebble.Sync
 	if opts.Sync == SyncGroup {
@@ -219,7 +224,8 @@ func (s *DurableStore) load(now int64) error {
 			continue
 		}
 		s.items.Add(1)
-		s.filter.add(it.Key()[1:])
+		s.filter.Load().add(it.Key()[1:])
+		s.growFilter()
 		size := itemSize(it.Key()[1:], rec.Value)
 		s.bytes.Add(size)
 		if whole && s.hot.used.Load()+size <= s.hot.limit.Load() {
@@ -295,7 +301,7 @@ func (s *DurableStore) Get(key []byte, now int64) (Item, bool) {
 	if it, ok, done := s.hotGet(key, now); done {
 		return it, ok
 	}
-	if s.isWhole() || !s.filter.mayContain(key) {
+	if s.isWhole() || !s.filter.Load().mayContain(key) {
 		return Item{}, false
 	}
 	// Load under the key's lock, so that a concurrent write cannot be
@@ -334,6 +340,25 @@ func (s *DurableStore) cacheItem(key []byte, it Item, now int64) {
 // Mutate implements Store. The write is acknowledged (returns) only after
 // Pebble has committed it under the store's sync policy.
 func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
+	it, err := s.mutate(key, now, fn)
+	s.growFilter()
+	return it, err
+}
+
+// growFilter doubles the key filter when it is past its design load,
+// excluding every write meanwhile (a write then adds to the new one).
+func (s *DurableStore) growFilter() {
+	if !s.filter.Load().full() {
+		return
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if f := s.filter.Load(); f.full() {
+		s.filter.Store(f.grown())
+	}
+}
+
+func (s *DurableStore) mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
 	s.flushMu.RLock()
 	defer s.flushMu.RUnlock()
 	mu := s.lock(key)
@@ -343,7 +368,7 @@ func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error
 	// The hot set is authoritative for what it holds: every write goes
 	// through here under the key's lock.
 	cur, found := s.hot.Get(key, now)
-	if !found && s.filter.mayContain(key) {
+	if !found && s.filter.Load().mayContain(key) {
 		var err error
 		if cur, found, err = s.read(k); err != nil {
 			return Item{}, err
@@ -382,7 +407,7 @@ func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error
 		next.Atime = now
 		s.total.Add(1)
 	}
-	s.filter.add(key)
+	s.filter.Load().add(key)
 	if err := s.db.Set(k, encodeItem(next), s.wo); err != nil {
 		// The old value may or may not be on disk now: forget it, and
 		// read Pebble on misses from now on.
@@ -420,7 +445,7 @@ func (s *DurableStore) Flush() error {
 		return fmt.Errorf("kvs: flush: %w", err)
 	}
 	s.hot.Flush()
-	s.filter.reset()
+	s.filter.Store(newKeyFilter(s.filterMax))
 	s.items.Store(0)
 	s.bytes.Store(0)
 	s.markWhole()
