@@ -111,12 +111,53 @@ func New(opts Options) (*Daemon, error) {
 	if d.overlay, err = loadOverlay(d.stateDir(file)); err != nil {
 		return nil, err
 	}
-	cfg, err := merge(file, d.overlay)
+	cfg, ov, dropped, err := fitOverlay(file, d.overlay, d.stateDir(file))
 	if err != nil {
 		return nil, fmt.Errorf("daemon: runtime changes in %s no longer fit the file: %w", d.stateDir(file), err)
 	}
-	d.file, d.cfg, d.node = file, cfg, node
+	for _, name := range dropped {
+		d.log.Error("saved runtime tenant cannot run; left out (add it again, fixed)", "tenant", name, "state_dir", d.stateDir(file))
+		d.events.Publish(events.Config, "saved runtime tenant cannot run; left out", "tenant", name)
+	}
+	d.file, d.cfg, d.node, d.overlay = file, cfg, node, ov
 	return d, nil
+}
+
+// fitOverlay merges the saved runtime changes ov over the file. A saved
+// change must not keep lbd from starting: when a tenant added at runtime
+// no longer fits (the file changed, or this version bounds what an older
+// one let through), the tenants added at runtime are taken one by one and
+// those that do not fit are left out and named in dropped. Anything else
+// that does not fit is an error, as it was.
+func fitOverlay(file *config.Config, ov *Overlay, stateDir string) (cfg *config.Config, kept *Overlay, dropped []string, err error) {
+	fits := func(o *Overlay) (*config.Config, error) {
+		c, err := merge(file, o)
+		if err == nil {
+			err = runnable(c, stateDir)
+		}
+		return c, err
+	}
+	if cfg, err = fits(ov); err == nil || len(ov.Tenants) == 0 {
+		return cfg, ov, nil, err
+	}
+	kept = ov.clone()
+	kept.Tenants = nil
+	for _, t := range ov.Tenants {
+		try := kept.clone()
+		try.Tenants = append(try.Tenants, t)
+		if _, e := fits(try); e != nil {
+			dropped = append(dropped, t.Name)
+			delete(try.Allow, t.Name)
+			kept.Allow = try.Allow
+			continue
+		}
+		kept = try
+	}
+	c, e := fits(kept)
+	if e != nil {
+		return nil, nil, nil, err
+	}
+	return c, kept, dropped, nil
 }
 
 // load reads and validates the file and finds this node in it.

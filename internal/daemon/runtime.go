@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/lbd-project/lbd/internal/events"
 	"github.com/lbd-project/lbd/internal/statefile"
 	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
 // The daemon is the API's backend.
@@ -30,6 +32,12 @@ func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overla
 		if err != nil {
 			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
+		// Saved state must be able to run: a change a store could not
+		// take is refused before it is persisted, so that no saved change
+		// keeps lbd from starting.
+		if err := runnable(cfg, d.stateDir(d.file)); err != nil {
+			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		}
 		ov.Updated = time.Now()
 		if err := saveOverlay(d.stateDir(d.file), ov); err != nil {
 			return err
@@ -47,6 +55,12 @@ func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overla
 		}
 		return nil
 	})
+}
+
+// runnable checks that every tenant's store could be run as cfg asks:
+// the KVS tier's own checks, beyond the file's.
+func runnable(cfg *config.Config, stateDir string) error {
+	return kvs.ValidateTenants(kvsTenants(cfg, filepath.Join(stateDir, "kvs")))
 }
 
 // Validate implements api.Backend.
