@@ -153,6 +153,9 @@ func checkConfig(file, node string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "%s: configuration OK (%d nodes, %d services)\n", file, len(cfg.Nodes), len(cfg.Services()))
 	return 0
 }

@@ -120,7 +120,16 @@ func New(opts Options) (*Daemon, error) {
 		d.events.Publish(events.Config, "saved runtime tenant cannot run; left out", "tenant", name)
 	}
 	d.file, d.cfg, d.node, d.overlay = file, cfg, node, ov
+	d.warn(cfg)
 	return d, nil
+}
+
+// warn logs what the configuration's validation accepted but an operator
+// should hear.
+func (d *Daemon) warn(cfg *config.Config) {
+	for _, w := range cfg.Warnings() {
+		d.log.Warn("configuration: "+w.Msg, "at", w.String())
+	}
 }
 
 // fitOverlay merges the saved runtime changes ov over the file. A saved
@@ -305,6 +314,7 @@ func (d *Daemon) doReload(ctx context.Context) error {
 	d.file, d.cfg, d.node = file, cfg, node
 	d.gen++
 	d.mu.Unlock()
+	d.warn(cfg)
 	d.events.Publish(events.Config, "configuration reloaded", "file", d.opts.ConfigPath)
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigPath)
 	return d.reconcile(ctx)

@@ -1,8 +1,12 @@
 package daemon
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lbd-project/lbd/pkg/config"
@@ -39,5 +43,25 @@ func TestFitOverlayDropsTenantsThatCannotRun(t *testing.T) {
 	// What fits is kept as it is.
 	if _, same, dropped, err := fitOverlay(file, &Overlay{Tenants: ov.Tenants[1:]}, t.TempDir()); err != nil || len(dropped) > 0 || len(same.Tenants) != 1 {
 		t.Errorf("fitting overlay: %v %v", dropped, err)
+	}
+}
+
+// A token file that group or others may read is refused unless insecure.
+func TestReadTokenPermissions(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		mode     os.FileMode
+		insecure bool
+		ok       bool
+	}{{0o600, false, true}, {0o400, false, true}, {0o640, false, false}, {0o644, false, false}, {0o602, false, false}, {0o644, true, true}} {
+		path := filepath.Join(dir, fmt.Sprintf("token-%o-%v", tt.mode, tt.insecure))
+		if err := os.WriteFile(path, []byte(" secret\n"), tt.mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(path, tt.mode)
+		tok, err := readToken(path, tt.insecure)
+		if tt.ok && (err != nil || tok != "secret") || !tt.ok && (err == nil || !strings.Contains(err.Error(), "chmod 600")) {
+			t.Errorf("mode %04o insecure %v: %q, %v", tt.mode, tt.insecure, tok, err)
+		}
 	}
 }

@@ -115,6 +115,7 @@ func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff,
 		d.file, d.cfg, d.node, d.overlay = next, next, node, ov
 		d.gen++
 		d.mu.Unlock()
+		d.warn(next)
 		d.events.Publish(events.Config, "configuration applied", "changes", fmt.Sprint(len(diff.Changes)))
 		return d.reconcile(ctx)
 	})

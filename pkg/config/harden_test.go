@@ -88,3 +88,41 @@ func TestKVSBounds(t *testing.T) {
 		t.Errorf("a small durable tenant: %v", err)
 	}
 }
+
+// An allow-list entry that admits everybody needs allow_any: true, and is
+// then accepted with a warning; so does a TCP API without TLS need
+// insecure: true.
+func TestDoorsLeftOpen(t *testing.T) {
+	const head = "nodes:\n  - {name: st1, role: storage, address: 10.0.0.1}\ntenants:\n  - name: t\n    service: {vip: 10.0.0.100, port: 11211}\n"
+	tests := []struct {
+		body, err, warn string
+	}{
+		{"    allow: [0.0.0.0/0]\n", `t.yaml:6: allow "0.0.0.0/0" admits (nearly) everybody: set allow_any: true on tenant "t" to mean it`, ""},
+		{"    allow: [10.0.0.0/8, 0.0.0.0/7]\n", `t.yaml:6: allow "0.0.0.0/7" admits`, ""},
+		{"    allow: [0.0.0.0/0]\n    allow_any: true\n", "", `t.yaml:6: tenant "t": allow "0.0.0.0/0" admits (nearly) everybody (allow_any: true)`},
+		{"    allow: [10.0.0.0/8]\n", "", ""},
+		{"    allow: [10.0.0.0/8]\ndaemon: {listen: '127.0.0.1:8443', token_file: /etc/lbd/token}\n", "t.yaml:7: a TCP listener without TLS sends the token in clear", ""},
+		{"    allow: [10.0.0.0/8]\ndaemon: {listen: '127.0.0.1:8443', token_file: /etc/lbd/token, insecure: true}\n", "", "has no TLS (insecure: true)"},
+		{"    allow: [10.0.0.0/8]\ndaemon: {listen: '127.0.0.1:8443', token_file: /etc/lbd/token, tls_cert: c, tls_key: k}\n", "", ""},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(head+tt.body), "t.yaml")
+		switch {
+		case tt.err != "":
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%s: err = %v, want %q", tt.body, err, tt.err)
+			}
+			continue
+		case err != nil:
+			t.Errorf("%s: %v", tt.body, err)
+			continue
+		}
+		var warns []string
+		for _, w := range c.Warnings() {
+			warns = append(warns, w.String())
+		}
+		if got := strings.Join(warns, "\n"); tt.warn == "" && got != "" || !strings.Contains(got, tt.warn) {
+			t.Errorf("%s: warnings %q, want %q", tt.body, got, tt.warn)
+		}
+	}
+}

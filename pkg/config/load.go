@@ -135,6 +135,11 @@ func yamlProblems(file string, err error) []Problem {
 	return probs
 }
 
+// Warnings are what validation accepted but an operator should hear
+// (an allow-list that admits everybody, an API without TLS), each with
+// file:line.
+func (c *Config) Warnings() []Problem { return c.warnings }
+
 // Marshal renders the configuration as YAML (used by conversions and
 // `lbctl apply` previews).
 func Marshal(c *Config) ([]byte, error) {

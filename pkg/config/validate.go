@@ -29,6 +29,11 @@ type checker struct {
 	probs []Problem
 }
 
+// warnf records something accepted that the operator should hear.
+func (k *checker) warnf(path []any, format string, args ...any) {
+	k.c.warnings = append(k.c.warnings, Problem{File: k.c.File, Line: lineOf(k.c.root, path...), Msg: fmt.Sprintf(format, args...)})
+}
+
 func (k *checker) errf(path []any, format string, args ...any) {
 	k.probs = append(k.probs, Problem{File: k.c.File, Line: lineOf(k.c.root, path...), Msg: fmt.Sprintf(format, args...)})
 }
@@ -89,6 +94,12 @@ func (k *checker) daemon() {
 		}
 		if d.TokenFile == "" {
 			k.errf(at("daemon", "listen"), "a TCP listener needs token_file: the API changes the kernel")
+		}
+		switch {
+		case d.TLSCert == "" && !d.Insecure:
+			k.errf(at("daemon", "listen"), "a TCP listener without TLS sends the token in clear: set tls_cert and tls_key, or insecure: true to mean it")
+		case d.TLSCert == "":
+			k.warnf(at("daemon", "insecure"), "the TCP API on %s has no TLS (insecure: true): its token crosses the network in clear", d.Listen)
 		}
 	}
 	if (d.TLSCert == "") != (d.TLSKey == "") {
@@ -423,6 +434,13 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 			k.errf(at("tenants", i, "allow", j), "allow %q: the vip %s is of the other family, so it can never match", e, svc.VIP)
 			continue
 		}
+		if AdmitsAnybody(pfx) {
+			if !t.AllowAny {
+				k.errf(at("tenants", i, "allow", j), "allow %q admits (nearly) everybody: set allow_any: true on tenant %q to mean it", e, t.Name)
+				continue
+			}
+			k.warnf(at("tenants", i, "allow", j), "tenant %q: allow %q admits (nearly) everybody (allow_any: true)", t.Name, e)
+		}
 		dup[pfx] = true
 		allow = append(allow, pfx)
 	}
@@ -554,6 +572,11 @@ func (k *checker) virtualService(i int, seen map[string]int) {
 	svc.Health = k.resolveHealth(path, v.Health)
 	k.c.services = append(k.c.services, svc)
 }
+
+// AdmitsAnybody reports whether an allow-list entry admits (nearly)
+// everybody: a prefix shorter than /8, such as 0.0.0.0/0 or ::/0. Such an
+// entry needs an explicit confirmation (allow_any, lbctl --allow-any).
+func AdmitsAnybody(p netip.Prefix) bool { return p.Bits() < 8 }
 
 // parsePrefix parses an address or CIDR allow-list entry.
 func parsePrefix(entry string) (netip.Prefix, error) {
