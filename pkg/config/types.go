@@ -199,8 +199,11 @@ type KVS struct {
 	Memory Size `yaml:"memory,omitempty"`
 	// Storage is memory (a cache, like memcached) or durable (on disk).
 	Storage string `yaml:"storage,omitempty"`
-	// Sync is the durable store's policy: always (fsync every write) or
-	// group (group commit every SyncInterval). Default group.
+	// Sync is the durable store's policy: always (a write is acknowledged
+	// once synced; concurrent writes share a sync) or group (acknowledged
+	// at once, synced one SyncInterval after the first unsynced write: a
+	// crash loses the writes acknowledged within SyncInterval plus one
+	// sync's duration before it). Default always, as `lbd kvs`.
 	Sync string `yaml:"sync,omitempty"`
 	// SyncInterval is the group-commit interval. Default 10ms.
 	SyncInterval Duration `yaml:"sync_interval,omitempty"`

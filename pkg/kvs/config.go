@@ -29,8 +29,11 @@ const (
 	// SyncAlways syncs the log before a write is acknowledged. Concurrent
 	// writers share one fsync (Pebble's commit pipeline).
 	SyncAlways SyncMode = "always"
-	// SyncGroup acknowledges writes at once and syncs the log every
-	// SyncInterval: a crash loses at most that window.
+	// SyncGroup acknowledges writes at once and syncs the log one
+	// SyncInterval after the first unsynced write: a crash (kill -9 or
+	// power loss) loses the writes acknowledged within SyncInterval plus
+	// the duration of one sync (two, when syncs outlast the interval)
+	// before it.
 	SyncGroup SyncMode = "group"
 )
 
