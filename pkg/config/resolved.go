@@ -26,7 +26,7 @@ const (
 	DefaultKVSMaxItemSize   = 1 << 20
 	DefaultKVSSyncInterval  = 10 * time.Millisecond
 	DefaultKVSSync          = "always" // as lbd kvs: no acknowledged write is lost
-	DefaultKVSMaxConns      = 1024 // memcached -c
+	DefaultKVSMaxConns      = 1024     // memcached -c
 	DefaultStateDir         = "/var/lib/lbd"
 	DefaultSocket           = "/run/lbd/lbd.sock"
 )
