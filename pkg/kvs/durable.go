@@ -87,6 +87,32 @@ type DurableStore struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	// cls counts the items on disk per memcached slab class.
+	clsMu sync.Mutex
+	cls   [mcClasses + 1]classCounters
+}
+
+// account moves an item of key between slab classes: old (if found) goes,
+// next (if stored) comes; reclaimed says old was expired.
+func (s *DurableStore) account(key []byte, old Item, found, reclaimed bool, next Item, stored bool) {
+	s.clsMu.Lock()
+	defer s.clsMu.Unlock()
+	if found {
+		c := &s.cls[mcClass(len(key), len(old.Value), old.Flags)]
+		c.number--
+		c.requested -= itemSize(key, old.Value)
+		if reclaimed {
+			c.reclaimed++
+			if old.Meta&MetaFetched == 0 {
+				c.expiredUnfetched++
+			}
+		}
+	}
+	if stored {
+		c := &s.cls[mcClass(len(key), len(next.Value), next.Flags)]
+		c.number++
+		c.requested += itemSize(key, next.Value)
+	}
 }
 
 // pebbleLogger routes Pebble's log lines to slog.
@@ -225,6 +251,7 @@ func (s *DurableStore) load(now int64) error {
 			continue
 		}
 		s.items.Add(1)
+		s.account(it.Key()[1:], Item{}, false, false, rec, true)
 		s.filter.Load().add(it.Key()[1:])
 		s.growFilter()
 		size := itemSize(it.Key()[1:], rec.Value)
@@ -402,6 +429,7 @@ func (s *DurableStore) mutate(key []byte, now int64, fn MutateFunc) (Item, error
 		if !live {
 			s.reclaimed.Add(1)
 		}
+		s.account(key, cur, true, !live, Item{}, false)
 		return Item{}, nil
 	case OpStore:
 		next.CAS = s.cas.Add(1)
@@ -424,6 +452,7 @@ func (s *DurableStore) mutate(key []byte, now int64, fn MutateFunc) (Item, error
 		s.reclaimed.Add(1)
 	}
 	s.bytes.Add(itemSize(key, next.Value) - oldSize)
+	s.account(key, cur, found, found && !live, next, true)
 	return next, nil
 }
 
@@ -450,6 +479,11 @@ func (s *DurableStore) Flush() error {
 	s.filter.Store(newKeyFilter(s.filterMax))
 	s.items.Store(0)
 	s.bytes.Store(0)
+	s.clsMu.Lock()
+	for i := range s.cls {
+		s.cls[i].number, s.cls[i].requested = 0, 0
+	}
+	s.clsMu.Unlock()
 	s.markWhole()
 	return nil
 }
@@ -471,6 +505,27 @@ func (s *DurableStore) Stats() StoreStats {
 		Reclaimed:  s.reclaimed.Load(),
 		GetExpired: s.getExpired.Load(),
 	}
+}
+
+// ClassStats implements Store: the items on disk per memcached slab class
+// (a durable store does not evict).
+func (s *DurableStore) ClassStats() []ClassStats {
+	s.clsMu.Lock()
+	defer s.clsMu.Unlock()
+	return classStats(&s.cls)
+}
+
+// ResetStats implements Store. The hot set's counters are its own (its
+// evictions tell whether it holds every item).
+func (s *DurableStore) ResetStats() {
+	s.total.Store(0)
+	s.reclaimed.Store(0)
+	s.getExpired.Store(0)
+	s.clsMu.Lock()
+	for i := range s.cls {
+		s.cls[i].resetEvents()
+	}
+	s.clsMu.Unlock()
 }
 
 // sweepLoop removes expired items from disk every sweepInterval until the

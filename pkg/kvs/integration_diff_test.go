@@ -5,8 +5,10 @@ package kvs
 import (
 	"bytes"
 	"io"
+	"maps"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -147,4 +149,35 @@ func trunc(s string) string {
 		return s[:400] + "..."
 	}
 	return s
+}
+
+// TestDifferentialSlabClasses stores items of many sizes in memcached and
+// in lbd and wants `stats items` to put the same number of them in the
+// same slab classes.
+func TestDifferentialSlabClasses(t *testing.T) {
+	mc := startMemcached(t, 64)
+	_, addrs := startTier(t, Options{}, TenantConfig{Name: "diff"})
+	var b strings.Builder
+	for i, size := range []int{1, 5, 36, 37, 60, 100, 200, 500, 1000, 3000, 10000, 100000, 400000, 600000} {
+		for j := range 3 {
+			flags := j % 2
+			v := strings.Repeat("v", size)
+			b.WriteString("set k" + strconv.Itoa(i) + "-" + strconv.Itoa(j) + " " + strconv.Itoa(flags) + " 0 " + strconv.Itoa(size) + " noreply\r\n" + v + "\r\n")
+		}
+	}
+	classes := func(addr string) map[string]string {
+		exchange(t, addr, "flush_all\r\n")
+		out := exchange(t, addr, b.String()+"stats items\r\n")
+		got := map[string]string{}
+		for _, l := range strings.Split(string(out), "\r\n") {
+			if f := strings.Fields(l); len(f) == 3 && strings.HasSuffix(f[1], ":number") {
+				got[f[1]] = f[2]
+			}
+		}
+		return got
+	}
+	want, got := classes(mc), classes(addrs["diff"])
+	if len(want) == 0 || !maps.Equal(want, got) {
+		t.Errorf("items per class:\nmemcached %v\nlbd       %v", want, got)
+	}
 }
