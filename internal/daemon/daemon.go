@@ -146,6 +146,9 @@ func fitOverlay(file *config.Config, ov *Overlay, stateDir string) (cfg *config.
 		}
 		return c, err
 	}
+	if !ov.structural() {
+		return file, ov, nil, nil // the file alone: the tier isolates what cannot run
+	}
 	if cfg, err = fits(ov); err == nil || len(ov.Tenants) == 0 {
 		return cfg, ov, nil, err
 	}
