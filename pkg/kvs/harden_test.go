@@ -102,3 +102,51 @@ func dialListen(t *testing.T) string {
 	a, _ := tier.Addr("holder")
 	return a.String()
 }
+
+// A durable store counts its items per memcached slab class, across a
+// restart too, and its reclaims; ResetStats zeroes the events only.
+func TestDurableClassStats(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenDurable(testLogger(t), DurableOptions{Dir: dir, MemoryLimit: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(key string, n int, exp int64) {
+		if _, err := s.Mutate([]byte(key), 1000, func(Item, bool) (Item, Op) {
+			return Item{Value: []byte(strings.Repeat("v", n)), Exptime: exp}, OpStore
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("a", 5, 0)    // class 1
+	set("b", 5, 1001) // class 1, expires
+	set("c", 100, 0)  // class 4
+	classes := func() map[int]ClassStats {
+		out := map[int]ClassStats{}
+		for _, c := range s.ClassStats() {
+			out[c.Class] = c
+		}
+		return out
+	}
+	if c := classes(); c[1].Items != 2 || c[4].Items != 1 {
+		t.Fatalf("classes = %+v", c)
+	}
+	if err := s.sweep(2000); err != nil {
+		t.Fatal(err)
+	}
+	if c := classes(); c[1].Items != 1 || c[1].Reclaimed != 1 || c[1].ExpiredUnfetched != 1 {
+		t.Fatalf("after the sweep: %+v", c[1])
+	}
+	s.ResetStats()
+	if c := classes(); c[1].Items != 1 || c[1].Reclaimed != 0 {
+		t.Fatalf("after ResetStats: %+v", c[1])
+	}
+	s.Close()
+	if s, err = OpenDurable(testLogger(t), DurableOptions{Dir: dir, MemoryLimit: 16 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if c := classes(); c[1].Items != 1 || c[4].Items != 1 {
+		t.Fatalf("after a restart: %+v", c)
+	}
+}
