@@ -40,6 +40,9 @@ func (s *Server) addTenant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if allow, _ := config.ParseAllow(t.Allow); t.AllowAny && slices.ContainsFunc(allow, config.AdmitsAnybody) {
+		s.log.Warn("new tenant admits (nearly) everybody, confirmed with allow_any", "tenant", t.Name, "allow", t.Allow)
+	}
 	if err := s.backend.AddTenant(r.Context(), t); err != nil {
 		writeError(w, err)
 		return
