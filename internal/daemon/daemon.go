@@ -197,7 +197,12 @@ func (d *Daemon) Events() *events.Bus { return d.events }
 
 // Reload re-reads the file and applies the difference. An invalid file
 // changes nothing and its problems are returned.
-func (d *Daemon) Reload(ctx context.Context) error { return d.do(ctx, d.doReload) }
+// The file is read and parsed on the caller's goroutine: the loop, which
+// serializes reconciles and runtime changes, never waits on a file.
+func (d *Daemon) Reload(ctx context.Context) error {
+	file, node, err := d.load()
+	return d.do(ctx, func(ctx context.Context) error { return d.doReload(ctx, file, node, err) })
+}
 
 // do runs fn on the loop goroutine and waits for it.
 func (d *Daemon) do(ctx context.Context, fn func(ctx context.Context) error) error {
@@ -293,9 +298,9 @@ func (d *Daemon) reconcileLogged(ctx context.Context, why string) {
 	}
 }
 
-// doReload swaps in a new configuration and applies the difference.
-func (d *Daemon) doReload(ctx context.Context) error {
-	file, node, err := d.load()
+// doReload swaps in a new configuration, read as file (or failing with
+// err), and applies the difference.
+func (d *Daemon) doReload(ctx context.Context, file *config.Config, node config.Node, err error) error {
 	var cfg *config.Config
 	if err == nil {
 		err = d.sameRole(node)
