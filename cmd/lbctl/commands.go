@@ -58,6 +58,9 @@ func commands() []*command {
 		{name: "kvs", summary: "the KVS on the storage nodes", sub: []*command{
 			{name: "stats", usage: "[TENANT]", summary: "per node and tenant: items, bytes, hits, misses, evictions, connections", run: runKVSStats},
 		}},
+		{name: "cluster", summary: "the raft cluster of lbd nodes", sub: []*command{
+			clusterCertsCommand(),
+		}},
 		{name: "events", usage: "[--recent]", summary: "stream health, VRRP and reconcile events", run: runEvents},
 		{name: "import", summary: "convert another tool's configuration", sub: []*command{
 			{name: "keepalived", usage: "[-o FILE] [--node NAME] [--address ADDR] KEEPALIVED.CONF", summary: "convert a keepalived.conf to lbd's YAML", run: runImportKeepalived, ownO: true},

@@ -172,21 +172,24 @@ type Tenant struct {
 // KVSStats are one tenant's KVS counters on one storage node (what
 // flare-status showed).
 type KVSStats struct {
-	Node       string  `json:"node"`
-	Tenant     string  `json:"tenant"`
-	Listen     string  `json:"listen"`
-	Items      uint64  `json:"items"`
-	Bytes      uint64  `json:"bytes"`
-	LimitBytes uint64  `json:"limit_bytes"`
-	Hits       uint64  `json:"hits"`
-	Misses     uint64  `json:"misses"`
-	Evictions  uint64  `json:"evictions"`
-	CurrConns  uint64  `json:"curr_connections"`
-	TotalConns uint64  `json:"total_connections"`
-	OpsPerSec  float64 `json:"ops_per_sec"`
+	Node        string  `json:"node"`
+	Tenant      string  `json:"tenant"`
+	Listen      string  `json:"listen"`
+	Items       uint64  `json:"items"`
+	Bytes       uint64  `json:"bytes"`
+	LimitBytes  uint64  `json:"limit_bytes"`
+	Hits        uint64  `json:"hits"`
+	Misses      uint64  `json:"misses"`
+	Evictions   uint64  `json:"evictions"`
+	CurrConns   uint64  `json:"curr_connections"`
+	TotalConns  uint64  `json:"total_connections"`
+	OpsPerSec   float64 `json:"ops_per_sec"`
+	StorageKind string  `json:"storage"`
 	// Commands counts requests served (memcached and REST).
-	Commands    uint64 `json:"commands"`
-	StorageKind string `json:"storage"`
+	Commands uint64 `json:"commands"`
+	// Error, set for a tenant this node cannot run, says why; the other
+	// fields are then zero.
+	Error string `json:"error,omitempty"`
 }
 
 // ReconcileStatus tells how the last reconcile went.

@@ -318,5 +318,6 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 	if err := d.reconcileREST(ctx, cfg, fence); err != nil {
 		errs = append(errs, err)
 	}
+	d.sub.kvs.report(d.log, d.events)
 	return errs
 }
