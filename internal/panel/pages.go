@@ -370,13 +370,13 @@ func (s *Server) setAllow(w http.ResponseWriter, r *http.Request, sess *session)
 		return
 	}
 	for _, p := range allow {
-		if p.Bits() == 0 {
+		if config.AdmitsAnybody(p) {
 			data.Everyone = append(data.Everyone, p.String())
 		}
 	}
 	if len(data.Everyone) > 0 && r.PostFormValue("confirm_everybody") != "yes" {
 		data.Confirm = true
-		fail(http.StatusConflict, "The list admits everybody ("+strings.Join(data.Everyone, ", ")+"): anyone on the internet could reach this tenant's store. Tick the confirmation to save it anyway.")
+		fail(http.StatusConflict, "The list admits (nearly) everybody ("+strings.Join(data.Everyone, ", ")+"): anyone on the internet could reach this tenant's store. Tick the confirmation to save it anyway.")
 		return
 	}
 	got, err := s.b.SetAllow(r.Context(), t.Name, allow)
@@ -385,6 +385,9 @@ func (s *Server) setAllow(w http.ResponseWriter, r *http.Request, sess *session)
 		return
 	}
 	t.Allow = got
+	if len(data.Everyone) > 0 {
+		s.log.Warn("panel: allow-list admits (nearly) everybody, confirmed", "tenant", t.Name, "by", sess.who(), "entries", data.Everyone)
+	}
 	s.log.Info("panel: allow-list changed", "tenant", t.Name, "by", sess.who(), "entries", len(got))
 	s.render(w, http.StatusOK, "allow", page{Title: "Allow-list of " + t.Name, Session: sess, Data: allowData{Tenant: t, Text: prefixLines(got),
 		Applied: s.now().UTC().Format("15:04:05 UTC")}})

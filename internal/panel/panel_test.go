@@ -282,7 +282,8 @@ func TestAllowListEdit(t *testing.T) {
 	}{
 		{"10.0.0.1/8", "host bits set", 400},
 		{"nonsense", "not an address or CIDR", 400},
-		{"0.0.0.0/0", "admits everybody", 409},
+		{"0.0.0.0/0", "admits (nearly) everybody", 409},
+		{"10.0.0.0/7", "admits (nearly) everybody", 409},
 		{"198.51.100.7\n198.51.100.0/28", "Applied at", 200},
 	} {
 		code, body := b.post("/tenants/a/allow", url.Values{"csrf": {tok}, "allow": {tc.in}})
