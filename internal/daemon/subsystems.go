@@ -21,6 +21,7 @@ type subsystems struct {
 	// director side
 	ipvs     *ipvs.Reconciler // nil until the kernel's IPVS is reachable
 	ipvsErr  error
+	syncd    *ipvs.SyncManager // the IPVS sync daemons; nil with ipvs
 	acl      fencer
 	storACL  fencer       // storage nodes' second line (defaults.storage_acl)
 	aclRead  bool         // acl has read back what the last run fenced
@@ -109,6 +110,7 @@ func (d *Daemon) connectIPVS() {
 		k, err = ipvs.NewNetlink("")
 	}
 	var r *ipvs.Reconciler
+	var sm *ipvs.SyncManager
 	if err == nil {
 		r, err = ipvs.NewReconciler(k, ipvs.Options{
 			StateDir:    d.stateDir(d.cfg),
@@ -116,11 +118,17 @@ func (d *Daemon) connectIPVS() {
 			Logger:      d.log,
 		})
 	}
+	if err == nil {
+		sm, err = ipvs.NewSyncManager(k, d.stateDir(d.cfg), d.log)
+	}
 	if err != nil && (s.ipvsErr == nil || s.ipvsErr.Error() != err.Error()) {
 		d.log.Error("ipvs unavailable; services are not programmed until it is", "error", err)
 	}
 	d.mu.Lock() // Status reads them
 	s.ipvs, s.ipvsErr = r, err
+	if err == nil {
+		s.syncd = sm
+	}
 	d.mu.Unlock()
 }
 
@@ -163,6 +171,9 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 		desired = append(desired, toIPVS(s))
 	}
 	if err := d.reconcileIPVS(ctx, desired); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.reconcileSync(cfg, node); err != nil {
 		errs = append(errs, err)
 	}
 	// A fence kept only for a draining service can go once IPVS let go.

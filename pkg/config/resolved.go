@@ -166,3 +166,12 @@ func ParseAllow(entries []string) ([]netip.Prefix, error) {
 type allowError struct{ entry, msg string }
 
 func (e *allowError) Error() string { return "allow " + quote(e.entry) + ": " + e.msg }
+
+// SyncID is the first director's IPVS sync id: lvs_sync_daemon.syncid,
+// else the virtual_router_id (keepalived's default too).
+func (v *VRRP) SyncID() int {
+	if v.LVSSyncDaemon != nil && v.LVSSyncDaemon.SyncID != nil {
+		return *v.LVSSyncDaemon.SyncID
+	}
+	return v.VirtualRouterID
+}

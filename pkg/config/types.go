@@ -95,6 +95,36 @@ type VRRP struct {
 	NotifyMaster string `yaml:"notify_master,omitempty"`
 	NotifyBackup string `yaml:"notify_backup,omitempty"`
 	NotifyFault  string `yaml:"notify_fault,omitempty"`
+	// LVSSyncDaemon runs the kernel's IPVS connection synchronisation
+	// between the directors (keepalived's lvs_sync_daemon), so that a
+	// failover keeps the established connections.
+	LVSSyncDaemon *LVSSyncDaemon `yaml:"lvs_sync_daemon,omitempty"`
+}
+
+// LVSSyncDaemon configures the kernel's IPVS sync daemons. Every director
+// runs both: a master daemon that sends the connections it schedules under
+// its own sync id (syncid for the first director in the file, syncid+1 for
+// the second, ...), and a backup daemon that receives the other director's,
+// so both directors know every connection whichever holds the VIPs, on
+// failover and on failback alike.
+type LVSSyncDaemon struct {
+	// Interface carries the sync messages; default the node's interface.
+	Interface string `yaml:"interface,omitempty"`
+	// SyncID is the first director's sync id (0-255); default the
+	// virtual_router_id.
+	SyncID *int `yaml:"syncid,omitempty"`
+	// Version is the sync protocol (sysctl net.ipv4.vs.sync_version): 1
+	// (the kernel's default since 2.6.39) or 0 for older peers. Unset
+	// leaves the sysctl alone.
+	Version *int `yaml:"version,omitempty"`
+	// Group is the multicast group (default 224.0.0.81, or ff02::81).
+	Group string `yaml:"group,omitempty"`
+	// Port is the UDP port (default 8848).
+	Port int `yaml:"port,omitempty"`
+	// TTL of the multicast packets (default 1).
+	TTL int `yaml:"ttl,omitempty"`
+	// MaxLen caps the payload of a sync message (default: from the MTU).
+	MaxLen int `yaml:"maxlen,omitempty"`
 }
 
 // Defaults apply where a tenant or virtual service says nothing.

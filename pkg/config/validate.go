@@ -200,6 +200,42 @@ func (k *checker) vrrp() {
 	if directors == 0 {
 		k.errf(at("vrrp"), "vrrp is configured but no node is a director")
 	}
+	k.syncDaemon(directors)
+}
+
+// syncDaemon validates vrrp.lvs_sync_daemon; directors is how many sync
+// ids it needs.
+func (k *checker) syncDaemon(directors int) {
+	s := k.c.VRRP.LVSSyncDaemon
+	if s == nil {
+		return
+	}
+	p := func(f string) []any { return at("vrrp", "lvs_sync_daemon", f) }
+	if s.Interface != "" && !ifaceRe.MatchString(s.Interface) {
+		k.errf(p("interface"), "invalid interface name %q", s.Interface)
+	}
+	if id := k.c.VRRP.SyncID(); s.SyncID != nil && (id < 0 || id > 255) {
+		k.errf(p("syncid"), "syncid %d out of range 0-255", id)
+	} else if id+directors-1 > 255 {
+		k.errf(p("syncid"), "syncid %d: the %d directors use %d to %d, beyond 255", id, directors, id, id+directors-1)
+	}
+	if s.Version != nil && *s.Version != 0 && *s.Version != 1 {
+		k.errf(p("version"), "version %d: want 0 or 1", *s.Version)
+	}
+	if s.Group != "" {
+		if a, err := netip.ParseAddr(s.Group); err != nil || !a.IsMulticast() {
+			k.errf(p("group"), "group %q: want a multicast address (the kernel's backup daemon joins it)", s.Group)
+		}
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		k.errf(p("port"), "port %d out of range 1-65535", s.Port)
+	}
+	if s.TTL < 0 || s.TTL > 255 {
+		k.errf(p("ttl"), "ttl %d out of range 1-255", s.TTL)
+	}
+	if s.MaxLen < 0 || s.MaxLen > 65535-28 {
+		k.errf(p("maxlen"), "maxlen %d out of range 1-65507", s.MaxLen)
+	}
 }
 
 func (k *checker) defaults() {
