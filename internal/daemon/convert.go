@@ -26,6 +26,11 @@ func toIPVS(s config.ResolvedService) ipvs.Service {
 		Addr: s.VIP, Port: s.Port, Protocol: proto, Scheduler: s.Scheduler, Persistence: s.Persistence,
 		Dests: make([]ipvs.Dest, 0, len(s.Reals)),
 	}
+	for _, f := range s.SchedulerFlags {
+		if fl, err := ipvs.ParseSchedFlag(f, s.Scheduler); err == nil {
+			out.Flags |= fl // config validated it
+		}
+	}
 	for _, r := range s.Reals {
 		out.Dests = append(out.Dests, ipvs.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: fwd})
 	}

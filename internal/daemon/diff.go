@@ -62,9 +62,10 @@ func kindOf(s config.ResolvedService) string {
 
 // diffService reports the changes within one service.
 func diffService(a, b config.ResolvedService, add func(op, kind, name, detail string)) {
-	if a.Scheduler != b.Scheduler || a.Forward != b.Forward || a.Persistence != b.Persistence {
-		add("change", "service", a.Name, fmt.Sprintf("%s %s %v -> %s %s %v",
-			a.Scheduler, a.Forward, a.Persistence, b.Scheduler, b.Forward, b.Persistence))
+	if a.Scheduler != b.Scheduler || a.Forward != b.Forward || a.Persistence != b.Persistence ||
+		!slices.Equal(a.SchedulerFlags, b.SchedulerFlags) {
+		add("change", "service", a.Name, fmt.Sprintf("%s%v %s %v -> %s%v %s %v",
+			a.Scheduler, a.SchedulerFlags, a.Forward, a.Persistence, b.Scheduler, b.SchedulerFlags, b.Forward, b.Persistence))
 	}
 	if !reflect.DeepEqual(a.Health, b.Health) {
 		add("change", "health", a.Name, fmt.Sprintf("%s -> %s", a.Health.Type, b.Health.Type))

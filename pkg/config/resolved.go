@@ -68,15 +68,17 @@ type ResolvedService struct {
 	// Name is the tenant's name, or proto/vip:port for a plain service.
 	Name string
 	// Tenant is the owning tenant, "" for a plain virtual service.
-	Tenant      string
-	VIP         netip.Addr
-	Port        uint16
-	Protocol    string // tcp or udp
-	Scheduler   string
-	Forward     string // dr, nat or tun
-	Persistence time.Duration
-	Reals       []ResolvedReal
-	Health      HealthSpec
+	Tenant    string
+	VIP       netip.Addr
+	Port      uint16
+	Protocol  string // tcp or udp
+	Scheduler string
+	// SchedulerFlags are as written, checked against the scheduler.
+	SchedulerFlags []string
+	Forward        string // dr, nat or tun
+	Persistence    time.Duration
+	Reals          []ResolvedReal
+	Health         HealthSpec
 	// Allow is the tenant's allow-list; nil for a plain virtual service
 	// (not fenced). An empty, non-nil list admits nobody.
 	Allow []netip.Prefix

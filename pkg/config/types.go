@@ -192,6 +192,11 @@ type Service struct {
 	Scheduler string `yaml:"scheduler,omitempty"`
 	// Forward is dr, nat or tun (lb_kind); default defaults.forward.
 	Forward string `yaml:"forward,omitempty"`
+	// SchedulerFlags are the scheduler's flags, as keepalived spells
+	// them: sh-fallback and sh-port (scheduler sh), mh-fallback and
+	// mh-port (mh), or flag-1, flag-2, flag-3. With a fallback, a client
+	// hashed to a real server that is down goes to another one.
+	SchedulerFlags []string `yaml:"scheduler_flags,omitempty"`
 	// PersistenceTimeout keeps a client on one real server this long
 	// (persistence_timeout); 0 is off.
 	PersistenceTimeout Duration `yaml:"persistence_timeout,omitempty"`

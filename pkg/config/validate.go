@@ -359,6 +359,14 @@ func (k *checker) service(path []any, s Service, seen map[string]int) ResolvedSe
 	k.oneOf(p("scheduler"), "scheduler", &sched, k.c.Defaults.Scheduler, Schedulers...)
 	k.oneOf(p("forward"), "forward", &fwd, k.c.Defaults.Forward, Forwards...)
 	rs.Protocol, rs.Scheduler, rs.Forward = proto, sched, fwd
+	for i, f := range s.SchedulerFlags {
+		if err := schedulerFlagOK(f, sched); err != "" {
+			k.errf(append(p("scheduler_flags"), i), "%s", err)
+		} else if slices.Index(s.SchedulerFlags, f) < i {
+			k.errf(append(p("scheduler_flags"), i), "scheduler flag %s listed twice", f)
+		}
+	}
+	rs.SchedulerFlags = slices.Clone(s.SchedulerFlags)
 	if err == nil && port >= 1 && port <= 65535 {
 		key := proto + "/" + netip.AddrPortFrom(a, uint16(port)).String()
 		rs.Name = key
@@ -547,3 +555,18 @@ func parsePrefix(entry string) (netip.Prefix, error) {
 }
 
 func quote(s string) string { return strconv.Quote(s) }
+
+// schedulerFlagOK checks a scheduler flag against the service's scheduler
+// and says what is wrong ("" when nothing).
+func schedulerFlagOK(flag, sched string) string {
+	switch flag {
+	case "flag-1", "flag-2", "flag-3":
+		return ""
+	case "sh-fallback", "sh-port", "mh-fallback", "mh-port":
+		if want := flag[:2]; want != sched {
+			return fmt.Sprintf("scheduler flag %s is for scheduler %s, not %s", flag, want, sched)
+		}
+		return ""
+	}
+	return fmt.Sprintf("unknown scheduler flag %q (want sh-fallback, sh-port, mh-fallback, mh-port or flag-1..3)", flag)
+}
