@@ -32,7 +32,13 @@ func toIPVS(s config.ResolvedService) ipvs.Service {
 		}
 	}
 	for _, r := range s.Reals {
-		out.Dests = append(out.Dests, ipvs.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: fwd})
+		f := fwd
+		if r.Forward != "" {
+			if rf, err := ipvs.ParseForward(r.Forward); err == nil {
+				f = rf
+			}
+		}
+		out.Dests = append(out.Dests, ipvs.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: f})
 	}
 	return out
 }
@@ -108,7 +114,8 @@ func drVIPs(cfg *config.Config, node config.Node) []netip.Addr {
 		if s.Forward != "dr" || slices.Contains(out, s.VIP) {
 			continue
 		}
-		if slices.ContainsFunc(s.Reals, func(r config.ResolvedReal) bool { return r.Addr == addr }) {
+		if slices.ContainsFunc(s.Reals, func(r config.ResolvedReal) bool { return r.Addr == addr }) ||
+			s.Sorry != nil && s.Sorry.Addr == addr && s.Sorry.Forward == "dr" {
 			out = append(out, s.VIP)
 		}
 	}

@@ -30,6 +30,8 @@ type subsystems struct {
 	fenced   map[string]bool
 	wake     *time.Timer // next reconcile the IPVS reconciler asked for
 	vrrp     *vrrpRunner
+	quorum   quorumTracker
+	scripts  *quorumScripts
 	kernel   ttlCache[map[string]kernelService] // IPVS snapshot, for status
 	aclState ttlCache[[]acl.State]              // ACL counters, for status
 
@@ -76,6 +78,7 @@ func (d *Daemon) startSubsystems(ctx context.Context) error {
 		s.acl = m
 		d.connectIPVS()
 		s.vrrp = newVRRPRunner(ctx, d.log, d.events)
+		s.scripts = newQuorumScripts(ctx, d.log)
 	}
 	if d.node.Role.IsStorage() {
 		rs, err := realserver.New(realserver.Options{StateDir: filepath.Join(dir, "realserver"), Logger: d.log})
@@ -163,8 +166,12 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 	// A tenant whose fence is not in place is left out of IPVS: if it is
 	// new, it is not announced; if it existed, its service is kept as is
 	// by the reconciler only if it is still desired, so keep it desired.
+	withQuorum, crossed := d.sub.quorum.apply(eff)
+	for _, a := range crossed {
+		d.quorumCrossed(a)
+	}
 	var desired []ipvs.Service
-	for _, s := range eff {
+	for _, s := range withQuorum {
 		if s.Tenant != "" && !d.sub.fenced[s.Tenant] {
 			continue
 		}

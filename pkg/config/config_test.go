@@ -212,6 +212,20 @@ vrrp:
   lvs_sync_daemon: {version: 2, group: 10.1.1.1, ttl: 300}
 `, []string{"f.yaml:6: syncid 255: the 2 directors use 255 to 256", "f.yaml:6: version 2", `f.yaml:6: group "10.1.1.1": want a multicast address`,
 			"f.yaml:6: ttl 300 out of range"}},
+		{"sorry server and quorum", `
+virtual_services:
+  - vip: 10.0.0.1
+    port: 80
+    quorum: 0
+    hysteresis: -1
+    sorry_server: {address: 10.0.1.1}
+    reals: [{address: 10.0.1.1}]
+  - vip: 10.0.0.1
+    port: 81
+    sorry_server: {address: 10.0.1.9, port: 8080}
+    reals: [{address: 10.0.1.1}]
+`, []string{"f.yaml:5: quorum 0 out of range", "f.yaml:6: hysteresis -1 out of range", "f.yaml:7: the sorry server 10.0.1.1:80 is also a real server",
+			"f.yaml:11: dr forwarding cannot change the port (81 -> 8080)"}},
 		{"syntax error", "nodes: [\n", []string{"f.yaml:"}},
 		{"two documents", "nodes: []\n---\nnodes: []\n", []string{"more than one YAML document"}},
 		{"not a mapping", "- a\n- b\n", []string{"f.yaml:1: cannot unmarshal"}},

@@ -58,6 +58,9 @@ type ResolvedReal struct {
 	Addr   netip.Addr
 	Port   uint16
 	Weight int
+	// Forward overrides the service's forwarding method ("" keeps it;
+	// set for a sorry server).
+	Forward string
 	// Node names the storage node behind this address, if any.
 	Node string
 }
@@ -78,7 +81,15 @@ type ResolvedService struct {
 	Forward        string // dr, nat or tun
 	Persistence    time.Duration
 	Reals          []ResolvedReal
-	Health         HealthSpec
+	// Sorry is the sorry server (nil: none); its Forward is set.
+	Sorry *ResolvedReal
+	// SorryInhibit keeps the sorry server at weight 0 while unused.
+	SorryInhibit bool
+	// Quorum, Hysteresis, QuorumUp and QuorumDown are as in the file,
+	// with the default quorum 1.
+	Quorum, Hysteresis   int
+	QuorumUp, QuorumDown string
+	Health               HealthSpec
 	// Allow is the tenant's allow-list; nil for a plain virtual service
 	// (not fenced). An empty, non-nil list admits nobody.
 	Allow []netip.Prefix

@@ -197,9 +197,36 @@ type Service struct {
 	// mh-port (mh), or flag-1, flag-2, flag-3. With a fallback, a client
 	// hashed to a real server that is down goes to another one.
 	SchedulerFlags []string `yaml:"scheduler_flags,omitempty"`
+	// SorryServer takes the new connections while the service has lost
+	// its quorum (by default: while no real server is up), as keepalived's
+	// sorry_server.
+	SorryServer *SorryServer `yaml:"sorry_server,omitempty"`
+	// SorryServerInhibit keeps the sorry server in IPVS at weight 0 while
+	// it is not needed, instead of removing it (sorry_server_inhibit).
+	SorryServerInhibit bool `yaml:"sorry_server_inhibit,omitempty"`
+	// SorryServerLVSMethod forwards to the sorry server with dr, nat or
+	// tun (sorry_server_lvs_method); default the service's forward.
+	SorryServerLVSMethod string `yaml:"sorry_server_lvs_method,omitempty"`
+	// Quorum is the sum of the weights of the real servers that are up
+	// below which the service has lost its quorum (default 1: none up).
+	Quorum *int `yaml:"quorum,omitempty"`
+	// Hysteresis widens the quorum: it is lost below quorum-hysteresis
+	// and gained again at quorum+hysteresis.
+	Hysteresis int `yaml:"hysteresis,omitempty"`
+	// QuorumUp and QuorumDown are scripts (run by /bin/sh -c) run once
+	// each time the quorum is gained or lost.
+	QuorumUp   string `yaml:"quorum_up,omitempty"`
+	QuorumDown string `yaml:"quorum_down,omitempty"`
 	// PersistenceTimeout keeps a client on one real server this long
 	// (persistence_timeout); 0 is off.
 	PersistenceTimeout Duration `yaml:"persistence_timeout,omitempty"`
+}
+
+// SorryServer is where a service without quorum sends new connections.
+type SorryServer struct {
+	Address string `yaml:"address,omitempty"`
+	// Port defaults to the service's port (and must equal it for dr/tun).
+	Port int `yaml:"port,omitempty"`
 }
 
 // Tenant is one KVS customer: a port on a VIP, balanced to the storage

@@ -485,6 +485,7 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 		k.health(p("health"), t.Health)
 	}
 	svc.Health = k.resolveHealth(path, t.Health)
+	k.quorum(at("tenants", i, "service"), s, &svc)
 	k.kvs(at("tenants", i, "kvs"), &t.KVS)
 	k.c.services = append(k.c.services, svc)
 }
@@ -528,7 +529,59 @@ func (k *checker) virtualService(i int, seen map[string]int) {
 		k.health(at("virtual_services", i, "health"), v.Health)
 	}
 	svc.Health = k.resolveHealth(path, v.Health)
+	k.quorum(path, v.Service, &svc)
 	k.c.services = append(k.c.services, svc)
+}
+
+// quorum validates and resolves the sorry server and the quorum of a
+// service whose reals are resolved.
+func (k *checker) quorum(path []any, s Service, svc *ResolvedService) {
+	p := func(f ...any) []any { return append(slices.Clone(path), f...) }
+	svc.Quorum, svc.Hysteresis = 1, s.Hysteresis
+	svc.QuorumUp, svc.QuorumDown, svc.SorryInhibit = s.QuorumUp, s.QuorumDown, s.SorryServerInhibit
+	if s.Quorum != nil {
+		svc.Quorum = *s.Quorum
+	}
+	if svc.Quorum < 1 || svc.Quorum > 1<<24 {
+		k.errf(p("quorum"), "quorum %d out of range 1-16777216", svc.Quorum)
+	}
+	if s.Hysteresis < 0 || s.Hysteresis > 1<<24 {
+		k.errf(p("hysteresis"), "hysteresis %d out of range 0-16777216", s.Hysteresis)
+	}
+	fwd := s.SorryServerLVSMethod
+	k.oneOf(p("sorry_server_lvs_method"), "sorry_server_lvs_method", &fwd, svc.Forward, Forwards...)
+	ss := s.SorryServer
+	if ss == nil {
+		if s.SorryServerInhibit || s.SorryServerLVSMethod != "" {
+			k.errf(p("sorry_server_inhibit"), "sorry_server_inhibit and sorry_server_lvs_method need a sorry_server")
+		}
+		return
+	}
+	a, err := netip.ParseAddr(ss.Address)
+	if err != nil {
+		k.errf(p("sorry_server", "address"), "invalid sorry server address %q", ss.Address)
+		return
+	}
+	if svc.VIP.IsValid() && a.Is4() != svc.VIP.Is4() {
+		k.errf(p("sorry_server", "address"), "sorry server %s and vip %s are of different families", a, svc.VIP)
+	}
+	port := ss.Port
+	if port == 0 {
+		port = int(svc.Port)
+	}
+	if port < 1 || port > 65535 {
+		k.errf(p("sorry_server", "port"), "port %d out of range 1-65535", port)
+		return
+	}
+	if fwd != "nat" && port != int(svc.Port) {
+		k.errf(p("sorry_server", "port"), "%s forwarding cannot change the port (%d -> %d); use sorry_server_lvs_method nat", fwd, svc.Port, port)
+	}
+	for _, r := range svc.Reals {
+		if r.Addr == a && int(r.Port) == port {
+			k.errf(p("sorry_server"), "the sorry server %s is also a real server", netip.AddrPortFrom(a, uint16(port)))
+		}
+	}
+	svc.Sorry = &ResolvedReal{Addr: a, Port: uint16(port), Weight: 1, Forward: fwd, Node: k.nodeAt(a)}
 }
 
 // parsePrefix parses an address or CIDR allow-list entry.
