@@ -126,9 +126,16 @@ func TestNATHTTPVRRP(t *testing.T) {
 	wantWarnings(t, res.Warnings,
 		"testdata/nat_http_vrrp.conf:29: could not convert authentication: VRRPv3",
 		"testdata/nat_http_vrrp.conf:84: could not convert lb_algo lblc",
-		"testdata/nat_http_vrrp.conf:87: could not convert sorry_server",
 		"testdata/nat_http_vrrp.conf:90: could not convert SSL_GET",
 	)
+	if s := c.Services()[1]; s.Sorry == nil || s.Sorry.Addr.String() != "10.0.0.99" || s.Sorry.Port != 443 || s.Sorry.Forward != "nat" {
+		t.Errorf("sorry server = %+v", s.Sorry)
+	}
+	for _, w := range res.Warnings {
+		if strings.Contains(w.String(), ":87:") {
+			t.Errorf("sorry_server warned: %s", w)
+		}
+	}
 }
 
 // TestConvert covers single mappings on small inline configurations.
@@ -335,5 +342,38 @@ func TestConvertRefused(t *testing.T) {
 	_, err := Convert([]byte(src), "k.conf", Options{FS: noFS{}})
 	if err == nil || !strings.Contains(err.Error(), "not valid for lbd") || !strings.Contains(err.Error(), "different families") {
 		t.Fatalf("err = %v, want the mixed families refused", err)
+	}
+}
+
+// TestNoUnsupportedWarnings: the seed's keepalived.conf and a file with
+// every keyword of issue 16 (connection sync, sorry server, quorum,
+// scheduler flags) convert with notes only, never "could not convert".
+func TestNoUnsupportedWarnings(t *testing.T) {
+	for _, f := range []string{"testdata/seed000.conf", "testdata/sync_quorum.conf"} {
+		res, err := ConvertFile(f, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range res.Warnings {
+			if !strings.Contains(w.Msg, "note: ") {
+				t.Errorf("%s", w)
+			}
+		}
+	}
+	res, err := ConvertFile("testdata/sync_quorum.conf", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := res.Config.VRRP
+	if s := v.LVSSyncDaemon; s == nil || s.Interface != "eth1" || v.SyncID() != 20 || s.MaxLen != 1400 || s.Port != 8850 || s.TTL != 1 || s.Group != "224.0.0.82" {
+		t.Errorf("lvs_sync_daemon = %+v", s)
+	}
+	s := res.Config.Services()[0]
+	if s.Sorry == nil || !s.SorryInhibit || s.Quorum != 2 || s.Hysteresis != 1 || s.QuorumUp != "/usr/local/sbin/kvs-quorum up" ||
+		strings.Join(s.SchedulerFlags, ",") != "sh-port,sh-fallback" {
+		t.Errorf("service = %+v", s)
+	}
+	if s := res.Config.Services()[1]; s.Sorry == nil || s.Sorry.Forward != "nat" || s.Sorry.Port != 8080 {
+		t.Errorf("sorry server with its own method = %+v", s.Sorry)
 	}
 }
