@@ -200,6 +200,10 @@ func (c *converter) convert(root *Node) *config.Config {
 		cfg.VRRP = &c.vrrp.cfg
 		if c.syncd != nil {
 			cfg.VRRP.LVSSyncDaemon = &c.syncd.cfg
+			if last := 255 - len(c.vrrp.peers); cfg.VRRP.SyncID() > last {
+				c.note(c.syncd.pos, "lvs_sync_daemon: sync id %d leaves no room for the other directors' ids; using %d", cfg.VRRP.SyncID(), last)
+				cfg.VRRP.LVSSyncDaemon.SyncID = &last
+			}
 			c.note(c.syncd.pos, "lvs_sync_daemon: lbd runs a master and a backup sync daemon on every director (sync id %d for the first director, %d for the second), not one that follows the VRRP state", cfg.VRRP.SyncID(), cfg.VRRP.SyncID()+1)
 		}
 	} else if c.syncd != nil {

@@ -159,6 +159,26 @@ func TestConvert(t *testing.T) {
 			warnings: []string{"k.conf:1: could not convert virtual_server 10.0.0.1 80: it has no protocol: keepalived reports this and programs UDP"},
 		},
 		{
+			name: "a sorry server that is also a real server stays a real server; flags of another scheduler are ignored",
+			src:  "virtual_server 10.0.0.1 80 {\n protocol TCP\n sh-fallback\n sorry_server 10.0.1.1 80\n" + rs + "}\n",
+			check: func(t *testing.T, c *config.Config) {
+				if s := c.Services()[0]; s.Sorry != nil || len(s.SchedulerFlags) != 0 {
+					t.Errorf("service = %+v", s)
+				}
+			},
+			warnings: []string{"k.conf:4: could not convert sorry_server 10.0.1.1 80: the sorry server is also a real server"},
+		},
+		{
+			name: "lvs_sync_daemon_interface of the vrrp_instance",
+			src: "vrrp_instance V {\n interface eth0\n lvs_sync_daemon_interface eth1\n virtual_router_id 255\n" +
+				" virtual_ipaddress {\n  10.0.0.1\n }\n unicast_peer {\n  10.0.0.3\n }\n}\n",
+			check: func(t *testing.T, c *config.Config) {
+				if s := c.VRRP.LVSSyncDaemon; s == nil || s.Interface != "eth1" || c.VRRP.SyncID() != 254 {
+					t.Errorf("lvs_sync_daemon = %+v, sync id %d", s, c.VRRP.SyncID())
+				}
+			},
+		},
+		{
 			name: "persistence_timeout without a value is 6 minutes",
 			src:  "virtual_server 10.0.0.1 80 {\n persistence_timeout\n" + rs + "}\n",
 			check: func(t *testing.T, c *config.Config) {

@@ -94,7 +94,7 @@ func (c *converter) virtualServer(n *Node) {
 			},
 			Reals: c.realsAt(reals, set.forward, a.port),
 		}
-		c.quorumSettings(&vs.Service, set, a.port)
+		c.quorumSettings(&vs, set, a.port)
 		c.svcs = append(c.svcs, service{vs: vs, health: health})
 	}
 }
@@ -236,8 +236,9 @@ func (c *converter) services(cfg *config.Config) {
 }
 
 // quorumSettings writes the scheduler flags, the sorry server and the
-// quorum of a virtual_server into the service at port.
-func (c *converter) quorumSettings(svc *config.Service, set vsSettings, port int) {
+// quorum of a virtual_server into the service vs at port.
+func (c *converter) quorumSettings(vs *config.VirtualService, set vsSettings, port int) {
+	svc := &vs.Service
 	for _, f := range set.flags {
 		if want := f.Keyword[:2]; (want == "sh" || want == "mh") && want != svc.Scheduler {
 			if c.once("flag " + f.Pos.String()) {
@@ -264,6 +265,13 @@ func (c *converter) quorumSettings(svc *config.Service, set vsSettings, port int
 		}
 		return
 	}
+	vip, _ := netip.ParseAddr(svc.VIP)
+	if a.Is4() != vip.Is4() {
+		if c.once("sorry " + n.Pos.String()) {
+			c.cannot(n, "the sorry server and the virtual server are of different address families")
+		}
+		return
+	}
 	ss := &config.SorryServer{Address: a.String()}
 	fwd := set.sorryMethod
 	if fwd == "" {
@@ -276,6 +284,22 @@ func (c *converter) quorumSettings(svc *config.Service, set vsSettings, port int
 			}
 		} else {
 			ss.Port = p
+		}
+	}
+	sp := ss.Port
+	if sp == 0 {
+		sp = port
+	}
+	for _, r := range vs.Reals {
+		rp := r.Port
+		if rp == 0 {
+			rp = port
+		}
+		if r.Address == ss.Address && rp == sp {
+			if c.once("sorry " + n.Pos.String()) {
+				c.cannot(n, "the sorry server is also a real server of this virtual server; it stays a real server only")
+			}
+			return
 		}
 	}
 	svc.SorryServer, svc.SorryServerInhibit = ss, set.sorryInhibit
