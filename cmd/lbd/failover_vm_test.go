@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 )
 
@@ -118,7 +119,11 @@ func TestVMFailoverKeepsConnections(t *testing.T) {
 	if n := roundAll(t, all); n != len(all) {
 		t.Fatalf("after the failback %d of %d connections answer", n, len(all))
 	}
-	eventually(t, 60*time.Second, "lb1's first reconcile", func() bool { return lb1.status(t).Reconcile.Count > 0 })
+	var st api.Status
+	eventually(t, 60*time.Second, "lb1's first reconcile", func() bool { st = lb1.status(t); return st.Reconcile.Count > 0 })
+	if len(st.IPVSSync) != 2 {
+		t.Errorf("lb1's status shows the sync daemons %q, want its two", st.IPVSSync)
+	}
 	b, _ := os.ReadFile(lb1.log)
 	if n := strings.Count(string(b), "ipvs sync daemon started"); n != 2 {
 		t.Errorf("lb1 started a sync daemon %d times over two runs, want 2 (the restart adopts them)", n)
