@@ -224,8 +224,8 @@ func (m *SyncManager) Apply(want []SyncDaemon) (SyncResult, error) {
 	}
 	// The record is written before a daemon starts (so a crash right after
 	// the start still knows it is lbd's) and after one stops.
-	keep := slices.DeleteFunc(slices.Clone(m.owned), func(o SyncDaemon) bool {
-		return slices.ContainsFunc(p.stop, func(s SyncDaemon) bool { return s.State == o.State })
+	keep := slices.DeleteFunc(slices.Clone(p.owned), func(o SyncDaemon) bool {
+		return slices.ContainsFunc(p.start, func(s SyncDaemon) bool { return s.State == o.State })
 	})
 	var errs []error
 	for _, d := range p.stop {

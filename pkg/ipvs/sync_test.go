@@ -125,8 +125,12 @@ func TestSyncManagerOwnsOnlyItsDaemons(t *testing.T) {
 	if res, err = m2.Apply(want); err != nil || len(res.Started) != 1 {
 		t.Fatalf("after the operator's stop: %+v %v", res, err)
 	}
+	// lbd's own daemon vanished (stopped by hand): started again.
+	delete(k.run, SyncMaster)
+	if res, err = m2.Apply(want); err != nil || len(res.Started) != 1 || k.run[SyncMaster].SyncID != 1 {
+		t.Fatalf("after its daemon vanished: %+v %v, kernel %v", res, err, k.run)
+	}
 	// Sync switched off: lbd stops what it started, and only that.
-	k.run[SyncBackup] = k.run[SyncBackup] // still ours
 	if res, err = m2.Apply(nil); err != nil || len(res.Stopped) != 2 || len(k.run) != 0 {
 		t.Fatalf("switched off: %+v %v, kernel %v", res, err, k.run)
 	}
