@@ -3,6 +3,7 @@
 package ipvs_test
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -65,4 +66,17 @@ func TestVMSyncDaemons(t *testing.T) {
 		t.Errorf("kernel defaults %+v: want port 8848, group 224.0.0.81, ttl 1", got[0])
 	}
 	k.StopSyncDaemon(ipvs.SyncMaster)
+
+	// The protocol version is the namespace's sysctl.
+	for _, v := range []int{0, 1} {
+		if err := netnstest.Do(ns, func() error { return ipvs.SetSyncVersion(v) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(netnstest.Exec(t, "ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.vs.sync_version")); got != fmt.Sprint(v) {
+			t.Errorf("sync_version = %s after SetSyncVersion(%d)", got, v)
+		}
+	}
+	if err := ipvs.SetSyncVersion(2); err == nil {
+		t.Error("sync version 2 accepted")
+	}
 }
