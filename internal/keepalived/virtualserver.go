@@ -53,6 +53,10 @@ var vsReasons = map[string]string{
 	"snmp_name":               "lbd has no SNMP; it exports Prometheus metrics",
 	"ip_family":               "lbd services are VIP:port, never fwmark",
 	"nat_mask":                "lbd does not use nat_mask",
+	"backup_real_server":      "lbd has no failover pool; the server is not converted (a sorry_server takes over when the quorum is lost)",
+	"failover_threshold":      "lbd has no failover pool",
+	"failover_up":             "lbd has no failover pool; quorum_down runs when the quorum is lost",
+	"failover_down":           "lbd has no failover pool; quorum_up runs when the quorum is back",
 }
 
 // schedFlags are the virtual_server keywords that set a scheduler flag,
