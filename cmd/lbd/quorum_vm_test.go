@@ -17,7 +17,8 @@ import (
 // Tenant a has keepalived's default quorum (one server up); tenant b needs
 // weight 2 of 4 with hysteresis 1: it loses its quorum with nothing up and
 // gains it back only with both up. %[1]s is the directory of the scripts'
-// log.
+// log. The checks retry: a store of the emulated VM that answers slowly
+// once must not count as down, or its crossing would be a real one.
 const quorumConfig = `
 nodes:
   - {name: lb, role: director, address: 10.97.0.2, interface: eth0, priority: 150}
@@ -28,7 +29,7 @@ vrrp: {virtual_router_id: 43, advert_interval: 100ms, vips: [10.97.0.100]}
 defaults:
   scheduler: rr
   drain_period: 1s
-  health: {type: memcached, connect_timeout: 1s, retry: 0, delay_before_retry: 1s,
+  health: {type: memcached, connect_timeout: 3s, retry: 2, delay_before_retry: 1s,
            delay_loop: 1s, warmup: 0, inhibit_on_failure: true}
 tenants:
   - name: a
