@@ -48,36 +48,12 @@ const failoverVIP = "10.98.0.100:13101"
 // memcached connections through the VIP; kill -9 of the master director's
 // lbd hands the VIP to the backup, and every connection still gets its
 // answer there, and again after the failback, with the kernel's connection
-// sync that lbd runs. Without it (the first part) the backup knows none of
-// them, and they are lost: the test can fail. One lab serves both parts
-// (a reload switches the sync on), to keep the VM's time down.
+// sync that lbd runs. Then a reload switches the sync off (lbd stops its
+// daemons), and the same failover loses the connections: the test can
+// fail. One lab serves both parts, to keep the VM's time down.
 func TestVMFailoverKeepsConnections(t *testing.T) {
-	l, lb1, lb2 := failoverLab(t, "")
-	// Without sync.
-	lost := dialMany(t, l, 50)
-	if n := roundAll(t, lost); n != len(lost) {
-		t.Fatalf("before the failover only %d of %d connections answer", n, len(lost))
-	}
-	lb1.stop(syscall.SIGKILL)
-	waitVIP(t, l, "lb2")
-	if n := roundAll(t, lost); n == len(lost) {
-		t.Fatalf("without sync all %d connections survived the failover: the test cannot tell sync from no sync", n)
-	} else {
-		t.Logf("without sync, %d of %d connections survived the failover", n, len(lost))
-	}
-	closeAll(lost)
-
-	// The sync switched on: a reload of lb2, a new start of lb1, which
-	// takes the VIP back.
-	cfg := l.config(fmt.Sprintf(failoverConfig, "  lvs_sync_daemon: {}"))
-	lb2.cmd.Process.Signal(syscall.SIGHUP)
-	lb1 = l.start("lb1", cfg)
-	waitVIP(t, l, "lb1")
-	for _, n := range []string{"lb1", "lb2"} {
-		eventually(t, 60*time.Second, n+" runs both sync daemons", func() bool {
-			return strings.Count(l.sh(n, "ipvsadm -Ln --daemon"), "sync daemon") == 2
-		})
-	}
+	syncOn := fmt.Sprintf(failoverConfig, "  lvs_sync_daemon: {}")
+	l, lb1, lb2 := failoverLab(t, "  lvs_sync_daemon: {}")
 	for _, n := range []string{"lb1", "lb2"} {
 		out := l.sh(n, "ipvsadm -Ln --daemon")
 		me, peer := "61", "62"
@@ -110,7 +86,7 @@ func TestVMFailoverKeepsConnections(t *testing.T) {
 	waitSynced(t, l, "lb1", more)
 
 	// lb1 comes back, adopts its sync daemons, and takes the VIP back.
-	lb1 = l.start("lb1", cfg)
+	lb1 = l.start("lb1", l.config(syncOn))
 	waitVIP(t, l, "lb1")
 	eventually(t, 60*time.Second, "lb2 gives the VIP up", func() bool {
 		return !strings.Contains(l.sh("lb2", "ip -o addr show dev eth0"), "10.98.0.100/32")
@@ -127,6 +103,30 @@ func TestVMFailoverKeepsConnections(t *testing.T) {
 	b, _ := os.ReadFile(lb1.log)
 	if n := strings.Count(string(b), "ipvs sync daemon started"); n != 2 {
 		t.Errorf("lb1 started a sync daemon %d times over two runs, want 2 (the restart adopts them)", n)
+	}
+	closeAll(all)
+
+	// The sync switched off by a reload: lbd stops the daemons it started,
+	// and the next failover loses the connections made since.
+	l.config(fmt.Sprintf(failoverConfig, ""))
+	for _, d := range []*lbd{lb1, lb2} {
+		d.cmd.Process.Signal(syscall.SIGHUP)
+	}
+	for _, n := range []string{"lb1", "lb2"} {
+		eventually(t, 60*time.Second, n+" stops its sync daemons", func() bool {
+			return !strings.Contains(l.sh(n, "ipvsadm -Ln --daemon"), "sync daemon")
+		})
+	}
+	lost := dialMany(t, l, 50)
+	if n := roundAll(t, lost); n != len(lost) {
+		t.Fatalf("without sync, before the failover only %d of %d connections answer", n, len(lost))
+	}
+	lb1.stop(syscall.SIGKILL)
+	waitVIP(t, l, "lb2")
+	if n := roundAll(t, lost); n == len(lost) {
+		t.Fatalf("without sync all %d connections survived the failover: the test cannot tell sync from no sync", n)
+	} else {
+		t.Logf("without sync, %d of %d connections survived the failover", n, len(lost))
 	}
 }
 
