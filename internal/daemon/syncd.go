@@ -29,6 +29,10 @@ func syncDaemons(cfg *config.Config, node config.Node) []ipvs.SyncDaemon {
 	}
 	if g, err := netip.ParseAddr(s.Group); err == nil {
 		base.Group = g
+	} else if vips := cfg.VRRPVIPs(); len(vips) > 0 && vips[0].Is6() {
+		// An IPv6 cluster's interface may have no IPv4 address for the
+		// kernel's default group: use its IPv6 one.
+		base.Group = netip.MustParseAddr("ff02::81")
 	}
 	directors := cfg.Directors()
 	rank := 0

@@ -51,3 +51,24 @@ vrrp:
 		}
 	}
 }
+
+func TestSyncDaemonsIPv6Group(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+nodes:
+  - {name: lb1, role: director, address: "2001:db8::1", interface: eth0, priority: 150}
+  - {name: lb2, role: director, address: "2001:db8::2", interface: eth0, priority: 100}
+vrrp:
+  virtual_router_id: 51
+  vips: ["2001:db8::10"]
+  lvs_sync_daemon: {}
+`), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, _ := cfg.NodeByName("lb1")
+	for _, d := range syncDaemons(cfg, node) {
+		if d.Group.String() != "ff02::81" {
+			t.Errorf("%s: want the IPv6 group", d)
+		}
+	}
+}

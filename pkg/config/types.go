@@ -121,7 +121,8 @@ type LVSSyncDaemon struct {
 	// (the kernel's default since 2.6.39) or 0 for older peers. Unset
 	// leaves the sysctl alone.
 	Version *int `yaml:"version,omitempty"`
-	// Group is the multicast group (default 224.0.0.81, or ff02::81).
+	// Group is the multicast group (default 224.0.0.81; ff02::81 when the
+	// VIPs are IPv6).
 	Group string `yaml:"group,omitempty"`
 	// Port is the UDP port (default 8848).
 	Port int `yaml:"port,omitempty"`
