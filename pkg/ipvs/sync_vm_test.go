@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 	"github.com/lbd-project/lbd/pkg/ipvs"
@@ -66,6 +67,27 @@ func TestVMSyncDaemons(t *testing.T) {
 		t.Errorf("kernel defaults %+v: want port 8848, group 224.0.0.81, ttl 1", got[0])
 	}
 	k.StopSyncDaemon(ipvs.SyncMaster)
+
+	// The IPv6 group (an IPv6 cluster's default), on the link-local
+	// address of the interface.
+	for _, st := range []ipvs.SyncState{ipvs.SyncBackup, ipvs.SyncMaster} {
+		d := ipvs.SyncDaemon{State: st, Interface: "sync0", SyncID: 7, Group: netip.MustParseAddr("ff02::81")}
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			// The link-local address may still be tentative (DAD).
+			if err = k.StartSyncDaemon(d); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("start %s: %v", d, err)
+		}
+	}
+	if got, err := k.SyncDaemons(); err != nil || len(got) != 2 || got[0].Group.String() != "ff02::81" || got[1].Group.String() != "ff02::81" {
+		t.Fatalf("IPv6 group read back: %+v %v", got, err)
+	}
+	k.StopSyncDaemon(ipvs.SyncMaster)
+	k.StopSyncDaemon(ipvs.SyncBackup)
 
 	// The protocol version is the namespace's sysctl.
 	for _, v := range []int{0, 1} {
