@@ -7,7 +7,11 @@
 #   kill: kill -9 of the Master -> first gratuitous ARP for the VIP from the
 #         Backup (sent after it added the VIP), seen from a third namespace;
 #   stop: clean stop (SIGTERM) of the Master -> the same.
-# It runs three scenarios (see below).
+# It runs three scenarios (see below). Then, in the VM (kernel IPVS), the
+# share of established connections that survive a kill -9 failover and the
+# failback with IPVS connection sync, lbd (vrrp.lvs_sync_daemon) against
+# keepalived (lvs_sync_daemon); SYNC=0 skips it, CONNS sets the connections
+# held (default 50).
 #
 # Usage: scripts/bench-vrrp.sh            (N=20 scripts/bench-vrrp.sh for more runs)
 set -euo pipefail
@@ -51,4 +55,15 @@ for scenario in "multicast 150 100" "unicast 150 100" "multicast 250 200"; do
     -impl "$impl" -prefix "$prefix-$mode-$pb" -int 100ms -prio-master "$pm" -prio-backup "$pb" "${extra[@]}"
   echo
 done
+if [ "${SYNC:-1}" != 0 ]; then
+  echo "bench-vrrp: connections through a kill -9 failover and the failback, IPVS sync (in the VM; $(ls /boot/vmlinuz-* | sort -V | tail -1))"
+  echo "  synced: the backup's kernel knows the connection before the kill; failover: answer on the backup;"
+  echo "  failback: of those, answer again on the restarted first director; new->back: connections opened"
+  echo "  through the backup that answer after the failback"
+  mkdir -p bin
+  "$GO" build -o bin/lbd ./cmd/lbd
+  "$GO" build -o bin/syncbench ./pkg/ipvs/internal/syncbench
+  scripts/vm/run.sh --timeout 900 -- bin/syncbench -lbd bin/lbd -keepalived "$KEEPALIVED" -conns "${CONNS:-50}"
+  echo
+fi
 echo "bench-vrrp: load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -33,6 +33,9 @@ func (a *app) statusTable(w io.Writer, st api.Status, rate bool) {
 		fmt.Fprintf(w, "VRRP %d on %s: %s since %s ago, priority %d, %d transitions, VIPs %s\n",
 			v.VRID, v.Interface, strings.ToUpper(v.State), a.ago(v.Since), v.Priority, v.Transitions, joinComma(v.VIPs))
 	}
+	for _, s := range st.IPVSSync {
+		fmt.Fprintf(w, "IPVS %s\n", s)
+	}
 	r := st.Reconcile
 	fmt.Fprintf(w, "Reconcile: last %s ago, took %s, %d runs, %d failed", a.ago(r.Last), r.Took, r.Count, r.Failures)
 	if r.Error != "" {

@@ -79,7 +79,10 @@ type Status struct {
 	ConfigFile string    `json:"config_file"`
 	Started    time.Time `json:"started"`
 	// VRRP is empty on nodes that are not directors or without vrrp.
-	VRRP      []VRRPStatus    `json:"vrrp,omitempty"`
+	VRRP []VRRPStatus `json:"vrrp,omitempty"`
+	// IPVSSync lists the IPVS sync daemons lbd runs (vrrp.lvs_sync_daemon),
+	// as ipvsadm -Ln --daemon describes them.
+	IPVSSync  []string        `json:"ipvs_sync,omitempty"`
 	Services  []ServiceStatus `json:"services,omitempty"`
 	ACL       []ACLStatus     `json:"acl,omitempty"`
 	KVS       []KVSStats      `json:"kvs,omitempty"`

@@ -26,8 +26,19 @@ func toIPVS(s config.ResolvedService) ipvs.Service {
 		Addr: s.VIP, Port: s.Port, Protocol: proto, Scheduler: s.Scheduler, Persistence: s.Persistence,
 		Dests: make([]ipvs.Dest, 0, len(s.Reals)),
 	}
+	for _, f := range s.SchedulerFlags {
+		if fl, err := ipvs.ParseSchedFlag(f, s.Scheduler); err == nil {
+			out.Flags |= fl // config validated it
+		}
+	}
 	for _, r := range s.Reals {
-		out.Dests = append(out.Dests, ipvs.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: fwd})
+		f := fwd
+		if r.Forward != "" {
+			if rf, err := ipvs.ParseForward(r.Forward); err == nil {
+				f = rf
+			}
+		}
+		out.Dests = append(out.Dests, ipvs.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, Forward: f})
 	}
 	return out
 }
@@ -103,7 +114,8 @@ func drVIPs(cfg *config.Config, node config.Node) []netip.Addr {
 		if s.Forward != "dr" || slices.Contains(out, s.VIP) {
 			continue
 		}
-		if slices.ContainsFunc(s.Reals, func(r config.ResolvedReal) bool { return r.Addr == addr }) {
+		if slices.ContainsFunc(s.Reals, func(r config.ResolvedReal) bool { return r.Addr == addr }) ||
+			s.Sorry != nil && s.Sorry.Addr == addr && s.Sorry.Forward == "dr" {
 			out = append(out, s.VIP)
 		}
 	}

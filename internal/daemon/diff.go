@@ -62,9 +62,15 @@ func kindOf(s config.ResolvedService) string {
 
 // diffService reports the changes within one service.
 func diffService(a, b config.ResolvedService, add func(op, kind, name, detail string)) {
-	if a.Scheduler != b.Scheduler || a.Forward != b.Forward || a.Persistence != b.Persistence {
-		add("change", "service", a.Name, fmt.Sprintf("%s %s %v -> %s %s %v",
-			a.Scheduler, a.Forward, a.Persistence, b.Scheduler, b.Forward, b.Persistence))
+	if a.Scheduler != b.Scheduler || a.Forward != b.Forward || a.Persistence != b.Persistence ||
+		!slices.Equal(a.SchedulerFlags, b.SchedulerFlags) {
+		add("change", "service", a.Name, fmt.Sprintf("%s%v %s %v -> %s%v %s %v",
+			a.Scheduler, a.SchedulerFlags, a.Forward, a.Persistence, b.Scheduler, b.SchedulerFlags, b.Forward, b.Persistence))
+	}
+	if !reflect.DeepEqual(a.Sorry, b.Sorry) || a.SorryInhibit != b.SorryInhibit || a.Quorum != b.Quorum ||
+		a.Hysteresis != b.Hysteresis || a.QuorumUp != b.QuorumUp || a.QuorumDown != b.QuorumDown {
+		add("change", "quorum", a.Name, fmt.Sprintf("quorum %d±%d, sorry server %s -> quorum %d±%d, sorry server %s",
+			a.Quorum, a.Hysteresis, sorryName(a.Sorry), b.Quorum, b.Hysteresis, sorryName(b.Sorry)))
 	}
 	if !reflect.DeepEqual(a.Health, b.Health) {
 		add("change", "health", a.Name, fmt.Sprintf("%s -> %s", a.Health.Type, b.Health.Type))
@@ -117,4 +123,12 @@ func diffNamed[T any](a, b []T, name func(T) string, f func(op string, x, y T)) 
 			f("add", zero, y)
 		}
 	}
+}
+
+// sorryName names a sorry server in a diff.
+func sorryName(r *config.ResolvedReal) string {
+	if r == nil {
+		return "none"
+	}
+	return netip.AddrPortFrom(r.Addr, r.Port).String()
 }

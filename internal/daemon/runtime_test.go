@@ -153,6 +153,23 @@ func TestDiffConfigs(t *testing.T) {
 	}
 }
 
+func TestDiffSorryAndFlags(t *testing.T) {
+	cur := mustParse(t, fileYAML)
+	next := mustParse(t, strings.Replace(fileYAML, "{vip: 10.0.0.5, port: 80, ",
+		"{vip: 10.0.0.5, port: 80, scheduler: sh, scheduler_flags: [sh-fallback], sorry_server: {address: 10.0.2.9}, quorum: 2, ", 1))
+	var lines []string
+	for _, c := range diffConfigs(cur, &Overlay{}, next).Changes {
+		lines = append(lines, c.Op+" "+c.Kind+" "+c.Name+" "+c.Detail)
+	}
+	want := []string{
+		"change service tcp/10.0.0.5:80 wlc[] dr 0s -> sh[sh-fallback] dr 0s",
+		"change quorum tcp/10.0.0.5:80 quorum 1±0, sorry server none -> quorum 2±0, sorry server 10.0.2.9:80",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("diff =\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestSameRole(t *testing.T) {
 	d := &Daemon{node: config.Node{Name: "n", Role: config.RoleStorage}}
 	if err := d.sameRole(config.Node{Name: "n", Role: config.RoleStorage}); err != nil {

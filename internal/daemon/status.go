@@ -12,7 +12,7 @@ import (
 // merged with what the kernel reports.
 func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	d.mu.RLock()
-	cfg, node, ov, rec, ipvsErr := d.cfg, d.node, d.overlay, d.recon, d.sub.ipvsErr
+	cfg, node, ov, rec, ipvsErr, syncd := d.cfg, d.node, d.overlay, d.recon, d.sub.ipvsErr, d.sub.syncd
 	d.mu.RUnlock()
 	st := api.Status{
 		Node: node.Name, Role: string(node.Role), ConfigFile: d.opts.ConfigPath, Started: d.started,
@@ -27,6 +27,11 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	if node.Role.IsDirector() {
 		st.Services = d.serviceStatus(ctx, cfg, ov)
 		st.VRRP = d.vrrpStatus()
+		if syncd != nil {
+			for _, s := range syncd.Owned() {
+				st.IPVSSync = append(st.IPVSSync, s.String())
+			}
+		}
 		st.ACL = d.aclStatus(cfg, ov)
 	}
 	if node.Role.IsStorage() {

@@ -21,6 +21,7 @@ type subsystems struct {
 	// director side
 	ipvs     *ipvs.Reconciler // nil until the kernel's IPVS is reachable
 	ipvsErr  error
+	syncd    *ipvs.SyncManager // the IPVS sync daemons; nil with ipvs
 	acl      fencer
 	storACL  fencer       // storage nodes' second line (defaults.storage_acl)
 	aclRead  bool         // acl has read back what the last run fenced
@@ -29,6 +30,8 @@ type subsystems struct {
 	fenced   map[string]bool
 	wake     *time.Timer // next reconcile the IPVS reconciler asked for
 	vrrp     *vrrpRunner
+	quorum   quorumTracker
+	scripts  *quorumScripts
 	kernel   ttlCache[map[string]kernelService] // IPVS snapshot, for status
 	aclState ttlCache[[]acl.State]              // ACL counters, for status
 
@@ -76,6 +79,7 @@ func (d *Daemon) startSubsystems(ctx context.Context) error {
 		s.acl = m
 		d.connectIPVS()
 		s.vrrp = newVRRPRunner(ctx, d.log, d.events)
+		s.scripts = newQuorumScripts(ctx, d.log)
 	}
 	if d.node.Role.IsStorage() {
 		rs, err := realserver.New(realserver.Options{StateDir: filepath.Join(dir, "realserver"), Logger: d.log})
@@ -111,6 +115,7 @@ func (d *Daemon) connectIPVS() {
 		k, err = ipvs.NewNetlink("")
 	}
 	var r *ipvs.Reconciler
+	var sm *ipvs.SyncManager
 	if err == nil {
 		r, err = ipvs.NewReconciler(k, ipvs.Options{
 			StateDir:    d.stateDir(d.cfg),
@@ -118,11 +123,17 @@ func (d *Daemon) connectIPVS() {
 			Logger:      d.log,
 		})
 	}
+	if err == nil {
+		sm, err = ipvs.NewSyncManager(k, d.stateDir(d.cfg), d.log)
+	}
 	if err != nil && (s.ipvsErr == nil || s.ipvsErr.Error() != err.Error()) {
 		d.log.Error("ipvs unavailable; services are not programmed until it is", "error", err)
 	}
 	d.mu.Lock() // Status reads them
 	s.ipvs, s.ipvsErr = r, err
+	if err == nil {
+		s.syncd = sm
+	}
 	d.mu.Unlock()
 }
 
@@ -160,14 +171,21 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 	// A tenant whose fence is not in place is left out of IPVS: if it is
 	// new, it is not announced; if it existed, its service is kept as is
 	// by the reconciler only if it is still desired, so keep it desired.
+	withQuorum, crossed := d.sub.quorum.apply(eff)
+	for _, a := range crossed {
+		d.quorumCrossed(a)
+	}
 	var desired []ipvs.Service
-	for _, s := range eff {
+	for _, s := range withQuorum {
 		if s.Tenant != "" && !d.sub.fenced[s.Tenant] {
 			continue
 		}
 		desired = append(desired, toIPVS(s))
 	}
 	if err := d.reconcileIPVS(ctx, desired); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.reconcileSync(cfg, node); err != nil {
 		errs = append(errs, err)
 	}
 	// A fence kept only for a draining service can go once IPVS let go.

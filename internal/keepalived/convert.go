@@ -120,6 +120,7 @@ type converter struct {
 	warns  []Warning
 	groups map[string]*Node // virtual_server_group by name
 	vrrp   *vrrpResult
+	syncd  *syncdResult   // lvs_sync_daemon, from global_defs or the vrrp_instance
 	svcs   []service      // converted virtual servers, in file order
 	seenVS map[string]Pos // proto/vip:port -> where it was defined
 	said   map[string]bool
@@ -153,7 +154,9 @@ var topLevelReasons = map[string]string{
 	"track_process":       "lbd has no tracked processes",
 	"static_ipaddress":    "lbd manages only VIPs; configure static addresses on the host",
 	"static_routes":       "lbd does not manage routes",
+	"static_route":        "lbd does not manage routes",
 	"static_rules":        "lbd does not manage routing rules",
+	"static_rule":         "lbd does not manage routing rules",
 	"linkbeat_interfaces": "lbd watches links through netlink",
 	"bfd_instance":        "lbd has no BFD",
 	"SSL":                 "lbd has no SSL_GET checker, so no SSL context",
@@ -171,7 +174,12 @@ func (c *converter) convert(root *Node) *config.Config {
 	for _, n := range root.Children {
 		switch n.Keyword {
 		case "global_defs":
-			c.note(n.Pos, "global_defs ignored: mail alerts, router_id and global daemon settings have no lbd equivalent")
+			c.note(n.Pos, "global_defs ignored but for lvs_sync_daemon: mail alerts, router_id and global daemon settings have no lbd equivalent")
+			for _, ch := range n.Children {
+				if ch.Keyword == "lvs_sync_daemon" {
+					c.syncDaemon(ch)
+				}
+			}
 		case "virtual_server_group":
 			// Read with the virtual_server that uses it.
 		case "virtual_server":
@@ -192,6 +200,16 @@ func (c *converter) convert(root *Node) *config.Config {
 	cfg.Nodes = c.nodes()
 	if c.vrrp != nil {
 		cfg.VRRP = &c.vrrp.cfg
+		if c.syncd != nil {
+			cfg.VRRP.LVSSyncDaemon = &c.syncd.cfg
+			if last := 255 - len(c.vrrp.peers); cfg.VRRP.SyncID() > last {
+				c.note(c.syncd.pos, "lvs_sync_daemon: sync id %d leaves no room for the other directors' ids; using %d", cfg.VRRP.SyncID(), last)
+				cfg.VRRP.LVSSyncDaemon.SyncID = &last
+			}
+			c.note(c.syncd.pos, "lvs_sync_daemon: lbd runs a master and a backup sync daemon on every director (sync id %d for the first director, %d for the second), not one that follows the VRRP state", cfg.VRRP.SyncID(), cfg.VRRP.SyncID()+1)
+		}
+	} else if c.syncd != nil {
+		c.warns = append(c.warns, Warning{Pos: c.syncd.pos, Msg: "could not convert lvs_sync_daemon: lbd runs the sync daemons between the directors of its vrrp_instance, and there is none"})
 	}
 	c.services(cfg)
 	return cfg

@@ -126,9 +126,16 @@ func TestNATHTTPVRRP(t *testing.T) {
 	wantWarnings(t, res.Warnings,
 		"testdata/nat_http_vrrp.conf:29: could not convert authentication: VRRPv3",
 		"testdata/nat_http_vrrp.conf:84: could not convert lb_algo lblc",
-		"testdata/nat_http_vrrp.conf:87: could not convert sorry_server",
 		"testdata/nat_http_vrrp.conf:90: could not convert SSL_GET",
 	)
+	if s := c.Services()[1]; s.Sorry == nil || s.Sorry.Addr.String() != "10.0.0.99" || s.Sorry.Port != 443 || s.Sorry.Forward != "nat" {
+		t.Errorf("sorry server = %+v", s.Sorry)
+	}
+	for _, w := range res.Warnings {
+		if strings.Contains(w.String(), ":87:") {
+			t.Errorf("sorry_server warned: %s", w)
+		}
+	}
 }
 
 // TestConvert covers single mappings on small inline configurations.
@@ -150,6 +157,26 @@ func TestConvert(t *testing.T) {
 				}
 			},
 			warnings: []string{"k.conf:1: could not convert virtual_server 10.0.0.1 80: it has no protocol: keepalived reports this and programs UDP"},
+		},
+		{
+			name: "a sorry server that is also a real server stays a real server; flags of another scheduler are ignored",
+			src:  "virtual_server 10.0.0.1 80 {\n protocol TCP\n sh-fallback\n sorry_server 10.0.1.1 80\n" + rs + "}\n",
+			check: func(t *testing.T, c *config.Config) {
+				if s := c.Services()[0]; s.Sorry != nil || len(s.SchedulerFlags) != 0 {
+					t.Errorf("service = %+v", s)
+				}
+			},
+			warnings: []string{"k.conf:4: could not convert sorry_server 10.0.1.1 80: the sorry server is also a real server"},
+		},
+		{
+			name: "lvs_sync_daemon_interface of the vrrp_instance",
+			src: "vrrp_instance V {\n interface eth0\n lvs_sync_daemon_interface eth1\n virtual_router_id 255\n" +
+				" virtual_ipaddress {\n  10.0.0.1\n }\n unicast_peer {\n  10.0.0.3\n }\n}\n",
+			check: func(t *testing.T, c *config.Config) {
+				if s := c.VRRP.LVSSyncDaemon; s == nil || s.Interface != "eth1" || c.VRRP.SyncID() != 254 {
+					t.Errorf("lvs_sync_daemon = %+v, sync id %d", s, c.VRRP.SyncID())
+				}
+			},
 		},
 		{
 			name: "persistence_timeout without a value is 6 minutes",
@@ -335,5 +362,38 @@ func TestConvertRefused(t *testing.T) {
 	_, err := Convert([]byte(src), "k.conf", Options{FS: noFS{}})
 	if err == nil || !strings.Contains(err.Error(), "not valid for lbd") || !strings.Contains(err.Error(), "different families") {
 		t.Fatalf("err = %v, want the mixed families refused", err)
+	}
+}
+
+// TestNoUnsupportedWarnings: the seed's keepalived.conf and a file with
+// every keyword of issue 16 (connection sync, sorry server, quorum,
+// scheduler flags) convert with notes only, never "could not convert".
+func TestNoUnsupportedWarnings(t *testing.T) {
+	for _, f := range []string{"testdata/seed000.conf", "testdata/sync_quorum.conf"} {
+		res, err := ConvertFile(f, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range res.Warnings {
+			if !strings.Contains(w.Msg, "note: ") {
+				t.Errorf("%s", w)
+			}
+		}
+	}
+	res, err := ConvertFile("testdata/sync_quorum.conf", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := res.Config.VRRP
+	if s := v.LVSSyncDaemon; s == nil || s.Interface != "eth1" || v.SyncID() != 20 || s.MaxLen != 1400 || s.Port != 8850 || s.TTL != 1 || s.Group != "224.0.0.82" {
+		t.Errorf("lvs_sync_daemon = %+v", s)
+	}
+	s := res.Config.Services()[0]
+	if s.Sorry == nil || !s.SorryInhibit || s.Quorum != 2 || s.Hysteresis != 1 || s.QuorumUp != "/usr/local/sbin/kvs-quorum up" ||
+		strings.Join(s.SchedulerFlags, ",") != "sh-port,sh-fallback" {
+		t.Errorf("service = %+v", s)
+	}
+	if s := res.Config.Services()[1]; s.Sorry == nil || s.Sorry.Forward != "nat" || s.Sorry.Port != 8080 {
+		t.Errorf("sorry server with its own method = %+v", s.Sorry)
 	}
 }

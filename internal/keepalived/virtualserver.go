@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,33 +32,38 @@ type vsSettings struct {
 	scheduler, forward, protocol string
 	persistence                  time.Duration
 	opts                         checkOpts
+	flags                        []*Node
+	sorry                        *Node // sorry_server
+	sorryInhibit                 bool
+	sorryMethod                  string
+	quorum                       *int
+	hysteresis                   int
+	quorumUp, quorumDown         string
 }
 
-// vsReasons explains the virtual_server options lbd has no equivalent for.
+// vsReasons explains the virtual_server options lbd has no equivalent for;
+// the README's "Importing keepalived.conf" says what to use instead.
 var vsReasons = map[string]string{
-	"sorry_server":            "lbd has no sorry server",
-	"sorry_server_inhibit":    "lbd has no sorry server",
-	"sorry_server_lvs_method": "lbd has no sorry server",
-	"quorum":                  "lbd has no quorum",
-	"quorum_up":               "lbd has no quorum scripts",
-	"quorum_down":             "lbd has no quorum scripts",
-	"hysteresis":              "lbd has no quorum",
 	"ha_suspend":              "lbd checks real servers whether or not the VIP is up",
 	"persistence_granularity": "lbd's persistence is per client address (/32, /128)",
 	"persistence_engine":      "lbd has no persistence engines",
 	"ops":                     "lbd has no one-packet scheduling",
-	"omega":                   "lbd has no shutdown notifiers",
+	"omega":                   "lbd leaves its services in place when it stops, so there is no quorum to lose then",
 	"smtp_alert":              "lbd sends no mail; watch `lbctl events` or the metrics",
 	"snmp_name":               "lbd has no SNMP; it exports Prometheus metrics",
 	"ip_family":               "lbd services are VIP:port, never fwmark",
 	"nat_mask":                "lbd does not use nat_mask",
-	"flag-1":                  "lbd sets no scheduler flags",
-	"flag-2":                  "lbd sets no scheduler flags",
-	"flag-3":                  "lbd sets no scheduler flags",
-	"sh-port":                 "lbd sets no scheduler flags",
-	"sh-fallback":             "lbd sets no scheduler flags",
-	"mh-port":                 "lbd sets no scheduler flags",
-	"mh-fallback":             "lbd sets no scheduler flags",
+	"backup_real_server":      "lbd has no failover pool; the server is not converted (a sorry_server takes over when the quorum is lost)",
+	"failover_threshold":      "lbd has no failover pool",
+	"failover_up":             "lbd has no failover pool; quorum_down runs when the quorum is lost",
+	"failover_down":           "lbd has no failover pool; quorum_up runs when the quorum is back",
+}
+
+// schedFlags are the virtual_server keywords that set a scheduler flag,
+// spelt as lbd's scheduler_flags.
+var schedFlags = map[string]bool{
+	"sh-port": true, "sh-fallback": true, "mh-port": true, "mh-fallback": true,
+	"flag-1": true, "flag-2": true, "flag-3": true,
 }
 
 func (c *converter) virtualServer(n *Node) {
@@ -92,6 +98,7 @@ func (c *converter) virtualServer(n *Node) {
 			},
 			Reals: c.realsAt(reals, set.forward, a.port),
 		}
+		c.quorumSettings(&vs, set, a.port)
 		c.svcs = append(c.svcs, service{vs: vs, health: health})
 	}
 }
@@ -134,7 +141,38 @@ func (c *converter) vsSettings(n *Node) (vsSettings, bool) {
 			}
 		case "virtualhost":
 			set.opts.host = ch.Arg(0)
+		case "sorry_server":
+			set.sorry = ch
+		case "sorry_server_inhibit":
+			if b, good := c.boolean(ch); good {
+				set.sorryInhibit = b
+			}
+		case "sorry_server_lvs_method":
+			if f, good := c.forward(ch); good {
+				set.sorryMethod = f
+			}
+		case "quorum":
+			if v, good := c.integer(ch, 1, 1<<24); good {
+				set.quorum = &v
+			}
+		case "hysteresis":
+			if v, good := c.integer(ch, 0, 1<<24); good {
+				set.hysteresis = v
+			}
+		case "quorum_up", "quorum_down":
+			if len(ch.Args) > 1 {
+				c.cannot(ch, "lbd runs quorum scripts as its own user; %q dropped", strings.Join(ch.Args[1:], " "))
+			}
+			if ch.Keyword == "quorum_up" {
+				set.quorumUp = ch.Arg(0)
+			} else {
+				set.quorumDown = ch.Arg(0)
+			}
 		default:
+			if schedFlags[ch.Keyword] {
+				set.flags = append(set.flags, ch)
+				continue
+			}
 			c.unsupported(ch, vsReasons)
 		}
 	}
@@ -198,5 +236,78 @@ func (c *converter) services(cfg *config.Config) {
 			vs.Health = &h
 		}
 		cfg.VirtualServices = append(cfg.VirtualServices, vs)
+	}
+}
+
+// quorumSettings writes the scheduler flags, the sorry server and the
+// quorum of a virtual_server into the service vs at port.
+func (c *converter) quorumSettings(vs *config.VirtualService, set vsSettings, port int) {
+	svc := &vs.Service
+	for _, f := range set.flags {
+		if want := f.Keyword[:2]; (want == "sh" || want == "mh") && want != svc.Scheduler {
+			if c.once("flag " + f.Pos.String()) {
+				c.note(f.Pos, "%s is ignored: the scheduler is %s (keepalived ignores it too)", f.Keyword, svc.Scheduler)
+			}
+			continue
+		}
+		if !slices.Contains(svc.SchedulerFlags, f.Keyword) {
+			svc.SchedulerFlags = append(svc.SchedulerFlags, f.Keyword)
+		}
+	}
+	svc.Quorum, svc.Hysteresis, svc.QuorumUp, svc.QuorumDown = set.quorum, set.hysteresis, set.quorumUp, set.quorumDown
+	n := set.sorry
+	if n == nil {
+		if (set.sorryInhibit || set.sorryMethod != "") && c.once("sorryopts "+svc.VIP) {
+			c.note(Pos{File: c.file}, "sorry_server_inhibit and sorry_server_lvs_method without a sorry_server are ignored")
+		}
+		return
+	}
+	a, _, ok := hostAddr(n.Arg(0))
+	if !ok {
+		if c.once("sorry " + n.Pos.String()) {
+			c.cannot(n, "%q is not an IP address", n.Arg(0))
+		}
+		return
+	}
+	vip, _ := netip.ParseAddr(svc.VIP)
+	if a.Is4() != vip.Is4() {
+		if c.once("sorry " + n.Pos.String()) {
+			c.cannot(n, "the sorry server and the virtual server are of different address families")
+		}
+		return
+	}
+	ss := &config.SorryServer{Address: a.String()}
+	fwd := set.sorryMethod
+	if fwd == "" {
+		fwd = svc.Forward
+	}
+	if p, err := strconv.Atoi(n.Arg(1)); err == nil && p != port {
+		if fwd != "nat" {
+			if c.once("sorry " + n.Pos.String()) {
+				c.cannot(n, "%s forwarding cannot change the port: IPVS sends to port %d, so the sorry server is converted with that port", fwd, port)
+			}
+		} else {
+			ss.Port = p
+		}
+	}
+	sp := ss.Port
+	if sp == 0 {
+		sp = port
+	}
+	for _, r := range vs.Reals {
+		rp := r.Port
+		if rp == 0 {
+			rp = port
+		}
+		if r.Address == ss.Address && rp == sp {
+			if c.once("sorry " + n.Pos.String()) {
+				c.cannot(n, "the sorry server is also a real server of this virtual server; it stays a real server only")
+			}
+			return
+		}
+	}
+	svc.SorryServer, svc.SorryServerInhibit = ss, set.sorryInhibit
+	if set.sorryMethod != "" && set.sorryMethod != svc.Forward {
+		svc.SorryServerLVSMethod = set.sorryMethod
 	}
 }

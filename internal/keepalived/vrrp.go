@@ -3,6 +3,7 @@ package keepalived
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/lbd-project/lbd/pkg/config"
@@ -45,7 +46,6 @@ var vrrpReasons = map[string]string{
 	"garp_master_refresh_repeat": "lbd sends a fixed gratuitous ARP burst",
 	"garp_lower_prio_delay":      "lbd has no such gratuitous ARP setting",
 	"garp_lower_prio_repeat":     "lbd has no such gratuitous ARP setting",
-	"lvs_sync_daemon_interface":  "lbd does not run the IPVS sync daemon",
 	"strict_mode":                "lbd follows RFC 5798",
 	"accept":                     "lbd decides accept mode itself",
 	"no_accept":                  "lbd decides accept mode itself",
@@ -113,6 +113,8 @@ func (c *converter) vrrpInstance(n *Node) {
 			if d, ok := c.seconds(ch); ok {
 				v.cfg.GARPMasterRefresh = config.Duration(d)
 			}
+		case "lvs_sync_daemon_interface":
+			c.syncd = &syncdResult{cfg: config.LVSSyncDaemon{Interface: ch.Arg(0)}, pos: ch.Pos}
 		case "version":
 			if ch.Arg(0) != "3" {
 				c.cannot(ch, "lbd speaks VRRPv3 (RFC 5798) only; the peer must speak it too")
@@ -221,4 +223,75 @@ func (c *converter) notify(n *Node, v *vrrpResult) {
 	case "notify_fault":
 		v.cfg.NotifyFault = n.Arg(0)
 	}
+}
+
+// syncdResult is a converted lvs_sync_daemon (global_defs) or
+// lvs_sync_daemon_interface (vrrp_instance).
+type syncdResult struct {
+	cfg config.LVSSyncDaemon
+	pos Pos
+}
+
+// syncDaemon converts global_defs' lvs_sync_daemon <INTERFACE>
+// [[inst] <VRRP_INSTANCE>] [id <SYNC_ID>] [maxlen <LEN>] [port <PORT>]
+// [ttl <TTL>] [group <IP ADDR>]. lbd runs the sync daemons with its one
+// VRRP instance, so the instance name is not kept.
+func (c *converter) syncDaemon(n *Node) {
+	if len(n.Args) == 0 {
+		c.cannot(n, "it has no interface")
+		return
+	}
+	r := &syncdResult{cfg: config.LVSSyncDaemon{Interface: n.Args[0]}, pos: n.Pos}
+	num := func(s string, lo, hi int) (int, bool) {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < lo || v > hi {
+			c.cannot(n, "%q is not an integer from %d to %d", s, lo, hi)
+			return 0, false
+		}
+		return v, true
+	}
+	args := n.Args[1:]
+	for i := 0; i < len(args); i++ {
+		key, val := args[i], ""
+		if i+1 < len(args) {
+			val = args[i+1]
+		}
+		switch key {
+		case "inst":
+			i++
+		case "id":
+			if v, ok := num(val, 0, 255); ok {
+				r.cfg.SyncID = &v
+			}
+			i++
+		case "maxlen":
+			if v, ok := num(val, 1, 65507); ok {
+				r.cfg.MaxLen = v
+			}
+			i++
+		case "port":
+			if v, ok := num(val, 1, 65535); ok {
+				r.cfg.Port = v
+			}
+			i++
+		case "ttl":
+			if v, ok := num(val, 1, 255); ok {
+				r.cfg.TTL = v
+			}
+			i++
+		case "group":
+			if a, err := netip.ParseAddr(val); err == nil && a.IsMulticast() {
+				r.cfg.Group = a.String()
+			} else {
+				c.cannot(n, "group %q is not a multicast address", val)
+			}
+			i++
+		default:
+			if i > 0 {
+				c.cannot(n, "unknown option %q", key)
+			}
+			// The first word after the interface is the VRRP instance.
+		}
+	}
+	c.syncd = r
 }

@@ -209,6 +209,37 @@ tenants:
   - {name: t, service: {vip: 10.0.0.1, port: 11214}}
 `, []string{"f.yaml:3: node has no name", `f.yaml:4: node name "a b": use letters`, `f.yaml:6: duplicate node "s" (first at line 5)`,
 			"f.yaml:8: tenant has no name", `f.yaml:9: tenant name "x/y": use letters`, `f.yaml:11: duplicate tenant "t" (first at line 10)`}},
+		{"scheduler flags", `
+virtual_services:
+  - vip: 10.0.0.1
+    port: 80
+    scheduler: sh
+    scheduler_flags: [sh-fallback, mh-port, sh-fallback, sh-everything]
+    reals: [{address: 10.0.1.1}]
+`, []string{"f.yaml:6: scheduler flag mh-port is for scheduler mh, not sh", "f.yaml:6: scheduler flag sh-fallback listed twice",
+			`f.yaml:6: unknown scheduler flag "sh-everything"`}},
+		{"sync daemon", `
+nodes: [{name: lb1, role: director, address: 10.0.0.2, interface: eth0}, {name: lb2, role: director, address: 10.0.0.3, interface: eth0}]
+vrrp:
+  virtual_router_id: 255
+  vips: [10.0.0.1]
+  lvs_sync_daemon: {version: 2, group: 10.1.1.1, ttl: 300}
+`, []string{"f.yaml:6: syncid 255: the 2 directors use 255 to 256", "f.yaml:6: version 2", `f.yaml:6: group "10.1.1.1": want a multicast address`,
+			"f.yaml:6: ttl 300 out of range"}},
+		{"sorry server and quorum", `
+virtual_services:
+  - vip: 10.0.0.1
+    port: 80
+    quorum: 0
+    hysteresis: -1
+    sorry_server: {address: 10.0.1.1}
+    reals: [{address: 10.0.1.1}]
+  - vip: 10.0.0.1
+    port: 81
+    sorry_server: {address: 10.0.1.9, port: 8080}
+    reals: [{address: 10.0.1.1}]
+`, []string{"f.yaml:5: quorum 0 out of range", "f.yaml:6: hysteresis -1 out of range", "f.yaml:7: the sorry server 10.0.1.1:80 is also a real server",
+			"f.yaml:11: dr forwarding cannot change the port (81 -> 8080)"}},
 		{"syntax error", "nodes: [\n", []string{"f.yaml:"}},
 		{"two documents", "nodes: []\n---\nnodes: []\n", []string{"more than one YAML document"}},
 		{"not a mapping", "- a\n- b\n", []string{"f.yaml:1: cannot unmarshal"}},

@@ -59,6 +59,9 @@ type ResolvedReal struct {
 	Addr   netip.Addr
 	Port   uint16
 	Weight int
+	// Forward overrides the service's forwarding method ("" keeps it;
+	// set for a sorry server).
+	Forward string
 	// Node names the storage node behind this address, if any.
 	Node string
 }
@@ -72,15 +75,25 @@ type ResolvedService struct {
 	Tenant string
 	// Part is which of a tenant's services this is: "" for its memcached
 	// port, PartREST for its REST API.
-	Part        string
-	VIP         netip.Addr
-	Port        uint16
-	Protocol    string // tcp or udp
-	Scheduler   string
-	Forward     string // dr, nat or tun
-	Persistence time.Duration
-	Reals       []ResolvedReal
-	Health      HealthSpec
+	Part      string
+	VIP       netip.Addr
+	Port      uint16
+	Protocol  string // tcp or udp
+	Scheduler string
+	// SchedulerFlags are as written, checked against the scheduler.
+	SchedulerFlags []string
+	Forward        string // dr, nat or tun
+	Persistence    time.Duration
+	Reals          []ResolvedReal
+	// Sorry is the sorry server (nil: none); its Forward is set.
+	Sorry *ResolvedReal
+	// SorryInhibit keeps the sorry server at weight 0 while unused.
+	SorryInhibit bool
+	// Quorum, Hysteresis, QuorumUp and QuorumDown are as in the file,
+	// with the default quorum 1.
+	Quorum, Hysteresis   int
+	QuorumUp, QuorumDown string
+	Health               HealthSpec
 	// Allow is the tenant's allow-list; nil for a plain virtual service
 	// (not fenced). An empty, non-nil list admits nobody.
 	Allow []netip.Prefix
@@ -183,3 +196,12 @@ func ParseAllow(entries []string) ([]netip.Prefix, error) {
 type allowError struct{ entry, msg string }
 
 func (e *allowError) Error() string { return "allow " + quote(e.entry) + ": " + e.msg }
+
+// SyncID is the first director's IPVS sync id: lvs_sync_daemon.syncid,
+// else the virtual_router_id (keepalived's default too).
+func (v *VRRP) SyncID() int {
+	if v.LVSSyncDaemon != nil && v.LVSSyncDaemon.SyncID != nil {
+		return *v.LVSSyncDaemon.SyncID
+	}
+	return v.VirtualRouterID
+}

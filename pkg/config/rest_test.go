@@ -69,3 +69,20 @@ func TestPanelConfig(t *testing.T) {
 		}
 	}
 }
+
+// The REST port shares the tenant's sorry server, on its own port, and its
+// quorum; the quorum scripts run for the memcached port only.
+func TestRESTSorryServer(t *testing.T) {
+	src := strings.Replace(restBase, "port: 13101}", "port: 13101, sorry_server: {address: 10.0.0.9}, quorum_down: alert}", 1)
+	c, err := Parse([]byte(src+"    rest: {port: 13201}\n"), "r.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, rs := c.Services()[0], c.Services()[1]
+	if mc.Sorry == nil || mc.Sorry.Port != 13101 || rs.Sorry == nil || rs.Sorry.Port != 13201 || rs.Sorry.Addr != mc.Sorry.Addr {
+		t.Errorf("sorry servers %+v / %+v", mc.Sorry, rs.Sorry)
+	}
+	if mc.QuorumDown != "alert" || rs.QuorumDown != "" || rs.Quorum != mc.Quorum {
+		t.Errorf("quorum %+v / %+v", mc, rs)
+	}
+}

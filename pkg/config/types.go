@@ -99,6 +99,37 @@ type VRRP struct {
 	NotifyMaster string `yaml:"notify_master,omitempty"`
 	NotifyBackup string `yaml:"notify_backup,omitempty"`
 	NotifyFault  string `yaml:"notify_fault,omitempty"`
+	// LVSSyncDaemon runs the kernel's IPVS connection synchronisation
+	// between the directors (keepalived's lvs_sync_daemon), so that a
+	// failover keeps the established connections.
+	LVSSyncDaemon *LVSSyncDaemon `yaml:"lvs_sync_daemon,omitempty"`
+}
+
+// LVSSyncDaemon configures the kernel's IPVS sync daemons. Every director
+// runs both: a master daemon that sends the connections it schedules under
+// its own sync id (syncid for the first director in the file, syncid+1 for
+// the second, ...), and a backup daemon that receives the other director's,
+// so both directors know every connection whichever holds the VIPs, on
+// failover and on failback alike.
+type LVSSyncDaemon struct {
+	// Interface carries the sync messages; default the node's interface.
+	Interface string `yaml:"interface,omitempty"`
+	// SyncID is the first director's sync id (0-255); default the
+	// virtual_router_id.
+	SyncID *int `yaml:"syncid,omitempty"`
+	// Version is the sync protocol (sysctl net.ipv4.vs.sync_version): 1
+	// (the kernel's default since 2.6.39) or 0 for older peers. Unset
+	// leaves the sysctl alone.
+	Version *int `yaml:"version,omitempty"`
+	// Group is the multicast group (default 224.0.0.81; ff02::81 when the
+	// VIPs are IPv6).
+	Group string `yaml:"group,omitempty"`
+	// Port is the UDP port (default 8848).
+	Port int `yaml:"port,omitempty"`
+	// TTL of the multicast packets (default 1).
+	TTL int `yaml:"ttl,omitempty"`
+	// MaxLen caps the payload of a sync message (default: from the MTU).
+	MaxLen int `yaml:"maxlen,omitempty"`
 }
 
 // Defaults apply where a tenant or virtual service says nothing.
@@ -166,9 +197,41 @@ type Service struct {
 	Scheduler string `yaml:"scheduler,omitempty"`
 	// Forward is dr, nat or tun (lb_kind); default defaults.forward.
 	Forward string `yaml:"forward,omitempty"`
+	// SchedulerFlags are the scheduler's flags, as keepalived spells
+	// them: sh-fallback and sh-port (scheduler sh), mh-fallback and
+	// mh-port (mh), or flag-1, flag-2, flag-3. With a fallback, a client
+	// hashed to a real server that is down goes to another one.
+	SchedulerFlags []string `yaml:"scheduler_flags,omitempty"`
+	// SorryServer takes the new connections while the service has lost
+	// its quorum (by default: while no real server is up), as keepalived's
+	// sorry_server.
+	SorryServer *SorryServer `yaml:"sorry_server,omitempty"`
+	// SorryServerInhibit keeps the sorry server in IPVS at weight 0 while
+	// it is not needed, instead of removing it (sorry_server_inhibit).
+	SorryServerInhibit bool `yaml:"sorry_server_inhibit,omitempty"`
+	// SorryServerLVSMethod forwards to the sorry server with dr, nat or
+	// tun (sorry_server_lvs_method); default the service's forward.
+	SorryServerLVSMethod string `yaml:"sorry_server_lvs_method,omitempty"`
+	// Quorum is the sum of the weights of the real servers that are up
+	// below which the service has lost its quorum (default 1: none up).
+	Quorum *int `yaml:"quorum,omitempty"`
+	// Hysteresis widens the quorum: it is lost below quorum-hysteresis
+	// and gained again at quorum+hysteresis.
+	Hysteresis int `yaml:"hysteresis,omitempty"`
+	// QuorumUp and QuorumDown are scripts (run by /bin/sh -c) run once
+	// each time the quorum is gained or lost.
+	QuorumUp   string `yaml:"quorum_up,omitempty"`
+	QuorumDown string `yaml:"quorum_down,omitempty"`
 	// PersistenceTimeout keeps a client on one real server this long
 	// (persistence_timeout); 0 is off.
 	PersistenceTimeout Duration `yaml:"persistence_timeout,omitempty"`
+}
+
+// SorryServer is where a service without quorum sends new connections.
+type SorryServer struct {
+	Address string `yaml:"address,omitempty"`
+	// Port defaults to the service's port (and must equal it for dr/tun).
+	Port int `yaml:"port,omitempty"`
 }
 
 // Tenant is one KVS customer: a port on a VIP, balanced to the storage

@@ -241,6 +241,42 @@ func (k *checker) vrrp() {
 	if directors == 0 {
 		k.errf(at("vrrp"), "vrrp is configured but no node is a director")
 	}
+	k.syncDaemon(directors)
+}
+
+// syncDaemon validates vrrp.lvs_sync_daemon; directors is how many sync
+// ids it needs.
+func (k *checker) syncDaemon(directors int) {
+	s := k.c.VRRP.LVSSyncDaemon
+	if s == nil {
+		return
+	}
+	p := func(f string) []any { return at("vrrp", "lvs_sync_daemon", f) }
+	if s.Interface != "" && !ifaceRe.MatchString(s.Interface) {
+		k.errf(p("interface"), "invalid interface name %q", s.Interface)
+	}
+	if id := k.c.VRRP.SyncID(); s.SyncID != nil && (id < 0 || id > 255) {
+		k.errf(p("syncid"), "syncid %d out of range 0-255", id)
+	} else if id+directors-1 > 255 {
+		k.errf(p("syncid"), "syncid %d: the %d directors use %d to %d, beyond 255", id, directors, id, id+directors-1)
+	}
+	if s.Version != nil && *s.Version != 0 && *s.Version != 1 {
+		k.errf(p("version"), "version %d: want 0 or 1", *s.Version)
+	}
+	if s.Group != "" {
+		if a, err := netip.ParseAddr(s.Group); err != nil || !a.IsMulticast() {
+			k.errf(p("group"), "group %q: want a multicast address (the kernel's backup daemon joins it)", s.Group)
+		}
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		k.errf(p("port"), "port %d out of range 1-65535", s.Port)
+	}
+	if s.TTL < 0 || s.TTL > 255 {
+		k.errf(p("ttl"), "ttl %d out of range 1-255", s.TTL)
+	}
+	if s.MaxLen < 0 || s.MaxLen > 65535-28 {
+		k.errf(p("maxlen"), "maxlen %d out of range 1-65507", s.MaxLen)
+	}
 }
 
 func (k *checker) defaults() {
@@ -364,6 +400,14 @@ func (k *checker) service(path []any, s Service, seen map[string]int) ResolvedSe
 	k.oneOf(p("scheduler"), "scheduler", &sched, k.c.Defaults.Scheduler, Schedulers...)
 	k.oneOf(p("forward"), "forward", &fwd, k.c.Defaults.Forward, Forwards...)
 	rs.Protocol, rs.Scheduler, rs.Forward = proto, sched, fwd
+	for i, f := range s.SchedulerFlags {
+		if err := schedulerFlagOK(f, sched); err != "" {
+			k.errf(append(p("scheduler_flags"), i), "%s", err)
+		} else if slices.Index(s.SchedulerFlags, f) < i {
+			k.errf(append(p("scheduler_flags"), i), "scheduler flag %s listed twice", f)
+		}
+	}
+	rs.SchedulerFlags = slices.Clone(s.SchedulerFlags)
 	if err == nil && port >= 1 && port <= 65535 {
 		key := proto + "/" + netip.AddrPortFrom(a, uint16(port)).String()
 		rs.Name = key
@@ -489,6 +533,7 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 		k.health(p("health"), t.Health)
 	}
 	svc.Health = k.resolveHealth(path, t.Health)
+	k.quorum(at("tenants", i, "service"), s, &svc)
 	k.kvs(at("tenants", i, "kvs"), &t.KVS)
 	k.c.services = append(k.c.services, svc)
 	if t.REST != nil {
@@ -530,6 +575,17 @@ func (k *checker) rest(i int, mc ResolvedService, seen map[string]int, ports map
 		rs.Reals[j].Port = uint16(port)
 	}
 	rs.Allow = slices.Clone(mc.Allow)
+	// The REST port shares the tenant's quorum and sorry server (on the
+	// REST port, unless NAT sends it elsewhere); its scripts run once, for
+	// the memcached port.
+	if mc.Sorry != nil {
+		sorry := *mc.Sorry
+		if sorry.Forward != "nat" || sorry.Port == mc.Port {
+			sorry.Port = uint16(port)
+		}
+		rs.Sorry = &sorry
+	}
+	rs.QuorumUp, rs.QuorumDown = "", ""
 	k.c.services = append(k.c.services, rs)
 }
 
@@ -656,7 +712,59 @@ func (k *checker) virtualService(i int, seen map[string]int) {
 		k.health(at("virtual_services", i, "health"), v.Health)
 	}
 	svc.Health = k.resolveHealth(path, v.Health)
+	k.quorum(path, v.Service, &svc)
 	k.c.services = append(k.c.services, svc)
+}
+
+// quorum validates and resolves the sorry server and the quorum of a
+// service whose reals are resolved.
+func (k *checker) quorum(path []any, s Service, svc *ResolvedService) {
+	p := func(f ...any) []any { return append(slices.Clone(path), f...) }
+	svc.Quorum, svc.Hysteresis = 1, s.Hysteresis
+	svc.QuorumUp, svc.QuorumDown, svc.SorryInhibit = s.QuorumUp, s.QuorumDown, s.SorryServerInhibit
+	if s.Quorum != nil {
+		svc.Quorum = *s.Quorum
+	}
+	if svc.Quorum < 1 || svc.Quorum > 1<<24 {
+		k.errf(p("quorum"), "quorum %d out of range 1-16777216", svc.Quorum)
+	}
+	if s.Hysteresis < 0 || s.Hysteresis > 1<<24 {
+		k.errf(p("hysteresis"), "hysteresis %d out of range 0-16777216", s.Hysteresis)
+	}
+	fwd := s.SorryServerLVSMethod
+	k.oneOf(p("sorry_server_lvs_method"), "sorry_server_lvs_method", &fwd, svc.Forward, Forwards...)
+	ss := s.SorryServer
+	if ss == nil {
+		if s.SorryServerInhibit || s.SorryServerLVSMethod != "" {
+			k.errf(p("sorry_server_inhibit"), "sorry_server_inhibit and sorry_server_lvs_method need a sorry_server")
+		}
+		return
+	}
+	a, err := netip.ParseAddr(ss.Address)
+	if err != nil {
+		k.errf(p("sorry_server", "address"), "invalid sorry server address %q", ss.Address)
+		return
+	}
+	if svc.VIP.IsValid() && a.Is4() != svc.VIP.Is4() {
+		k.errf(p("sorry_server", "address"), "sorry server %s and vip %s are of different families", a, svc.VIP)
+	}
+	port := ss.Port
+	if port == 0 {
+		port = int(svc.Port)
+	}
+	if port < 1 || port > 65535 {
+		k.errf(p("sorry_server", "port"), "port %d out of range 1-65535", port)
+		return
+	}
+	if fwd != "nat" && port != int(svc.Port) {
+		k.errf(p("sorry_server", "port"), "%s forwarding cannot change the port (%d -> %d); use sorry_server_lvs_method nat", fwd, svc.Port, port)
+	}
+	for _, r := range svc.Reals {
+		if r.Addr == a && int(r.Port) == port {
+			k.errf(p("sorry_server"), "the sorry server %s is also a real server", netip.AddrPortFrom(a, uint16(port)))
+		}
+	}
+	svc.Sorry = &ResolvedReal{Addr: a, Port: uint16(port), Weight: 1, Forward: fwd, Node: k.nodeAt(a)}
 }
 
 // AdmitsAnybody reports whether an allow-list entry admits (nearly)
@@ -688,3 +796,18 @@ func parsePrefix(entry string) (netip.Prefix, error) {
 }
 
 func quote(s string) string { return strconv.Quote(s) }
+
+// schedulerFlagOK checks a scheduler flag against the service's scheduler
+// and says what is wrong ("" when nothing).
+func schedulerFlagOK(flag, sched string) string {
+	switch flag {
+	case "flag-1", "flag-2", "flag-3":
+		return ""
+	case "sh-fallback", "sh-port", "mh-fallback", "mh-port":
+		if want := flag[:2]; want != sched {
+			return fmt.Sprintf("scheduler flag %s is for scheduler %s, not %s", flag, want, sched)
+		}
+		return ""
+	}
+	return fmt.Sprintf("unknown scheduler flag %q (want sh-fallback, sh-port, mh-fallback, mh-port or flag-1..3)", flag)
+}

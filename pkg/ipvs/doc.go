@@ -21,4 +21,9 @@
 // services costs exactly one netlink write and no dump. Large plans (a first
 // converge) are sent many requests per system call, each request still its
 // own netlink message with its own acknowledgement.
+//
+// The kernel's connection sync daemons (IPVS_CMD_NEW_DAEMON, _DEL_DAEMON,
+// _GET_DAEMON, which moby/ipvs names but does not call) are started and
+// stopped by a SyncManager, which likewise owns only the daemons it started
+// and records them in the state directory.
 package ipvs

@@ -190,6 +190,7 @@ func toKernelService(s *Service) *mipvs.Service {
 		ks.Flags = svcFlagPersistent
 		ks.Timeout = a.Timeout
 	}
+	ks.Flags |= uint32(a.Flags)
 	return ks
 }
 
@@ -230,6 +231,7 @@ func fromKernelService(ks *mipvs.Service) (ServiceStatus, error) {
 	if ks.Flags&svcFlagPersistent != 0 {
 		s.Persistence = secondsToDuration(ks.Timeout)
 	}
+	s.Flags = SchedFlags(ks.Flags) & schedFlagsMask
 	return ServiceStatus{Service: s, Stats: fromKernelStats(ks.Stats)}, nil
 }
 

@@ -124,6 +124,49 @@ func ValidScheduler(name string) bool {
 	return false
 }
 
+// SchedFlags are the scheduler flags of a service (IP_VS_SVC_F_SCHED1..3),
+// whose meaning depends on the scheduler: for sh and mh, SchedFallback
+// sends a client whose real server has weight 0 (down) to another one
+// instead of refusing it, and SchedPort hashes the source port too.
+type SchedFlags uint32
+
+// The scheduler flags, as the kernel numbers them.
+const (
+	SchedFlag1 SchedFlags = 0x0008 // IP_VS_SVC_F_SCHED1
+	SchedFlag2 SchedFlags = 0x0010 // IP_VS_SVC_F_SCHED2
+	SchedFlag3 SchedFlags = 0x0020 // IP_VS_SVC_F_SCHED3
+
+	SchedFallback = SchedFlag1 // sh-fallback, mh-fallback
+	SchedPort     = SchedFlag2 // sh-port, mh-port
+
+	schedFlagsMask = SchedFlag1 | SchedFlag2 | SchedFlag3
+)
+
+// ParseSchedFlag parses a flag as ipvsadm -b and keepalived spell it:
+// flag-1, flag-2, flag-3, or sh-fallback, sh-port (scheduler sh),
+// mh-fallback, mh-port (mh). A named flag must match the scheduler.
+func ParseSchedFlag(name, scheduler string) (SchedFlags, error) {
+	switch name {
+	case "flag-1":
+		return SchedFlag1, nil
+	case "flag-2":
+		return SchedFlag2, nil
+	case "flag-3":
+		return SchedFlag3, nil
+	}
+	sched, flag, ok := strings.Cut(name, "-")
+	if !ok || (sched != "sh" && sched != "mh") || (flag != "fallback" && flag != "port") {
+		return 0, fmt.Errorf("ipvs: unknown scheduler flag %q (want sh-fallback, sh-port, mh-fallback, mh-port or flag-1..3)", name)
+	}
+	if sched != scheduler {
+		return 0, fmt.Errorf("ipvs: scheduler flag %q is for the %s scheduler, not %q", name, sched, scheduler)
+	}
+	if flag == "fallback" {
+		return SchedFallback, nil
+	}
+	return SchedPort, nil
+}
+
 // MaxWeight is the largest real-server weight the kernel accepts.
 const MaxWeight = 65535
 
@@ -167,6 +210,8 @@ type Service struct {
 	// Persistence, when positive, makes the service persistent for that
 	// long (ipvsadm -p), rounded up to whole seconds.
 	Persistence time.Duration
+	// Flags are the scheduler's flags (ipvsadm -b).
+	Flags SchedFlags
 	// Dests are the real servers. Their order does not matter.
 	Dests []Dest
 }
@@ -211,12 +256,13 @@ func (k DestKey) String() string { return netip.AddrPortFrom(k.Addr, k.Port).Str
 
 // attrs is the part of a service that UpdateService can change.
 type attrs struct {
-	Scheduler string `json:"scheduler"`
-	Timeout   uint32 `json:"timeout,omitempty"` // persistence, seconds; 0 = not persistent
+	Scheduler string     `json:"scheduler"`
+	Timeout   uint32     `json:"timeout,omitempty"` // persistence, seconds; 0 = not persistent
+	Flags     SchedFlags `json:"flags,omitempty"`
 }
 
 func (s *Service) attrs() attrs {
-	a := attrs{Scheduler: s.Scheduler}
+	a := attrs{Scheduler: s.Scheduler, Flags: s.Flags & schedFlagsMask}
 	if a.Scheduler == "" {
 		a.Scheduler = "wlc"
 	}
@@ -254,6 +300,9 @@ func (s *Service) Validate() error {
 	}
 	if s.Scheduler != "" && !ValidScheduler(s.Scheduler) {
 		bad("unknown scheduler %q (want one of %s)", s.Scheduler, strings.Join(Schedulers, ", "))
+	}
+	if s.Flags&^schedFlagsMask != 0 {
+		bad("scheduler flags %#x: only flag-1..3 (%#x)", uint32(s.Flags), uint32(schedFlagsMask))
 	}
 	if s.Persistence < 0 || s.Persistence > (1<<31)*time.Second {
 		bad("persistence %v out of range", s.Persistence)

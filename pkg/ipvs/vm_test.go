@@ -206,6 +206,10 @@ func TestVMRoundTrip(t *testing.T) {
 				{Addr: netip.MustParseAddr("2001:db8::1"), Weight: 1},
 				{Addr: netip.MustParseAddr("2001:db8::2"), Weight: 2, Forward: ipvs.TUN},
 			}},
+		ipvs.Service{Addr: netip.MustParseAddr("203.0.113.22"), Port: 11211, Protocol: ipvs.TCP, Scheduler: "sh",
+			Flags: ipvs.SchedFallback | ipvs.SchedPort, Dests: []ipvs.Dest{{Addr: netip.MustParseAddr("10.0.1.5"), Weight: 1}}},
+		ipvs.Service{Addr: netip.MustParseAddr("203.0.113.22"), Port: 11212, Protocol: ipvs.TCP, Scheduler: "mh",
+			Flags: ipvs.SchedFallback, Dests: []ipvs.Dest{{Addr: netip.MustParseAddr("10.0.1.5"), Weight: 1}}},
 		ipvs.Service{Addr: netip.MustParseAddr("0.0.0.0"), FWMark: 42, Scheduler: "rr", Dests: []ipvs.Dest{
 			{Addr: netip.MustParseAddr("10.0.1.4"), Weight: 1},
 		}},
@@ -232,5 +236,54 @@ func TestVMRoundTrip(t *testing.T) {
 	}
 	if len(snap) != len(desired) {
 		t.Fatalf("snapshot has %d services, want %d", len(snap), len(desired))
+	}
+}
+
+// TestVMSchedulerFallback shows what sh-fallback is for: with sh, every
+// connection of one client goes to the same real server; once that server
+// is down (weight 0), the client is refused without the flag and sent to
+// the other server with it.
+func TestVMSchedulerFallback(t *testing.T) {
+	needIPVS(t)
+	l := newLab(t)
+	const port = 13102
+	l.serve(t, port)
+	r, err := ipvs.NewReconciler(newKernel(t, l.director), ipvs.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := func(flags ipvs.SchedFlags, w0, w1 int) []ipvs.Service {
+		return []ipvs.Service{{Addr: netip.MustParseAddr(l.vip), Port: port, Protocol: ipvs.TCP, Scheduler: "sh", Flags: flags,
+			Dests: []ipvs.Dest{
+				{Addr: netip.MustParseAddr(l.realIPs[0]), Weight: w0},
+				{Addr: netip.MustParseAddr(l.realIPs[1]), Weight: w1},
+			}}}
+	}
+	mustApply(t, r, svc(0, 1, 1))
+	first, err := l.ask(t, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := [2]int{1, 1}
+	if first == l.reals[0] {
+		down[0] = 0
+	} else {
+		down[1] = 0
+	}
+	// The client's server is down: without the flag, refused.
+	mustApply(t, r, svc(0, down[0], down[1]))
+	if who, err := l.ask(t, port); err == nil {
+		t.Fatalf("sh without fallback: %s answered with %s down", who, first)
+	}
+	// sh-fallback: the other server takes the client.
+	mustApply(t, r, svc(ipvs.SchedFallback, down[0], down[1]))
+	if out := ipvsadm(t, l.director, "-Ln"); !strings.Contains(out, "sh-fallback") {
+		t.Errorf("ipvsadm does not show the flag:\n%s", out)
+	}
+	for i := 0; i < 3; i++ {
+		who, err := l.ask(t, port)
+		if err != nil || who == first {
+			t.Fatalf("sh-fallback: answer %q %v, want the other server than %s", who, err, first)
+		}
 	}
 }
