@@ -195,6 +195,13 @@ tenants:
   - {name: t, service: {vip: 10.0.0.1, port: 11214}}
 `, []string{"f.yaml:3: node has no name", `f.yaml:4: node name "a b": use letters`, `f.yaml:6: duplicate node "s" (first at line 5)`,
 			"f.yaml:8: tenant has no name", `f.yaml:9: tenant name "x/y": use letters`, `f.yaml:11: duplicate tenant "t" (first at line 10)`}},
+		{"kvs replicas and replication", `
+nodes: [{name: s, role: storage, address: 10.0.1.1}]
+tenants:
+  - name: a
+    service: {vip: 10.0.0.1, port: 11211}
+    kvs: {replicas: 3, replication: maybe}
+`, []string{"f.yaml:6: replicas 3: want 0, 1 or 2", `f.yaml:6: unknown replication "maybe"`}},
 		{"syntax error", "nodes: [\n", []string{"f.yaml:"}},
 		{"two documents", "nodes: []\n---\nnodes: []\n", []string{"more than one YAML document"}},
 		{"not a mapping", "- a\n- b\n", []string{"f.yaml:1: cannot unmarshal"}},

@@ -470,6 +470,10 @@ func (k *checker) kvs(path []any, v *KVS) {
 	if v.MaxConnections < 1 || v.MaxConnections > 1<<20 {
 		k.errf(p("max_connections"), "max_connections %d out of range 1-1048576", v.MaxConnections)
 	}
+	if v.Replicas < 0 || v.Replicas > 2 {
+		k.errf(p("replicas"), "replicas %d: want 0, 1 or 2", v.Replicas)
+	}
+	k.oneOf(p("replication"), "replication", &v.Replication, "sync", "sync", "async")
 }
 
 func (k *checker) virtualService(i int, seen map[string]int) {
