@@ -21,7 +21,8 @@ import (
 //   - a slot whose primary is no longer a member goes to an in-sync backup
 //     if it has one, else to the least loaded node;
 //   - backups stay where they are within their node's share; new backups
-//     are not in sync until rebuilt.
+//     are not in sync until rebuilt (those of a new tenant, placed with
+//     prev nil, are: there is nothing to miss).
 //
 // Every slot whose primary changes gets one new epoch, above every epoch of
 // prev. Place is pure: the raft leader calls it and commits the result by
@@ -37,7 +38,8 @@ func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, e
 	if err := m.validateHeader(); err != nil {
 		return nil, err
 	}
-	if prev == nil {
+	fresh := prev == nil
+	if fresh {
 		prev = &Map{Slots: make([]Slot, Count)}
 	}
 	member := make(map[string]bool, len(nodes))
@@ -136,6 +138,9 @@ func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, e
 				b = leastLoaded(nodes, bload, nil, excl)
 			}
 			s.Backups = append(s.Backups, b)
+			if fresh {
+				s.InSync = append(s.InSync, b) // a new tenant has no data to miss
+			}
 			bload[b]++
 		}
 	}

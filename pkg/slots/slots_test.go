@@ -51,8 +51,8 @@ func TestPlaceNew(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, s := range m.Slots {
-				if len(s.Backups) != tc.wantBackups || len(s.InSync) != 0 {
-					t.Fatalf("slot %d: %+v, want %d backups none in sync", i, s, tc.wantBackups)
+				if len(s.Backups) != tc.wantBackups || len(s.InSync) != len(s.Backups) {
+					t.Fatalf("slot %d: %+v, want %d backups all in sync", i, s, tc.wantBackups)
 				}
 			}
 			p, b := counts(m)
@@ -216,8 +216,10 @@ func TestFailover(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _ := Place(nil, nodesN(3), tc.replicas, Sync)
-			if tc.inSync {
-				allInSync(m)
+			for i := range m.Slots {
+				if !tc.inSync {
+					m.Slots[i].InSync = nil
+				}
 			}
 			down := map[string]bool{"st2": true}
 			f, changed := Failover(m, down)
