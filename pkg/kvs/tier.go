@@ -77,6 +77,8 @@ type Tier struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	pool    *evPool
+	// cluster is set by JoinCluster.
+	cluster *clusterNode
 }
 
 // tenant is one running tenant.
@@ -265,7 +267,14 @@ func (t *Tier) startTenant(ctx context.Context, c TenantConfig) (*tenant, error)
 		return nil, fmt.Errorf("kvs: tenant %q: %w", c.Name, err)
 	}
 	svc := newService(t.log, c, store, t.opts.Now)
-	return &tenant{cfg: c, store: store, svc: svc, srv: startServer(svc, ln, t.pool)}, nil
+	pool := t.pool
+	if t.cluster != nil {
+		// A clustered tenant's sessions wait for forwarded replies:
+		// goroutines, not the event loops (see routed).
+		t.cluster.attach(svc)
+		pool = nil
+	}
+	return &tenant{cfg: c, store: store, svc: svc, srv: startServer(svc, ln, pool)}, nil
 }
 
 // openStore opens the store a config asks for.
@@ -283,6 +292,9 @@ func (t *Tier) stopTenant(tn *tenant) {
 		tn.srv.close()
 	}
 	tn.svc.stop()
+	if t.cluster != nil {
+		t.cluster.detach(tn.svc)
+	}
 	if err := tn.store.Close(); err != nil {
 		t.log.Error("kvs: close store", "tenant", tn.cfg.Name, "err", err)
 	}
@@ -348,7 +360,11 @@ func (t *Tier) Close() error {
 		t.stopTenant(tn)
 		delete(t.tenants, name)
 	}
+	cl := t.cluster
 	t.mu.Unlock()
+	if cl != nil {
+		cl.close()
+	}
 	t.cancel()
 	<-t.done
 	t.pool.close()

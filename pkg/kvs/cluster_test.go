@@ -1,0 +1,219 @@
+package kvs
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbd-project/lbd/pkg/cluster"
+	"github.com/lbd-project/lbd/pkg/slots"
+)
+
+// testCluster is storage nodes on loopback, each a Tier joined to one
+// in-memory cluster state, serving one tenant "t"; node 0 is the leader.
+type testCluster struct {
+	t     testing.TB
+	store *cluster.Memory
+	names []string
+	tiers []*Tier
+	addrs []string // the tenant's address on each node
+	cfg   TenantConfig
+}
+
+func startCluster(t testing.TB, n, replicas int, replication string) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, store: cluster.NewMemory(), cfg: TenantConfig{Name: "t", Listen: "127.0.0.1:0"}}
+	for i := range n {
+		tc.names = append(tc.names, fmt.Sprintf("st%d", i+1))
+	}
+	tc.tiers = make([]*Tier, n)
+	tc.addrs = make([]string, n)
+	for i := range n {
+		tc.start(i)
+	}
+	if _, err := PlaceTenant(context.Background(), tc.store, "t", tc.names, replicas, replication); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitReady()
+	return tc
+}
+
+// start runs node i (again, empty, after a kill).
+func (tc *testCluster) start(i int) {
+	t := tc.t
+	tier := New(testLogger(t), Options{})
+	opts := ClusterOptions{Node: tc.names[i], PeerListen: "127.0.0.1:0", Store: tc.store}
+	if i == 0 {
+		opts.IsLeader = func() bool { return true }
+	}
+	if err := tier.JoinCluster(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tc.cfg
+	if tc.addrs[i] != "" {
+		cfg.Listen = tc.addrs[i]
+	}
+	if err := tier.Apply(context.Background(), []TenantConfig{cfg}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := tier.Addr("t")
+	tc.tiers[i], tc.addrs[i] = tier, a.String()
+	t.Cleanup(func() { tier.Close() })
+}
+
+// kill stops node i at once: listeners and connections closed.
+func (tc *testCluster) kill(i int) { tc.tiers[i].Close() }
+
+// waitReady polls until every live node has the map and serves.
+func (tc *testCluster) waitReady() {
+	deadline := time.Now().Add(20 * time.Second)
+	for _, tier := range tc.tiers {
+		for {
+			tier.mu.Lock()
+			var r *router
+			if tier.cluster != nil && !tier.closed {
+				r = tier.cluster.routers["t"]
+			}
+			tier.mu.Unlock()
+			if r == nil || (r.m.Load() != nil && r.serving()) {
+				break
+			}
+			if time.Now().After(deadline) {
+				tc.t.Fatalf("cluster not ready after 20s: map %v serving %v", r.m.Load() != nil, r.serving())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func (tc *testCluster) slotMap() *slots.Map {
+	e, _ := tc.store.Get(slots.Key("t"))
+	m, err := slots.Decode(e.Value)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	return m
+}
+
+// textConn is a memcached text-protocol client on one connection.
+type textConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialText(t testing.TB, addr string) *textConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &textConn{c: c, br: bufio.NewReader(c)}
+}
+
+// do sends req and reads lines until one that ends the reply (END, STORED,
+// an error...), returning them joined.
+func (tc *textConn) do(req string) (string, error) {
+	tc.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(tc.c, req); err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	for {
+		line, err := tc.br.ReadString('\n')
+		out.WriteString(line)
+		if err != nil {
+			return out.String(), err
+		}
+		if strings.HasPrefix(line, "VALUE ") {
+			var k string
+			var f, n int
+			fmt.Sscanf(line, "VALUE %s %d %d", &k, &f, &n)
+			buf := make([]byte, n+2)
+			if _, err := io.ReadFull(tc.br, buf); err != nil {
+				return out.String(), err
+			}
+			out.Write(buf)
+			continue
+		}
+		return out.String(), nil
+	}
+}
+
+func (tc *textConn) close() { tc.c.Close() }
+
+// TestClusterReadYourWrites: 1,000 keys, each set on a new connection to a
+// random node and read back on a new connection to another random node.
+func TestClusterReadYourWrites(t *testing.T) {
+	for _, r := range []int{0, 1} {
+		t.Run(fmt.Sprintf("replicas%d", r), func(t *testing.T) {
+			tc := startCluster(t, 3, r, slots.Sync)
+			rng := rand.New(rand.NewPCG(7, uint64(r)))
+			for i := range 1000 {
+				key, val := fmt.Sprintf("key:%d", i), fmt.Sprintf("value-%d", i)
+				c := dialText(t, tc.addrs[rng.IntN(3)])
+				got, err := c.do(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val))
+				c.close()
+				if err != nil || got != "STORED\r\n" {
+					t.Fatalf("set %s: %q %v", key, got, err)
+				}
+				c = dialText(t, tc.addrs[rng.IntN(3)])
+				got, err = c.do("get " + key + "\r\n")
+				c.close()
+				if want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val); err != nil || got != want {
+					t.Fatalf("get %s: %q %v, want %q", key, got, err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestClusterMultiGet: a multi-get whose keys live on every node comes back
+// in request order, duplicates and misses included, through every node.
+func TestClusterMultiGet(t *testing.T) {
+	tc := startCluster(t, 3, 0, slots.Sync)
+	c := dialText(t, tc.addrs[0])
+	defer c.close()
+	var keys []string
+	for i := range 40 {
+		k := fmt.Sprintf("m%d", i)
+		keys = append(keys, k)
+		if i%3 == 2 {
+			continue // a miss
+		}
+		if got, _ := c.do(fmt.Sprintf("set %s %d 0 %d\r\n%s\r\n", k, i, len(k), k)); got != "STORED\r\n" {
+			t.Fatalf("set: %q", got)
+		}
+	}
+	keys = append(keys, "m0", "m1")
+	var want strings.Builder
+	for _, k := range keys {
+		var i int
+		fmt.Sscanf(k, "m%d", &i)
+		if i%3 != 2 {
+			fmt.Fprintf(&want, "VALUE %s %d %d\r\n%s\r\n", k, i, len(k), k)
+		}
+	}
+	want.WriteString("END\r\n")
+	nodes := map[string]bool{}
+	m := tc.slotMap()
+	for _, k := range keys {
+		nodes[m.Slots[slots.Of([]byte(k))].Primary] = true
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("keys on %d nodes, want 3", len(nodes))
+	}
+	for i, addr := range tc.addrs {
+		c := dialText(t, addr)
+		got, err := c.do("get " + strings.Join(keys, " ") + "\r\n")
+		c.close()
+		if err != nil || got != want.String() {
+			t.Fatalf("node %d: get:\n%q\nwant\n%q", i, got, want.String())
+		}
+	}
+}
