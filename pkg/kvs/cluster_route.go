@@ -161,6 +161,9 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 		keys = append(keys, k)
 		return true
 	})
+	if len(keys) == 0 {
+		return false // ERROR, here as anywhere
+	}
 	for _, k := range keys {
 		if len(k) > KeyMaxLength {
 			return false // CLIENT_ERROR, here as anywhere
