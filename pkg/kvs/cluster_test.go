@@ -217,3 +217,90 @@ func TestClusterMultiGet(t *testing.T) {
 		}
 	}
 }
+
+// setVia sets key on a new connection to addr and reports whether it was
+// acknowledged.
+func setVia(t testing.TB, addr, key, val string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	tc := &textConn{c: c, br: bufio.NewReader(c)}
+	got, err := tc.do(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val))
+	return err == nil && got == "STORED\r\n"
+}
+
+// getVia reads key on a new connection to addr: its value, whether it was
+// found, and whether the node answered at all (not SERVER_ERROR).
+func getVia(t testing.TB, addr, key string) (val string, found, ok bool) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", false, false
+	}
+	defer c.Close()
+	tc := &textConn{c: c, br: bufio.NewReader(c)}
+	got, err := tc.do("get " + key + "\r\n")
+	if err != nil || !strings.HasSuffix(got, "END\r\n") {
+		return "", false, false
+	}
+	if got == "END\r\n" {
+		return "", false, true
+	}
+	lines := strings.Split(got, "\r\n")
+	return lines[1], true, true
+}
+
+// TestClusterFailover: with one synchronous replica, a storage node killed
+// loses no acknowledged write: its slots fail over to their backups, every
+// key written before reads back through the surviving nodes, and writes to
+// the dead node's slots resume.
+func TestClusterFailover(t *testing.T) {
+	tc := startCluster(t, 3, 1, slots.Sync)
+	acked := map[string]string{}
+	for i := range 300 {
+		k, v := fmt.Sprintf("f:%d", i), fmt.Sprintf("v%d", i)
+		if !setVia(t, tc.addrs[i%3], k, v) {
+			t.Fatalf("set %s failed with every node up", k)
+		}
+		acked[k] = v
+	}
+	victim := 2
+	var deadKey string
+	m := tc.slotMap()
+	for k := range acked {
+		if m.Slots[slots.Of([]byte(k))].Primary == tc.names[victim] {
+			deadKey = k
+			break
+		}
+	}
+	killed := time.Now()
+	tc.kill(victim)
+	// Writes to the dead primary's slots resume once the leader fails it over.
+	deadline := time.Now().Add(20 * time.Second)
+	for !setVia(t, tc.addrs[0], deadKey, "after") {
+		if time.Now().After(deadline) {
+			t.Fatalf("writes to %s's slots did not resume within 20s", tc.names[victim])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("writes resumed %v after the kill", time.Since(killed).Round(time.Millisecond))
+	acked[deadKey] = "after"
+	for k, v := range acked {
+		for _, i := range []int{0, 1} {
+			got, found, ok := getVia(t, tc.addrs[i], k)
+			if !ok || !found || got != v {
+				t.Fatalf("after the failover, %s via %s = %q found %v ok %v, want %q", k, tc.names[i], got, found, ok, v)
+			}
+		}
+	}
+	m = tc.slotMap()
+	for i, s := range m.Slots {
+		if s.Primary == tc.names[victim] {
+			t.Fatalf("slot %d still has the dead primary", i)
+		}
+		if len(s.InSync) > 0 && s.InSync[0] == tc.names[victim] {
+			t.Fatalf("slot %d has the dead node in sync", i)
+		}
+	}
+}
