@@ -3,6 +3,7 @@ module github.com/lbd-project/lbd
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
 	github.com/cockroachdb/pebble v1.1.5
 	github.com/coreos/go-iptables v0.8.0
