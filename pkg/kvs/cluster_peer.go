@@ -275,8 +275,11 @@ func dataLen(line []byte) (int, bool) {
 	default:
 		return 0, false
 	}
+	if len(f) == 0 {
+		return 0, false
+	}
 	n, err := strconv.Atoi(f[0])
-	return n, err == nil && n >= 0
+	return n, err == nil && n >= 0 && n <= maxForwardData
 }
 
 // acceptLoop serves the peer listener.
