@@ -46,6 +46,9 @@ type ClusterOptions struct {
 	// RequestTimeout bounds a forwarded request or a replication
 	// acknowledgement; 2s by default.
 	RequestTimeout time.Duration
+	// RebuildBytesPerSec limits the bandwidth of a backup's rebuild;
+	// DefaultRebuildBytesPerSec if zero.
+	RebuildBytesPerSec int64
 }
 
 // NodeKeyPrefix is the cluster state's prefix of the storage nodes'
@@ -100,6 +103,9 @@ func (t *Tier) JoinCluster(ctx context.Context, opts ClusterOptions) error {
 	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 2 * time.Second
+	}
+	if opts.RebuildBytesPerSec <= 0 {
+		opts.RebuildBytesPerSec = DefaultRebuildBytesPerSec
 	}
 	ln, err := listen(ctx, opts.PeerListen)
 	if err != nil {

@@ -51,6 +51,7 @@ type replicator struct {
 	closed  bool
 	// shrinkMu serializes in-sync shrinks.
 	shrinkMu sync.Mutex
+	rb       rebuilds
 }
 
 // slotLock orders a slot's writes and holds reads of keys whose write is
@@ -240,8 +241,6 @@ func readLineReply(br *bufio.Reader) ([]byte, error) {
 	return slices.Clone(line), nil
 }
 
-// mapChanged is called with every new slot map.
-func (rp *replicator) mapChanged(m *slots.Map) {}
 
 // Flush implements Store.
 func (rp *replicator) Flush() error { return rp.inner.Flush() }
@@ -307,6 +306,7 @@ type record struct {
 	epoch uint64
 	slot  int
 	del   bool
+	purge bool // drop the whole slot (before a rebuild)
 	key   []byte
 	item  Item
 }
@@ -321,7 +321,7 @@ func readRecord(br *bufio.Reader) (record, error) {
 		return record{}, err
 	}
 	f := strings.Fields(string(line))
-	if len(f) != 10 || f[0] != "R" || (f[3] != "S" && f[3] != "D") {
+	if len(f) != 10 || f[0] != "R" || (f[3] != "S" && f[3] != "D" && f[3] != "X") {
 		return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
 	}
 	var n [9]uint64
@@ -336,7 +336,7 @@ func readRecord(br *bufio.Reader) (record, error) {
 		n[i] = v
 	}
 	klen, vlen := n[7], n[8]
-	if n[1] >= slots.Count || klen == 0 || klen > KeyMaxLength || vlen > maxForwardData || n[3] > 1<<32-1 || n[6] > 255 {
+	if n[1] >= slots.Count || (klen == 0) != (f[3] == "X") || klen > KeyMaxLength || vlen > maxForwardData || n[3] > 1<<32-1 || n[6] > 255 {
 		return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
 	}
 	buf := make([]byte, klen+vlen+2)
@@ -346,8 +346,8 @@ func readRecord(br *bufio.Reader) (record, error) {
 	if buf[len(buf)-2] != '\r' || buf[len(buf)-1] != '\n' {
 		return record{}, fmt.Errorf("%w: no terminator", errBadRecord)
 	}
-	rec := record{epoch: n[0], slot: int(n[1]), del: f[3] == "D", key: buf[:klen:klen]}
-	if !rec.del {
+	rec := record{epoch: n[0], slot: int(n[1]), del: f[3] == "D", purge: f[3] == "X", key: buf[:klen:klen]}
+	if f[3] == "S" {
 		rec.item = Item{Flags: uint32(n[3]), Exptime: int64(n[4]), CAS: n[5], Meta: uint8(n[6]), Value: buf[klen : klen+vlen : klen+vlen]}
 	}
 	return rec, nil
@@ -376,6 +376,12 @@ func (rp *replicator) serveBackup(from string, br *bufio.Reader, c net.Conn) err
 func (rp *replicator) apply(rec record) string {
 	if m := rp.r.m.Load(); m != nil && rec.epoch < m.Slots[rec.slot].Epoch {
 		return "S " + strconv.FormatUint(m.Slots[rec.slot].Epoch, 10) + "\r\n"
+	}
+	if rec.purge {
+		if err := rp.purge(rec.slot); err != nil {
+			return "E " + strings.ReplaceAll(err.Error(), "\r\n", " ") + "\r\n"
+		}
+		return "A\r\n"
 	}
 	now := rp.r.svc.now()
 	_, err := rp.inner.Mutate(rec.key, now, func(cur Item, found bool) (Item, Op) {
