@@ -8,7 +8,7 @@ BIN     := bin
 GOFLAGS ?=
 
 .PHONY: all build deps test unit integration vmtest bench bench-kvs bench-acl \
-        bench-vrrp bench-ipvs demo lint fmt clean
+        bench-vrrp bench-ipvs bench-cluster demo lint fmt clean
 
 all: build
 
@@ -39,6 +39,9 @@ bench: bench-kvs bench-acl bench-vrrp bench-ipvs
 
 bench-kvs: deps build
 	./scripts/bench-kvs.sh
+
+bench-cluster: deps build
+	./scripts/bench-cluster.sh
 
 bench-acl: deps build
 	./scripts/bench-acl.sh

@@ -46,6 +46,11 @@ type ClusterOptions struct {
 	// RequestTimeout bounds a forwarded request or a replication
 	// acknowledgement; 2s by default.
 	RequestTimeout time.Duration
+	// Static fixes the membership and the slot maps as the store holds them
+	// at start, with no leader: every node serves its primaries without a
+	// lease and nothing fails over (benchmarks; a cluster without a
+	// replicated state).
+	Static bool
 	// RebuildBytesPerSec limits the bandwidth of a backup's rebuild;
 	// DefaultRebuildBytesPerSec if zero.
 	RebuildBytesPerSec int64
@@ -138,7 +143,7 @@ func (t *Tier) JoinCluster(ctx context.Context, opts ClusterOptions) error {
 	n.wg.Add(2)
 	go n.acceptLoop()
 	go n.watchLoop(opts.Store.Watch(cctx))
-	if opts.IsLeader != nil {
+	if opts.IsLeader != nil && !opts.Static {
 		n.wg.Add(1)
 		go n.monitorLoop()
 	}

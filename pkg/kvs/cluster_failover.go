@@ -40,7 +40,7 @@ func (n *clusterNode) renewLease() {
 
 // serving reports whether this node may serve its primary slots now.
 func (r *router) serving() bool {
-	return time.Now().UnixNano() < r.n.lease.Load()
+	return r.n.opts.Static || time.Now().UnixNano() < r.n.lease.Load()
 }
 
 // tlsDialer dials the probes over the cluster's TLS.

@@ -241,7 +241,6 @@ func readLineReply(br *bufio.Reader) ([]byte, error) {
 	return slices.Clone(line), nil
 }
 
-
 // Flush implements Store.
 func (rp *replicator) Flush() error { return rp.inner.Flush() }
 

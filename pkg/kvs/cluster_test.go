@@ -7,7 +7,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -484,4 +486,57 @@ func TestClusterRebuild(t *testing.T) {
 		t.Fatal("st3 backs up none of the keys")
 	}
 	t.Logf("%d keys equal on st3 and their primaries", checked)
+}
+
+// TestFailoverUnavailability measures, for make bench-cluster, the time
+// from the last acknowledged write before a storage node is killed to the
+// first acknowledged write to one of its slots after, BENCH_FAILOVER_RUNS
+// times (skipped without it: a figure, not a check).
+func TestFailoverUnavailability(t *testing.T) {
+	runs, _ := strconv.Atoi(os.Getenv("BENCH_FAILOVER_RUNS"))
+	if runs <= 0 {
+		t.Skip("BENCH_FAILOVER_RUNS not set")
+	}
+	var gaps []time.Duration
+	for run := range runs {
+		tc := startCluster(t, 3, 1, slots.Sync)
+		m := tc.slotMap()
+		key := ""
+		for i := 0; key == ""; i++ {
+			if k := fmt.Sprintf("fo:%d", i); m.Slots[slots.Of([]byte(k))].Primary == "st3" {
+				key = k
+			}
+		}
+		c := dialText(t, tc.addrs[0])
+		var lastAck time.Time
+		for range 50 {
+			if got, err := c.do(fmt.Sprintf("set %s 0 0 1\r\nx\r\n", key)); err != nil || got != "STORED\r\n" {
+				t.Fatalf("set before the kill: %q %v", got, err)
+			}
+			lastAck = time.Now()
+		}
+		tc.kill(2)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, err := c.do(fmt.Sprintf("set %s 0 0 1\r\ny\r\n", key))
+			if err != nil {
+				c.close()
+				c = dialText(t, tc.addrs[0])
+			}
+			if got == "STORED\r\n" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d: no write acknowledged 30s after the kill", run)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		gaps = append(gaps, time.Since(lastAck))
+		c.close()
+		for i := range tc.tiers {
+			tc.tiers[i].Close()
+		}
+	}
+	slices.Sort(gaps)
+	t.Logf("failover unavailability: %d runs, median %v, worst %v", runs, gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond))
 }
