@@ -85,6 +85,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tier := kvs.New(log, tierOpts())
 	defer tier.Close()
 	if *clusterNodes != "" {
+		cfg.Replicas = *replicas
 		if err := joinStatic(ctx, tier, *clusterNodes, *node, cfg.Name, *replicas, *replication); err != nil {
 			fmt.Fprintf(stderr, "lbd kvs: --cluster: %v\n", err)
 			return 2

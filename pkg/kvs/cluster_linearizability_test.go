@@ -106,9 +106,17 @@ type kvClient struct {
 	rng *rand.Rand
 }
 
-// call sends req to a random node; ok false if it could not be sent or
-// answered (connect refused: nothing happened).
+// call sends req to a random node; sent is false if it was not run
+// anywhere (connection refused, or "unavailable").
 func (c *kvClient) call(req string) (reply string, sent bool, err error) {
+	reply, sent, err = c.call1(req)
+	if strings.HasPrefix(reply, "SERVER_ERROR lbd: unavailable") {
+		sent = false
+	}
+	return reply, sent, err
+}
+
+func (c *kvClient) call1(req string) (reply string, sent bool, err error) {
 	conn, err := net.DialTimeout("tcp", c.tc.addrs[c.rng.IntN(len(c.tc.addrs))], time.Second)
 	if err != nil {
 		return "", false, err

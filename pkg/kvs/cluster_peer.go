@@ -32,19 +32,50 @@ const peerConnsPerNode = 4
 type future struct {
 	done chan struct{}
 	data []byte
+	mu   sync.Mutex
+	fin  bool
+	cb   func() // called once complete (see attach)
 }
 
 func newFuture() *future { return &future{done: make(chan struct{})} }
 
 func (f *future) complete(b []byte) {
-	f.data = b
+	f.mu.Lock()
+	f.data, f.fin = b, true
+	cb := f.cb
+	f.mu.Unlock()
 	close(f.done)
+	if cb != nil {
+		cb()
+	}
+}
+
+// attach makes cb run once f is complete: now, if it is.
+func (f *future) attach(cb func()) {
+	f.mu.Lock()
+	if f.fin {
+		f.mu.Unlock()
+		cb()
+		return
+	}
+	f.cb = cb
+	f.mu.Unlock()
+}
+
+// isDone reports whether f is complete.
+func (f *future) isDone() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // failed returns a future completed with a SERVER_ERROR line.
 func failed(msg string) *future {
 	f := newFuture()
-	f.complete([]byte("SERVER_ERROR lbd: " + msg + "\r\n"))
+	f.complete([]byte("SERVER_ERROR lbd: unavailable: " + msg + "\r\n"))
 	return f
 }
 
@@ -359,9 +390,12 @@ func (n *clusterNode) servePeer(c net.Conn) error {
 // orderedWriter is a clustered client session's reply writer: replies
 // written now and replies that arrive later (forwarded requests) go out in
 // request order. Flush sends the session's forwarded requests, waits for
-// their replies in order, and writes everything.
+// their replies in order, and writes everything; in an event loop (async),
+// Flush only sends, and the loop parks the connection until the replies
+// are in (see evLoop.park).
 type orderedWriter struct {
-	w     *bufio.Writer
+	w     respWriter
+	async bool
 	segs  []segment
 	peers []*peerConn // with requests queued since the last Flush
 }
@@ -422,11 +456,67 @@ func (o *orderedWriter) awaitMerged(fs []*future, merge func([][]byte) []byte) {
 
 // Flush implements respWriter.
 func (o *orderedWriter) Flush() error {
+	o.sendPeers()
+	if o.async {
+		return nil
+	}
+	o.drain()
+	return o.w.Flush()
+}
+
+// sendPeers sends the requests queued on the session's peer connections.
+func (o *orderedWriter) sendPeers() {
 	for _, pc := range o.peers {
 		pc.flush()
 	}
 	clear(o.peers)
 	o.peers = o.peers[:0]
+}
+
+// pending reports whether replies are held back.
+func (o *orderedWriter) pending() bool { return len(o.segs) > 0 }
+
+// awaited returns the futures not complete yet.
+func (o *orderedWriter) awaited() []*future {
+	var fs []*future
+	for _, s := range o.segs {
+		if s.f != nil && !s.f.isDone() {
+			fs = append(fs, s.f)
+		}
+		for _, f := range s.fs {
+			if !f.isDone() {
+				fs = append(fs, f)
+			}
+		}
+	}
+	return fs
+}
+
+// writerMark is a position in an orderedWriter (see mark).
+type writerMark struct{ segs, last int }
+
+// mark returns the current end of the held-back replies.
+func (o *orderedWriter) mark() writerMark {
+	m := writerMark{segs: len(o.segs)}
+	if m.segs > 0 {
+		m.last = len(o.segs[m.segs-1].b)
+	}
+	return m
+}
+
+// rollback forgets what was written after m (a request undone).
+func (o *orderedWriter) rollback(m writerMark) {
+	if m.segs == 0 {
+		clear(o.segs)
+		o.segs = o.segs[:0]
+		return
+	}
+	o.segs = o.segs[:m.segs]
+	o.segs[m.segs-1].b = o.segs[m.segs-1].b[:m.last]
+}
+
+// drain waits for the held-back replies in order and writes them to w.
+func (o *orderedWriter) drain() {
 	for i := range o.segs {
 		s := &o.segs[i]
 		switch {
@@ -446,5 +536,4 @@ func (o *orderedWriter) Flush() error {
 		o.segs[i] = segment{}
 	}
 	o.segs = o.segs[:0]
-	return o.w.Flush()
 }

@@ -16,6 +16,9 @@ const maxForwardData = 64 << 20
 // routed runs the request on line at the node that serves its keys when
 // that is not this one: it forwards the request and queues its reply (see
 // orderedWriter), or answers SERVER_ERROR when the node cannot be reached.
+// "SERVER_ERROR lbd: unavailable: ..." means the request was not run
+// anywhere (a client may retry it); any other SERVER_ERROR after it was
+// sent leaves its outcome unknown.
 // It reports false when the request must run here: its keys are this
 // node's, it names no key, or it is malformed (its error reply is the same
 // anywhere and touches no store). On a peer connection nothing is forwarded:
@@ -124,11 +127,11 @@ func (s *session) routeOne(line, key []byte, dataTok int) (bool, error) {
 	}
 	switch {
 	case !ok:
-		s.outErr("SERVER_ERROR lbd: tenant " + r.tenant + " has no slot map")
+		s.outErr("SERVER_ERROR lbd: unavailable: tenant " + r.tenant + " has no slot map")
 	case s.peer || node == r.n.opts.Node:
-		s.outErr("SERVER_ERROR lbd: node " + r.n.opts.Node + " is not serving slot " + strconv.Itoa(slot))
+		s.outErr("SERVER_ERROR lbd: unavailable: node " + r.n.opts.Node + " is not serving slot " + strconv.Itoa(slot))
 	case node == "":
-		s.outErr("SERVER_ERROR lbd: slot " + strconv.Itoa(slot) + " has no primary")
+		s.outErr("SERVER_ERROR lbd: unavailable: slot " + strconv.Itoa(slot) + " has no primary")
 	default:
 		f, pc := s.forward(node, req)
 		s.ow.await(f, pc)
@@ -171,7 +174,7 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	}
 	self := r.n.opts.Node
 	if m == nil {
-		s.outErr("SERVER_ERROR lbd: tenant " + r.tenant + " has no slot map")
+		s.outErr("SERVER_ERROR lbd: unavailable: tenant " + r.tenant + " has no slot map")
 		return true
 	}
 	owners := make([]string, len(keys))
@@ -188,11 +191,11 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 		return false
 	}
 	if s.peer || (containsStr(nodes, self) && !serving) {
-		s.outErr("SERVER_ERROR lbd: node " + self + " is not serving every key")
+		s.outErr("SERVER_ERROR lbd: unavailable: node " + self + " is not serving every key")
 		return true
 	}
 	if containsStr(nodes, "") {
-		s.outErr("SERVER_ERROR lbd: a slot has no primary")
+		s.outErr("SERVER_ERROR lbd: unavailable: a slot has no primary")
 		return true
 	}
 	if len(nodes) == 1 {

@@ -31,7 +31,7 @@ type testCluster struct {
 
 func startCluster(t testing.TB, n, replicas int, replication string) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, store: cluster.NewMemory(), cfg: TenantConfig{Name: "t", Listen: "127.0.0.1:0"}}
+	tc := &testCluster{t: t, store: cluster.NewMemory(), cfg: TenantConfig{Name: "t", Listen: "127.0.0.1:0", Replicas: replicas}}
 	for i := range n {
 		tc.names = append(tc.names, fmt.Sprintf("st%d", i+1))
 	}

@@ -69,6 +69,11 @@ type TenantConfig struct {
 	// MaxGetLine bounds a multi-get request line; longer ones close the
 	// connection. Other commands are bounded by the 16 KiB read buffer.
 	MaxGetLine int
+	// Replicas is the tenant's kvs.replicas, for a tier that joined a
+	// cluster (the slot map says how many backups each slot has; a tenant
+	// with replicas is served by goroutines, since a primary's writes wait
+	// for the backups).
+	Replicas int
 }
 
 // withDefaults fills zero fields.

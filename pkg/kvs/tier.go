@@ -269,10 +269,12 @@ func (t *Tier) startTenant(ctx context.Context, c TenantConfig) (*tenant, error)
 	svc := newService(t.log, c, store, t.opts.Now)
 	pool := t.pool
 	if t.cluster != nil {
-		// A clustered tenant's sessions wait for forwarded replies:
-		// goroutines, not the event loops (see routed).
 		t.cluster.attach(svc)
-		pool = nil
+		if c.Replicas > 0 {
+			// A primary's write waits for its backups in the store
+			// (see replicator): goroutines, not the event loops.
+			pool = nil
+		}
 	}
 	return &tenant{cfg: c, store: store, svc: svc, srv: startServer(svc, ln, pool)}, nil
 }
