@@ -44,11 +44,13 @@ trap cleanup EXIT
 
 (cd "$ROOT" && go build -o "$TMP/lbd" ./cmd/lbd && go build -o "$TMP/memcload" ./internal/memcload/cmd/memcload)
 
-free_port() {
+USED=" "
+free_port() { # sets PORT (not in a subshell: USED remembers what was handed out)
 	local p
 	while :; do
 		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+		case $USED in *" $p "*) continue ;; esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then PORT=$p; USED+="$p "; return; fi
 	done
 }
 wait_port() {
@@ -57,6 +59,7 @@ wait_port() {
 		sleep 0.1
 	done
 	echo "bench-cluster: nothing listening on port $1" >&2
+	tail -n 3 "$TMP"/*.log >&2
 	exit 1
 }
 start() { # log command...
@@ -71,10 +74,11 @@ MC_USER=()
 # twemproxy + three memcached.
 MC=()
 for i in 1 2 3; do
-	p=$(free_port); MC+=("$p")
+	free_port; p=$PORT; MC+=("$p")
 	start "$TMP/mc$i.log" memcached "${MC_USER[@]}" -l 127.0.0.1 -p "$p" -U 0 -t 1 -m 64 -c 4096
 done
-P_TW=$(free_port)
+free_port; P_TW=$PORT
+free_port; P_TWSTATS=$PORT
 cat >"$TMP/nutcracker.yml" <<YML
 pool:
   listen: 127.0.0.1:$P_TW
@@ -86,12 +90,15 @@ pool:
    - 127.0.0.1:${MC[1]}:1
    - 127.0.0.1:${MC[2]}:1
 YML
-start "$TMP/tw.log" nutcracker -c "$TMP/nutcracker.yml" -s "$(free_port)"
+start "$TMP/tw.log" nutcracker -c "$TMP/nutcracker.yml" -s "$P_TWSTATS"
 
 # lbd_cluster NAME REPLICAS: three lbd kvs nodes; their ports in PORTS.
 lbd_cluster() {
 	local name=$1 replicas=$2 spec="" ports=() peers=() i
-	for i in 1 2 3; do ports+=("$(free_port)"); peers+=("$(free_port)"); done
+	for i in 1 2 3; do
+		free_port; ports+=("$PORT")
+		free_port; peers+=("$PORT")
+	done
 	PORTS=("${ports[@]}")
 	for i in 0 1 2; do spec+="${spec:+,}st$((i + 1))=127.0.0.1:${peers[$i]}"; done
 	for i in 0 1 2; do
