@@ -540,3 +540,28 @@ func TestFailoverUnavailability(t *testing.T) {
 	slices.Sort(gaps)
 	t.Logf("failover unavailability: %d runs, median %v, worst %v", runs, gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond))
 }
+
+func TestClusterStatus(t *testing.T) {
+	tc := startCluster(t, 3, 1, slots.Sync)
+	st, ok := tc.tiers[0].ClusterStatus()
+	if !ok || st.Node != "st1" || len(st.Tenants) != 1 {
+		t.Fatalf("status %+v %v", st, ok)
+	}
+	ts := st.Tenants[0]
+	prim, back := 0, 0
+	for _, n := range ts.Nodes {
+		prim += n.Primaries
+		back += n.InSync
+	}
+	if ts.Replicas != 1 || prim != slots.Count || back != slots.Count || ts.OutOfSync != 0 || ts.Unavailable != 0 {
+		t.Fatalf("tenant status %+v", ts)
+	}
+	var b strings.Builder
+	WriteClusterStatus(&b, st, true)
+	if !strings.Contains(b.String(), "tenant t: 1024 slots, replicas 1 sync") {
+		t.Fatalf("printed:\n%s", b.String())
+	}
+	if _, ok := New(nil, Options{NoEventLoop: true}).ClusterStatus(); ok {
+		t.Fatal("a tier outside a cluster has a cluster status")
+	}
+}
