@@ -56,6 +56,22 @@ type ClusterOptions struct {
 	RebuildBytesPerSec int64
 }
 
+// defaults fills zero fields.
+func (o *ClusterOptions) defaults() {
+	if o.MonitorInterval <= 0 {
+		o.MonitorInterval = 300 * time.Millisecond
+	}
+	if o.MonitorThreshold <= 0 {
+		o.MonitorThreshold = 3
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 2 * time.Second
+	}
+	if o.RebuildBytesPerSec <= 0 {
+		o.RebuildBytesPerSec = DefaultRebuildBytesPerSec
+	}
+}
+
 // NodeKeyPrefix is the cluster state's prefix of the storage nodes'
 // addresses.
 const NodeKeyPrefix = "kvsnodes/"
@@ -100,18 +116,7 @@ func (t *Tier) JoinCluster(ctx context.Context, opts ClusterOptions) error {
 	if opts.Node == "" || opts.Store == nil {
 		return errors.New("kvs: join cluster: node name and store required")
 	}
-	if opts.MonitorInterval <= 0 {
-		opts.MonitorInterval = 300 * time.Millisecond
-	}
-	if opts.MonitorThreshold <= 0 {
-		opts.MonitorThreshold = 3
-	}
-	if opts.RequestTimeout <= 0 {
-		opts.RequestTimeout = 2 * time.Second
-	}
-	if opts.RebuildBytesPerSec <= 0 {
-		opts.RebuildBytesPerSec = DefaultRebuildBytesPerSec
-	}
+	opts.defaults()
 	ln, err := listen(ctx, opts.PeerListen)
 	if err != nil {
 		return fmt.Errorf("kvs: join cluster: %w", err)

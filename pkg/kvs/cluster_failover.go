@@ -3,7 +3,9 @@ package kvs
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -49,6 +51,26 @@ type tlsDialer struct{ cfg *tls.Config }
 func (d tlsDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	td := tls.Dialer{Config: d.cfg}
 	return td.DialContext(ctx, network, addr)
+}
+
+// RunMonitor watches the storage nodes and fails their slots over while
+// opts.IsLeader reports true, until ctx ends: for a node of the cluster
+// state that is not a storage node (a director can be the raft leader).
+// A storage node gets the same from JoinCluster with IsLeader set. Uses
+// Store, IsLeader, ClientTLS, MonitorInterval, MonitorThreshold and
+// RequestTimeout of opts.
+func RunMonitor(ctx context.Context, log *slog.Logger, opts ClusterOptions) error {
+	if opts.Store == nil || opts.IsLeader == nil {
+		return errors.New("kvs: monitor: store and IsLeader required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts.defaults()
+	n := &clusterNode{opts: opts, log: log, ctx: ctx}
+	n.wg.Add(1)
+	n.monitorLoop()
+	return nil
 }
 
 // monitorLoop runs the health checks of the storage nodes while this node

@@ -27,11 +27,19 @@ type testCluster struct {
 	tiers []*Tier
 	addrs []string // the tenant's address on each node
 	cfg   TenantConfig
+	// external: the leader is a RunMonitor, not node 0.
+	external bool
 }
 
 func startCluster(t testing.TB, n, replicas int, replication string) *testCluster {
+	return startClusterWith(t, n, replicas, replication, false)
+}
+
+// startClusterWith is startCluster; with externalLeader no storage node is
+// the leader: a RunMonitor beside them is (a director leading the raft).
+func startClusterWith(t testing.TB, n, replicas int, replication string, externalLeader bool) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, store: cluster.NewMemory(), cfg: TenantConfig{Name: "t", Listen: "127.0.0.1:0", Replicas: replicas}}
+	tc := &testCluster{external: externalLeader, t: t, store: cluster.NewMemory(), cfg: TenantConfig{Name: "t", Listen: "127.0.0.1:0", Replicas: replicas}}
 	for i := range n {
 		tc.names = append(tc.names, fmt.Sprintf("st%d", i+1))
 	}
@@ -43,6 +51,15 @@ func startCluster(t testing.TB, n, replicas int, replication string) *testCluste
 	if _, err := PlaceTenant(context.Background(), tc.store, "t", tc.names, replicas, replication); err != nil {
 		t.Fatal(err)
 	}
+	if externalLeader {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			RunMonitor(ctx, testLogger(t), ClusterOptions{Store: tc.store, IsLeader: func() bool { return true }})
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	tc.waitReady()
 	return tc
 }
@@ -52,7 +69,7 @@ func (tc *testCluster) start(i int) {
 	t := tc.t
 	tier := New(testLogger(t), Options{})
 	opts := ClusterOptions{Node: tc.names[i], PeerListen: "127.0.0.1:0", Store: tc.store}
-	if i == 0 {
+	if i == 0 && !tc.external {
 		opts.IsLeader = func() bool { return true }
 	}
 	if err := tier.JoinCluster(context.Background(), opts); err != nil {
@@ -259,7 +276,15 @@ func getVia(t testing.TB, addr, key string) (val string, found, ok bool) {
 // key written before reads back through the surviving nodes, and writes to
 // the dead node's slots resume.
 func TestClusterFailover(t *testing.T) {
-	tc := startCluster(t, 3, 1, slots.Sync)
+	for _, external := range []bool{false, true} {
+		t.Run(map[bool]string{false: "leader-a-storage-node", true: "leader-elsewhere"}[external], func(t *testing.T) {
+			testClusterFailover(t, external)
+		})
+	}
+}
+
+func testClusterFailover(t *testing.T, externalLeader bool) {
+	tc := startClusterWith(t, 3, 1, slots.Sync, externalLeader)
 	acked := map[string]string{}
 	for i := range 300 {
 		k, v := fmt.Sprintf("f:%d", i), fmt.Sprintf("v%d", i)
