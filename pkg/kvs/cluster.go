@@ -104,6 +104,41 @@ type clusterNode struct {
 	// lease is the unix nanosecond until which this node may serve as a
 	// primary without hearing from the leader (see renewLease).
 	lease atomic.Int64
+	// cut simulates a network partition (tests): no peer connection in
+	// or out.
+	cut atomic.Bool
+}
+
+// partition cuts the node off from the other nodes (tests), or heals it:
+// peer connections are closed and refused both ways.
+func (n *clusterNode) partition(cut bool) {
+	n.cut.Store(cut)
+	if !cut {
+		return
+	}
+	n.mu.Lock()
+	for c := range n.pconns {
+		c.Close()
+	}
+	peers := n.peers
+	n.peers = map[string]*peerSet{}
+	routers := make([]*router, 0, len(n.routers))
+	for _, r := range n.routers {
+		routers = append(routers, r)
+	}
+	n.mu.Unlock()
+	for _, ps := range peers {
+		ps.close()
+	}
+	for _, r := range routers {
+		r.repl.mu.Lock()
+		for _, pc := range r.repl.streams {
+			if pc.c != nil {
+				pc.c.Close()
+			}
+		}
+		r.repl.mu.Unlock()
+	}
 }
 
 // JoinCluster makes the tier's tenants one store with the other storage
@@ -236,6 +271,9 @@ func (n *clusterNode) peerAddr(node string) (string, error) {
 
 // dial opens a connection to a node's peer listener and sends hello.
 func (n *clusterNode) dial(node, hello string) (net.Conn, error) {
+	if n.cut.Load() {
+		return nil, fmt.Errorf("node %s: network unreachable", node)
+	}
 	addr, err := n.peerAddr(node)
 	if err != nil {
 		return nil, err

@@ -45,6 +45,13 @@ func (r *router) serving() bool {
 	return r.n.opts.Static || time.Now().UnixNano() < r.n.lease.Load()
 }
 
+// servingSlot reports whether this node may serve slot now: it holds a
+// lease and has not fenced the slot at its epoch (see replicator.fenced).
+func (r *router) servingSlot(slot int) bool {
+	m := r.m.Load()
+	return r.serving() && (m == nil || !r.repl.isFenced(slot, m.Slots[slot].Epoch))
+}
+
 // tlsDialer dials the probes over the cluster's TLS.
 type tlsDialer struct{ cfg *tls.Config }
 

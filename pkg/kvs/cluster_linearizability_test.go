@@ -2,10 +2,12 @@ package kvs
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,7 +132,9 @@ func (c *kvClient) call1(req string) (reply string, sent bool, err error) {
 // TestClusterLinearizable checks, with porcupine, that concurrent get, set,
 // cas (after gets) and incr through random nodes of a replica-1 sync
 // cluster are linearizable while a storage node is killed and brought back
-// empty: no acknowledged write is lost and no read is stale.
+// empty, and while another is cut off from the other nodes and the cluster
+// state but not from its clients: no acknowledged write is lost and no read
+// is stale.
 func TestClusterLinearizable(t *testing.T) {
 	tc := startCluster(t, 3, 1, slots.Sync)
 	strKeys := []string{"s0", "s1", "s2", "s3", "s4"}
@@ -165,6 +169,10 @@ func TestClusterLinearizable(t *testing.T) {
 		tc.kill(2)
 		time.Sleep(2500 * time.Millisecond)
 		tc.start(2)
+		time.Sleep(1500 * time.Millisecond)
+		tc.partition(1, true) // its clients still reach it
+		time.Sleep(2500 * time.Millisecond)
+		tc.partition(1, false)
 		time.Sleep(1500 * time.Millisecond)
 		close(stop)
 	}()
@@ -262,9 +270,8 @@ func TestClusterLinearizable(t *testing.T) {
 	t.Logf("%d operations, %d with a known outcome", len(history), known)
 	res, info := porcupine.CheckOperationsVerbose(kvModel.ToModel(), history, time.Minute)
 	if res != porcupine.Ok {
-		if res == porcupine.Illegal {
-			_ = info
-		}
+		_ = info
+		reportViolation(t, history)
 		t.Fatalf("history is not linearizable: %v", res)
 	}
 }
@@ -274,4 +281,24 @@ func pick(rng *rand.Rand, a, b []string) string {
 		return b[rng.IntN(len(b))]
 	}
 	return a[rng.IntN(len(a))]
+}
+
+// reportViolation logs the operations of the first key whose history is
+// not linearizable, in call order.
+func reportViolation(t *testing.T, history []porcupine.Operation) {
+	m := kvModel.ToModel()
+	for _, part := range kvModel.Partition(history) {
+		if porcupine.CheckOperationsTimeout(porcupine.Model{Init: m.Init, Step: m.Step, Equal: m.Equal}, part, 20*time.Second) != porcupine.Illegal {
+			continue
+		}
+		slices.SortFunc(part, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+		for _, op := range part {
+			ret := "inf"
+			if op.Return != math.MaxInt64 {
+				ret = time.Duration(op.Return).String()
+			}
+			t.Logf("client %d [%v, %s] %+v -> %+v", op.ClientId, time.Duration(op.Call), ret, op.Input, op.Output)
+		}
+		return
+	}
 }

@@ -331,6 +331,11 @@ func (n *clusterNode) acceptLoop() {
 			c.Close()
 			return
 		}
+		if n.cut.Load() {
+			n.mu.Unlock()
+			c.Close()
+			continue
+		}
 		n.pconns[c] = struct{}{}
 		n.mu.Unlock()
 		n.wg.Add(1)

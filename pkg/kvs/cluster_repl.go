@@ -52,6 +52,18 @@ type replicator struct {
 	// shrinkMu serializes in-sync shrinks.
 	shrinkMu sync.Mutex
 	rb       rebuilds
+	// fenced[slot] is 1 + the version of the slot map under which this
+	// node stopped serving the slot: a write it applied could be neither
+	// acknowledged by a backup nor the backup taken out of the in-sync set
+	// (the node may be cut off, and a failover under way). The write is
+	// undone here, and the slot is not served until the map changes.
+	fenced [slots.Count]atomic.Uint64
+}
+
+// isFenced reports whether the node stopped serving slot under the
+// current map. (epoch is unused: the fence is by map version.)
+func (rp *replicator) isFenced(slot int, epoch uint64) bool {
+	return rp.fenced[slot].Load() == rp.r.ver.Load()+1
 }
 
 // slotLock orders a slot's writes and holds reads of keys whose write is
@@ -111,9 +123,11 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 		l.cond.Wait() // a read-modify-write reads acknowledged data only
 	}
 	var op Op
+	var prev Item
+	var prevFound bool
 	it, err := rp.inner.Mutate(key, now, func(cur Item, found bool) (Item, Op) {
 		next, o := fn(cur, found)
-		op = o
+		op, prev, prevFound = o, cur, found
 		return next, o
 	})
 	if err != nil || op == OpKeep {
@@ -144,6 +158,18 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	err = rp.await(i, s.Epoch, waits, waitFor)
 
 	l.mu.Lock()
+	if err != nil {
+		// Before any read of the key runs: the write is undone here (a
+		// backup that has it makes it happen after all), and the slot
+		// fenced.
+		rp.fenced[i].Store(rp.r.ver.Load() + 1)
+		rp.inner.Mutate(key, now, func(cur Item, found bool) (Item, Op) {
+			if prevFound {
+				return prev, OpTouch
+			}
+			return cur, OpDelete
+		})
+	}
 	if l.pending[k]--; l.pending[k] == 0 {
 		delete(l.pending, k)
 	}

@@ -110,7 +110,7 @@ func (s *session) routeOne(line, key []byte, dataTok int) (bool, error) {
 	}
 	r := s.svc.router
 	node, slot, ok := r.owner(key)
-	if ok && node == r.n.opts.Node && r.serving() {
+	if ok && node == r.n.opts.Node && r.servingSlot(slot) {
 		return false, nil
 	}
 	// Build the request before reading the data: line lives in the read
@@ -179,14 +179,18 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	}
 	owners := make([]string, len(keys))
 	var nodes []string
+	serving := r.serving()
 	for i, k := range keys {
-		o := m.Slots[slots.Of(k)].Primary
+		sl := slots.Of(k)
+		o := m.Slots[sl].Primary
 		owners[i] = o
 		if !containsStr(nodes, o) {
 			nodes = append(nodes, o)
 		}
+		if o == self && serving && r.repl.isFenced(sl, m.Slots[sl].Epoch) {
+			serving = false
+		}
 	}
-	serving := r.serving()
 	if len(nodes) == 1 && nodes[0] == self && serving {
 		return false
 	}

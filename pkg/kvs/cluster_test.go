@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,76 @@ type testCluster struct {
 	cfg   TenantConfig
 	// external: the leader is a RunMonitor, not node 0.
 	external bool
+	// stores are the nodes' views of the state (cut off in a partition).
+	stores []*cutStore
+}
+
+// cutStore is a node's view of the cluster state that a partition cuts
+// off: while cut, it reads what it had at the cut and cannot write.
+type cutStore struct {
+	cluster.Store
+	mu     sync.Mutex
+	frozen map[string]cluster.Entry // nil: not cut
+}
+
+func (s *cutStore) cut(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !on {
+		s.frozen = nil
+		return
+	}
+	s.frozen = map[string]cluster.Entry{}
+	for _, e := range s.Store.List("") {
+		s.frozen[e.Key] = e
+	}
+}
+
+func (s *cutStore) Get(key string) (cluster.Entry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.frozen != nil {
+		e, ok := s.frozen[key]
+		return e, ok
+	}
+	return s.Store.Get(key)
+}
+
+func (s *cutStore) List(prefix string) []cluster.Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.frozen != nil {
+		var out []cluster.Entry
+		for k, e := range s.frozen {
+			if strings.HasPrefix(k, prefix) {
+				out = append(out, e)
+			}
+		}
+		slices.SortFunc(out, func(a, b cluster.Entry) int { return strings.Compare(a.Key, b.Key) })
+		return out
+	}
+	return s.Store.List(prefix)
+}
+
+func (s *cutStore) Propose(ctx context.Context, ops ...cluster.Op) (uint64, error) {
+	s.mu.Lock()
+	cut := s.frozen != nil
+	s.mu.Unlock()
+	if cut {
+		return 0, cluster.ErrNoLeader
+	}
+	return s.Store.Propose(ctx, ops...)
+}
+
+// partition cuts node i off from the other nodes and from the cluster
+// state (its clients still reach it), or heals it.
+func (tc *testCluster) partition(i int, cut bool) {
+	tc.stores[i].cut(cut)
+	tier := tc.tiers[i]
+	tier.mu.Lock()
+	n := tier.cluster
+	tier.mu.Unlock()
+	n.partition(cut)
 }
 
 func startCluster(t testing.TB, n, replicas int, replication string) *testCluster {
@@ -45,6 +116,7 @@ func startClusterWith(t testing.TB, n, replicas int, replication string, externa
 	}
 	tc.tiers = make([]*Tier, n)
 	tc.addrs = make([]string, n)
+	tc.stores = make([]*cutStore, n)
 	for i := range n {
 		tc.start(i)
 	}
@@ -68,7 +140,8 @@ func startClusterWith(t testing.TB, n, replicas int, replication string, externa
 func (tc *testCluster) start(i int) {
 	t := tc.t
 	tier := New(testLogger(t), Options{})
-	opts := ClusterOptions{Node: tc.names[i], PeerListen: "127.0.0.1:0", Store: tc.store}
+	tc.stores[i] = &cutStore{Store: tc.store}
+	opts := ClusterOptions{Node: tc.names[i], PeerListen: "127.0.0.1:0", Store: tc.stores[i]}
 	if i == 0 && !tc.external {
 		opts.IsLeader = func() bool { return true }
 	}

@@ -358,15 +358,19 @@ func (t *Tier) Close() error {
 		return nil
 	}
 	t.closed = true
+	cl := t.cluster
+	t.mu.Unlock()
+	if cl != nil {
+		// The other nodes' requests first: none may reach a store
+		// being closed.
+		cl.close()
+	}
+	t.mu.Lock()
 	for name, tn := range t.tenants {
 		t.stopTenant(tn)
 		delete(t.tenants, name)
 	}
-	cl := t.cluster
 	t.mu.Unlock()
-	if cl != nil {
-		cl.close()
-	}
 	t.cancel()
 	<-t.done
 	t.pool.close()
