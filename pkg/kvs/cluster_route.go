@@ -3,6 +3,7 @@ package kvs
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"strconv"
 
@@ -73,8 +74,77 @@ func (s *session) routed(line []byte, n int, rest []byte) (bool, error) {
 			return false, nil
 		}
 		return s.routeFlushAll(line), nil
+	case "stats":
+		if s.peer || n != 1 {
+			return false, nil
+		}
+		return s.routeStats(line), nil
 	}
 	return false, nil
+}
+
+// routeStats answers a plain "stats" with the cluster's figures: this
+// node's, with every counter the other nodes also report added up (items,
+// bytes, hits, connections...); pid, uptime, time, version and the
+// settings-like figures stay this node's. A node that does not answer is
+// left out.
+func (s *session) routeStats(line []byte) bool {
+	r := s.svc.router
+	m := r.m.Load()
+	if m == nil {
+		return false
+	}
+	req := append(bytes.Clone(line), '\r', '\n')
+	fs := []*future{s.runLocal(req)}
+	for _, node := range m.Nodes {
+		if node == r.n.opts.Node {
+			continue
+		}
+		f, pc := s.forward(node, req)
+		s.ow.sent(pc)
+		fs = append(fs, f)
+	}
+	s.ow.awaitMerged(fs, mergeStats)
+	return true
+}
+
+// notSummed are the general stats that are not added up across nodes.
+var notSummed = map[string]bool{
+	"pid": true, "uptime": true, "time": true, "pointer_size": true, "max_connections": true,
+	"threads": true, "version": true, "libevent": true, "rusage_user": true, "rusage_system": true,
+}
+
+// mergeStats adds up the numeric STAT lines of parts into the first's.
+func mergeStats(parts [][]byte) []byte {
+	sums := map[string]uint64{}
+	ok := map[string]bool{}
+	for _, p := range parts[1:] {
+		if !bytes.HasSuffix(p, []byte("END\r\n")) {
+			continue
+		}
+		for _, l := range bytes.Split(p, []byte("\r\n")) {
+			f := bytes.Fields(l)
+			if len(f) != 3 || string(f[0]) != "STAT" || notSummed[string(f[1])] {
+				continue
+			}
+			if v, err := strconv.ParseUint(string(f[2]), 10, 64); err == nil {
+				sums[string(f[1])] += v
+				ok[string(f[1])] = true
+			}
+		}
+	}
+	var out []byte
+	for _, l := range bytes.SplitAfter(parts[0], []byte("\r\n")) {
+		f := bytes.Fields(l)
+		if len(f) == 3 && string(f[0]) == "STAT" && ok[string(f[1])] {
+			if v, err := strconv.ParseUint(string(f[2]), 10, 64); err == nil {
+				out = fmt.Appendf(out, "STAT %s %d\r\n", f[1], v+sums[string(f[1])])
+				continue
+			}
+		}
+		out = append(out, l...)
+	}
+	return out
 }
 
 // metaKey returns a meta command's key, decoded if the request has the b

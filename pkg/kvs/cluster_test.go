@@ -663,3 +663,31 @@ func TestClusterStatus(t *testing.T) {
 		t.Fatal("a tier outside a cluster has a cluster status")
 	}
 }
+
+// TestClusterStats: a plain stats through any node adds up the nodes'
+// items.
+func TestClusterStats(t *testing.T) {
+	tc := startCluster(t, 3, 0, slots.Sync)
+	for i := range 30 {
+		if !setVia(t, tc.addrs[i%3], fmt.Sprintf("st:%d", i), "x") {
+			t.Fatal("set failed")
+		}
+	}
+	c := dialText(t, tc.addrs[1])
+	defer c.close()
+	io.WriteString(c.c, "stats\r\n")
+	items := -1
+	for {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "END\r\n" {
+			break
+		}
+		fmt.Sscanf(line, "STAT curr_items %d", &items)
+	}
+	if items != 30 {
+		t.Fatalf("curr_items %d through one node, want the cluster's 30", items)
+	}
+}
