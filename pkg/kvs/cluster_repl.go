@@ -111,6 +111,21 @@ func (rp *replicator) Get(key []byte, now int64) (Item, bool) {
 	return it, ok
 }
 
+// anyPending reports whether a write to one of keys awaits its backups
+// (a read of it would wait).
+func (rp *replicator) anyPending(keys [][]byte) bool {
+	for _, k := range keys {
+		l := &rp.locks[slots.Of(k)]
+		l.mu.Lock()
+		p := l.pending[string(k)] > 0
+		l.mu.Unlock()
+		if p {
+			return true
+		}
+	}
+	return false
+}
+
 // Mutate implements Store.
 func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
 	i, s, m := rp.slot(key)

@@ -181,7 +181,12 @@ func (s *session) routeOne(line, key []byte, dataTok int) (bool, error) {
 	r := s.svc.router
 	node, slot, ok := r.owner(key)
 	if ok && node == r.n.opts.Node && r.servingSlot(slot) {
-		return false, nil
+		if !s.loopWaits(slot) {
+			return false, nil
+		}
+		// On an event loop, a write to a replicated slot would wait
+		// for the backups: it goes to this node's own peer listener,
+		// whose session may wait, and the loop parks the connection.
 	}
 	// Build the request before reading the data: line lives in the read
 	// buffer.
@@ -198,6 +203,9 @@ func (s *session) routeOne(line, key []byte, dataTok int) (bool, error) {
 	switch {
 	case !ok:
 		s.outErr("SERVER_ERROR lbd: unavailable: tenant " + r.tenant + " has no slot map")
+	case node == r.n.opts.Node && !s.peer && r.servingSlot(slot):
+		f, pc := s.forward(node, req)
+		s.ow.await(f, pc)
 	case s.peer || node == r.n.opts.Node:
 		s.outErr("SERVER_ERROR lbd: unavailable: node " + r.n.opts.Node + " is not serving slot " + strconv.Itoa(slot))
 	case node == "":
@@ -207,6 +215,16 @@ func (s *session) routeOne(line, key []byte, dataTok int) (bool, error) {
 		s.ow.await(f, pc)
 	}
 	return true, nil
+}
+
+// loopWaits reports whether a write to slot, run here, would wait for
+// backups on an event loop (a session on a goroutine may wait).
+func (s *session) loopWaits(slot int) bool {
+	if s.peer || s.ow == nil || !s.ow.async {
+		return false
+	}
+	m := s.svc.router.m.Load()
+	return m != nil && len(m.Slots[slot].Backups) > 0
 }
 
 // forward sends req to node on this session's connection to it.
@@ -261,7 +279,11 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 			serving = false
 		}
 	}
-	if len(nodes) == 1 && nodes[0] == self && serving {
+	// gat and gats write: on an event loop, a replicated tenant's run at
+	// this node's own peer listener (see loopWaits), and so do reads
+	// behind requests still in flight there, to stay behind them.
+	selfPeer := !s.peer && s.ow != nil && s.ow.async && m.Replicas > 0 && (first == 2 || s.ow.pending() || r.repl.anyPending(keys))
+	if len(nodes) == 1 && nodes[0] == self && serving && !selfPeer {
 		return false
 	}
 	if s.peer || (containsStr(nodes, self) && !serving) {
@@ -292,7 +314,7 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 			}
 		}
 		req = append(req, '\r', '\n')
-		if node == self {
+		if node == self && !selfPeer {
 			fs[j] = s.runLocal(req)
 			continue
 		}

@@ -70,9 +70,8 @@ type TenantConfig struct {
 	// connection. Other commands are bounded by the 16 KiB read buffer.
 	MaxGetLine int
 	// Replicas is the tenant's kvs.replicas, for a tier that joined a
-	// cluster (the slot map says how many backups each slot has; a tenant
-	// with replicas is served by goroutines, since a primary's writes wait
-	// for the backups).
+	// cluster: what the leader places the tenant's slots with (see
+	// PlaceTenant); the slot map says how many backups each slot has.
 	Replicas int
 }
 

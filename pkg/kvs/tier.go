@@ -267,16 +267,10 @@ func (t *Tier) startTenant(ctx context.Context, c TenantConfig) (*tenant, error)
 		return nil, fmt.Errorf("kvs: tenant %q: %w", c.Name, err)
 	}
 	svc := newService(t.log, c, store, t.opts.Now)
-	pool := t.pool
 	if t.cluster != nil {
 		t.cluster.attach(svc)
-		if c.Replicas > 0 {
-			// A primary's write waits for its backups in the store
-			// (see replicator): goroutines, not the event loops.
-			pool = nil
-		}
 	}
-	return &tenant{cfg: c, store: store, svc: svc, srv: startServer(svc, ln, pool)}, nil
+	return &tenant{cfg: c, store: store, svc: svc, srv: startServer(svc, ln, t.pool)}, nil
 }
 
 // openStore opens the store a config asks for.
