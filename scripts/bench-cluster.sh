@@ -48,7 +48,9 @@ USED=" "
 free_port() { # sets PORT (not in a subshell: USED remembers what was handed out)
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		# Below the ephemeral range (32768-), where other programs'
+		# connections take ports a listener then cannot bind.
+		p=$((20000 + RANDOM % 12000))
 		case $USED in *" $p "*) continue ;; esac
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then PORT=$p; USED+="$p "; return; fi
 	done
