@@ -37,6 +37,9 @@ func (l *evLoop) park(c *evConn) bool {
 
 // post hands a connection whose replies are in back to its loop.
 func (l *evLoop) post(c *evConn) {
+	if l.stopping.Load() {
+		return // its eventfd may be closed (and its number reused)
+	}
 	l.postMu.Lock()
 	l.posted = append(l.posted, c)
 	l.postMu.Unlock()
