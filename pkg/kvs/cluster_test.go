@@ -375,6 +375,25 @@ func testClusterFailover(t *testing.T, externalLeader bool) {
 			break
 		}
 	}
+	// A gets before the failover, a cas after it (another key of the dead
+	// primary's slots): the backup kept the item's cas, so the cas works
+	// once and only once.
+	var casKey string
+	for k := range acked {
+		if k != deadKey && m.Slots[slots.Of([]byte(k))].Primary == tc.names[victim] {
+			casKey = k
+			break
+		}
+	}
+	c0 := dialText(t, tc.addrs[0])
+	defer c0.close()
+	got, err := c0.do("gets " + casKey + "\r\n")
+	var unique uint64
+	if f := strings.Fields(strings.SplitN(got, "\r\n", 2)[0]); err != nil || len(f) != 5 {
+		t.Fatalf("gets %s: %q %v", casKey, got, err)
+	} else {
+		unique, _ = strconv.ParseUint(f[4], 10, 64)
+	}
 	killed := time.Now()
 	tc.kill(victim)
 	// Writes to the dead primary's slots resume once the leader fails it over.
@@ -387,6 +406,23 @@ func testClusterFailover(t *testing.T, externalLeader bool) {
 	}
 	t.Logf("writes resumed %v after the kill", time.Since(killed).Round(time.Millisecond))
 	acked[deadKey] = "after"
+	for _, want := range []string{"STORED\r\n", "EXISTS\r\n"} {
+		if got, err := c0.do(fmt.Sprintf("cas %s 0 0 3 %d\r\ncas\r\n", casKey, unique)); err != nil || got != want {
+			t.Fatalf("cas across the failover: %q %v, want %q", got, err, want)
+		}
+	}
+	acked[casKey] = "cas"
+	// cas uniques handed out after the failover are above the new epoch's
+	// floor, so above every one before it.
+	got, err = c0.do("gets " + deadKey + "\r\n")
+	f := strings.Fields(strings.SplitN(got, "\r\n", 2)[0])
+	if err != nil || len(f) != 5 {
+		t.Fatalf("gets: %q %v", got, err)
+	}
+	after, _ := strconv.ParseUint(f[4], 10, 64)
+	if epoch := tc.slotMap().Slots[slots.Of([]byte(deadKey))].Epoch; after < epoch<<slots.EpochShift || after <= unique {
+		t.Fatalf("cas %d after the failover (epoch %d), %d before", after, epoch, unique)
+	}
 	for k, v := range acked {
 		for _, i := range []int{0, 1} {
 			got, found, ok := getVia(t, tc.addrs[i], k)
