@@ -98,6 +98,7 @@ func (n *clusterNode) monitorLoop() {
 	}
 	defer stopChecker()
 	var last string // the targets given to chk
+	ticks := 0
 	tick := time.NewTicker(n.opts.MonitorInterval)
 	defer tick.Stop()
 	for {
@@ -131,7 +132,60 @@ func (n *clusterNode) monitorLoop() {
 			last = fmt.Sprint(ts)
 		}
 		n.failover(chk)
+		if ticks++; ticks%rebalanceTicks == 0 {
+			n.rebalance(chk)
+		}
 	}
+}
+
+// rebalanceTicks is how many monitor intervals apart the leader looks for
+// primaries to move (see rebalance).
+const rebalanceTicks = 5
+
+// rebalance moves primaries towards an even spread once the backups they
+// move to are in sync (a node added gets its backups rebuilt first, then
+// its share of primaries): for each tenant whose backups are all in sync
+// and whose nodes are all up, the map slots.Place gives, by
+// compare-and-set. A primary moves only to an in-sync backup (the two
+// swap), so no acknowledged write is lost; a write in flight at the old
+// primary meanwhile fails (its backup refuses the old epoch).
+func (n *clusterNode) rebalance(chk *healthcheck.Checker) {
+	for _, st := range chk.States() {
+		if !st.Up {
+			return
+		}
+	}
+	for _, e := range n.opts.Store.List(slots.KeyPrefix) {
+		tenant := strings.TrimPrefix(e.Key, slots.KeyPrefix)
+		ctx, cancel := context.WithTimeout(n.ctx, n.opts.RequestTimeout)
+		_, err := updateMap(ctx, n.opts.Store, tenant, func(cur *slots.Map) (*slots.Map, error) {
+			for _, s := range cur.Slots {
+				if len(s.InSync) != len(s.Backups) {
+					return nil, nil // a rebuild is under way
+				}
+			}
+			next, err := slots.Place(cur, cur.Nodes, cur.Replicas, cur.Replication)
+			if err != nil || !movesPrimaries(cur, next) {
+				return nil, err
+			}
+			n.log.Info("kvs: rebalancing primaries", "tenant", tenant)
+			return next, nil
+		})
+		cancel()
+		if err != nil {
+			n.log.Error("kvs: rebalance", "tenant", tenant, "err", err)
+		}
+	}
+}
+
+// movesPrimaries reports whether b gives any slot another primary than a.
+func movesPrimaries(a, b *slots.Map) bool {
+	for i := range a.Slots {
+		if a.Slots[i].Primary != b.Slots[i].Primary {
+			return true
+		}
+	}
+	return false
 }
 
 // targets are the storage nodes' peer listeners.
