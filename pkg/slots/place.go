@@ -74,6 +74,15 @@ func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, e
 				to = b
 			}
 		}
+		if to == "" && !member[s.Primary] {
+			// The primary leaves: any in-sync backup that stays, over
+			// its share if need be (it has every acknowledged write).
+			for _, b := range s.InSync {
+				if member[b] && (to == "" || load[b] < load[to]) {
+					to = b
+				}
+			}
+		}
 		switch {
 		case to != "":
 		case member[s.Primary] && replicas > 0:

@@ -159,6 +159,9 @@ func TestPlaceProperties(t *testing.T) {
 				if replicas > 0 && member[old.Primary] && !slices.Contains(old.InSync, s.Primary) {
 					t.Fatalf("slot %d: live primary %s moved to %s, not an in-sync backup %v", i, old.Primary, s.Primary, old.InSync)
 				}
+				if slices.ContainsFunc(old.InSync, func(b string) bool { return member[b] }) && !slices.Contains(old.InSync, s.Primary) {
+					t.Fatalf("slot %d: primary %s left for %s, not one of its in-sync backups %v", i, old.Primary, s.Primary, old.InSync)
+				}
 			}
 			if replicas == 0 && len(next) == len(nodes)+1 {
 				share := (Count + len(next) - 1) / len(next)
