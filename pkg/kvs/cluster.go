@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -423,4 +424,46 @@ func (r *router) owner(key []byte) (node string, slot int, ok bool) {
 	}
 	slot = slots.Of(key)
 	return m.Slots[slot].Primary, slot, true
+}
+
+// SetStorageNodes places every clustered tenant over nodes (the leader's
+// part of `lbctl node add` and `lbctl node drain`: the members with the
+// new node, or without the drained one). A node added gets backups,
+// rebuilt, then its share of primaries (see rebalance); a node drained
+// hands its primaries to their in-sync backups and its backups to the
+// others. Watch the maps (or Tier.ClusterStatus) for the end of the move.
+func SetStorageNodes(ctx context.Context, st cluster.Store, nodes []string) error {
+	for _, e := range st.List(slots.KeyPrefix) {
+		m, err := slots.Decode(e.Value)
+		if err != nil {
+			return fmt.Errorf("kvs: %s: %w", e.Key, err)
+		}
+		tenant := e.Key[len(slots.KeyPrefix):]
+		if _, err := PlaceTenant(ctx, st, tenant, nodes, m.Replicas, m.Replication); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveNode forgets a storage node (`lbctl node remove`) once no tenant's
+// map places anything on it (drain it first).
+func RemoveNode(ctx context.Context, st cluster.Store, node string) error {
+	for _, e := range st.List(slots.KeyPrefix) {
+		m, err := slots.Decode(e.Value)
+		if err != nil {
+			return fmt.Errorf("kvs: %s: %w", e.Key, err)
+		}
+		for i, s := range m.Slots {
+			if s.Primary == node || slices.Contains(s.Backups, node) {
+				return fmt.Errorf("kvs: node %s still holds slot %d of %s: drain it first", node, i, e.Key[len(slots.KeyPrefix):])
+			}
+		}
+	}
+	e, ok := st.Get(NodeKey(node))
+	if !ok {
+		return fmt.Errorf("kvs: no storage node %s", node)
+	}
+	_, err := st.Propose(ctx, cluster.Op{Key: NodeKey(node), Delete: true, IfVersion: cluster.Version(e.Version)})
+	return err
 }

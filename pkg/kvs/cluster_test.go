@@ -774,7 +774,7 @@ func TestClusterNodeAdd(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	added := tc.addNode()
 	tc.waitReady()
-	if _, err := PlaceTenant(context.Background(), tc.store, "t", tc.names, 1, slots.Sync); err != nil {
+	if err := SetStorageNodes(context.Background(), tc.store, tc.names); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(40 * time.Second)
@@ -840,7 +840,10 @@ func TestClusterNodeDrain(t *testing.T) {
 		}
 	}()
 	time.Sleep(200 * time.Millisecond)
-	if _, err := PlaceTenant(context.Background(), tc.store, "t", tc.names[:3], 1, slots.Sync); err != nil {
+	if err := RemoveNode(context.Background(), tc.store, "st4"); err == nil {
+		t.Fatal("a node holding slots was removed")
+	}
+	if err := SetStorageNodes(context.Background(), tc.store, tc.names[:3]); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(40 * time.Second)
@@ -863,6 +866,9 @@ func TestClusterNodeDrain(t *testing.T) {
 	}
 	close(stop)
 	<-done
+	if err := RemoveNode(context.Background(), tc.store, "st4"); err != nil {
+		t.Fatal(err)
+	}
 	tc.kill(3) // drained: nothing is lost with it
 	mu.Lock()
 	defer mu.Unlock()
