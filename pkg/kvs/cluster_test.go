@@ -156,7 +156,10 @@ func (tc *testCluster) start(i int) {
 		t.Fatal(err)
 	}
 	a, _ := tier.Addr("t")
-	tc.tiers[i], tc.addrs[i] = tier, a.String()
+	tc.tiers[i] = tier
+	if tc.addrs[i] == "" { // a node restarted keeps its address (read by clients meanwhile)
+		tc.addrs[i] = a.String()
+	}
 	t.Cleanup(func() { tier.Close() })
 }
 
@@ -344,6 +347,20 @@ func getVia(t testing.TB, addr, key string) (val string, found, ok bool) {
 	return lines[1], true, true
 }
 
+// getEventually is getVia retried while the node answers SERVER_ERROR (a
+// slot may be unavailable for a moment, as when a lease lapses on a
+// loaded machine), for up to 10s.
+func getEventually(t testing.TB, addr, key string) (val string, found, ok bool) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		val, found, ok = getVia(t, addr, key)
+		if ok || time.Now().After(deadline) {
+			return val, found, ok
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestClusterFailover: with one synchronous replica, a storage node killed
 // loses no acknowledged write: its slots fail over to their backups, every
 // key written before reads back through the surviving nodes, and writes to
@@ -425,7 +442,7 @@ func testClusterFailover(t *testing.T, externalLeader bool) {
 	}
 	for k, v := range acked {
 		for _, i := range []int{0, 1} {
-			got, found, ok := getVia(t, tc.addrs[i], k)
+			got, found, ok := getEventually(t, tc.addrs[i], k)
 			if !ok || !found || got != v {
 				t.Fatalf("after the failover, %s via %s = %q found %v ok %v, want %q", k, tc.names[i], got, found, ok, v)
 			}
@@ -750,6 +767,7 @@ func TestClusterNodeAdd(t *testing.T) {
 	failed := 0
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	addrs := slices.Clone(tc.addrs)
 	go func() {
 		defer close(done)
 		for n := 0; ; n++ {
@@ -759,7 +777,7 @@ func TestClusterNodeAdd(t *testing.T) {
 			default:
 			}
 			k, v := fmt.Sprintf("add:%d", n%400), fmt.Sprintf("v%d", n)
-			ok := setVia(t, tc.addrs[n%3], k, v)
+			ok := setVia(t, addrs[n%3], k, v)
 			mu.Lock()
 			if ok {
 				last[k] = v
@@ -801,7 +819,7 @@ func TestClusterNodeAdd(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for k, v := range last {
-		got, found, ok := getVia(t, tc.addrs[added], k)
+		got, found, ok := getEventually(t, tc.addrs[added], k)
 		if !ok || !found || (got != v && got != later[k]) {
 			t.Fatalf("%s = %q (found %v, ok %v), last acknowledged %q", k, got, found, ok, v)
 		}
@@ -819,6 +837,7 @@ func TestClusterNodeDrain(t *testing.T) {
 	last, later := map[string]string{}, map[string]string{}
 	failed := 0
 	stop, done := make(chan struct{}), make(chan struct{})
+	addrs := slices.Clone(tc.addrs)
 	go func() {
 		defer close(done)
 		for n := 0; ; n++ {
@@ -828,7 +847,7 @@ func TestClusterNodeDrain(t *testing.T) {
 			default:
 			}
 			k, v := fmt.Sprintf("drain:%d", n%400), fmt.Sprintf("v%d", n)
-			ok := setVia(t, tc.addrs[n%3], k, v)
+			ok := setVia(t, addrs[n%3], k, v)
 			mu.Lock()
 			if ok {
 				last[k] = v
@@ -873,7 +892,7 @@ func TestClusterNodeDrain(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for k, v := range last {
-		got, found, ok := getVia(t, tc.addrs[0], k)
+		got, found, ok := getEventually(t, tc.addrs[0], k)
 		if !ok || !found || (got != v && got != later[k]) {
 			t.Fatalf("%s = %q (found %v, ok %v), last acknowledged %q", k, got, found, ok, v)
 		}
