@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,10 @@ type ClusterOptions struct {
 	ServerTLS *tls.Config
 	// ClientTLS, if set, dials the other nodes over TLS.
 	ClientTLS *tls.Config
+	// AllowPeer, if set, admits to the peer listener only connections
+	// from the addresses it accepts (the cluster's nodes): the listener
+	// serves every tenant's keys and renews the node's lease.
+	AllowPeer func(netip.Addr) bool
 	// IsLeader reports whether this node is the raft leader, which alone
 	// watches the storage nodes and fails slots over; nil: never.
 	IsLeader func() bool

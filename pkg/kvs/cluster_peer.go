@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -331,7 +332,7 @@ func (n *clusterNode) acceptLoop() {
 			c.Close()
 			return
 		}
-		if n.cut.Load() {
+		if n.cut.Load() || !n.admit(c) {
 			n.mu.Unlock()
 			c.Close()
 			continue
@@ -352,6 +353,19 @@ func (n *clusterNode) acceptLoop() {
 			}
 		}()
 	}
+}
+
+// admit applies ClusterOptions.AllowPeer to a new peer connection.
+func (n *clusterNode) admit(c net.Conn) bool {
+	if n.opts.AllowPeer == nil {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil || !n.opts.AllowPeer(ap.Addr().Unmap()) {
+		n.log.Warn("kvs: peer connection refused", "remote", c.RemoteAddr().String())
+		return false
+	}
+	return true
 }
 
 // servePeer reads a peer connection's hello and serves it.

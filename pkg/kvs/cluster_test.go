@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -898,4 +899,27 @@ func TestClusterNodeDrain(t *testing.T) {
 		}
 	}
 	t.Logf("%d keys read back after the drain; %d writes failed during it", len(last), failed)
+}
+
+// TestClusterAllowPeer: the peer listener refuses addresses AllowPeer does
+// not accept.
+func TestClusterAllowPeer(t *testing.T) {
+	tier := New(testLogger(t), Options{NoEventLoop: true})
+	defer tier.Close()
+	st := cluster.NewMemory()
+	if err := tier.JoinCluster(context.Background(), ClusterOptions{Node: "st1", PeerListen: "127.0.0.1:0", Store: st,
+		AllowPeer: func(a netip.Addr) bool { return !a.IsLoopback() }}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", tier.PeerAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "version\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// Closed unanswered (EOF, or a reset: the version line was unread).
+	if b, _ := io.ReadAll(c); len(b) != 0 {
+		t.Fatalf("a refused peer read %q", b)
+	}
 }
