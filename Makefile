@@ -8,7 +8,7 @@ BIN     := bin
 GOFLAGS ?=
 
 .PHONY: all build deps test unit integration vmtest bench bench-kvs bench-acl \
-        bench-vrrp bench-ipvs bench-cluster demo lint fmt clean
+        bench-vrrp bench-ipvs bench-rest bench-cluster demo lint fmt clean deb
 
 all: build
 
@@ -35,6 +35,10 @@ integration: deps build
 vmtest: deps build
 	./scripts/vmtest.sh
 
+# A Debian package of lbd and lbctl (dpkg-deb, no network): bin/lbd_*.deb.
+deb:
+	./scripts/build-deb.sh bin
+
 bench: bench-kvs bench-acl bench-vrrp bench-ipvs
 
 bench-kvs: deps build
@@ -51,6 +55,9 @@ bench-vrrp: deps build
 
 bench-ipvs: deps build
 	./scripts/bench-ipvs.sh
+
+bench-rest: deps build
+	./scripts/bench-rest.sh
 
 demo: deps build
 	./scripts/demo.sh

@@ -44,6 +44,7 @@ func commands() []*command {
 			{name: "show", usage: "TENANT", summary: "show a tenant and its allow-list", run: runTenantShow},
 			{name: "add", usage: "--vip VIP --port PORT [--allow ADDR,...] [--memory SIZE] [--storage memory|durable] [-s SCHED] [--forward FWD] TENANT", summary: "add a tenant", run: runTenantAdd},
 			{name: "del", usage: "TENANT", summary: "delete a tenant (its port closes first)", run: runTenantDel},
+			{name: "credentials", usage: "[--api-token] TENANT", summary: "issue the tenant's credential (panel, data API), or with --api-token an API token (data API only)", run: runTenantCredentials},
 			{name: "allow", summary: "a tenant's allowed source addresses (instant, persisted)", sub: []*command{
 				{name: "list", usage: "TENANT", summary: "show the allow-list", run: runAllowList},
 				{name: "add", usage: "TENANT ADDR|CIDR...", summary: "allow more sources", run: runAllowChange},
@@ -51,8 +52,14 @@ func commands() []*command {
 				{name: "set", usage: "TENANT [ADDR|CIDR...]", summary: "replace the allow-list (nothing: nobody)", run: runAllowChange},
 			}},
 		}},
+		{name: "operator", summary: "the operator's access to the panel", sub: []*command{
+			{name: "credentials", summary: "issue the operator's credential (the old one stops working)", run: runOperatorCredentials},
+		}},
 		{name: "kvs", summary: "the KVS on the storage nodes", sub: []*command{
 			{name: "stats", usage: "[TENANT]", summary: "per node and tenant: items, bytes, hits, misses, evictions, connections", run: runKVSStats},
+		}},
+		{name: "cluster", summary: "the raft cluster of lbd nodes", sub: []*command{
+			clusterCertsCommand(),
 		}},
 		{name: "events", usage: "[--recent]", summary: "stream health, VRRP and reconcile events", run: runEvents},
 		{name: "import", summary: "convert another tool's configuration", sub: []*command{

@@ -99,6 +99,7 @@ func runTenantAdd(ctx context.Context, a *app, cmd *command, args []string) erro
 		fs.Var(&allow, "allow", "allowed source `ADDR|CIDR` (comma-separated or repeated; none: nobody)")
 		fs.StringVar(&mem, "memory", "", "KVS memory `size`, e.g. 256MiB")
 		fs.StringVar(&t.KVS.Storage, "storage", "", "KVS `storage`: memory or durable")
+		fs.BoolVar(&t.AllowAny, "allow-any", false, "confirm allow entries that admit (nearly) everybody (0.0.0.0/0, ::/0, shorter than /8)")
 	})
 	if err != nil {
 		return err
@@ -155,7 +156,10 @@ func runAllowChange(ctx context.Context, a *app, cmd *command, args []string) er
 	if cmd.name == "set" {
 		min = 1
 	}
-	pos, err := a.parseArgs(cmd, args, min, -1, nil)
+	var allowAny bool
+	pos, err := a.parseArgs(cmd, args, min, -1, func(fs *flag.FlagSet) {
+		fs.BoolVar(&allowAny, "allow-any", false, "confirm entries that admit (nearly) everybody (0.0.0.0/0, ::/0, shorter than /8)")
+	})
 	if err != nil {
 		return err
 	}
@@ -170,7 +174,7 @@ func runAllowChange(ctx context.Context, a *app, cmd *command, args []string) er
 	if err != nil {
 		return err
 	}
-	list, err := c.ChangeAllow(ctx, pos[0], api.AllowOp(cmd.name), entries)
+	list, err := c.ChangeAllowRequest(ctx, pos[0], api.AllowRequest{Op: api.AllowOp(cmd.name), Entries: entries, AllowAny: allowAny})
 	if err != nil {
 		return err
 	}
@@ -189,5 +193,50 @@ func (a *app) printAllow(tenant string, list []netip.Prefix) error {
 		for _, p := range list {
 			fmt.Fprintln(w, p)
 		}
+	})
+}
+
+// runTenantCredentials issues a tenant's credential (panel and data API),
+// or with --token an API token (data API only); the secret is shown once.
+func runTenantCredentials(ctx context.Context, a *app, cmd *command, args []string) error {
+	var token bool
+	pos, c, err := a.begin(cmd, args, 1, 1, func(fs *flag.FlagSet) {
+		fs.BoolVar(&token, "api-token", false, "issue an API token for the data API instead (many may exist)")
+	})
+	if err != nil {
+		return err
+	}
+	cr, err := c.IssueCredential(ctx, pos[0], token)
+	if err != nil {
+		return err
+	}
+	return emitCredential(a, cr)
+}
+
+// runOperatorCredentials issues the operator's credential (the panel's
+// view of every tenant); the previous one stops working.
+func runOperatorCredentials(ctx context.Context, a *app, cmd *command, args []string) error {
+	_, c, err := a.begin(cmd, args, 0, 0, nil)
+	if err != nil {
+		return err
+	}
+	cr, err := c.IssueCredential(ctx, "", false)
+	if err != nil {
+		return err
+	}
+	return emitCredential(a, cr)
+}
+
+func emitCredential(a *app, cr api.Credential) error {
+	return a.emit(cr, func(w io.Writer) {
+		who := cr.Tenant
+		if who == "" {
+			who = "operator"
+		}
+		fmt.Fprintf(w, "Subject:\t%s\n", who)
+		fmt.Fprintf(w, "Kind:\t%s\n", cr.Kind)
+		fmt.Fprintf(w, "ID:\t%s\n", cr.ID)
+		fmt.Fprintf(w, "Secret:\t%s\n", cr.Secret)
+		fmt.Fprintln(w, "(shown once: lbd keeps only its hash)")
 	})
 }

@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbd-project/lbd/internal/credential"
 	"github.com/lbd-project/lbd/internal/events"
+	"github.com/lbd-project/lbd/internal/history"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/healthcheck"
 	"github.com/lbd-project/lbd/pkg/kvs"
@@ -60,6 +62,11 @@ type Daemon struct {
 	overlay *Overlay
 	recon   reconcileStats
 	sub     subsystems
+	// creds holds the hashed credentials and API tokens (safe for
+	// concurrent use).
+	creds *credential.Store
+	// hist keeps the tenants' series on a storage node (set by Run).
+	hist *history.Recorder
 }
 
 // op is work that must run on the loop goroutine, serialized with
@@ -111,12 +118,68 @@ func New(opts Options) (*Daemon, error) {
 	if d.overlay, err = loadOverlay(d.stateDir(file)); err != nil {
 		return nil, err
 	}
-	cfg, err := merge(file, d.overlay)
+	if d.creds, err = loadCredentials(d.stateDir(file)); err != nil {
+		return nil, err
+	}
+	cfg, ov, dropped, err := fitOverlay(file, d.overlay, d.stateDir(file))
 	if err != nil {
 		return nil, fmt.Errorf("daemon: runtime changes in %s no longer fit the file: %w", d.stateDir(file), err)
 	}
-	d.file, d.cfg, d.node = file, cfg, node
+	for _, name := range dropped {
+		d.log.Error("saved runtime tenant cannot run; left out (add it again, fixed)", "tenant", name, "state_dir", d.stateDir(file))
+		d.events.Publish(events.Config, "saved runtime tenant cannot run; left out", "tenant", name)
+	}
+	d.file, d.cfg, d.node, d.overlay = file, cfg, node, ov
+	d.warn(cfg)
 	return d, nil
+}
+
+// warn logs what the configuration's validation accepted but an operator
+// should hear.
+func (d *Daemon) warn(cfg *config.Config) {
+	for _, w := range cfg.Warnings() {
+		d.log.Warn("configuration: "+w.Msg, "at", w.String())
+	}
+}
+
+// fitOverlay merges the saved runtime changes ov over the file. A saved
+// change must not keep lbd from starting: when a tenant added at runtime
+// no longer fits (the file changed, or this version bounds what an older
+// one let through), the tenants added at runtime are taken one by one and
+// those that do not fit are left out and named in dropped. Anything else
+// that does not fit is an error, as it was.
+func fitOverlay(file *config.Config, ov *Overlay, stateDir string) (cfg *config.Config, kept *Overlay, dropped []string, err error) {
+	fits := func(o *Overlay) (*config.Config, error) {
+		c, err := merge(file, o)
+		if err == nil {
+			err = runnable(c, stateDir)
+		}
+		return c, err
+	}
+	if !ov.structural() {
+		return file, ov, nil, nil // the file alone: the tier isolates what cannot run
+	}
+	if cfg, err = fits(ov); err == nil || len(ov.Tenants) == 0 {
+		return cfg, ov, nil, err
+	}
+	kept = ov.clone()
+	kept.Tenants = nil
+	for _, t := range ov.Tenants {
+		try := kept.clone()
+		try.Tenants = append(try.Tenants, t)
+		if _, e := fits(try); e != nil {
+			dropped = append(dropped, t.Name)
+			delete(try.Allow, t.Name)
+			kept.Allow = try.Allow
+			continue
+		}
+		kept = try
+	}
+	c, e := fits(kept)
+	if e != nil {
+		return nil, nil, nil, err
+	}
+	return c, kept, dropped, nil
 }
 
 // load reads and validates the file and finds this node in it.
@@ -144,7 +207,12 @@ func (d *Daemon) Events() *events.Bus { return d.events }
 
 // Reload re-reads the file and applies the difference. An invalid file
 // changes nothing and its problems are returned.
-func (d *Daemon) Reload(ctx context.Context) error { return d.do(ctx, d.doReload) }
+// The file is read and parsed on the caller's goroutine: the loop, which
+// serializes reconciles and runtime changes, never waits on a file.
+func (d *Daemon) Reload(ctx context.Context) error {
+	file, node, err := d.load()
+	return d.do(ctx, func(ctx context.Context) error { return d.doReload(ctx, file, node, err) })
+}
 
 // do runs fn on the loop goroutine and waits for it.
 func (d *Daemon) do(ctx context.Context, fn func(ctx context.Context) error) error {
@@ -204,7 +272,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.startSubsystems(ctx); err != nil {
 		return err
 	}
+	d.runHistory(ctx, &wg)
 	srv, err := d.listenAPI()
+	if err != nil {
+		return err
+	}
+	panelLn, panelSrv, err := d.listenPanel()
 	if err != nil {
 		return err
 	}
@@ -214,6 +287,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Answer only once the first reconcile is done, so that the first
 	// status an operator sees describes the kernel, not a plan.
 	d.serveAPI(ctx, &wg, srv)
+	d.servePanel(ctx, &wg, panelLn, panelSrv)
 	resync := time.NewTicker(d.opts.ResyncInterval)
 	defer resync.Stop()
 	for {
@@ -240,9 +314,9 @@ func (d *Daemon) reconcileLogged(ctx context.Context, why string) {
 	}
 }
 
-// doReload swaps in a new configuration and applies the difference.
-func (d *Daemon) doReload(ctx context.Context) error {
-	file, node, err := d.load()
+// doReload swaps in a new configuration, read as file (or failing with
+// err), and applies the difference.
+func (d *Daemon) doReload(ctx context.Context, file *config.Config, node config.Node, err error) error {
 	var cfg *config.Config
 	if err == nil {
 		err = d.sameRole(node)
@@ -264,6 +338,7 @@ func (d *Daemon) doReload(ctx context.Context) error {
 	d.file, d.cfg, d.node = file, cfg, node
 	d.gen++
 	d.mu.Unlock()
+	d.warn(cfg)
 	d.events.Publish(events.Config, "configuration reloaded", "file", d.opts.ConfigPath)
 	d.log.Info("configuration reloaded", "file", d.opts.ConfigPath)
 	return d.reconcile(ctx)
@@ -308,6 +383,7 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	if node.Role.IsStorage() {
 		errs = append(errs, d.reconcileStorage(ctx, cfg, node)...)
 	}
+	d.forgetRemovedTenants(cfg)
 	err := errors.Join(errs...)
 	took := time.Since(start)
 	d.mu.Lock()

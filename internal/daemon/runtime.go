@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/lbd-project/lbd/internal/events"
 	"github.com/lbd-project/lbd/internal/statefile"
 	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
 // The daemon is the API's backend.
@@ -30,6 +32,12 @@ func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overla
 		if err != nil {
 			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
+		// Saved state must be able to run: a change a store could not
+		// take is refused before it is persisted, so that no saved change
+		// keeps lbd from starting.
+		if err := runnable(cfg, d.stateDir(d.file)); err != nil {
+			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		}
 		ov.Updated = time.Now()
 		if err := saveOverlay(d.stateDir(d.file), ov); err != nil {
 			return err
@@ -47,6 +55,12 @@ func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overla
 		}
 		return nil
 	})
+}
+
+// runnable checks that every tenant's store could be run as cfg asks:
+// the KVS tier's own checks, beyond the file's.
+func runnable(cfg *config.Config, stateDir string) error {
+	return kvs.ValidateTenants(kvsTenants(cfg, filepath.Join(stateDir, "kvs")))
 }
 
 // Validate implements api.Backend.
@@ -69,14 +83,18 @@ func (d *Daemon) Diff(_ context.Context, yaml []byte, file string) (api.Diff, er
 
 // Apply implements api.Backend: the content becomes the configuration file
 // (written atomically) and the desired state; runtime changes are dropped,
-// as the new file is the whole truth.
+// as the new file is the whole truth. Validate, Diff and Apply parse their
+// input on the caller's goroutine, never on the loop's.
 func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff, error) {
+	// The body is parsed here, on the API's goroutine: the loop serializes
+	// reconciles and runtime changes, and must not wait behind untrusted
+	// input.
+	next, err := config.Parse(yaml, file)
+	if err != nil {
+		return api.Diff{}, err
+	}
 	var diff api.Diff
-	err := d.do(ctx, func(ctx context.Context) error {
-		next, err := config.Parse(yaml, file)
-		if err != nil {
-			return err
-		}
+	err = d.do(ctx, func(ctx context.Context) error {
 		node, ok := next.NodeByName(d.opts.Node)
 		if !ok {
 			return fmt.Errorf("%w: node %q is not in the new file", api.ErrInvalid, d.opts.Node)
@@ -97,6 +115,7 @@ func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff,
 		d.file, d.cfg, d.node, d.overlay = next, next, node, ov
 		d.gen++
 		d.mu.Unlock()
+		d.warn(next)
 		d.events.Publish(events.Config, "configuration applied", "changes", fmt.Sprint(len(diff.Changes)))
 		return d.reconcile(ctx)
 	})

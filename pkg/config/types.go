@@ -23,6 +23,8 @@ type Config struct {
 	VirtualServices []VirtualService `yaml:"virtual_services,omitempty"`
 	// Daemon holds process-level settings.
 	Daemon Daemon `yaml:"daemon,omitempty"`
+	// Panel is the web control panel; off unless listen is set.
+	Panel Panel `yaml:"panel,omitempty"`
 
 	// File is the path the configuration was read from ("" for in-memory).
 	File string `yaml:"-"`
@@ -30,6 +32,8 @@ type Config struct {
 	root *yaml.Node
 	// services is every virtual service, resolved by validation.
 	services []ResolvedService
+	// warnings are what validation accepted but an operator should hear.
+	warnings []Problem
 }
 
 // Role is what a node does in the cluster.
@@ -177,6 +181,10 @@ type Tenant struct {
 	// Allow lists the source addresses and CIDRs that may connect. Empty
 	// means nobody.
 	Allow []string `yaml:"allow,omitempty"`
+	// AllowAny confirms that Allow may hold an entry that admits (nearly)
+	// everybody: 0.0.0.0/0, ::/0, or any prefix shorter than /8. Without
+	// it such an entry is an error.
+	AllowAny bool `yaml:"allow_any,omitempty"`
 	// Reals overrides the real servers; by default every storage node at
 	// the tenant's port.
 	Reals []Real `yaml:"reals,omitempty"`
@@ -184,6 +192,29 @@ type Tenant struct {
 	Health *Health `yaml:"health,omitempty"`
 	// KVS configures the tenant's store on the storage nodes.
 	KVS KVS `yaml:"kvs,omitempty"`
+	// REST serves the tenant's REST/JSON data API on a port of its own
+	// beside the memcached port: same VIP, same real servers, same
+	// allow-list and fences. Off when absent.
+	REST *REST `yaml:"rest,omitempty"`
+}
+
+// Panel configures the web control panel, served over HTTPS.
+type Panel struct {
+	// Listen is the panel's address (host:port); empty: no panel.
+	Listen string `yaml:"listen,omitempty"`
+	// TLSCert and TLSKey are the certificate and key files (PEM).
+	TLSCert string `yaml:"tls_cert,omitempty"`
+	TLSKey  string `yaml:"tls_key,omitempty"`
+}
+
+// REST configures a tenant's REST/JSON data API.
+type REST struct {
+	// Port is the API's port on the tenant's VIP (and on the storage
+	// nodes, as the memcached port).
+	Port int `yaml:"port,omitempty"`
+	// CORSOrigins are the origins ("https://app.example:8443") whose pages
+	// may call the API from a browser; "*" admits any. Empty: none.
+	CORSOrigins []string `yaml:"cors_origins,omitempty"`
 }
 
 // KVS configures one tenant's store.
@@ -193,8 +224,11 @@ type KVS struct {
 	Memory Size `yaml:"memory,omitempty"`
 	// Storage is memory (a cache, like memcached) or durable (on disk).
 	Storage string `yaml:"storage,omitempty"`
-	// Sync is the durable store's policy: always (fsync every write) or
-	// group (group commit every SyncInterval). Default group.
+	// Sync is the durable store's policy: always (a write is acknowledged
+	// once synced; concurrent writes share a sync) or group (acknowledged
+	// at once, synced one SyncInterval after the first unsynced write: a
+	// crash loses the writes acknowledged within SyncInterval plus one
+	// sync's duration before it). Default always, as `lbd kvs`.
 	Sync string `yaml:"sync,omitempty"`
 	// SyncInterval is the group-commit interval. Default 10ms.
 	SyncInterval Duration `yaml:"sync_interval,omitempty"`
@@ -249,4 +283,8 @@ type Daemon struct {
 	// TLSCert and TLSKey serve the TCP API over TLS.
 	TLSCert string `yaml:"tls_cert,omitempty"`
 	TLSKey  string `yaml:"tls_key,omitempty"`
+	// Insecure allows what lbd otherwise refuses: the TCP API without TLS
+	// (the token would cross the network in clear), and a token file
+	// that group or others may read.
+	Insecure bool `yaml:"insecure,omitempty"`
 }

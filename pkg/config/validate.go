@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lbd-project/lbd/internal/sysmem"
 )
 
 var (
@@ -25,6 +28,11 @@ func ValidName(s string) bool { return nameRe.MatchString(s) }
 type checker struct {
 	c     *Config
 	probs []Problem
+}
+
+// warnf records something accepted that the operator should hear.
+func (k *checker) warnf(path []any, format string, args ...any) {
+	k.c.warnings = append(k.c.warnings, Problem{File: k.c.File, Line: lineOf(k.c.root, path...), Msg: fmt.Sprintf(format, args...)})
 }
 
 func (k *checker) errf(path []any, format string, args ...any) {
@@ -58,6 +66,7 @@ func at(segs ...any) []any { return segs }
 func (c *Config) validate() []Problem {
 	k := &checker{c: c}
 	k.daemon()
+	k.panel()
 	k.nodes()
 	k.vrrp()
 	k.defaults()
@@ -88,9 +97,32 @@ func (k *checker) daemon() {
 		if d.TokenFile == "" {
 			k.errf(at("daemon", "listen"), "a TCP listener needs token_file: the API changes the kernel")
 		}
+		switch {
+		case d.TLSCert == "" && !d.Insecure:
+			k.errf(at("daemon", "listen"), "a TCP listener without TLS sends the token in clear: set tls_cert and tls_key, or insecure: true to mean it")
+		case d.TLSCert == "":
+			k.warnf(at("daemon", "insecure"), "the TCP API on %s has no TLS (insecure: true): its token crosses the network in clear", d.Listen)
+		}
 	}
 	if (d.TLSCert == "") != (d.TLSKey == "") {
 		k.errf(at("daemon"), "tls_cert and tls_key go together")
+	}
+}
+
+// panel checks the panel's listener: HTTPS only, so it needs both files.
+func (k *checker) panel() {
+	p := &k.c.Panel
+	if p.Listen == "" {
+		if p.TLSCert != "" || p.TLSKey != "" {
+			k.errf(at("panel"), "tls_cert and tls_key without listen: the panel is off")
+		}
+		return
+	}
+	if _, _, err := net.SplitHostPort(p.Listen); err != nil {
+		k.errf(at("panel", "listen"), "listen %q: want host:port", p.Listen)
+	}
+	if p.TLSCert == "" || p.TLSKey == "" {
+		k.errf(at("panel"), "the panel is served over HTTPS only: set tls_cert and tls_key")
 	}
 }
 
@@ -170,13 +202,18 @@ func (k *checker) vrrp() {
 		k.errf(at("vrrp"), "vrrp has no vips")
 	}
 	seen := map[netip.Addr]bool{}
+	var first netip.Addr // decides the instance's family: IPv6 VIPs, VRRP over IPv6
 	for i, s := range v.VIPs {
 		a, err := netip.ParseAddr(s)
 		switch {
-		case err != nil:
+		case err != nil || a.Zone() != "" || a.Is4In6():
 			k.errf(at("vrrp", "vips", i), "invalid vip %q", s)
 		case seen[a]:
 			k.errf(at("vrrp", "vips", i), "vip %s listed twice", a)
+		case first.IsValid() && a.Is4() != first.Is4():
+			k.errf(at("vrrp", "vips", i), "vip %s and vip %s are of different families: a VRRP instance carries IPv4 or IPv6 addresses, not both (RFC 5798)", a, first)
+		case !first.IsValid():
+			first = a
 		}
 		seen[a] = true
 	}
@@ -194,6 +231,10 @@ func (k *checker) vrrp() {
 			directors++
 			if n.Interface == "" {
 				k.errf(at("nodes", i), "director %q needs an interface for vrrp", n.Name)
+			}
+			// Unicast adverts go from and to the directors' addresses.
+			if a, err := netip.ParseAddr(n.Address); err == nil && v.Unicast && first.IsValid() && a.Is4() != first.Is4() {
+				k.errf(at("nodes", i, "address"), "director %q: vrrp.unicast sends from and to the directors' addresses, and %s is not of the vips' family (%s)", n.Name, a, first)
 			}
 		}
 	}
@@ -421,6 +462,13 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 			k.errf(at("tenants", i, "allow", j), "allow %q: the vip %s is of the other family, so it can never match", e, svc.VIP)
 			continue
 		}
+		if AdmitsAnybody(pfx) {
+			if !t.AllowAny {
+				k.errf(at("tenants", i, "allow", j), "allow %q admits (nearly) everybody: set allow_any: true on tenant %q to mean it", e, t.Name)
+				continue
+			}
+			k.warnf(at("tenants", i, "allow", j), "tenant %q: allow %q admits (nearly) everybody (allow_any: true)", t.Name, e)
+		}
 		dup[pfx] = true
 		allow = append(allow, pfx)
 	}
@@ -443,37 +491,167 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 	svc.Health = k.resolveHealth(path, t.Health)
 	k.kvs(at("tenants", i, "kvs"), &t.KVS)
 	k.c.services = append(k.c.services, svc)
+	if t.REST != nil {
+		k.rest(i, svc, seen, ports)
+	}
+}
+
+// rest resolves tenant i's REST service: the memcached service's VIP,
+// reals, health and allow-list on the REST port.
+func (k *checker) rest(i int, mc ResolvedService, seen map[string]int, ports map[int]int) {
+	t := &k.c.Tenants[i]
+	p := func(f ...any) []any { return append(at("tenants", i, "rest"), f...) }
+	port := t.REST.Port
+	if port < 1 || port > 65535 {
+		k.errf(p("port"), "rest port %d out of range 1-65535", port)
+		return
+	}
+	if first := ports[port]; first > 0 {
+		k.errf(p("port"), "port %d already belongs to another tenant (line %d)", port, first)
+		return
+	}
+	ports[port] = lineOf(k.c.root, p("port")...)
+	key := mc.Protocol + "/" + netip.AddrPortFrom(mc.VIP, uint16(port)).String()
+	if first := seen[key]; first > 0 {
+		k.errf(p("port"), "duplicate service %s (first at line %d)", key, first)
+		return
+	}
+	seen[key] = lineOf(k.c.root, p("port")...)
+	for j, o := range t.REST.CORSOrigins {
+		if err := checkOrigin(o); err != nil {
+			k.errf(p("cors_origins", j), "cors origin %q: %v", o, err)
+		}
+	}
+	rs := mc
+	rs.Name, rs.Part, rs.Port = t.Name+"/"+PartREST, PartREST, uint16(port)
+	rs.Line = lineOf(k.c.root, p()...)
+	rs.Reals = slices.Clone(mc.Reals)
+	for j := range rs.Reals {
+		rs.Reals[j].Port = uint16(port)
+	}
+	rs.Allow = slices.Clone(mc.Allow)
+	k.c.services = append(k.c.services, rs)
+}
+
+// checkOrigin accepts "*" and a browser's Origin: scheme://host[:port],
+// nothing else.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("want http:// or https://")
+	case u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("want scheme://host[:port] only, as a browser sends it")
+	}
+	return nil
 }
 
 func (k *checker) kvs(path []any, v *KVS) {
-	p := func(f string) []any { return append(slices.Clone(path), f) }
+	for _, fp := range CheckKVS(v) {
+		k.errf(append(slices.Clone(path), fp.Field), "%s", fp.Msg)
+	}
+}
+
+// MaxKVSMemory is the largest memory a tenant may have on any machine;
+// on a machine that tells its size, the bound is its physical memory.
+const MaxKVSMemory = 16 << 40
+
+// MaxKVSMemoryHere is the largest memory a tenant may have on this
+// machine: its physical memory, at most MaxKVSMemory.
+func MaxKVSMemoryHere() int64 {
+	if total := sysmem.Total(); total > 0 && total < MaxKVSMemory {
+		return total
+	}
+	return MaxKVSMemory
+}
+
+// approxSize formats n bytes with one decimal in the largest binary unit
+// below it.
+func approxSize(n int64) string {
+	for _, u := range sizeUnits {
+		if n >= u.mult {
+			return strconv.FormatFloat(float64(n)/float64(u.mult), 'f', 1, 64) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
+// FieldProblem is what is wrong with one field of a settings block, named
+// by its key in the file (and in API bodies).
+type FieldProblem struct {
+	Field string
+	Msg   string
+}
+
+// CheckKVS fills the defaults of a tenant's kvs settings and returns what
+// is wrong with them: sizes beyond what this machine can hold, limits out
+// of range. The file's validation and the API use it alike.
+func CheckKVS(v *KVS) []FieldProblem {
+	var probs []FieldProblem
+	bad := func(field, format string, args ...any) {
+		probs = append(probs, FieldProblem{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
 	if v.Memory == 0 {
 		v.Memory = DefaultKVSMemory
 	}
-	if v.Memory < 1<<20 {
-		k.errf(p("memory"), "memory %s: at least 1MiB", v.Memory)
+	maxMem := Size(MaxKVSMemoryHere())
+	switch {
+	case v.Memory < 1<<20:
+		bad("memory", "memory %s: at least 1MiB", v.Memory)
+	case v.Memory > maxMem:
+		bad("memory", "memory %s: more than this machine's memory (%s)", v.Memory, approxSize(int64(maxMem)))
 	}
 	if v.MaxItemSize == 0 {
 		v.MaxItemSize = DefaultKVSMaxItemSize
 	}
-	if v.MaxItemSize < 1<<10 || v.MaxItemSize > 1<<30 {
-		k.errf(p("max_item_size"), "max_item_size %s out of range 1KiB-1GiB (memcached -I)", v.MaxItemSize)
+	switch {
+	case v.MaxItemSize < 1<<10 || v.MaxItemSize > 1<<30:
+		bad("max_item_size", "max_item_size %s out of range 1KiB-1GiB (memcached -I)", v.MaxItemSize)
+	case v.MaxItemSize > v.Memory:
+		bad("max_item_size", "max_item_size %s is larger than the tenant's memory %s", v.MaxItemSize, v.Memory)
 	}
-	k.oneOf(p("storage"), "storage", &v.Storage, "memory", "memory", "durable")
-	k.oneOf(p("sync"), "sync", &v.Sync, "group", "always", "group")
+	switch v.Storage {
+	case "":
+		v.Storage = "memory"
+	case "memory", "durable":
+	default:
+		bad("storage", "unknown storage %q (want memory or durable)", v.Storage)
+	}
+	switch v.Sync {
+	case "":
+		v.Sync = DefaultKVSSync
+	case "always", "group":
+	default:
+		bad("sync", "unknown sync %q (want always or group)", v.Sync)
+	}
 	if v.SyncInterval == 0 {
 		v.SyncInterval = Duration(DefaultKVSSyncInterval)
+	}
+	if iv := v.SyncInterval.D(); iv < 100*time.Microsecond || iv > 10*time.Second {
+		bad("sync_interval", "sync_interval %s out of range 100µs-10s", iv)
 	}
 	if v.MaxConnections == 0 {
 		v.MaxConnections = DefaultKVSMaxConns
 	}
 	if v.MaxConnections < 1 || v.MaxConnections > 1<<20 {
-		k.errf(p("max_connections"), "max_connections %d out of range 1-1048576", v.MaxConnections)
+		bad("max_connections", "max_connections %d out of range 1-1048576", v.MaxConnections)
 	}
 	if v.Replicas < 0 || v.Replicas > 2 {
-		k.errf(p("replicas"), "replicas %d: want 0, 1 or 2", v.Replicas)
+		bad("replicas", "replicas %d: want 0, 1 or 2", v.Replicas)
 	}
-	k.oneOf(p("replication"), "replication", &v.Replication, "sync", "sync", "async")
+	switch v.Replication {
+	case "":
+		v.Replication = "sync"
+	case "sync", "async":
+	default:
+		bad("replication", "unknown replication %q (want sync or async)", v.Replication)
+	}
+	return probs
 }
 
 func (k *checker) virtualService(i int, seen map[string]int) {
@@ -490,6 +668,11 @@ func (k *checker) virtualService(i int, seen map[string]int) {
 	svc.Health = k.resolveHealth(path, v.Health)
 	k.c.services = append(k.c.services, svc)
 }
+
+// AdmitsAnybody reports whether an allow-list entry admits (nearly)
+// everybody: a prefix shorter than /8, such as 0.0.0.0/0 or ::/0. Such an
+// entry needs an explicit confirmation (allow_any, lbctl --allow-any).
+func AdmitsAnybody(p netip.Prefix) bool { return p.Bits() < 8 }
 
 // parsePrefix parses an address or CIDR allow-list entry.
 func parsePrefix(entry string) (netip.Prefix, error) {

@@ -291,6 +291,12 @@ func (rp *replicator) SetLimit(limit int64) { rp.inner.SetLimit(limit) }
 // Stats implements Store.
 func (rp *replicator) Stats() StoreStats { return rp.inner.Stats() }
 
+// ClassStats implements Store.
+func (rp *replicator) ClassStats() []ClassStats { return rp.inner.ClassStats() }
+
+// ResetStats implements Store.
+func (rp *replicator) ResetStats() { rp.inner.ResetStats() }
+
 // Close implements Store.
 func (rp *replicator) Close() error {
 	rp.close()
