@@ -247,9 +247,13 @@ func (tc *textConn) close() { tc.c.Close() }
 // TestClusterReadYourWrites: 1,000 keys, each set on a new connection to a
 // random node and read back on a new connection to another random node.
 func TestClusterReadYourWrites(t *testing.T) {
-	for _, r := range []int{0, 1} {
-		t.Run(fmt.Sprintf("replicas%d", r), func(t *testing.T) {
-			tc := startCluster(t, 3, r, slots.Sync)
+	for _, tt := range []struct {
+		r    int
+		mode string
+	}{{0, slots.Sync}, {1, slots.Sync}, {2, slots.Sync}, {1, slots.Async}} {
+		r := tt.r
+		t.Run(fmt.Sprintf("replicas%d-%s", r, tt.mode), func(t *testing.T) {
+			tc := startCluster(t, 3, r, tt.mode)
 			rng := rand.New(rand.NewPCG(7, uint64(r)))
 			for i := range 1000 {
 				key, val := fmt.Sprintf("key:%d", i), fmt.Sprintf("value-%d", i)
@@ -367,15 +371,17 @@ func getEventually(t testing.TB, addr, key string) (val string, found, ok bool) 
 // key written before reads back through the surviving nodes, and writes to
 // the dead node's slots resume.
 func TestClusterFailover(t *testing.T) {
-	for _, external := range []bool{false, true} {
-		t.Run(map[bool]string{false: "leader-a-storage-node", true: "leader-elsewhere"}[external], func(t *testing.T) {
-			testClusterFailover(t, external)
-		})
+	for _, tt := range []struct {
+		name     string
+		replicas int
+		external bool
+	}{{"leader-a-storage-node", 1, false}, {"leader-elsewhere", 1, true}, {"replicas2", 2, false}} {
+		t.Run(tt.name, func(t *testing.T) { testClusterFailover(t, tt.replicas, tt.external) })
 	}
 }
 
-func testClusterFailover(t *testing.T, externalLeader bool) {
-	tc := startClusterWith(t, 3, 1, slots.Sync, externalLeader)
+func testClusterFailover(t *testing.T, replicas int, externalLeader bool) {
+	tc := startClusterWith(t, 3, replicas, slots.Sync, externalLeader)
 	acked := map[string]string{}
 	for i := range 300 {
 		k, v := fmt.Sprintf("f:%d", i), fmt.Sprintf("v%d", i)
