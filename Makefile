@@ -8,7 +8,7 @@ BIN     := bin
 GOFLAGS ?=
 
 .PHONY: all build deps test unit integration vmtest bench bench-kvs bench-acl \
-        bench-vrrp bench-ipvs bench-rest demo lint fmt clean deb
+        bench-vrrp bench-ipvs bench-rest bench-cluster demo lint fmt clean deb
 
 all: build
 
@@ -43,6 +43,9 @@ bench: bench-kvs bench-acl bench-vrrp bench-ipvs
 
 bench-kvs: deps build
 	./scripts/bench-kvs.sh
+
+bench-cluster: deps build
+	./scripts/bench-cluster.sh
 
 bench-acl: deps build
 	./scripts/bench-acl.sh

@@ -12,6 +12,8 @@ declare -A need=(
   [ipset]=ipset
   [memcached]=memcached
   [memccapable]=libmemcached-tools
+  # make bench-cluster: twemproxy in front of three memcached, the peer.
+  [nutcracker]=nutcracker
   [keepalived]=keepalived
   [ip]=iproute2
   [modprobe]=kmod

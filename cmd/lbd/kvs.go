@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
+	"github.com/lbd-project/lbd/pkg/cluster"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/kvs"
 )
@@ -47,6 +50,10 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxConns, "max-conns", kvs.DefaultMaxConns, "maximum concurrent connections")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 0, "close connections idle this long (0: never)")
 	fs.BoolVar(&verbose, "v", false, "debug logging")
+	clusterNodes := fs.String("cluster", "", "static cluster: NAME=PEERADDR,... of every storage node (the tenant's keys spread over them; no failover)")
+	node := fs.String("node", "", "with --cluster: this node's NAME")
+	replicas := fs.Int("replicas", 0, "with --cluster: backups per slot (0, 1 or 2)")
+	replication := fs.String("replication", "sync", "with --cluster: sync or async")
 	tierOpts := eventLoopFlags(fs, "", "")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -77,6 +84,13 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	spareProcs()
 	tier := kvs.New(log, tierOpts())
 	defer tier.Close()
+	if *clusterNodes != "" {
+		cfg.Replicas = *replicas
+		if err := joinStatic(ctx, tier, *clusterNodes, *node, cfg.Name, *replicas, *replication); err != nil {
+			fmt.Fprintf(stderr, "lbd kvs: --cluster: %v\n", err)
+			return 2
+		}
+	}
 	if err := tier.Apply(ctx, []kvs.TenantConfig{cfg}); err != nil {
 		fmt.Fprintf(stderr, "lbd %v\n", err) // err starts with "kvs: "
 		return 1
@@ -87,4 +101,35 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	<-ctx.Done()
 	log.Info("lbd kvs: shutting down")
 	return 0
+}
+
+// joinStatic joins tier to a static cluster: every node given as
+// NAME=PEERADDR, the tenant's slots placed over them the same way on every
+// node (placement is a pure function), with no replicated state: nothing
+// fails over.
+func joinStatic(ctx context.Context, tier *kvs.Tier, spec, node, tenant string, replicas int, replication string) error {
+	st := cluster.NewMemory()
+	var names []string
+	listen := ""
+	for _, nv := range strings.Split(spec, ",") {
+		name, addr, ok := strings.Cut(nv, "=")
+		if !ok || name == "" || addr == "" {
+			return fmt.Errorf("%q: want NAME=PEERADDR", nv)
+		}
+		rec, _ := json.Marshal(map[string]string{"peer": addr})
+		if _, err := st.Propose(ctx, cluster.Op{Key: kvs.NodeKey(name), Value: rec}); err != nil {
+			return err
+		}
+		names = append(names, name)
+		if name == node {
+			listen = addr
+		}
+	}
+	if listen == "" {
+		return fmt.Errorf("--node %q is not in the list", node)
+	}
+	if _, err := kvs.PlaceTenant(ctx, st, tenant, names, replicas, replication); err != nil {
+		return err
+	}
+	return tier.JoinCluster(ctx, kvs.ClusterOptions{Node: node, PeerListen: listen, Store: st, Static: true})
 }

@@ -52,6 +52,7 @@ func kvsTenants(cfg *config.Config, dir string) []kvs.TenantConfig {
 			MaxItemSize:  int(k.MaxItemSize),
 			MaxConns:     k.MaxConnections,
 			IdleTimeout:  k.IdleTimeout.D(),
+			Replicas:     k.Replicas,
 		})
 	}
 	return out

@@ -109,15 +109,20 @@ func Prefill(ctx context.Context, o Options) error {
 	const batch = 100
 	for i := 0; i < o.Keys; i += batch {
 		n := min(batch, o.Keys-i)
+		// The batch's last set, with a reply, ends it (not mn: twemproxy
+		// has no meta commands).
 		for j := range n {
-			fmt.Fprintf(w, "set %s%d 0 0 %d noreply\r\n%s\r\n", o.KeyPrefix, i+j, len(val), val)
+			noreply := " noreply"
+			if j == n-1 {
+				noreply = ""
+			}
+			fmt.Fprintf(w, "set %s%d 0 0 %d%s\r\n%s\r\n", o.KeyPrefix, i+j, len(val), noreply, val)
 		}
-		w.WriteString("mn\r\n")
 		if err := w.Flush(); err != nil {
 			return fmt.Errorf("memcload: prefill: %w", err)
 		}
 		line, err := r.ReadString('\n')
-		if err != nil || line != "MN\r\n" {
+		if err != nil || line != "STORED\r\n" {
 			return fmt.Errorf("memcload: prefill: reply %q: %v", line, err)
 		}
 	}

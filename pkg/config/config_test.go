@@ -240,6 +240,13 @@ virtual_services:
     reals: [{address: 10.0.1.1}]
 `, []string{"f.yaml:5: quorum 0 out of range", "f.yaml:6: hysteresis -1 out of range", "f.yaml:7: the sorry server 10.0.1.1:80 is also a real server",
 			"f.yaml:11: dr forwarding cannot change the port (81 -> 8080)"}},
+		{"kvs replicas and replication", `
+nodes: [{name: s, role: storage, address: 10.0.1.1}]
+tenants:
+  - name: a
+    service: {vip: 10.0.0.1, port: 11211}
+    kvs: {replicas: 3, replication: maybe}
+`, []string{"f.yaml:6: replicas 3: want 0, 1 or 2", `f.yaml:6: unknown replication "maybe"`}},
 		{"syntax error", "nodes: [\n", []string{"f.yaml:"}},
 		{"two documents", "nodes: []\n---\nnodes: []\n", []string{"more than one YAML document"}},
 		{"not a mapping", "- a\n- b\n", []string{"f.yaml:1: cannot unmarshal"}},

@@ -303,6 +303,14 @@ type KVS struct {
 	// IdleTimeout closes connections idle that long (memcached
 	// idle_timeout). Default 0: never.
 	IdleTimeout Duration `yaml:"idle_timeout,omitempty"`
+	// Replicas is the number of backups of each slot of the tenant's keys
+	// on other storage nodes (okuyama's replication count): 0, 1 or 2.
+	// Default 0.
+	Replicas int `yaml:"replicas,omitempty"`
+	// Replication is sync (a write is acknowledged once every in-sync
+	// backup has it) or async (once the primary has it: may lose the
+	// replication lag on failover). Default sync.
+	Replication string `yaml:"replication,omitempty"`
 }
 
 // VirtualService is a plain L4 service not tied to a tenant.

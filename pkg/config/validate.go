@@ -697,6 +697,16 @@ func CheckKVS(v *KVS) []FieldProblem {
 	if v.MaxConnections < 1 || v.MaxConnections > 1<<20 {
 		bad("max_connections", "max_connections %d out of range 1-1048576", v.MaxConnections)
 	}
+	if v.Replicas < 0 || v.Replicas > 2 {
+		bad("replicas", "replicas %d: want 0, 1 or 2", v.Replicas)
+	}
+	switch v.Replication {
+	case "":
+		v.Replication = "sync"
+	case "sync", "async":
+	default:
+		bad("replication", "unknown replication %q (want sync or async)", v.Replication)
+	}
 	return probs
 }
 

@@ -74,6 +74,10 @@ type TenantConfig struct {
 	// MaxGetLine bounds a multi-get request line; longer ones close the
 	// connection. Other commands are bounded by the 16 KiB read buffer.
 	MaxGetLine int
+	// Replicas is the tenant's kvs.replicas, for a tier that joined a
+	// cluster: what the leader places the tenant's slots with (see
+	// PlaceTenant); the slot map says how many backups each slot has.
+	Replicas int
 }
 
 // withDefaults fills zero fields.

@@ -59,6 +59,9 @@ type evLoop struct {
 	conns map[int32]*evConn
 	// la is lookAhead's buffer.
 	la []lookahead
+	// posted are parked connections whose replies are all in (see park).
+	postMu sync.Mutex
+	posted []*evConn
 }
 
 // evConn is a connection served by an event loop.
@@ -68,6 +71,11 @@ type evConn struct {
 	sess *session
 	in   evReader
 	out  evWriter
+	// A clustered tenant's connection is parked while replies from other
+	// nodes are awaited (see park); inOff: its input is not watched.
+	parked  bool
+	inOff   bool
+	waiting atomic.Int32
 }
 
 // newEvPool starts the event loops opts asks for: opts.EventLoops of them
@@ -305,6 +313,10 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	c.sess = newSession(srv.svc, &c.in, &c.out)
 	c.sess.outPending = c.out.pending
 	c.sess.outLimit = cfg.MaxItemSize + evOutSoft
+	if r := srv.svc.router; r != nil {
+		ow := &orderedWriter{w: &c.out, async: true}
+		c.sess.w, c.sess.ow, c.sess.sid = ow, ow, r.sessID.Add(1)
+	}
 
 	srv.mu.Lock()
 	if srv.done {
@@ -346,12 +358,13 @@ func (l *evLoop) run() {
 				if l.stopping.Load() {
 					return
 				}
+				l.resumePosted()
 				continue
 			}
 			l.mu.Lock()
 			c := l.conns[fd]
 			l.mu.Unlock()
-			if c != nil && l.fill(c) {
+			if c != nil && l.fill(c) && !c.parked {
 				ready = append(ready, c)
 			}
 		}
@@ -461,6 +474,10 @@ const holdWait = 5
 func (l *evLoop) fill(c *evConn) bool {
 	in := &c.in
 	if len(in.buf) == cap(in.buf) {
+		if c.parked && cap(in.buf) >= evMaxIn {
+			l.watchInput(c, false)
+			return false
+		}
 		if cap(in.buf) >= evMaxIn {
 			// A request bigger than the buffer: let a goroutine stream it.
 			l.handoff(c)
@@ -492,6 +509,14 @@ func (l *evLoop) process(c *evConn) {
 	in := &c.in
 	for {
 		quit, handoff, full := runBuffered(c.sess, in, &c.out)
+		if ow := c.sess.ow; ow != nil && ow.pending() {
+			if quit || handoff {
+				ow.Flush()
+				ow.drain() // rare: waits, on the loop
+			} else if l.park(c) {
+				return
+			}
+		}
 		blocked, err := writeOut(c)
 		switch {
 		case err != nil || quit:
@@ -591,6 +616,10 @@ func runBuffered(s *session, in *evReader, out *evWriter) (quit, handoff, full b
 	}
 	for in.pos < len(in.buf) && out.pending() < evOutSoft {
 		mark, outMark := in.pos, len(out.buf)
+		var owMark writerMark
+		if s.ow != nil {
+			owMark = s.ow.mark()
+		}
 		line, err := s.readLine()
 		if err == nil {
 			s.ctr[cCommands]++
@@ -600,6 +629,9 @@ func runBuffered(s *session, in *evReader, out *evWriter) (quit, handoff, full b
 			// Not run: undo, and retry with more input or in a goroutine.
 			in.pos, in.skip = mark, 0
 			out.buf = out.buf[:outMark]
+			if s.ow != nil {
+				s.ow.rollback(owMark)
+			}
 			handoff = s.overflow
 			s.overflow = false
 			break

@@ -140,7 +140,15 @@ func (srv *server) handle(c net.Conn, r io.Reader) {
 	if r == nil {
 		r = c
 	}
-	sess := newSession(svc, bufio.NewReaderSize(r, readBufSize), bufio.NewWriterSize(&deadlineWriter{c: c}, 16<<10))
+	bw := bufio.NewWriterSize(&deadlineWriter{c: c}, 16<<10)
+	var sess *session
+	if svc.router != nil {
+		ow := &orderedWriter{w: bw}
+		sess = newSession(svc, bufio.NewReaderSize(r, readBufSize), ow)
+		sess.ow, sess.sid = ow, svc.router.sessID.Add(1)
+	} else {
+		sess = newSession(svc, bufio.NewReaderSize(r, readBufSize), bw)
+	}
 	var armedAt time.Time
 	sess.beforeRead = func() {
 		// Read the live setting: a reload may change it. Re-arming costs

@@ -39,6 +39,10 @@ type service struct {
 
 	flushMu    sync.Mutex
 	flushTimer *time.Timer
+
+	// router routes a clustered tenant's keys; nil for a tenant of one
+	// node.
+	router *router
 }
 
 func newService(log *slog.Logger, cfg TenantConfig, store Store, now func() int64) *service {

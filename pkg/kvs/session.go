@@ -68,6 +68,12 @@ type session struct {
 	// complete or breaks memcached's rule for a line without a newline
 	// (an event loop's reader applies the rule itself).
 	awaitLine func() error
+	// Clustered tenants (see routed): ow orders local and forwarded
+	// replies, sid picks the session's connection to each node, and peer
+	// marks a connection from another node (served here, never forwarded).
+	ow   *orderedWriter
+	sid  uint64
+	peer bool
 }
 
 func newSession(svc *service, r reqReader, w respWriter) *session {
@@ -259,6 +265,11 @@ func (s *session) dispatch(line []byte) error {
 		s.out("ERROR")
 		return nil
 	}
+	if s.svc.router != nil {
+		if done, err := s.routed(line, n, rest); done {
+			return err
+		}
+	}
 	cmd := s.toks[0]
 	switch {
 	case cmd[0] == 'm' && len(cmd) == 2:
@@ -271,6 +282,9 @@ func (s *session) dispatch(line []byte) error {
 			s.metaDelete(n)
 		case 'n':
 			s.out("MN")
+			if s.peer {
+				return nil // a forwarded request's end: not a flush
+			}
 			return s.flush()
 		case 'a':
 			s.metaArith(n)

@@ -90,6 +90,8 @@ type Tier struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	pool    *evPool
+	// cluster is set by JoinCluster.
+	cluster *clusterNode
 }
 
 // tenant is one running tenant.
@@ -305,6 +307,9 @@ func (t *Tier) startTenant(ctx context.Context, c TenantConfig) (tn *tenant, err
 		return nil, fmt.Errorf("kvs: tenant %q: %w", c.Name, err)
 	}
 	svc := newService(t.log, c, store, t.opts.Now)
+	if t.cluster != nil {
+		t.cluster.attach(svc)
+	}
 	return &tenant{cfg: c, store: store, svc: svc, srv: startServer(svc, ln, t.pool)}, nil
 }
 
@@ -323,6 +328,9 @@ func (t *Tier) stopTenant(tn *tenant) {
 		tn.srv.close()
 	}
 	tn.svc.stop()
+	if t.cluster != nil {
+		t.cluster.detach(tn.svc)
+	}
 	if err := tn.store.Close(); err != nil {
 		t.log.Error("kvs: close store", "tenant", tn.cfg.Name, "err", err)
 	}
@@ -392,6 +400,14 @@ func (t *Tier) Close() error {
 		return nil
 	}
 	t.closed = true
+	cl := t.cluster
+	t.mu.Unlock()
+	if cl != nil {
+		// The other nodes' requests first: none may reach a store
+		// being closed.
+		cl.close()
+	}
+	t.mu.Lock()
 	for name, tn := range t.tenants {
 		t.stopTenant(tn)
 		delete(t.tenants, name)

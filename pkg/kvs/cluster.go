@@ -1,0 +1,474 @@
+package kvs
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbd-project/lbd/pkg/cluster"
+	"github.com/lbd-project/lbd/pkg/slots"
+)
+
+// ClusterOptions make a Tier's tenants one store across the storage nodes
+// (see JoinCluster).
+type ClusterOptions struct {
+	// Node is this storage node's name, as in the configuration.
+	Node string
+	// PeerListen is the host:port of the node-to-node listener (forwarded
+	// requests, replication); port 0 lets the kernel choose (tests).
+	PeerListen string
+	// PeerAdvertise is the address the other nodes dial; the bound address
+	// of PeerListen if empty.
+	PeerAdvertise string
+	// Store is the replicated cluster state: slot maps under
+	// slots.Key(tenant), node addresses under NodeKey(node).
+	Store cluster.Store
+	// ServerTLS, if set, serves the peer listener over TLS (the cluster's
+	// mutual TLS: it should require and verify client certificates).
+	ServerTLS *tls.Config
+	// ClientTLS, if set, dials the other nodes over TLS.
+	ClientTLS *tls.Config
+	// AllowPeer, if set, admits to the peer listener only connections
+	// from the addresses it accepts (the cluster's nodes): the listener
+	// serves every tenant's keys and renews the node's lease.
+	AllowPeer func(netip.Addr) bool
+	// IsLeader reports whether this node is the raft leader, which alone
+	// watches the storage nodes and fails slots over; nil: never.
+	IsLeader func() bool
+	// MonitorInterval and MonitorThreshold: the leader declares a node down
+	// after MonitorThreshold failed probes MonitorInterval apart (Flare's
+	// monitor-interval and monitor-threshold); 300ms and 3 by default.
+	MonitorInterval  time.Duration
+	MonitorThreshold int
+	// RequestTimeout bounds a forwarded request or a replication
+	// acknowledgement; 2s by default.
+	RequestTimeout time.Duration
+	// Static fixes the membership and the slot maps as the store holds them
+	// at start, with no leader: every node serves its primaries without a
+	// lease and nothing fails over (benchmarks; a cluster without a
+	// replicated state).
+	Static bool
+	// RebuildBytesPerSec limits the bandwidth of a backup's rebuild;
+	// DefaultRebuildBytesPerSec if zero.
+	RebuildBytesPerSec int64
+}
+
+// defaults fills zero fields.
+func (o *ClusterOptions) defaults() {
+	if o.MonitorInterval <= 0 {
+		o.MonitorInterval = 300 * time.Millisecond
+	}
+	if o.MonitorThreshold <= 0 {
+		o.MonitorThreshold = 3
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 2 * time.Second
+	}
+	if o.RebuildBytesPerSec <= 0 {
+		o.RebuildBytesPerSec = DefaultRebuildBytesPerSec
+	}
+}
+
+// NodeKeyPrefix is the cluster state's prefix of the storage nodes'
+// addresses.
+const NodeKeyPrefix = "kvsnodes/"
+
+// NodeKey is the cluster state's key of a storage node's address record.
+func NodeKey(node string) string { return NodeKeyPrefix + node }
+
+// nodeRecord is what a storage node publishes under NodeKey.
+type nodeRecord struct {
+	Peer string `json:"peer"`
+}
+
+// clusterNode is a Tier's part of the cluster: its peer listener, its
+// connections to the other nodes and a router per tenant.
+type clusterNode struct {
+	opts   ClusterOptions
+	log    *slog.Logger
+	tier   *Tier
+	ln     net.Listener
+	addr   string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	peers   map[string]*peerSet // node + "\x00" + tenant
+	routers map[string]*router  // tenant
+	pconns  map[net.Conn]struct{}
+	closed  bool
+	// lease is the unix nanosecond until which this node may serve as a
+	// primary without hearing from the leader (see renewLease).
+	lease atomic.Int64
+	// cut simulates a network partition (tests): no peer connection in
+	// or out.
+	cut atomic.Bool
+}
+
+// partition cuts the node off from the other nodes (tests), or heals it:
+// peer connections are closed and refused both ways.
+func (n *clusterNode) partition(cut bool) {
+	n.cut.Store(cut)
+	if !cut {
+		return
+	}
+	n.mu.Lock()
+	for c := range n.pconns {
+		c.Close()
+	}
+	peers := n.peers
+	n.peers = map[string]*peerSet{}
+	routers := make([]*router, 0, len(n.routers))
+	for _, r := range n.routers {
+		routers = append(routers, r)
+	}
+	n.mu.Unlock()
+	for _, ps := range peers {
+		ps.close()
+	}
+	for _, r := range routers {
+		r.repl.mu.Lock()
+		for _, pc := range r.repl.streams {
+			if pc.c != nil {
+				pc.c.Close()
+			}
+		}
+		r.repl.mu.Unlock()
+	}
+}
+
+// JoinCluster makes the tier's tenants one store with the other storage
+// nodes of the cluster state: it opens the peer listener, publishes this
+// node's address under NodeKey(Node), and from then on every tenant this
+// tier serves routes its keys by the tenant's slot map (slots.Key(tenant)),
+// which must be placed by the leader (see PlaceTenant); a tenant without a
+// map answers SERVER_ERROR. Call it before Apply.
+func (t *Tier) JoinCluster(ctx context.Context, opts ClusterOptions) error {
+	if opts.Node == "" || opts.Store == nil {
+		return errors.New("kvs: join cluster: node name and store required")
+	}
+	opts.defaults()
+	ln, err := listen(ctx, opts.PeerListen)
+	if err != nil {
+		return fmt.Errorf("kvs: join cluster: %w", err)
+	}
+	if opts.ServerTLS != nil {
+		ln = tls.NewListener(ln, opts.ServerTLS)
+	}
+	addr := opts.PeerAdvertise
+	if addr == "" {
+		addr = ln.Addr().String()
+	}
+	rec, _ := json.Marshal(nodeRecord{Peer: addr})
+	if _, err := opts.Store.Propose(ctx, cluster.Op{Key: NodeKey(opts.Node), Value: rec}); err != nil {
+		ln.Close()
+		return fmt.Errorf("kvs: join cluster: publish %s: %w", opts.Node, err)
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	n := &clusterNode{opts: opts, log: t.log.With("node", opts.Node), tier: t, ln: ln, addr: addr, ctx: cctx, cancel: cancel,
+		peers: map[string]*peerSet{}, routers: map[string]*router{}, pconns: map[net.Conn]struct{}{}}
+	t.mu.Lock()
+	if t.cluster != nil || t.closed || len(t.tenants) > 0 {
+		t.mu.Unlock()
+		cancel()
+		ln.Close()
+		return errors.New("kvs: join cluster: already joined, closed, or tenants started")
+	}
+	t.cluster = n
+	t.mu.Unlock()
+	n.wg.Add(2)
+	go n.acceptLoop()
+	go n.watchLoop(opts.Store.Watch(cctx))
+	if opts.IsLeader != nil && !opts.Static {
+		n.wg.Add(1)
+		go n.monitorLoop()
+	}
+	return nil
+}
+
+// PeerAddr is the address of the node's peer listener ("" if not joined).
+func (t *Tier) PeerAddr() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cluster == nil {
+		return ""
+	}
+	return t.cluster.addr
+}
+
+// PlaceTenant creates or re-places a tenant's slot map over nodes (the
+// storage nodes, members of the cluster) by compare-and-set, retrying on
+// conflicts: the raft leader calls it when a tenant is added or changes its
+// replicas, and when storage nodes are added or removed.
+func PlaceTenant(ctx context.Context, st cluster.Store, tenant string, nodes []string, replicas int, replication string) (*slots.Map, error) {
+	for {
+		e, ok := st.Get(slots.Key(tenant))
+		var prev *slots.Map
+		if ok {
+			var err error
+			if prev, err = slots.Decode(e.Value); err != nil {
+				return nil, fmt.Errorf("kvs: place %s: %w", tenant, err)
+			}
+		}
+		m, err := slots.Place(prev, nodes, replicas, replication)
+		if err != nil {
+			return nil, fmt.Errorf("kvs: place %s: %w", tenant, err)
+		}
+		_, err = st.Propose(ctx, cluster.Op{Key: slots.Key(tenant), Value: m.Encode(), IfVersion: cluster.Version(e.Version)})
+		if errors.Is(err, cluster.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kvs: place %s: %w", tenant, err)
+		}
+		return m, nil
+	}
+}
+
+// updateMap read-modify-writes a tenant's slot map by compare-and-set:
+// change returns the new map from the current one, or an error to give up.
+func updateMap(ctx context.Context, st cluster.Store, tenant string, change func(*slots.Map) (*slots.Map, error)) (*slots.Map, error) {
+	for {
+		e, ok := st.Get(slots.Key(tenant))
+		if !ok {
+			return nil, fmt.Errorf("kvs: tenant %s has no slot map", tenant)
+		}
+		cur, err := slots.Decode(e.Value)
+		if err != nil {
+			return nil, err
+		}
+		next, err := change(cur)
+		if err != nil || next == nil {
+			return cur, err
+		}
+		_, err = st.Propose(ctx, cluster.Op{Key: slots.Key(tenant), Value: next.Encode(), IfVersion: cluster.Version(e.Version)})
+		if errors.Is(err, cluster.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return next, nil
+	}
+}
+
+// peerAddr resolves a node's peer address from the cluster state.
+func (n *clusterNode) peerAddr(node string) (string, error) {
+	e, ok := n.opts.Store.Get(NodeKey(node))
+	if !ok {
+		return "", fmt.Errorf("node %s has no address", node)
+	}
+	var rec nodeRecord
+	if err := json.Unmarshal(e.Value, &rec); err != nil || rec.Peer == "" {
+		return "", fmt.Errorf("node %s: bad address record", node)
+	}
+	return rec.Peer, nil
+}
+
+// dial opens a connection to a node's peer listener and sends hello.
+func (n *clusterNode) dial(node, hello string) (net.Conn, error) {
+	if n.cut.Load() {
+		return nil, fmt.Errorf("node %s: network unreachable", node)
+	}
+	addr, err := n.peerAddr(node)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: time.Second}
+	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
+	defer cancel()
+	var c net.Conn
+	if n.opts.ClientTLS != nil {
+		td := tls.Dialer{NetDialer: &d, Config: n.opts.ClientTLS}
+		c, err = td.DialContext(ctx, "tcp", addr)
+	} else {
+		c, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", node, err)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte(hello)); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("node %s: %w", node, err)
+	}
+	c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+// peers returns the connection set to node for tenant.
+func (n *clusterNode) peerSet(node, tenant string) *peerSet {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	k := node + "\x00" + tenant
+	ps := n.peers[k]
+	if ps == nil {
+		ps = &peerSet{n: n, node: node, tenant: tenant}
+		n.peers[k] = ps
+	}
+	return ps
+}
+
+// watchLoop refreshes every router's map when the cluster state changes.
+func (n *clusterNode) watchLoop(ch <-chan uint64) {
+	defer n.wg.Done()
+	for range ch {
+		n.mu.Lock()
+		rs := make([]*router, 0, len(n.routers))
+		for _, r := range n.routers {
+			rs = append(rs, r)
+		}
+		n.mu.Unlock()
+		for _, r := range rs {
+			r.refresh()
+		}
+	}
+}
+
+// attach makes svc a clustered tenant's service.
+func (n *clusterNode) attach(svc *service) {
+	r := &router{n: n, tenant: svc.name, svc: svc}
+	svc.router = r
+	// Every clustered tenant's writes go through a replicator: its
+	// replicas may change at run time.
+	r.repl = newReplicator(r, svc.store)
+	svc.store = r.repl
+	n.mu.Lock()
+	n.routers[svc.name] = r
+	n.mu.Unlock()
+	r.refresh()
+}
+
+// detach forgets a stopped tenant.
+func (n *clusterNode) detach(svc *service) {
+	n.mu.Lock()
+	if r := n.routers[svc.name]; r != nil && r.svc == svc {
+		delete(n.routers, svc.name)
+	}
+	n.mu.Unlock()
+	if r := svc.router; r != nil && r.repl != nil {
+		r.repl.close()
+	}
+}
+
+// service returns a clustered tenant's service.
+func (n *clusterNode) service(tenant string) *service {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if r := n.routers[tenant]; r != nil {
+		return r.svc
+	}
+	return nil
+}
+
+// close stops the peer listener and every peer connection.
+func (n *clusterNode) close() {
+	n.mu.Lock()
+	n.closed = true
+	n.ln.Close()
+	for c := range n.pconns {
+		c.Close()
+	}
+	peers := n.peers
+	n.peers = map[string]*peerSet{}
+	n.mu.Unlock()
+	n.cancel()
+	for _, ps := range peers {
+		ps.close()
+	}
+	n.wg.Wait()
+}
+
+// router is a clustered tenant's view of its slot map.
+type router struct {
+	n      *clusterNode
+	tenant string
+	svc    *service
+	repl   *replicator
+	m      atomic.Pointer[slots.Map]
+	ver    atomic.Uint64
+	sessID atomic.Uint64
+}
+
+// refresh loads the tenant's map if it changed, and raises the store's cas
+// counter above every epoch's range.
+func (r *router) refresh() {
+	e, ok := r.n.opts.Store.Get(slots.Key(r.tenant))
+	if !ok || e.Version == r.ver.Load() {
+		return
+	}
+	m, err := slots.Decode(e.Value)
+	if err != nil {
+		r.n.log.Error("kvs: slot map", "tenant", r.tenant, "err", err)
+		return
+	}
+	r.m.Store(m)
+	r.ver.Store(e.Version)
+	raiseCAS(r.repl.inner, m.MaxEpoch()<<slots.EpochShift)
+	r.repl.mapChanged(m)
+}
+
+// owner returns the node that serves key's slot.
+func (r *router) owner(key []byte) (node string, slot int, ok bool) {
+	m := r.m.Load()
+	if m == nil {
+		return "", 0, false
+	}
+	slot = slots.Of(key)
+	return m.Slots[slot].Primary, slot, true
+}
+
+// SetStorageNodes places every clustered tenant over nodes (the leader's
+// part of `lbctl node add` and `lbctl node drain`: the members with the
+// new node, or without the drained one). A node added gets backups,
+// rebuilt, then its share of primaries (see rebalance); a node drained
+// hands its primaries to their in-sync backups and its backups to the
+// others. Watch the maps (or Tier.ClusterStatus) for the end of the move.
+func SetStorageNodes(ctx context.Context, st cluster.Store, nodes []string) error {
+	for _, e := range st.List(slots.KeyPrefix) {
+		m, err := slots.Decode(e.Value)
+		if err != nil {
+			return fmt.Errorf("kvs: %s: %w", e.Key, err)
+		}
+		tenant := e.Key[len(slots.KeyPrefix):]
+		if _, err := PlaceTenant(ctx, st, tenant, nodes, m.Replicas, m.Replication); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveNode forgets a storage node (`lbctl node remove`) once no tenant's
+// map places anything on it (drain it first).
+func RemoveNode(ctx context.Context, st cluster.Store, node string) error {
+	for _, e := range st.List(slots.KeyPrefix) {
+		m, err := slots.Decode(e.Value)
+		if err != nil {
+			return fmt.Errorf("kvs: %s: %w", e.Key, err)
+		}
+		for i, s := range m.Slots {
+			if s.Primary == node || slices.Contains(s.Backups, node) {
+				return fmt.Errorf("kvs: node %s still holds slot %d of %s: drain it first", node, i, e.Key[len(slots.KeyPrefix):])
+			}
+		}
+	}
+	e, ok := st.Get(NodeKey(node))
+	if !ok {
+		return fmt.Errorf("kvs: no storage node %s", node)
+	}
+	_, err := st.Propose(ctx, cluster.Op{Key: NodeKey(node), Delete: true, IfVersion: cluster.Version(e.Version)})
+	return err
+}

@@ -1,0 +1,249 @@
+package kvs
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/lbd-project/lbd/pkg/healthcheck"
+	"github.com/lbd-project/lbd/pkg/slots"
+)
+
+// Failover and the primary's lease.
+//
+// The raft leader probes every storage node's peer listener with the
+// memcached "version" check of pkg/healthcheck, MonitorInterval apart; a
+// node is down after MonitorThreshold failed probes (Flare's
+// monitor-interval x monitor-threshold), and the leader then fails over the
+// slots whose primary it was, in one compare-and-set per tenant
+// (slots.Failover: an in-sync backup promoted, the epoch bumped).
+//
+// A probe also renews the probed node's lease: a node serves its primary
+// slots only while its last probe is younger than two thirds of
+// MonitorInterval x MonitorThreshold. A primary cut off from the leader thus
+// stops answering before the leader can declare it down and promote a
+// backup, and never serves a read the new primary could contradict.
+
+// leaseFor is how long a probe lets a node serve as a primary.
+func (o *ClusterOptions) leaseFor() time.Duration {
+	return o.MonitorInterval * time.Duration(o.MonitorThreshold) * 2 / 3
+}
+
+// renewLease extends the node's lease from now.
+func (n *clusterNode) renewLease() {
+	n.lease.Store(time.Now().Add(n.opts.leaseFor()).UnixNano())
+}
+
+// serving reports whether this node may serve its primary slots now.
+func (r *router) serving() bool {
+	return r.n.opts.Static || time.Now().UnixNano() < r.n.lease.Load()
+}
+
+// servingSlot reports whether this node may serve slot now: it holds a
+// lease and has not fenced the slot at its epoch (see replicator.fenced).
+func (r *router) servingSlot(slot int) bool {
+	m := r.m.Load()
+	return r.serving() && (m == nil || !r.repl.isFenced(slot, m.Slots[slot].Epoch))
+}
+
+// tlsDialer dials the probes over the cluster's TLS.
+type tlsDialer struct{ cfg *tls.Config }
+
+func (d tlsDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	td := tls.Dialer{Config: d.cfg}
+	return td.DialContext(ctx, network, addr)
+}
+
+// RunMonitor watches the storage nodes and fails their slots over while
+// opts.IsLeader reports true, until ctx ends: for a node of the cluster
+// state that is not a storage node (a director can be the raft leader).
+// A storage node gets the same from JoinCluster with IsLeader set. Uses
+// Store, IsLeader, ClientTLS, MonitorInterval, MonitorThreshold and
+// RequestTimeout of opts.
+func RunMonitor(ctx context.Context, log *slog.Logger, opts ClusterOptions) error {
+	if opts.Store == nil || opts.IsLeader == nil {
+		return errors.New("kvs: monitor: store and IsLeader required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts.defaults()
+	n := &clusterNode{opts: opts, log: log, ctx: ctx}
+	n.wg.Add(1)
+	n.monitorLoop()
+	return nil
+}
+
+// monitorLoop runs the health checks of the storage nodes while this node
+// is the leader, and fails their slots over when they go down.
+func (n *clusterNode) monitorLoop() {
+	defer n.wg.Done()
+	var chk *healthcheck.Checker
+	var run struct {
+		stop context.CancelFunc
+		done chan struct{}
+	}
+	stopChecker := func() {
+		if chk != nil {
+			run.stop()
+			<-run.done
+			chk = nil
+		}
+	}
+	defer stopChecker()
+	var last string // the targets given to chk
+	ticks := 0
+	tick := time.NewTicker(n.opts.MonitorInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !n.opts.IsLeader() {
+			stopChecker()
+			continue
+		}
+		if chk == nil {
+			last = ""
+			opts := healthcheck.Options{Logger: n.log, Jitter: -1}
+			if n.opts.ClientTLS != nil {
+				opts.Dialer = tlsDialer{n.opts.ClientTLS}
+			}
+			chk = healthcheck.New(opts)
+			ctx, stop := context.WithCancel(n.ctx)
+			run.stop, run.done = stop, make(chan struct{})
+			go func(chk *healthcheck.Checker, done chan struct{}) {
+				defer close(done)
+				chk.Run(ctx)
+			}(chk, run.done)
+		}
+		if ts := n.targets(); fmt.Sprint(ts) != last {
+			if err := chk.Update(ts); err != nil {
+				n.log.Warn("kvs: storage node checks", "err", err)
+			}
+			last = fmt.Sprint(ts)
+		}
+		n.failover(chk)
+		if ticks++; ticks%rebalanceTicks == 0 {
+			n.rebalance(chk)
+		}
+	}
+}
+
+// rebalanceTicks is how many monitor intervals apart the leader looks for
+// primaries to move (see rebalance).
+const rebalanceTicks = 5
+
+// rebalance moves primaries towards an even spread once the backups they
+// move to are in sync (a node added gets its backups rebuilt first, then
+// its share of primaries): for each tenant whose backups are all in sync
+// and whose nodes are all up, the map slots.Place gives, by
+// compare-and-set. A primary moves only to an in-sync backup (the two
+// swap), so no acknowledged write is lost; a write in flight at the old
+// primary meanwhile fails (its backup refuses the old epoch).
+func (n *clusterNode) rebalance(chk *healthcheck.Checker) {
+	for _, st := range chk.States() {
+		if !st.Up {
+			return
+		}
+	}
+	for _, e := range n.opts.Store.List(slots.KeyPrefix) {
+		tenant := strings.TrimPrefix(e.Key, slots.KeyPrefix)
+		ctx, cancel := context.WithTimeout(n.ctx, n.opts.RequestTimeout)
+		_, err := updateMap(ctx, n.opts.Store, tenant, func(cur *slots.Map) (*slots.Map, error) {
+			for _, s := range cur.Slots {
+				if len(s.InSync) != len(s.Backups) {
+					return nil, nil // a rebuild is under way
+				}
+			}
+			next, err := slots.Place(cur, cur.Nodes, cur.Replicas, cur.Replication)
+			if err != nil || !movesPrimaries(cur, next) {
+				return nil, err
+			}
+			n.log.Info("kvs: rebalancing primaries", "tenant", tenant)
+			return next, nil
+		})
+		cancel()
+		if err != nil {
+			n.log.Error("kvs: rebalance", "tenant", tenant, "err", err)
+		}
+	}
+}
+
+// movesPrimaries reports whether b gives any slot another primary than a.
+func movesPrimaries(a, b *slots.Map) bool {
+	for i := range a.Slots {
+		if a.Slots[i].Primary != b.Slots[i].Primary {
+			return true
+		}
+	}
+	return false
+}
+
+// targets are the storage nodes' peer listeners.
+func (n *clusterNode) targets() []healthcheck.Target {
+	var ts []healthcheck.Target
+	iv := n.opts.MonitorInterval
+	for _, e := range n.opts.Store.List(NodeKeyPrefix) {
+		node := strings.TrimPrefix(e.Key, NodeKeyPrefix)
+		addr, err := n.peerAddr(node)
+		if err != nil {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			continue
+		}
+		ts = append(ts, healthcheck.Target{ID: node, Addr: ap, Spec: healthcheck.Spec{
+			Type: healthcheck.Memcached, ConnectTimeout: iv, DelayLoop: iv, DelayBeforeRetry: iv,
+			Retry: n.opts.MonitorThreshold - 1, Warmup: -1,
+		}})
+	}
+	return ts
+}
+
+// failover commits, for every tenant, the failover of the slots whose
+// primary is down.
+func (n *clusterNode) failover(chk *healthcheck.Checker) {
+	down := map[string]bool{}
+	for _, st := range chk.States() {
+		if !st.Up {
+			down[st.ID] = true
+		}
+	}
+	if len(down) == 0 {
+		return
+	}
+	for _, e := range n.opts.Store.List(slots.KeyPrefix) {
+		tenant := strings.TrimPrefix(e.Key, slots.KeyPrefix)
+		ctx, cancel := context.WithTimeout(n.ctx, n.opts.RequestTimeout)
+		_, err := updateMap(ctx, n.opts.Store, tenant, func(cur *slots.Map) (*slots.Map, error) {
+			next, changed := slots.Failover(cur, down)
+			if !changed {
+				return nil, nil
+			}
+			n.log.Warn("kvs: failing slots over", "tenant", tenant, "down", keys(down))
+			return next, nil
+		})
+		cancel()
+		if err != nil {
+			n.log.Error("kvs: failover", "tenant", tenant, "err", err)
+		}
+	}
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

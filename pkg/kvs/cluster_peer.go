@@ -1,0 +1,558 @@
+package kvs
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Node-to-node connections. A connection opens with one hello line:
+//
+//	lbd-peer TENANT\r\n        forwarded requests of TENANT's clients
+//	lbd-repl TENANT FROM\r\n   replication records from FROM (see repl)
+//
+// after which a peer connection is a memcached text stream served at this
+// node as the slots' primary (never forwarded again): each forwarded
+// request is followed by "mn\r\n", so that its reply, whatever it is (none
+// for noreply, values, an error), ends at the "MN\r\n".
+
+// peerConnsPerNode is how many pipelined connections a node keeps to each
+// other node per tenant; a client session always uses the same one, so
+// its forwarded requests stay in order.
+const peerConnsPerNode = 4
+
+// future is a reply that arrives later.
+type future struct {
+	done chan struct{}
+	data []byte
+	mu   sync.Mutex
+	fin  bool
+	cb   func() // called once complete (see attach)
+}
+
+func newFuture() *future { return &future{done: make(chan struct{})} }
+
+func (f *future) complete(b []byte) {
+	f.mu.Lock()
+	f.data, f.fin = b, true
+	cb := f.cb
+	f.mu.Unlock()
+	close(f.done)
+	if cb != nil {
+		cb()
+	}
+}
+
+// attach makes cb run once f is complete: now, if it is.
+func (f *future) attach(cb func()) {
+	f.mu.Lock()
+	if f.fin {
+		f.mu.Unlock()
+		cb()
+		return
+	}
+	f.cb = cb
+	f.mu.Unlock()
+}
+
+// isDone reports whether f is complete.
+func (f *future) isDone() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// failed returns a future completed with a SERVER_ERROR line.
+func failed(msg string) *future {
+	f := newFuture()
+	f.complete([]byte("SERVER_ERROR lbd: unavailable: " + msg + "\r\n"))
+	return f
+}
+
+// peerSet is the connections to one node for one tenant.
+type peerSet struct {
+	n      *clusterNode
+	node   string
+	tenant string
+	mu     sync.Mutex
+	conns  [peerConnsPerNode]*peerConn
+	// downUntil: a dial failed; fail fast until then.
+	downUntil time.Time
+	lastErr   string
+}
+
+// conn returns connection i, dialing it if needed; nil and the reason if
+// the node cannot be reached.
+func (ps *peerSet) conn(i int) (*peerConn, string) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if pc := ps.conns[i]; pc != nil && !pc.isDead() {
+		return pc, ""
+	}
+	if time.Now().Before(ps.downUntil) {
+		return nil, ps.lastErr
+	}
+	c, err := ps.n.dial(ps.node, "lbd-peer "+ps.tenant+"\r\n")
+	if err != nil {
+		ps.downUntil = time.Now().Add(100 * time.Millisecond)
+		ps.lastErr = err.Error()
+		return nil, ps.lastErr
+	}
+	pc := newPeerConn(c, ps.node, ps.n.opts.RequestTimeout, "mn\r\n", readPeerReply, false)
+	ps.conns[i] = pc
+	return pc, ""
+}
+
+func (ps *peerSet) close() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, pc := range ps.conns {
+		if pc != nil {
+			pc.fail("closing")
+		}
+	}
+}
+
+// peerConn is one pipelined connection to another node: requests are
+// queued with send and sent by flush (or at once by its own goroutine, if
+// it was made with autoFlush); replies complete their futures in order.
+type peerConn struct {
+	c       net.Conn
+	node    string
+	timeout time.Duration
+	suffix  string // appended to every request
+	read    func(*bufio.Reader) ([]byte, error)
+	kick    chan struct{}
+	mu      sync.Mutex
+	bw      *bufio.Writer
+	q       []*future
+	dirty   bool
+	dead    bool
+	sentAt  time.Time
+}
+
+func newPeerConn(c net.Conn, node string, timeout time.Duration, suffix string, read func(*bufio.Reader) ([]byte, error), autoFlush bool) *peerConn {
+	pc := &peerConn{c: c, node: node, timeout: timeout, suffix: suffix, read: read, bw: bufio.NewWriterSize(c, 32<<10)}
+	go pc.readLoop()
+	if autoFlush {
+		pc.kick = make(chan struct{}, 1)
+		go func() {
+			for range pc.kick {
+				pc.flush()
+				if pc.isDead() {
+					return
+				}
+			}
+		}()
+	}
+	return pc
+}
+
+func (pc *peerConn) isDead() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.dead
+}
+
+// send queues req (which must end with its "\r\n", data included) and
+// returns its reply; flush sends what is queued.
+func (pc *peerConn) send(req []byte) *future {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.dead {
+		return failed("node " + pc.node + ": connection lost")
+	}
+	f := newFuture()
+	if len(pc.q) == 0 {
+		pc.sentAt = time.Now()
+	}
+	pc.q = append(pc.q, f)
+	pc.bw.Write(req)
+	pc.bw.WriteString(pc.suffix)
+	pc.dirty = true
+	if pc.kick != nil {
+		select {
+		case pc.kick <- struct{}{}:
+		default:
+		}
+	}
+	return f
+}
+
+func (pc *peerConn) flush() {
+	pc.mu.Lock()
+	if !pc.dirty || pc.dead {
+		pc.mu.Unlock()
+		return
+	}
+	pc.dirty = false
+	pc.c.SetWriteDeadline(time.Now().Add(pc.timeout))
+	err := pc.bw.Flush()
+	pc.mu.Unlock()
+	if err != nil {
+		pc.fail(err.Error())
+	}
+}
+
+// fail closes the connection and fails every reply still awaited.
+func (pc *peerConn) fail(why string) {
+	pc.mu.Lock()
+	q := pc.q
+	pc.q = nil
+	wasDead := pc.dead
+	pc.dead = true
+	pc.mu.Unlock()
+	if pc.kick != nil && !wasDead {
+		close(pc.kick)
+	}
+	pc.c.Close()
+	for _, f := range q {
+		f.complete([]byte("SERVER_ERROR lbd: node " + pc.node + ": " + why + "\r\n"))
+	}
+}
+
+// readLoop completes the awaited replies in order.
+func (pc *peerConn) readLoop() {
+	br := bufio.NewReaderSize(pc.c, 64<<10)
+	for {
+		pc.c.SetReadDeadline(time.Now().Add(pc.timeout))
+		reply, err := pc.read(br)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				pc.mu.Lock()
+				idle := len(pc.q) == 0 || time.Since(pc.sentAt) < pc.timeout
+				pc.mu.Unlock()
+				if idle && len(reply) == 0 {
+					continue
+				}
+				pc.fail("timed out")
+				return
+			}
+			pc.fail("connection lost")
+			return
+		}
+		pc.mu.Lock()
+		if len(pc.q) == 0 {
+			pc.mu.Unlock()
+			pc.fail("unexpected reply")
+			return
+		}
+		f := pc.q[0]
+		pc.q[0] = nil
+		pc.q = pc.q[1:]
+		if len(pc.q) > 0 {
+			pc.sentAt = time.Now()
+		}
+		pc.mu.Unlock()
+		f.complete(reply)
+	}
+}
+
+// readPeerReply reads one reply up to its "MN\r\n" (not included): lines,
+// and after a VALUE or VA line its data block.
+func readPeerReply(br *bufio.Reader) ([]byte, error) {
+	var out []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			var rest []byte
+			rest, err = br.ReadBytes('\n')
+			line = append(bytes.Clone(line), rest...)
+		}
+		if err != nil {
+			return out, err
+		}
+		if string(line) == "MN\r\n" {
+			if out == nil {
+				out = []byte{}
+			}
+			return out, nil
+		}
+		out = append(out, line...)
+		if n, ok := dataLen(line); ok {
+			start := len(out)
+			out = append(out, make([]byte, n+2)...)
+			if _, err := io.ReadFull(br, out[start:]); err != nil {
+				return out, err
+			}
+		}
+	}
+}
+
+// dataLen returns the length of the data block that follows a VALUE or VA
+// reply line.
+func dataLen(line []byte) (int, bool) {
+	var f []string
+	switch {
+	case bytes.HasPrefix(line, []byte("VALUE ")):
+		f = strings.Fields(string(line))
+		if len(f) < 4 {
+			return 0, false
+		}
+		f = f[3:]
+	case bytes.HasPrefix(line, []byte("VA ")):
+		f = strings.Fields(string(line))[1:]
+	default:
+		return 0, false
+	}
+	if len(f) == 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f[0])
+	return n, err == nil && n >= 0 && n <= maxForwardData
+}
+
+// acceptLoop serves the peer listener.
+func (n *clusterNode) acceptLoop() {
+	defer n.wg.Done()
+	for {
+		c, err := n.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			c.Close()
+			return
+		}
+		if n.cut.Load() || !n.admit(c) {
+			n.mu.Unlock()
+			c.Close()
+			continue
+		}
+		n.pconns[c] = struct{}{}
+		n.mu.Unlock()
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer func() {
+				n.mu.Lock()
+				delete(n.pconns, c)
+				n.mu.Unlock()
+				c.Close()
+			}()
+			if err := n.servePeer(c); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				n.log.Debug("kvs: peer connection", "remote", c.RemoteAddr().String(), "err", err)
+			}
+		}()
+	}
+}
+
+// admit applies ClusterOptions.AllowPeer to a new peer connection.
+func (n *clusterNode) admit(c net.Conn) bool {
+	if n.opts.AllowPeer == nil {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil || !n.opts.AllowPeer(ap.Addr().Unmap()) {
+		n.log.Warn("kvs: peer connection refused", "remote", c.RemoteAddr().String())
+		return false
+	}
+	return true
+}
+
+// servePeer reads a peer connection's hello and serves it.
+func (n *clusterNode) servePeer(c net.Conn) error {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	br := bufio.NewReaderSize(c, readBufSize)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hello, err := br.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	c.SetReadDeadline(time.Time{})
+	if strings.TrimSpace(hello) == "version" {
+		// The leader's health check: it renews this node's lease.
+		n.renewLease()
+		_, err := io.WriteString(c, "VERSION "+Version+"\r\n")
+		return err
+	}
+	f := strings.Fields(hello)
+	if len(f) < 2 {
+		return fmt.Errorf("bad hello %q", hello)
+	}
+	svc := n.service(f[1])
+	if svc == nil {
+		io.WriteString(c, "SERVER_ERROR lbd: no tenant "+f[1]+" here\r\n")
+		return fmt.Errorf("hello for unknown tenant %q", f[1])
+	}
+	switch {
+	case f[0] == "lbd-peer":
+		sess := newSession(svc, br, bufio.NewWriterSize(&deadlineWriter{c: c}, 32<<10))
+		sess.peer = true
+		return sess.serve()
+	case f[0] == "lbd-repl" && len(f) == 3:
+		return svc.router.repl.serveBackup(f[2], br, c)
+	}
+	return fmt.Errorf("bad hello %q", hello)
+}
+
+// orderedWriter is a clustered client session's reply writer: replies
+// written now and replies that arrive later (forwarded requests) go out in
+// request order. Flush sends the session's forwarded requests, waits for
+// their replies in order, and writes everything; in an event loop (async),
+// Flush only sends, and the loop parks the connection until the replies
+// are in (see evLoop.park).
+type orderedWriter struct {
+	w     respWriter
+	async bool
+	segs  []segment
+	peers []*peerConn // with requests queued since the last Flush
+}
+
+// segment is bytes written, or a reply to wait for.
+type segment struct {
+	b []byte
+	f *future
+	// merge, if set, makes the segment's bytes from the replies of fs.
+	fs    []*future
+	merge func([][]byte) []byte
+}
+
+func (o *orderedWriter) Write(p []byte) (int, error) {
+	if len(o.segs) == 0 {
+		return o.w.Write(p)
+	}
+	if last := &o.segs[len(o.segs)-1]; last.f == nil && last.merge == nil {
+		last.b = append(last.b, p...)
+	} else {
+		o.segs = append(o.segs, segment{b: bytes.Clone(p)})
+	}
+	return len(p), nil
+}
+
+func (o *orderedWriter) WriteString(s string) (int, error) {
+	if len(o.segs) == 0 {
+		return o.w.WriteString(s)
+	}
+	return o.Write([]byte(s))
+}
+
+// await adds a reply to wait for, sent on pc.
+func (o *orderedWriter) await(f *future, pc *peerConn) {
+	o.segs = append(o.segs, segment{f: f})
+	o.sent(pc)
+}
+
+func (o *orderedWriter) sent(pc *peerConn) {
+	if pc != nil && !containsConn(o.peers, pc) {
+		o.peers = append(o.peers, pc)
+	}
+}
+
+func containsConn(pcs []*peerConn, pc *peerConn) bool {
+	for _, p := range pcs {
+		if p == pc {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitMerged adds replies to wait for whose bytes merge makes into one.
+func (o *orderedWriter) awaitMerged(fs []*future, merge func([][]byte) []byte) {
+	o.segs = append(o.segs, segment{fs: fs, merge: merge})
+}
+
+// Flush implements respWriter.
+func (o *orderedWriter) Flush() error {
+	o.sendPeers()
+	if o.async {
+		return nil
+	}
+	o.drain()
+	return o.w.Flush()
+}
+
+// sendPeers sends the requests queued on the session's peer connections.
+func (o *orderedWriter) sendPeers() {
+	for _, pc := range o.peers {
+		pc.flush()
+	}
+	clear(o.peers)
+	o.peers = o.peers[:0]
+}
+
+// pending reports whether replies are held back.
+func (o *orderedWriter) pending() bool { return len(o.segs) > 0 }
+
+// awaited returns the futures not complete yet.
+func (o *orderedWriter) awaited() []*future {
+	var fs []*future
+	for _, s := range o.segs {
+		if s.f != nil && !s.f.isDone() {
+			fs = append(fs, s.f)
+		}
+		for _, f := range s.fs {
+			if !f.isDone() {
+				fs = append(fs, f)
+			}
+		}
+	}
+	return fs
+}
+
+// writerMark is a position in an orderedWriter (see mark).
+type writerMark struct{ segs, last int }
+
+// mark returns the current end of the held-back replies.
+func (o *orderedWriter) mark() writerMark {
+	m := writerMark{segs: len(o.segs)}
+	if m.segs > 0 {
+		m.last = len(o.segs[m.segs-1].b)
+	}
+	return m
+}
+
+// rollback forgets what was written after m (a request undone).
+func (o *orderedWriter) rollback(m writerMark) {
+	if m.segs == 0 {
+		clear(o.segs)
+		o.segs = o.segs[:0]
+		return
+	}
+	o.segs = o.segs[:m.segs]
+	o.segs[m.segs-1].b = o.segs[m.segs-1].b[:m.last]
+}
+
+// drain waits for the held-back replies in order and writes them to w.
+func (o *orderedWriter) drain() {
+	for i := range o.segs {
+		s := &o.segs[i]
+		switch {
+		case s.f != nil:
+			<-s.f.done
+			o.w.Write(s.f.data)
+		case s.merge != nil:
+			parts := make([][]byte, len(s.fs))
+			for j, f := range s.fs {
+				<-f.done
+				parts[j] = f.data
+			}
+			o.w.Write(s.merge(parts))
+		default:
+			o.w.Write(s.b)
+		}
+		o.segs[i] = segment{}
+	}
+	o.segs = o.segs[:0]
+}

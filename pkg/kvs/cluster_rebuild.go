@@ -1,0 +1,241 @@
+package kvs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/lbd-project/lbd/pkg/slots"
+)
+
+// Rebuild. A backup that is not in sync (new, or back after a failure) is
+// rebuilt by the slot's primary: on the replication stream, which already
+// carries the live writes, the primary sends a purge of each slot (the
+// backup drops what it held of it: a node back from the dead may hold keys
+// deleted meanwhile), then every item of the slots, each read and queued
+// under its slot's lock, so that a live write to the same key is queued
+// either before the item was read or after it was queued: neither
+// overwrites the newer. The items go out at most RebuildBytesPerSec. Once
+// the backup has applied them all, the primary adds it to the slots'
+// in-sync sets by compare-and-set (if it is still their primary at the
+// same epoch).
+
+// DefaultRebuildBytesPerSec is the rebuild bandwidth limit by default.
+const DefaultRebuildBytesPerSec = 32 << 20
+
+// rebuildState is the progress of one backup's rebuild.
+type rebuildState struct {
+	Backup    string `json:"backup"`
+	Slots     int    `json:"slots"`
+	ItemsSent int64  `json:"items_sent"`
+	ItemsAll  int64  `json:"items_total"`
+	Done      bool   `json:"done"`
+	Err       string `json:"error,omitempty"`
+}
+
+// rebuilds tracks the running rebuilds of a replicator.
+type rebuilds struct {
+	mu      sync.Mutex
+	running map[string]*rebuildState // backup → state
+}
+
+// mapChanged starts a rebuild for every backup of this node's primary
+// slots that is not in sync.
+func (rp *replicator) mapChanged(m *slots.Map) {
+	self := rp.r.n.opts.Node
+	need := map[string][]int{}
+	for i, s := range m.Slots {
+		if s.Primary != self {
+			continue
+		}
+		for _, b := range s.Backups {
+			if !slices.Contains(s.InSync, b) {
+				need[b] = append(need[b], i)
+			}
+		}
+	}
+	rp.rb.mu.Lock()
+	defer rp.rb.mu.Unlock()
+	if rp.rb.running == nil {
+		rp.rb.running = map[string]*rebuildState{}
+	}
+	for b, ss := range need {
+		if st := rp.rb.running[b]; st != nil && !st.Done {
+			continue
+		}
+		st := &rebuildState{Backup: b, Slots: len(ss)}
+		rp.rb.running[b] = st
+		go rp.rebuild(b, ss, m, st)
+	}
+}
+
+// progress returns the rebuilds' states.
+func (rp *replicator) progress() []rebuildState {
+	rp.rb.mu.Lock()
+	defer rp.rb.mu.Unlock()
+	var out []rebuildState
+	for _, st := range rp.rb.running {
+		out = append(out, *st)
+	}
+	return out
+}
+
+// rebuild streams slots ss to backup, then marks them in sync.
+func (rp *replicator) rebuild(backup string, ss []int, m *slots.Map, st *rebuildState) {
+	err := rp.rebuildOnce(backup, ss, m, st)
+	rp.rb.mu.Lock()
+	st.Done = true
+	if err != nil {
+		st.Err = err.Error()
+	}
+	rp.rb.mu.Unlock()
+	if err != nil {
+		rp.r.n.log.Info("kvs: rebuild stopped", "tenant", rp.r.tenant, "backup", backup, "err", err)
+		// Retried with the next map, or in a while.
+		go func() {
+			select {
+			case <-rp.r.n.ctx.Done():
+			case <-time.After(time.Second):
+				if m := rp.r.m.Load(); m != nil {
+					rp.mapChanged(m)
+				}
+			}
+		}()
+		return
+	}
+	rp.r.n.log.Info("kvs: backup rebuilt", "tenant", rp.r.tenant, "backup", backup, "slots", len(ss), "items", st.ItemsSent)
+}
+
+func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *rebuildState) error {
+	pc := rp.stream(backup)
+	if pc.isDead() {
+		return fmt.Errorf("backup %s unreachable", backup)
+	}
+	want := make([]bool, slots.Count)
+	epochs := map[int]uint64{}
+	for _, i := range ss {
+		want[i] = true
+		epochs[i] = m.Slots[i].Epoch
+	}
+	var last []*future
+	for _, i := range ss {
+		l := &rp.locks[i]
+		l.mu.Lock()
+		last = append(last, pc.send(purgeRecord(epochs[i], i)))
+		l.mu.Unlock()
+	}
+	keys := storeKeys(rp.inner, func(k []byte) bool { return want[slots.Of(k)] })
+	rp.rb.mu.Lock()
+	st.ItemsAll = int64(len(keys))
+	rp.rb.mu.Unlock()
+	limit := rp.r.n.opts.RebuildBytesPerSec
+	started := time.Now()
+	var sent int64
+	for _, k := range keys {
+		i := slots.Of(k)
+		l := &rp.locks[i]
+		l.mu.Lock()
+		if cur := rp.r.m.Load(); cur == nil || cur.Slots[i].Epoch != epochs[i] || cur.Slots[i].Primary != rp.r.n.opts.Node {
+			l.mu.Unlock()
+			return fmt.Errorf("slot %d changed during the rebuild", i)
+		}
+		it, err := rp.inner.Mutate(k, rp.r.svc.now(), func(cur Item, found bool) (Item, Op) { return cur, OpKeep })
+		if err == nil && it.Value != nil {
+			rec := encodeRecord(epochs[i], i, OpStore, k, it)
+			f := pc.send(rec)
+			sent += int64(len(rec))
+			last = append(last[:0], f)
+		}
+		l.mu.Unlock()
+		rp.rb.mu.Lock()
+		st.ItemsSent++
+		rp.rb.mu.Unlock()
+		if pc.isDead() {
+			return fmt.Errorf("backup %s: stream lost", backup)
+		}
+		// Throttle: no faster than limit bytes a second on average.
+		if ahead := time.Duration(float64(sent)/float64(limit)*float64(time.Second)) - time.Since(started); ahead > 10*time.Millisecond {
+			select {
+			case <-rp.r.n.ctx.Done():
+				return rp.r.n.ctx.Err()
+			case <-time.After(ahead):
+			}
+		}
+	}
+	// The stream is in order: when its last record is applied, all are.
+	for _, f := range last {
+		<-f.done
+		if string(f.data) != "A\r\n" {
+			return fmt.Errorf("backup %s: %q", backup, bytes.TrimSpace(f.data))
+		}
+	}
+	ctx, cancel := context.WithTimeout(rp.r.n.ctx, rp.r.n.opts.RequestTimeout)
+	defer cancel()
+	self := rp.r.n.opts.Node
+	_, err := updateMap(ctx, rp.r.n.opts.Store, rp.r.tenant, func(cur *slots.Map) (*slots.Map, error) {
+		next := cur
+		for _, i := range ss {
+			if slices.Contains(next.Slots[i].InSync, backup) {
+				continue
+			}
+			var err error
+			if next, err = next.AddInSync(self, backup, i, epochs[i]); err != nil {
+				return nil, err
+			}
+		}
+		if next == cur {
+			return nil, nil
+		}
+		return next, nil
+	})
+	return err
+}
+
+// purgeRecord tells a backup to drop what it holds of a slot.
+func purgeRecord(epoch uint64, slot int) []byte {
+	return fmt.Appendf(nil, "R %d %d X 0 0 0 0 0 0\r\n\r\n", epoch, slot)
+}
+
+// storeKeys returns copies of the keys of st that want accepts.
+func storeKeys(st Store, want func([]byte) bool) [][]byte {
+	var out [][]byte
+	switch s := st.(type) {
+	case *MemoryStore:
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.Lock()
+			for _, b := range sh.ring[sh.hand:] {
+				if b != nil && want(b.keyBytes()) {
+					out = append(out, bytes.Clone(b.keyBytes()))
+				}
+			}
+			sh.mu.Unlock()
+		}
+	case *DurableStore:
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: itemsFrom, UpperBound: itemsTo})
+		if err != nil {
+			return nil
+		}
+		defer it.Close()
+		for it.First(); it.Valid(); it.Next() {
+			if k := it.Key()[1:]; want(k) {
+				out = append(out, bytes.Clone(k))
+			}
+		}
+	}
+	return out
+}
+
+// purge drops every key of slot from the local store.
+func (rp *replicator) purge(slot int) error {
+	for _, k := range storeKeys(rp.inner, func(k []byte) bool { return slots.Of(k) == slot }) {
+		if _, err := rp.inner.Mutate(k, rp.r.svc.now(), deleteFn); err != nil {
+			return err
+		}
+	}
+	return nil
+}

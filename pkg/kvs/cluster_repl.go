@@ -1,0 +1,468 @@
+package kvs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbd-project/lbd/pkg/slots"
+)
+
+// Replication. A clustered tenant's store is wrapped in a replicator: a
+// write at a slot's primary is applied to the local store and, under the
+// slot's lock (so that a key's records leave in the order its writes were
+// applied), queued on the stream to each of the slot's backups as a record
+// of the item as stored (its value, flags, expiry and cas: a backup stores
+// exactly what the primary did, and a promoted backup hands out the same cas
+// uniques). In sync mode the write is acknowledged once every in-sync backup
+// has applied the record (to a durable store, as durably as its sync mode
+// says); a backup that fails to is taken out of the slot's in-sync set in
+// the cluster state first (the Kafka ISR pattern), and if that cannot be
+// committed (this node is no longer the primary at that epoch) the write
+// fails. A backup refuses records of an epoch older than its map's, so a
+// primary that was failed over can no longer have writes acknowledged.
+// Until its write is acknowledged, reads of the key wait: no client reads a
+// value that a failover could still lose.
+//
+// Record (primary to backup), and the backup's answer:
+//
+//	R EPOCH SLOT OP FLAGS EXPTIME CAS META KEYLEN VALUELEN\r\n KEY VALUE \r\n
+//	A\r\n (applied) | S EPOCH\r\n (stale epoch) | E MESSAGE\r\n
+//
+// OP is S (store the item) or D (delete the key).
+
+// replicator is the Store of a clustered tenant.
+type replicator struct {
+	r     *router
+	inner Store
+	locks [slots.Count]slotLock
+
+	mu      sync.Mutex
+	streams map[string]*peerConn // backup node → its stream
+	closed  bool
+	// shrinkMu serializes in-sync shrinks.
+	shrinkMu sync.Mutex
+	rb       rebuilds
+	// fenced[slot] is 1 + the version of the slot map under which this
+	// node stopped serving the slot: a write it applied could be neither
+	// acknowledged by a backup nor the backup taken out of the in-sync set
+	// (the node may be cut off, and a failover under way). The write is
+	// undone here, and the slot is not served until the map changes.
+	fenced [slots.Count]atomic.Uint64
+}
+
+// isFenced reports whether the node stopped serving slot under the
+// current map. (epoch is unused: the fence is by map version.)
+func (rp *replicator) isFenced(slot int, epoch uint64) bool {
+	return rp.fenced[slot].Load() == rp.r.ver.Load()+1
+}
+
+// slotLock orders a slot's writes and holds reads of keys whose write is
+// not acknowledged yet.
+type slotLock struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	pending map[string]int
+}
+
+var _ Store = (*replicator)(nil)
+
+func newReplicator(r *router, inner Store) *replicator {
+	rp := &replicator{r: r, inner: inner, streams: map[string]*peerConn{}}
+	for i := range rp.locks {
+		rp.locks[i].cond.L = &rp.locks[i].mu
+	}
+	return rp
+}
+
+// slot returns key's slot and its placement; ok false without a map.
+func (rp *replicator) slot(key []byte) (int, slots.Slot, *slots.Map) {
+	m := rp.r.m.Load()
+	i := slots.Of(key)
+	if m == nil {
+		return i, slots.Slot{}, nil
+	}
+	return i, m.Slots[i], m
+}
+
+// Get implements Store: a key whose write awaits its backups is read once
+// they have it.
+func (rp *replicator) Get(key []byte, now int64) (Item, bool) {
+	i, s, _ := rp.slot(key)
+	if len(s.Backups) == 0 {
+		return rp.inner.Get(key, now)
+	}
+	l := &rp.locks[i]
+	l.mu.Lock()
+	for l.pending[string(key)] > 0 {
+		l.cond.Wait()
+	}
+	it, ok := rp.inner.Get(key, now)
+	l.mu.Unlock()
+	return it, ok
+}
+
+// anyPending reports whether a write to one of keys awaits its backups
+// (a read of it would wait).
+func (rp *replicator) anyPending(keys [][]byte) bool {
+	for _, k := range keys {
+		l := &rp.locks[slots.Of(k)]
+		l.mu.Lock()
+		p := l.pending[string(k)] > 0
+		l.mu.Unlock()
+		if p {
+			return true
+		}
+	}
+	return false
+}
+
+// Mutate implements Store.
+func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
+	i, s, m := rp.slot(key)
+	if len(s.Backups) == 0 {
+		return rp.inner.Mutate(key, now, fn)
+	}
+	l := &rp.locks[i]
+	l.mu.Lock()
+	for l.pending[string(key)] > 0 && m.Replication == slots.Sync {
+		l.cond.Wait() // a read-modify-write reads acknowledged data only
+	}
+	var op Op
+	var prev Item
+	var prevFound bool
+	it, err := rp.inner.Mutate(key, now, func(cur Item, found bool) (Item, Op) {
+		next, o := fn(cur, found)
+		op, prev, prevFound = o, cur, found
+		return next, o
+	})
+	if err != nil || op == OpKeep {
+		l.mu.Unlock()
+		return it, err
+	}
+	rec := encodeRecord(s.Epoch, i, op, key, it)
+	var waits []*future
+	var waitFor []string
+	for _, b := range s.Backups {
+		f := rp.stream(b).send(rec)
+		if m.Replication == slots.Sync && slices.Contains(s.InSync, b) {
+			waits = append(waits, f)
+			waitFor = append(waitFor, b)
+		}
+	}
+	if len(waits) == 0 {
+		l.mu.Unlock()
+		return it, nil
+	}
+	if l.pending == nil {
+		l.pending = map[string]int{}
+	}
+	k := string(key)
+	l.pending[k]++
+	l.mu.Unlock()
+
+	err = rp.await(i, s.Epoch, waits, waitFor)
+
+	l.mu.Lock()
+	if err != nil {
+		// Before any read of the key runs: the write is undone here (a
+		// backup that has it makes it happen after all), and the slot
+		// fenced.
+		rp.fenced[i].Store(rp.r.ver.Load() + 1)
+		rp.inner.Mutate(key, now, func(cur Item, found bool) (Item, Op) {
+			if prevFound {
+				return prev, OpTouch
+			}
+			return cur, OpDelete
+		})
+	}
+	if l.pending[k]--; l.pending[k] == 0 {
+		delete(l.pending, k)
+	}
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	if err != nil {
+		return Item{}, err
+	}
+	return it, nil
+}
+
+// await waits for the backups' answers to a record of slot at epoch; a
+// backup that did not apply it leaves the in-sync set first.
+func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []string) error {
+	for j, f := range waits {
+		<-f.done
+		ans := string(f.data)
+		switch {
+		case ans == "A\r\n":
+			continue
+		case strings.HasPrefix(ans, "S "):
+			return fmt.Errorf("lbd: slot %d epoch %d is stale at %s", slot, epoch, nodes[j])
+		}
+		if err := rp.shrink(nodes[j], slot, epoch); err != nil {
+			return fmt.Errorf("lbd: backup %s did not apply a write (%s) and could not leave the in-sync set: %v",
+				nodes[j], strings.TrimSpace(ans), err)
+		}
+	}
+	return nil
+}
+
+// shrink takes backup out of the in-sync set of every slot this node is
+// the primary of, by compare-and-set on the slot map; it fails if slot is
+// no longer this node's at epoch.
+func (rp *replicator) shrink(backup string, slot int, epoch uint64) error {
+	rp.shrinkMu.Lock()
+	defer rp.shrinkMu.Unlock()
+	self := rp.r.n.opts.Node
+	ctx, cancel := context.WithTimeout(rp.r.n.ctx, rp.r.n.opts.RequestTimeout)
+	defer cancel()
+	_, err := updateMap(ctx, rp.r.n.opts.Store, rp.r.tenant, func(cur *slots.Map) (*slots.Map, error) {
+		s := cur.Slots[slot]
+		if s.Primary != self || s.Epoch != epoch {
+			return nil, fmt.Errorf("%w: slot %d", slots.ErrNotPrimary, slot)
+		}
+		epochs := map[int]uint64{}
+		for i, s := range cur.Slots {
+			if s.Primary == self && slices.Contains(s.InSync, backup) {
+				epochs[i] = s.Epoch
+			}
+		}
+		if len(epochs) == 0 {
+			return nil, nil // already out
+		}
+		return cur.ShrinkInSync(self, backup, epochs)
+	})
+	if err == nil {
+		rp.r.n.log.Warn("kvs: backup left the in-sync set", "tenant", rp.r.tenant, "backup", backup)
+		rp.r.refresh()
+	}
+	return err
+}
+
+// stream returns the replication stream to a backup, dialing it if it is
+// not connected; a stream that cannot connect fails its records at once.
+func (rp *replicator) stream(node string) *peerConn {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if pc := rp.streams[node]; pc != nil && !pc.isDead() {
+		return pc
+	}
+	if pc := rp.streams[node]; pc != nil && time.Since(pc.sentAt) < 100*time.Millisecond {
+		return pc // dead, retried shortly
+	}
+	c, err := rp.r.n.dial(node, "lbd-repl "+rp.r.tenant+" "+rp.r.n.opts.Node+"\r\n")
+	if err != nil || rp.closed {
+		pc := &peerConn{node: node, dead: true, sentAt: time.Now()}
+		rp.streams[node] = pc
+		if c != nil {
+			c.Close()
+		}
+		return pc
+	}
+	pc := newPeerConn(c, node, rp.r.n.opts.RequestTimeout, "", readLineReply, true)
+	rp.streams[node] = pc
+	return pc
+}
+
+// readLineReply reads a one-line answer.
+func readLineReply(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(line), nil
+}
+
+// Flush implements Store.
+func (rp *replicator) Flush() error { return rp.inner.Flush() }
+
+// SetLimit implements Store.
+func (rp *replicator) SetLimit(limit int64) { rp.inner.SetLimit(limit) }
+
+// Stats implements Store.
+func (rp *replicator) Stats() StoreStats { return rp.inner.Stats() }
+
+// ClassStats implements Store.
+func (rp *replicator) ClassStats() []ClassStats { return rp.inner.ClassStats() }
+
+// ResetStats implements Store.
+func (rp *replicator) ResetStats() { rp.inner.ResetStats() }
+
+// Close implements Store.
+func (rp *replicator) Close() error {
+	rp.close()
+	return rp.inner.Close()
+}
+
+// close stops the streams.
+func (rp *replicator) close() {
+	rp.mu.Lock()
+	rp.closed = true
+	streams := rp.streams
+	rp.streams = map[string]*peerConn{}
+	rp.mu.Unlock()
+	for _, pc := range streams {
+		if pc.c != nil {
+			pc.fail("closing")
+		}
+	}
+}
+
+// encodeRecord builds a replication record.
+func encodeRecord(epoch uint64, slot int, op Op, key []byte, it Item) []byte {
+	o := byte('S')
+	if op == OpDelete {
+		o = 'D'
+		it = Item{}
+	}
+	b := make([]byte, 0, 64+len(key)+len(it.Value))
+	b = append(b, "R "...)
+	b = strconv.AppendUint(b, epoch, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(slot), 10)
+	b = append(b, ' ', o, ' ')
+	b = strconv.AppendUint(b, uint64(it.Flags), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, it.Exptime, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, it.CAS, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(it.Meta), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(key)), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(it.Value)), 10)
+	b = append(b, '\r', '\n')
+	b = append(b, key...)
+	b = append(b, it.Value...)
+	return append(b, '\r', '\n')
+}
+
+// record is a decoded replication record.
+type record struct {
+	epoch uint64
+	slot  int
+	del   bool
+	purge bool // drop the whole slot (before a rebuild)
+	key   []byte
+	item  Item
+}
+
+// errBadRecord: the stream is not in step; the connection ends.
+var errBadRecord = errors.New("kvs: bad replication record")
+
+// readRecord reads one record.
+func readRecord(br *bufio.Reader) (record, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return record{}, err
+	}
+	f := strings.Fields(string(line))
+	if len(f) != 10 || f[0] != "R" || (f[3] != "S" && f[3] != "D" && f[3] != "X") {
+		return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
+	}
+	var n [9]uint64
+	for i, s := range f[1:] {
+		if i == 2 {
+			continue
+		}
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
+		}
+		n[i] = v
+	}
+	klen, vlen := n[7], n[8]
+	if n[1] >= slots.Count || (klen == 0) != (f[3] == "X") || klen > KeyMaxLength || vlen > maxForwardData || n[3] > 1<<32-1 || n[6] > 255 {
+		return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
+	}
+	buf := make([]byte, klen+vlen+2)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return record{}, err
+	}
+	if buf[len(buf)-2] != '\r' || buf[len(buf)-1] != '\n' {
+		return record{}, fmt.Errorf("%w: no terminator", errBadRecord)
+	}
+	rec := record{epoch: n[0], slot: int(n[1]), del: f[3] == "D", purge: f[3] == "X", key: buf[:klen:klen]}
+	if f[3] == "S" {
+		rec.item = Item{Flags: uint32(n[3]), Exptime: int64(n[4]), CAS: n[5], Meta: uint8(n[6]), Value: buf[klen : klen+vlen : klen+vlen]}
+	}
+	return rec, nil
+}
+
+// serveBackup applies the records a primary streams to this node.
+func (rp *replicator) serveBackup(from string, br *bufio.Reader, c net.Conn) error {
+	bw := bufio.NewWriterSize(c, 4<<10)
+	for {
+		rec, err := readRecord(br)
+		if err != nil {
+			bw.Flush()
+			return err
+		}
+		bw.WriteString(rp.apply(rec))
+		if br.Buffered() == 0 {
+			c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// apply applies a record to the local store and returns the answer.
+func (rp *replicator) apply(rec record) string {
+	if m := rp.r.m.Load(); m != nil && rec.epoch < m.Slots[rec.slot].Epoch {
+		return "S " + strconv.FormatUint(m.Slots[rec.slot].Epoch, 10) + "\r\n"
+	}
+	if rec.purge {
+		if err := rp.purge(rec.slot); err != nil {
+			return "E " + strings.ReplaceAll(err.Error(), "\r\n", " ") + "\r\n"
+		}
+		return "A\r\n"
+	}
+	now := rp.r.svc.now()
+	_, err := rp.inner.Mutate(rec.key, now, func(cur Item, found bool) (Item, Op) {
+		if rec.del {
+			return cur, OpDelete
+		}
+		if found && cur.CAS > rec.item.CAS {
+			return cur, OpKeep // newer already here
+		}
+		it := rec.item
+		it.Atime = now
+		return it, OpTouch
+	})
+	if err != nil {
+		return "E " + strings.ReplaceAll(err.Error(), "\r\n", " ") + "\r\n"
+	}
+	return "A\r\n"
+}
+
+// raiseAtomic raises v to at least floor.
+func raiseAtomic(v *atomic.Uint64, floor uint64) {
+	for {
+		c := v.Load()
+		if c >= floor || v.CompareAndSwap(c, floor) {
+			return
+		}
+	}
+}
+
+// raiseCAS raises a store's cas counter to at least floor.
+func raiseCAS(st Store, floor uint64) {
+	switch s := st.(type) {
+	case *MemoryStore:
+		raiseAtomic(&s.cas, floor)
+	case *DurableStore:
+		raiseAtomic(&s.cas, floor)
+	}
+}

@@ -1,0 +1,450 @@
+package kvs
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/lbd-project/lbd/pkg/slots"
+)
+
+// maxForwardData bounds the data block of a forwarded storage command;
+// a bigger one is answered here (it is too large for any tenant).
+const maxForwardData = 64 << 20
+
+// routed runs the request on line at the node that serves its keys when
+// that is not this one: it forwards the request and queues its reply (see
+// orderedWriter), or answers SERVER_ERROR when the node cannot be reached.
+// "SERVER_ERROR lbd: unavailable: ..." means the request was not run
+// anywhere (a client may retry it); any other SERVER_ERROR after it was
+// sent leaves its outcome unknown.
+// It reports false when the request must run here: its keys are this
+// node's, it names no key, or it is malformed (its error reply is the same
+// anywhere and touches no store). On a peer connection nothing is forwarded:
+// a key this node does not serve gets SERVER_ERROR.
+func (s *session) routed(line []byte, n int, rest []byte) (bool, error) {
+	switch string(s.toks[0]) {
+	case "get", "gets", "bget":
+		return s.routeGet(line, n, rest, 1), nil
+	case "gat", "gats":
+		if n < 3 {
+			return false, nil
+		}
+		if _, ok := parseInt32(s.toks[1]); !ok {
+			return false, nil
+		}
+		return s.routeGet(line, n, rest, 2), nil
+	case "set", "add", "replace", "append", "prepend":
+		if n != 5 && n != 6 {
+			return false, nil
+		}
+		return s.routeOne(line, s.toks[1], 4)
+	case "cas":
+		if n != 6 && n != 7 {
+			return false, nil
+		}
+		return s.routeOne(line, s.toks[1], 4)
+	case "incr", "decr", "delete", "touch":
+		if n < 2 {
+			return false, nil
+		}
+		return s.routeOne(line, s.toks[1], -1)
+	case "mg", "md", "ma", "me":
+		if n < 2 {
+			return false, nil
+		}
+		key, ok := s.metaKey(n)
+		if !ok {
+			return false, nil
+		}
+		return s.routeOne(line, key, -1)
+	case "ms":
+		if n < 3 {
+			return false, nil
+		}
+		key, ok := s.metaKey(n)
+		if !ok {
+			return false, nil
+		}
+		return s.routeOne(line, key, 2)
+	case "flush_all":
+		if s.peer {
+			return false, nil
+		}
+		return s.routeFlushAll(line), nil
+	case "stats":
+		if s.peer || n != 1 {
+			return false, nil
+		}
+		return s.routeStats(line), nil
+	}
+	return false, nil
+}
+
+// routeStats answers a plain "stats" with the cluster's figures: this
+// node's, with every counter the other nodes also report added up (items,
+// bytes, hits, connections...); pid, uptime, time, version and the
+// settings-like figures stay this node's. A node that does not answer is
+// left out.
+func (s *session) routeStats(line []byte) bool {
+	r := s.svc.router
+	m := r.m.Load()
+	if m == nil {
+		return false
+	}
+	req := append(bytes.Clone(line), '\r', '\n')
+	fs := []*future{s.runLocal(req)}
+	for _, node := range m.Nodes {
+		if node == r.n.opts.Node {
+			continue
+		}
+		f, pc := s.forward(node, req)
+		s.ow.sent(pc)
+		fs = append(fs, f)
+	}
+	s.ow.awaitMerged(fs, mergeStats)
+	return true
+}
+
+// notSummed are the general stats that are not added up across nodes.
+var notSummed = map[string]bool{
+	"pid": true, "uptime": true, "time": true, "pointer_size": true, "max_connections": true,
+	"threads": true, "version": true, "libevent": true, "rusage_user": true, "rusage_system": true,
+}
+
+// mergeStats adds up the numeric STAT lines of parts into the first's.
+func mergeStats(parts [][]byte) []byte {
+	sums := map[string]uint64{}
+	ok := map[string]bool{}
+	for _, p := range parts[1:] {
+		if !bytes.HasSuffix(p, []byte("END\r\n")) {
+			continue
+		}
+		for _, l := range bytes.Split(p, []byte("\r\n")) {
+			f := bytes.Fields(l)
+			if len(f) != 3 || string(f[0]) != "STAT" || notSummed[string(f[1])] {
+				continue
+			}
+			if v, err := strconv.ParseUint(string(f[2]), 10, 64); err == nil {
+				sums[string(f[1])] += v
+				ok[string(f[1])] = true
+			}
+		}
+	}
+	var out []byte
+	for _, l := range bytes.SplitAfter(parts[0], []byte("\r\n")) {
+		f := bytes.Fields(l)
+		if len(f) == 3 && string(f[0]) == "STAT" && ok[string(f[1])] {
+			if v, err := strconv.ParseUint(string(f[2]), 10, 64); err == nil {
+				out = fmt.Appendf(out, "STAT %s %d\r\n", f[1], v+sums[string(f[1])])
+				continue
+			}
+		}
+		out = append(out, l...)
+	}
+	return out
+}
+
+// metaKey returns a meta command's key, decoded if the request has the b
+// flag; false if it is not a key (the command errs the same anywhere).
+func (s *session) metaKey(n int) ([]byte, bool) {
+	key := s.toks[1]
+	for i := 2; i < n; i++ {
+		if t := s.toks[i]; len(t) > 0 && t[0] == 'b' {
+			dst := make([]byte, base64.StdEncoding.DecodedLen(len(key)))
+			m, err := base64.StdEncoding.Decode(dst, key)
+			if err != nil || m == 0 {
+				return nil, false
+			}
+			return dst[:m], len(key) <= KeyMaxLength
+		}
+	}
+	return key, len(key) <= KeyMaxLength
+}
+
+// routeOne routes a single-key request; dataTok is the token holding the
+// length of its data block, -1 if it has none.
+func (s *session) routeOne(line, key []byte, dataTok int) (bool, error) {
+	if len(key) > KeyMaxLength {
+		return false, nil
+	}
+	vlen := -1
+	if dataTok >= 0 {
+		v, ok := parseInt32(s.toks[dataTok])
+		if !ok || v < 0 || v > maxForwardData {
+			return false, nil
+		}
+		vlen = int(v)
+	}
+	r := s.svc.router
+	node, slot, ok := r.owner(key)
+	if ok && node == r.n.opts.Node && r.servingSlot(slot) {
+		if !s.loopWaits(slot) {
+			return false, nil
+		}
+		// On an event loop, a write to a replicated slot would wait
+		// for the backups: it goes to this node's own peer listener,
+		// whose session may wait, and the loop parks the connection.
+	}
+	// Build the request before reading the data: line lives in the read
+	// buffer.
+	req := make([]byte, 0, len(line)+2+max(vlen+2, 0))
+	req = append(append(req, line...), '\r', '\n')
+	if vlen >= 0 {
+		start := len(req)
+		req = req[:start+vlen+2]
+		if _, err := io.ReadFull(s.r, req[start:]); err != nil {
+			return true, err
+		}
+		s.ctr[cBytesRead] += uint64(vlen + 2)
+	}
+	switch {
+	case !ok:
+		s.outErr("SERVER_ERROR lbd: unavailable: tenant " + r.tenant + " has no slot map")
+	case node == r.n.opts.Node && !s.peer && r.servingSlot(slot):
+		f, pc := s.forward(node, req)
+		s.ow.await(f, pc)
+	case s.peer || node == r.n.opts.Node:
+		s.outErr("SERVER_ERROR lbd: unavailable: node " + r.n.opts.Node + " is not serving slot " + strconv.Itoa(slot))
+	case node == "":
+		s.outErr("SERVER_ERROR lbd: unavailable: slot " + strconv.Itoa(slot) + " has no primary")
+	default:
+		f, pc := s.forward(node, req)
+		s.ow.await(f, pc)
+	}
+	return true, nil
+}
+
+// loopWaits reports whether a write to slot, run here, would wait for
+// backups on an event loop (a session on a goroutine may wait).
+func (s *session) loopWaits(slot int) bool {
+	if s.peer || s.ow == nil || !s.ow.async {
+		return false
+	}
+	m := s.svc.router.m.Load()
+	return m != nil && len(m.Slots[slot].Backups) > 0
+}
+
+// forward sends req to node on this session's connection to it.
+func (s *session) forward(node string, req []byte) (*future, *peerConn) {
+	r := s.svc.router
+	ps := r.n.peerSet(node, r.tenant)
+	pc, why := ps.conn(int(s.sid % peerConnsPerNode))
+	if pc == nil {
+		return failed(why), nil
+	}
+	return pc.send(req), pc
+}
+
+// routeGet routes a retrieval of the keys from token first on (and rest):
+// all at one node, it runs there (or here); spread over nodes, one request
+// per node, and the replies merged in the order of the keys.
+func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
+	r := s.svc.router
+	m := r.m.Load()
+	keys := make([][]byte, 0, n-first)
+	for i := first; i < n; i++ {
+		keys = append(keys, s.toks[i])
+	}
+	eachField(rest, func(k []byte) bool {
+		keys = append(keys, k)
+		return true
+	})
+	if len(keys) == 0 {
+		return false // ERROR, here as anywhere
+	}
+	for _, k := range keys {
+		if len(k) > KeyMaxLength {
+			return false // CLIENT_ERROR, here as anywhere
+		}
+	}
+	self := r.n.opts.Node
+	if m == nil {
+		s.outErr("SERVER_ERROR lbd: unavailable: tenant " + r.tenant + " has no slot map")
+		return true
+	}
+	owners := make([]string, len(keys))
+	var nodes []string
+	serving := r.serving()
+	for i, k := range keys {
+		sl := slots.Of(k)
+		o := m.Slots[sl].Primary
+		owners[i] = o
+		if !containsStr(nodes, o) {
+			nodes = append(nodes, o)
+		}
+		if o == self && serving && r.repl.isFenced(sl, m.Slots[sl].Epoch) {
+			serving = false
+		}
+	}
+	// gat and gats write: on an event loop, a replicated tenant's run at
+	// this node's own peer listener (see loopWaits), and so do reads
+	// behind requests still in flight there, to stay behind them.
+	selfPeer := !s.peer && s.ow != nil && s.ow.async && m.Replicas > 0 && (first == 2 || s.ow.pending() || r.repl.anyPending(keys))
+	if len(nodes) == 1 && nodes[0] == self && serving && !selfPeer {
+		return false
+	}
+	if s.peer || (containsStr(nodes, self) && !serving) {
+		s.outErr("SERVER_ERROR lbd: unavailable: node " + self + " is not serving every key")
+		return true
+	}
+	if containsStr(nodes, "") {
+		s.outErr("SERVER_ERROR lbd: unavailable: a slot has no primary")
+		return true
+	}
+	if len(nodes) == 1 {
+		req := append(bytes.Clone(line), '\r', '\n')
+		f, pc := s.forward(nodes[0], req)
+		s.ow.await(f, pc)
+		return true
+	}
+	// One request per node, with its keys in order.
+	prefix := append([]byte(nil), s.toks[0]...)
+	if first == 2 {
+		prefix = append(append(prefix, ' '), s.toks[1]...)
+	}
+	fs := make([]*future, len(nodes))
+	for j, node := range nodes {
+		req := bytes.Clone(prefix)
+		for i, k := range keys {
+			if owners[i] == node {
+				req = append(append(req, ' '), k...)
+			}
+		}
+		req = append(req, '\r', '\n')
+		if node == self && !selfPeer {
+			fs[j] = s.runLocal(req)
+			continue
+		}
+		var pc *peerConn
+		fs[j], pc = s.forward(node, req)
+		s.ow.sent(pc)
+	}
+	s.ow.awaitMerged(fs, func(parts [][]byte) []byte { return mergeGets(keys, owners, nodes, parts) })
+	return true
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// runLocal runs one request line (with its "\r\n", no data block) in this
+// session and returns its reply.
+func (s *session) runLocal(req []byte) *future {
+	var buf bytes.Buffer
+	w, noreply := s.w, s.noreply
+	s.w = &bufWriter{&buf}
+	s.dispatchLocal(req[:len(req)-2])
+	s.w, s.noreply = w, noreply
+	f := newFuture()
+	f.complete(buf.Bytes())
+	return f
+}
+
+// dispatchLocal runs a request line here, never routing it.
+func (s *session) dispatchLocal(line []byte) {
+	peer := s.peer
+	s.peer = true
+	s.dispatch(line)
+	s.peer = peer
+}
+
+// bufWriter is a respWriter into a buffer.
+type bufWriter struct{ *bytes.Buffer }
+
+func (bufWriter) Flush() error { return nil }
+
+// mergeGets puts the VALUE blocks of the nodes' replies (parts, in the
+// order of nodes) back in the order of keys. A reply that is not a list of
+// values ended by END (an error) is the whole answer.
+func mergeGets(keys [][]byte, owners, nodes []string, parts [][]byte) []byte {
+	blocks := make([][][]byte, len(parts)) // per node: its VALUE blocks
+	for j, p := range parts {
+		bs, ok := splitValues(p)
+		if !ok {
+			return p
+		}
+		blocks[j] = bs
+	}
+	var out []byte
+	next := make([]int, len(nodes))
+	for i, k := range keys {
+		j := indexStr(nodes, owners[i])
+		if next[j] < len(blocks[j]) {
+			b := blocks[j][next[j]]
+			if bytes.HasPrefix(b[6:], k) && b[6+len(k)] == ' ' {
+				out = append(out, b...)
+				next[j]++
+			}
+		}
+	}
+	return append(out, "END\r\n"...)
+}
+
+func indexStr(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// splitValues splits a retrieval reply into its VALUE blocks; false if it
+// does not end with END.
+func splitValues(p []byte) ([][]byte, bool) {
+	var out [][]byte
+	for len(p) > 0 {
+		if string(p) == "END\r\n" {
+			return out, true
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 || !bytes.HasPrefix(p, []byte("VALUE ")) {
+			return nil, false
+		}
+		n, ok := dataLen(p[:i+1])
+		if !ok || len(p) < i+1+n+2 {
+			return nil, false
+		}
+		end := i + 1 + n + 2
+		out = append(out, p[:end])
+		p = p[end:]
+	}
+	return nil, false
+}
+
+// routeFlushAll runs flush_all here and on every other node of the
+// tenant's map; the reply is this node's unless another node's differs.
+func (s *session) routeFlushAll(line []byte) bool {
+	r := s.svc.router
+	m := r.m.Load()
+	if m == nil {
+		return false
+	}
+	req := append(bytes.Clone(line), '\r', '\n')
+	fs := []*future{s.runLocal(req)}
+	for _, node := range m.Nodes {
+		if node == r.n.opts.Node {
+			continue
+		}
+		f, pc := s.forward(node, req)
+		s.ow.sent(pc)
+		fs = append(fs, f)
+	}
+	s.ow.awaitMerged(fs, func(parts [][]byte) []byte {
+		for _, p := range parts[1:] {
+			if !bytes.Equal(p, parts[0]) {
+				return p
+			}
+		}
+		return parts[0]
+	})
+	return true
+}

@@ -1,0 +1,83 @@
+//go:build linux
+
+package kvs
+
+import "golang.org/x/sys/unix"
+
+// A clustered tenant's connection on an event loop: its requests for other
+// nodes' keys are forwarded and their replies awaited without blocking the
+// loop. When a batch of requests leaves replies to await, the connection
+// is parked: its requests are sent, a callback on each awaited reply
+// counts them in, and the last one posts the connection back to its loop
+// (waking it through its eventfd), which writes every reply in order and
+// runs the input that came meanwhile.
+
+// park sends c's forwarded requests and, unless their replies are all in
+// already (then they are written to c's output now), parks c until they
+// are. It reports whether c is parked.
+func (l *evLoop) park(c *evConn) bool {
+	ow := c.sess.ow
+	ow.sendPeers()
+	fs := ow.awaited()
+	if len(fs) == 0 {
+		ow.drain()
+		return false
+	}
+	c.parked = true
+	c.waiting.Store(int32(len(fs)))
+	for _, f := range fs {
+		f.attach(func() {
+			if c.waiting.Add(-1) == 0 {
+				l.post(c)
+			}
+		})
+	}
+	return true
+}
+
+// post hands a connection whose replies are in back to its loop.
+func (l *evLoop) post(c *evConn) {
+	if l.stopping.Load() {
+		return // its eventfd may be closed (and its number reused)
+	}
+	l.postMu.Lock()
+	l.posted = append(l.posted, c)
+	l.postMu.Unlock()
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	unix.Write(l.wakefd, one)
+}
+
+// resumePosted resumes the posted connections (on the loop).
+func (l *evLoop) resumePosted() {
+	var b [8]byte
+	unix.Read(l.wakefd, b[:]) // the eventfd stays readable until read
+	l.postMu.Lock()
+	posted := l.posted
+	l.posted = nil
+	l.postMu.Unlock()
+	for _, c := range posted {
+		l.mu.Lock()
+		live := l.conns[int32(c.fd)] == c
+		l.mu.Unlock()
+		if !live || !c.parked {
+			continue // closed meanwhile
+		}
+		c.parked = false
+		c.sess.ow.drain()
+		if c.inOff {
+			l.watchInput(c, true)
+		}
+		l.process(c)
+	}
+}
+
+// watchInput turns the watching of c's input on or off (a parked
+// connection whose buffer is full is not read until it resumes).
+func (l *evLoop) watchInput(c *evConn, on bool) {
+	ev := unix.EpollEvent{Events: unix.EPOLLRDHUP, Fd: int32(c.fd)}
+	if on {
+		ev.Events |= unix.EPOLLIN
+	}
+	c.inOff = !on
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+}

@@ -1,0 +1,329 @@
+package slots
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func nodesN(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("st%d", i+1))
+	}
+	return out
+}
+
+// counts returns each node's primaries and backups.
+func counts(m *Map) (p, b map[string]int) {
+	p, b = map[string]int{}, map[string]int{}
+	for _, s := range m.Slots {
+		p[s.Primary]++
+		for _, x := range s.Backups {
+			b[x]++
+		}
+	}
+	return p, b
+}
+
+func spread(c map[string]int, nodes []string) int {
+	lo, hi := Count*3, 0
+	for _, n := range nodes {
+		lo, hi = min(lo, c[n]), max(hi, c[n])
+	}
+	return hi - lo
+}
+
+func TestPlaceNew(t *testing.T) {
+	for _, tc := range []struct {
+		nodes, replicas, wantBackups int
+	}{
+		{1, 0, 0}, {1, 2, 0}, {2, 1, 1}, {3, 0, 0}, {3, 1, 1}, {3, 2, 2}, {4, 1, 1}, {5, 2, 2}, {7, 2, 2},
+	} {
+		t.Run(fmt.Sprintf("%dnodes_r%d", tc.nodes, tc.replicas), func(t *testing.T) {
+			nodes := nodesN(tc.nodes)
+			m, err := Place(nil, nodes, tc.replicas, Sync)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range m.Slots {
+				if len(s.Backups) != tc.wantBackups || len(s.InSync) != len(s.Backups) {
+					t.Fatalf("slot %d: %+v, want %d backups all in sync", i, s, tc.wantBackups)
+				}
+			}
+			p, b := counts(m)
+			if d := spread(p, nodes); d > 1 {
+				t.Errorf("primaries %v: spread %d", p, d)
+			}
+			if d := spread(b, nodes); tc.wantBackups > 0 && d > 1 {
+				t.Errorf("backups %v: spread %d", b, d)
+			}
+			// Placing again changes nothing.
+			again, err := Place(m, nodes, tc.replicas, Sync)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if moved := movedPrimaries(m, again); moved != 0 {
+				t.Errorf("placing again moved %d primaries", moved)
+			}
+		})
+	}
+}
+
+func movedPrimaries(a, b *Map) int {
+	n := 0
+	for i := range a.Slots {
+		if a.Slots[i].Primary != b.Slots[i].Primary {
+			n++
+		}
+	}
+	return n
+}
+
+func TestPlaceErrors(t *testing.T) {
+	if _, err := Place(nil, nil, 1, Sync); err == nil {
+		t.Error("no nodes: no error")
+	}
+	if _, err := Place(nil, nodesN(3), 3, Sync); err == nil {
+		t.Error("replicas 3: no error")
+	}
+	if _, err := Place(nil, nodesN(3), 1, "maybe"); err == nil {
+		t.Error("replication maybe: no error")
+	}
+}
+
+// allInSync marks every backup in sync (as after a rebuild).
+func allInSync(m *Map) {
+	for i := range m.Slots {
+		m.Slots[i].InSync = slices.Clone(m.Slots[i].Backups)
+	}
+}
+
+// TestPlaceProperties checks, over random membership changes, that a
+// placement is valid, that primaries move only to in-sync backups (or
+// anywhere for a cache), that epochs grow where primaries change, and that
+// a cache's node add moves no more than the newcomer's share.
+func TestPlaceProperties(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := range 60 {
+		replicas := iter % 3
+		nodes := nodesN(2 + rng.IntN(4))
+		m, err := Place(nil, nodes, replicas, Sync)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for step := range 6 {
+			allInSync(m)
+			next := slices.Clone(nodes)
+			switch rng.IntN(3) {
+			case 0: // add
+				next = append(next, fmt.Sprintf("new%d_%d", iter, step))
+			case 1: // remove one
+				if len(next) > 1 {
+					i := rng.IntN(len(next))
+					next = slices.Delete(next, i, i+1)
+				}
+			}
+			pm, err := Place(m, next, replicas, Sync)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pm.Validate(); err != nil {
+				t.Fatalf("iter %d step %d: %v", iter, step, err)
+			}
+			member := map[string]bool{}
+			for _, n := range next {
+				member[n] = true
+			}
+			for i, s := range pm.Slots {
+				old := m.Slots[i]
+				if !member[s.Primary] {
+					t.Fatalf("slot %d primary %q not a member", i, s.Primary)
+				}
+				if want := min(replicas, len(next)-1); len(s.Backups) != want {
+					t.Fatalf("slot %d: %d backups, want %d", i, len(s.Backups), want)
+				}
+				if s.Primary == old.Primary {
+					if s.Epoch != old.Epoch {
+						t.Fatalf("slot %d: epoch changed without a move", i)
+					}
+					continue
+				}
+				if s.Epoch <= m.MaxEpoch() {
+					t.Fatalf("slot %d moved with epoch %d <= %d", i, s.Epoch, m.MaxEpoch())
+				}
+				if replicas > 0 && member[old.Primary] && !slices.Contains(old.InSync, s.Primary) {
+					t.Fatalf("slot %d: live primary %s moved to %s, not an in-sync backup %v", i, old.Primary, s.Primary, old.InSync)
+				}
+				if slices.ContainsFunc(old.InSync, func(b string) bool { return member[b] }) && !slices.Contains(old.InSync, s.Primary) {
+					t.Fatalf("slot %d: primary %s left for %s, not one of its in-sync backups %v", i, old.Primary, s.Primary, old.InSync)
+				}
+			}
+			if replicas == 0 && len(next) == len(nodes)+1 {
+				share := (Count + len(next) - 1) / len(next)
+				if moved := movedPrimaries(m, pm); moved > share {
+					t.Fatalf("adding a node moved %d primaries, share %d", moved, share)
+				}
+				if p, _ := counts(pm); spread(p, next) > 1 {
+					t.Fatalf("cache after add: primaries %v", p)
+				}
+			}
+			if len(next) < len(nodes) {
+				// Only the removed node's primaries move.
+				for i, s := range pm.Slots {
+					if old := m.Slots[i]; member[old.Primary] && s.Primary != old.Primary && replicas > 0 && !slices.Contains(old.InSync, s.Primary) {
+						t.Fatalf("slot %d of a remaining node moved", i)
+					}
+				}
+			}
+			m, nodes = pm, next
+		}
+	}
+}
+
+// TestPlaceConverges: with replicas, a node added gets its share of
+// primaries once its backups are in sync (a second Place swaps them in).
+func TestPlaceConverges(t *testing.T) {
+	m, _ := Place(nil, nodesN(3), 1, Sync)
+	allInSync(m)
+	m, _ = Place(m, nodesN(4), 1, Sync)
+	p, _ := counts(m)
+	if p["st4"] != 0 {
+		t.Fatalf("a new node got primaries before any rebuild: %v", p)
+	}
+	allInSync(m)
+	m, _ = Place(m, nodesN(4), 1, Sync)
+	allInSync(m)
+	m, _ = Place(m, nodesN(4), 1, Sync)
+	p, b := counts(m)
+	if spread(p, nodesN(4)) > 1 || spread(b, nodesN(4)) > 1 {
+		t.Fatalf("after rebuilds: primaries %v backups %v", p, b)
+	}
+}
+
+func TestFailover(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		replicas    int
+		inSync      bool
+		wantMoved   bool
+		wantPrimary func(old Slot) string
+	}{
+		{"in-sync backup promoted", 1, true, true, func(o Slot) string { return o.Backups[0] }},
+		{"no in-sync backup: stays", 1, false, false, func(o Slot) string { return o.Primary }},
+		{"cache moves anywhere", 0, false, true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, _ := Place(nil, nodesN(3), tc.replicas, Sync)
+			for i := range m.Slots {
+				if !tc.inSync {
+					m.Slots[i].InSync = nil
+				}
+			}
+			down := map[string]bool{"st2": true}
+			f, changed := Failover(m, down)
+			if changed != (tc.wantMoved || tc.inSync) {
+				t.Fatalf("changed %v", changed)
+			}
+			if err := f.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range f.Slots {
+				old := m.Slots[i]
+				if slices.Contains(s.InSync, "st2") {
+					t.Fatalf("slot %d: down node still in sync", i)
+				}
+				if old.Primary != "st2" {
+					if s.Primary != old.Primary || s.Epoch != old.Epoch {
+						t.Fatalf("slot %d of a live primary changed", i)
+					}
+					continue
+				}
+				if tc.wantMoved {
+					if s.Primary == "st2" || s.Epoch <= m.MaxEpoch() {
+						t.Fatalf("slot %d: %+v after failover", i, s)
+					}
+					if tc.replicas > 0 && !slices.Contains(s.Backups, "st2") {
+						t.Fatalf("slot %d: the old primary is not a backup: %+v", i, s)
+					}
+				}
+				if tc.wantPrimary != nil && s.Primary != tc.wantPrimary(old) {
+					t.Fatalf("slot %d primary %s, want %s", i, s.Primary, tc.wantPrimary(old))
+				}
+			}
+			if _, again := Failover(f, down); again && tc.wantMoved {
+				t.Fatal("a second failover changed the map")
+			}
+		})
+	}
+}
+
+func TestShrinkAndAddInSync(t *testing.T) {
+	m, _ := Place(nil, nodesN(3), 2, Sync)
+	allInSync(m)
+	s0 := m.Slots[0]
+	got, err := m.ShrinkInSync(s0.Primary, s0.Backups[0], map[int]uint64{0: s0.Epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(got.Slots[0].InSync, s0.Backups[0]) || len(m.Slots[0].InSync) != 2 {
+		t.Fatalf("shrink: %+v (original %+v)", got.Slots[0], m.Slots[0])
+	}
+	if _, err := m.ShrinkInSync(s0.Primary, s0.Backups[0], map[int]uint64{0: s0.Epoch + 1}); err == nil {
+		t.Fatal("a stale epoch shrank the in-sync set")
+	}
+	back, err := got.AddInSync(s0.Primary, s0.Backups[0], 0, s0.Epoch)
+	if err != nil || !slices.Contains(back.Slots[0].InSync, s0.Backups[0]) {
+		t.Fatalf("add: %v %+v", err, back)
+	}
+	if _, err := got.AddInSync(s0.Backups[1], s0.Backups[0], 0, s0.Epoch); err == nil {
+		t.Fatal("a non-primary added to the in-sync set")
+	}
+}
+
+func TestEncodeDecode(t *testing.T) {
+	m, _ := Place(nil, nodesN(3), 1, Async)
+	d, err := Decode(m.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if movedPrimaries(m, d) != 0 || d.Replication != Async {
+		t.Fatal("round trip changed the map")
+	}
+	for _, bad := range []string{``, `{}`, `{"replicas":1,"replication":"sync","slots":[]}`} {
+		if _, err := Decode([]byte(bad)); err == nil {
+			t.Errorf("Decode(%q): no error", bad)
+		}
+	}
+}
+
+func TestOf(t *testing.T) {
+	hit := make([]int, Count)
+	for i := range 100000 {
+		hit[Of(fmt.Appendf(nil, "key:%d", i))]++
+	}
+	for i, n := range hit {
+		if n < 50 || n > 150 {
+			t.Fatalf("slot %d has %d of 100000 keys", i, n)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	m, _ := Place(nil, nodesN(3), 1, Sync)
+	f.Add(m.Encode())
+	f.Add([]byte(`{"replicas":7}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Decode(b)
+		if err != nil {
+			return
+		}
+		if _, err := Decode(m.Encode()); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
