@@ -282,7 +282,7 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 	// With storage_acl off, lbd's storage chain is emptied: the directors
 	// still fence everything.
 	var fence []acl.Tenant
-	if cfg.Defaults.StorageACL {
+	if cfg.Defaults.StorageACLOn() {
 		fence = storageFence(cfg, d.overlayNow())
 	}
 	// What the last run fenced counts for fencedKVS even if this apply
@@ -301,7 +301,7 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 		errs = append(errs, err)
 	}
 	want := kvsTenants(cfg, d.sub.kvs.dir)
-	if cfg.Defaults.StorageACL {
+	if cfg.Defaults.StorageACLOn() {
 		var err error
 		if want, err = d.fencedKVS(want, fence); err != nil {
 			errs = append(errs, err)
