@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -9,44 +11,55 @@ import (
 
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/internal/events"
-	"github.com/lbd-project/lbd/internal/statefile"
+	"github.com/lbd-project/lbd/pkg/cluster"
 	"github.com/lbd-project/lbd/pkg/config"
 )
 
 // The daemon is the API's backend.
 var _ api.Backend = (*Daemon)(nil)
 
-// mutate runs a runtime change on the loop goroutine: change edits a copy
-// of the overlay (it may read the current desired state), the result is
-// validated like a file, persisted, swapped in and reconciled. Nothing
-// changes if change or the validation fails.
+// mutate makes a runtime change cluster-wide: change edits a copy of the
+// overlay read from the Store (it may read the desired state it gives),
+// the result is validated like a file, then proposed as a compare-and-set
+// on the overlay's version (re-read and re-validated on a conflict, a
+// bounded number of times). It returns once this node has applied it.
+// Nothing changes if change or the validation fails.
 func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overlay, cur *config.Config) error) error {
-	return d.do(ctx, func(ctx context.Context) error {
-		ov := d.overlay.clone()
-		if err := change(ov, d.cfg); err != nil {
+	for range maxProposeTries {
+		base, cur, ver, err := d.current()
+		if err != nil {
 			return err
 		}
-		cfg, err := merge(d.file, ov)
+		merged, err := merge(base, cur)
 		if err != nil {
+			return fmt.Errorf("daemon: the cluster's runtime changes no longer fit its configuration: %w", err)
+		}
+		ov := cur.clone()
+		if err := change(ov, merged); err != nil {
+			return err
+		}
+		if _, err := merge(base, ov); err != nil {
 			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
 		}
 		ov.Updated = time.Now()
-		if err := saveOverlay(d.stateDir(d.file), ov); err != nil {
+		op, err := overlayOp(ov)
+		if err != nil {
 			return err
 		}
-		d.mu.Lock()
-		d.overlay, d.cfg = ov, cfg
-		d.gen++
-		d.mu.Unlock()
-		d.events.Publish(events.Config, "runtime change: "+what)
-		d.log.Info("runtime change", "change", what)
-		if err := d.reconcile(ctx); err != nil {
-			// The change is valid and persisted; the kernel did not take
-			// all of it and keeps its previous state where it failed.
-			return fmt.Errorf("change accepted and saved, but not fully applied (lbd retries): %w", err)
+		op.IfVersion = cluster.Version(ver)
+		idx, err := d.store.Propose(ctx, op)
+		if errors.Is(err, cluster.ErrConflict) {
+			continue // another change landed first: redo ours on top of it
 		}
-		return nil
-	})
+		if err != nil {
+			return proposeErr(err)
+		}
+		api.NoteIndex(ctx, idx)
+		d.events.Publish(events.Config, "runtime change: "+what, "index", fmt.Sprint(idx))
+		d.log.Info("runtime change", "change", what, "index", idx)
+		return d.waitReconciled(ctx, idx)
+	}
+	return fmt.Errorf("daemon: %s: the runtime changes kept changing under this one (%d tries); try again", what, maxProposeTries)
 }
 
 // Validate implements api.Backend.
@@ -67,40 +80,67 @@ func (d *Daemon) Diff(_ context.Context, yaml []byte, file string) (api.Diff, er
 	return diffConfigs(cur, ov, next), nil
 }
 
-// Apply implements api.Backend: the content becomes the configuration file
-// (written atomically) and the desired state; runtime changes are dropped,
-// as the new file is the whole truth.
+// Apply implements api.Backend: the content becomes the configuration of
+// every node (each writes it to its file) and the desired state; runtime
+// changes are dropped, as the new file is the whole truth.
 func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff, error) {
-	var diff api.Diff
-	err := d.do(ctx, func(ctx context.Context) error {
-		next, err := config.Parse(yaml, file)
-		if err != nil {
-			return err
+	next, err := config.Parse(yaml, file)
+	if err != nil {
+		return api.Diff{}, err
+	}
+	node, ok := next.NodeByName(d.opts.Node)
+	if !ok {
+		return api.Diff{}, fmt.Errorf("%w: node %q is not in the new file", api.ErrInvalid, d.opts.Node)
+	}
+	if err := d.sameRole(node); err != nil {
+		return api.Diff{}, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	}
+	d.mu.RLock()
+	diff := diffConfigs(d.cfg, d.overlay, next)
+	d.mu.RUnlock()
+	cop, err := configOp(file, yaml)
+	if err != nil {
+		return diff, err
+	}
+	oop, err := overlayOp(&Overlay{Updated: time.Now()})
+	if err != nil {
+		return diff, err
+	}
+	idx, err := d.store.Propose(ctx, cop, oop)
+	if err != nil {
+		return diff, proposeErr(err)
+	}
+	api.NoteIndex(ctx, idx)
+	d.events.Publish(events.Config, "configuration applied", "changes", fmt.Sprint(len(diff.Changes)), "index", fmt.Sprint(idx))
+	return diff, d.waitReconciled(ctx, idx)
+}
+
+// reloadFile applies the file if its content changed since this node last
+// read or wrote it (SIGHUP, POST /v1/reload).
+func (d *Daemon) reloadFile(ctx context.Context) error {
+	_, data, _, err := d.load()
+	if err == nil {
+		d.mu.RLock()
+		same := sha256.Sum256(data) == d.st.fileHash
+		d.mu.RUnlock()
+		if same {
+			d.log.Info("configuration file unchanged; nothing to apply", "file", d.opts.ConfigPath)
+			return nil
 		}
-		node, ok := next.NodeByName(d.opts.Node)
-		if !ok {
-			return fmt.Errorf("%w: node %q is not in the new file", api.ErrInvalid, d.opts.Node)
+		_, err = d.Apply(ctx, data, d.opts.ConfigPath)
+	}
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				d.log.Error("config rejected", "problem", p.String())
+			}
 		}
-		if err := d.sameRole(node); err != nil {
-			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
-		}
-		next.File = d.opts.ConfigPath
-		diff = diffConfigs(d.cfg, d.overlay, next)
-		if err := statefile.WriteAtomic(d.opts.ConfigPath, yaml); err != nil {
-			return err
-		}
-		ov := &Overlay{Updated: time.Now()}
-		if err := saveOverlay(d.stateDir(next), ov); err != nil {
-			return err
-		}
-		d.mu.Lock()
-		d.file, d.cfg, d.node, d.overlay = next, next, node, ov
-		d.gen++
-		d.mu.Unlock()
-		d.events.Publish(events.Config, "configuration applied", "changes", fmt.Sprint(len(diff.Changes)))
-		return d.reconcile(ctx)
-	})
-	return diff, err
+		d.events.Publish(events.Config, "reload rejected; running state unchanged", "error", err.Error())
+		return err
+	}
+	d.log.Info("configuration file applied to the cluster", "file", d.opts.ConfigPath)
+	return nil
 }
 
 // findService returns the desired service called name.

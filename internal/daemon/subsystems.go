@@ -170,7 +170,14 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 	if len(withLingering(want, d.sub.aclHave, d.ownedServices())) < len(d.sub.aclHave) {
 		d.Kick()
 	}
-	if err := d.sub.vrrp.configure(vrrpInstances(cfg, node)); err != nil {
+	// A director that has not caught up with the cluster does not run
+	// VRRP (it cannot become master on a stale state), unless no quorum
+	// answered in time: then it serves its last state (holdVRRP).
+	instances := vrrpInstances(cfg, node)
+	if d.holdVRRP() {
+		instances = nil
+	}
+	if err := d.sub.vrrp.configure(instances); err != nil {
 		errs = append(errs, err)
 	}
 	d.sub.vrrp.setPriorityOffset(trackRealsOffset(cfg, eff))
