@@ -332,7 +332,9 @@ type clusterCollector struct {
 }
 
 func newClusterCollector(b Backend, cb ClusterBackend) *clusterCollector {
-	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc("lbd_cluster_"+name, help, nil, nil) }
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("lbd_cluster_"+name, help, nil, nil)
+	}
 	return &clusterCollector{
 		b: b, cb: cb,
 		applied:    d("applied_index", "Index of the last write of the cluster state applied on this node."),

@@ -65,7 +65,7 @@ func (l *localControl) Status(context.Context) (api.ClusterStatus, error) {
 	idx := l.store.AppliedIndex()
 	return api.ClusterStatus{
 		Mode: "local", Node: l.name, Leader: l.name, AppliedIndex: idx, CaughtUp: true,
-		Members: []api.ClusterMember{{Name: l.name, Voter: true, State: "leader", AppliedIndex: idx, ReconciledIndex: l.reconciled.Load()}},
+		Members:  []api.ClusterMember{{Name: l.name, Voter: true, State: "leader", AppliedIndex: idx, ReconciledIndex: l.reconciled.Load()}},
 		Survives: "single node without a cluster section: its state is its own (" + filepath.Join("state_dir", cluster.LocalFile) + ")",
 	}, nil
 }
