@@ -90,7 +90,10 @@ type ClusterMember struct {
 	LastContact     time.Duration `json:"last_contact"`
 	AppliedIndex    uint64        `json:"applied_index"`
 	ReconciledIndex uint64        `json:"reconciled_index"`
-	Error           string        `json:"error,omitempty"`
+	// SnapshotsInstalled counts the snapshots the member caught up from
+	// since it started.
+	SnapshotsInstalled uint64 `json:"snapshots_installed,omitempty"`
+	Error              string `json:"error,omitempty"`
 }
 
 // AppliedReport tells which members have reconciled a write's index.

@@ -436,7 +436,9 @@ func (d *Daemon) holdVRRP() bool {
 
 // catchUp waits for the Store to have applied what the leader had
 // committed, at most catchup_timeout; a node that cannot reach a quorum
-// in time serves its last state and says so. Runs on its own goroutine.
+// in time serves its last state and says so. Runs on its own goroutine;
+// the outcome is taken on the loop goroutine after the Store's state up
+// to there is adopted, so VRRP never starts on an older one.
 func (d *Daemon) catchUp(ctx context.Context, ctl clusterControl, timeout time.Duration) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	err := ctl.WaitCaughtUp(wctx)
@@ -445,13 +447,16 @@ func (d *Daemon) catchUp(ctx context.Context, ctl clusterControl, timeout time.D
 		return
 	}
 	if err != nil {
-		d.mu.Lock()
-		d.st.stale = fmt.Sprintf("no quorum answered within catchup_timeout %s: serving the last applied state (index %d): %v", timeout, d.st.index, err)
-		stale := d.st.stale
-		d.mu.Unlock()
-		d.log.Warn("not caught up with the cluster", "reason", stale)
+		stale := fmt.Sprintf("no quorum answered within catchup_timeout %s: serving the last applied state: %v", timeout, err)
+		d.log.Warn("not caught up with the cluster; serving the last applied state", "reason", stale)
 		d.events.Publish(events.Config, "serving the last applied state", "reason", stale)
-		d.Kick()
+		_ = d.do(ctx, func(ctx context.Context) error {
+			d.mu.Lock()
+			d.st.stale = stale
+			d.mu.Unlock()
+			d.reconcileLogged(ctx, "catch-up timed out")
+			return nil
+		})
 		// Keep trying: once a quorum answers, the node is caught up.
 		for ctl.WaitCaughtUp(ctx) != nil {
 			select {
@@ -461,11 +466,15 @@ func (d *Daemon) catchUp(ctx context.Context, ctl clusterControl, timeout time.D
 			}
 		}
 	}
-	d.mu.Lock()
-	d.st.caughtUp, d.st.stale = true, ""
-	d.mu.Unlock()
-	d.log.Info("caught up with the cluster", "index", d.store.AppliedIndex())
-	d.Kick()
+	_ = d.do(ctx, func(ctx context.Context) error {
+		d.syncStore(ctx)
+		d.mu.Lock()
+		d.st.caughtUp, d.st.stale = true, ""
+		d.mu.Unlock()
+		d.log.Info("caught up with the cluster", "index", d.store.AppliedIndex())
+		d.reconcileLogged(ctx, "caught up")
+		return nil
+	})
 	// Only a node that has caught up may seed: an empty Store is then
 	// the cluster's, not a node's that has not heard from it yet.
 	for try := 0; ; try++ {

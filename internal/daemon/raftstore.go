@@ -48,6 +48,10 @@ func (d *Daemon) openRaft(ctx context.Context) (cluster.Store, clusterControl, e
 		TLS:       loader.Config(),
 		Bootstrap: boot,
 		Logger:    d.log.With("component", "cluster"),
+
+		SnapshotThreshold: uint64(cfg.Cluster.RaftSnapshotThreshold),
+		SnapshotInterval:  cfg.Cluster.RaftSnapshotInterval.D(),
+		TrailingLogs:      uint64(cfg.Cluster.RaftTrailingLogs),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -170,6 +174,7 @@ func (r *raftControl) Status(ctx context.Context) (api.ClusterStatus, error) {
 		if m.Reachable {
 			cm.State = strings.ToLower(m.Status.State)
 			cm.LastContact, cm.AppliedIndex = m.Status.LastContact, m.Status.AppliedIndex
+			cm.SnapshotsInstalled = m.Status.SnapshotsInstalled
 		}
 		st.Members = append(st.Members, cm)
 	}

@@ -29,8 +29,10 @@ type subsystems struct {
 	fenced   map[string]bool
 	wake     *time.Timer // next reconcile the IPVS reconciler asked for
 	vrrp     *vrrpRunner
-	kernel   ttlCache[map[string]kernelService] // IPVS snapshot, for status
-	aclState ttlCache[[]acl.State]              // ACL counters, for status
+	// vipsDropped: leftover VIPs were removed while VRRP was held.
+	vipsDropped bool
+	kernel      ttlCache[map[string]kernelService] // IPVS snapshot, for status
+	aclState    ttlCache[[]acl.State]              // ACL counters, for status
 
 	// storage side
 	rs  drSide
@@ -175,6 +177,10 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 	// answered in time: then it serves its last state (holdVRRP).
 	instances := vrrpInstances(cfg, node)
 	if d.holdVRRP() {
+		if !d.sub.vipsDropped {
+			dropHeldVIPs(d.log, instances)
+			d.sub.vipsDropped = true
+		}
 		instances = nil
 	}
 	if err := d.sub.vrrp.configure(instances); err != nil {

@@ -107,6 +107,15 @@ func (k *checker) cluster() {
 		d := Duration(DefaultCatchupTimeout)
 		c.CatchupTimeout = &d
 	}
+	if c.RaftSnapshotThreshold < 0 {
+		k.errf(p("raft_snapshot_threshold"), "raft_snapshot_threshold %d: want a positive number of entries", c.RaftSnapshotThreshold)
+	}
+	if c.RaftTrailingLogs < 0 {
+		k.errf(p("raft_trailing_logs"), "raft_trailing_logs %d: want a positive number of entries", c.RaftTrailingLogs)
+	}
+	if c.RaftSnapshotInterval < 0 {
+		k.errf(p("raft_snapshot_interval"), "raft_snapshot_interval must be positive")
+	}
 	if c.CatchupTimeout.D() <= 0 {
 		k.errf(p("catchup_timeout"), "catchup_timeout must be positive")
 	}

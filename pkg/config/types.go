@@ -268,6 +268,12 @@ type Cluster struct {
 	// up with the committed state before it may become VRRP master on its
 	// last state. Default 10s.
 	CatchupTimeout *Duration `yaml:"catchup_timeout,omitempty"`
+	// RaftSnapshotThreshold, RaftSnapshotInterval and RaftTrailingLogs
+	// tune raft's snapshots as Consul's keys of the same names do
+	// (defaults 16384 entries, 30s, 10240 entries).
+	RaftSnapshotThreshold int      `yaml:"raft_snapshot_threshold,omitempty"`
+	RaftSnapshotInterval  Duration `yaml:"raft_snapshot_interval,omitempty"`
+	RaftTrailingLogs      int      `yaml:"raft_trailing_logs,omitempty"`
 }
 
 // ClusterTLS names the PEM files of the cluster's mutual TLS.
