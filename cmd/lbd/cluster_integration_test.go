@@ -1,0 +1,328 @@
+//go:build integration
+
+// End-to-end tests of the replicated cluster state: real lbd processes in
+// the lab's namespaces, each with its own state dir, configuration file
+// and cluster certificate, changed through the API of any node.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbd-project/lbd/internal/api"
+	"github.com/lbd-project/lbd/pkg/cluster/certs"
+)
+
+// clusterNode is one node of a cluster lab.
+type clusterNode struct {
+	name, addr string
+	cfg        string // its own copy of the file: lbd rewrites it
+	d          *lbd
+}
+
+// clusterLab is a lab whose nodes run one cluster.
+type clusterLab struct {
+	*lab
+	certDir string
+	nodes   map[string]*clusterNode
+	order   []string
+}
+
+// newClusterLab makes the namespaces, a cluster CA and a certificate per
+// node; yaml is the file, with CERTS standing for the certificates' dir.
+func newClusterLab(t *testing.T, yaml string, nodes [][2]string) *clusterLab {
+	l := &clusterLab{lab: newLab(t), nodes: map[string]*clusterNode{}}
+	l.certDir = filepath.Join(l.dir, "certs")
+	if err := certs.InitDir(l.certDir, "lbd test CA"); err != nil {
+		t.Fatal(err)
+	}
+	yaml = strings.ReplaceAll(yaml, "CERTS", l.certDir)
+	for _, n := range nodes {
+		name, addr := n[0], n[1]
+		l.host(name, addr)
+		if _, _, err := certs.IssueDir(l.certDir, name, []string{addr}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(l.dir, name+".yaml")
+		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l.nodes[name] = &clusterNode{name: name, addr: addr, cfg: cfg}
+		l.order = append(l.order, name)
+	}
+	return l
+}
+
+func (l *clusterLab) startNode(name string) {
+	n := l.nodes[name]
+	n.d = l.start(name, n.cfg)
+}
+
+func (l *clusterLab) kill(name string) { l.nodes[name].d.stop(syscall.SIGKILL) }
+
+func (l *clusterLab) client(name string) *api.Client {
+	c, err := api.NewClient(l.nodes[name].d.sock, "")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return c
+}
+
+// leader waits for the nodes in alive to agree on a leader among them.
+func (l *clusterLab) leader(alive ...string) string {
+	l.t.Helper()
+	var leader string
+	eventually(l.t, 60*time.Second, fmt.Sprintf("a leader among %v", alive), func() bool {
+		leader = ""
+		for _, name := range alive {
+			f := l.client(name)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			st, err := f.ClusterStatus(ctx)
+			cancel()
+			if err != nil || st.Leader == "" || (leader != "" && st.Leader != leader) {
+				return false
+			}
+			leader = st.Leader
+		}
+		return slices.Contains(alive, leader)
+	})
+	return leader
+}
+
+// change runs fn (a write) on node through its API, then waits until the
+// nodes in all have applied it, and returns the write's index.
+func (l *clusterLab) change(node string, all []string, fn func(ctx context.Context, c *api.Client) error) uint64 {
+	l.t.Helper()
+	c := l.client(node)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := fn(ctx, c); err != nil {
+		l.t.Fatalf("write on %s: %v", node, err)
+	}
+	idx := c.LastMeta().Index
+	if idx == 0 {
+		l.t.Fatalf("write on %s: the answer has no index", node)
+	}
+	l.waitApplied(node, idx, all)
+	return idx
+}
+
+// waitApplied waits until every node of all reports index reconciled.
+func (l *clusterLab) waitApplied(via string, idx uint64, all []string) {
+	l.t.Helper()
+	eventually(l.t, 60*time.Second, fmt.Sprintf("index %d applied on %v", idx, all), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rep, err := l.client(via).WaitApplied(ctx, idx, 0)
+		if err != nil {
+			return false
+		}
+		for _, n := range rep.Nodes {
+			if slices.Contains(all, n.Name) && !n.Applied {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func allowOp(tenant string, op api.AllowOp, entries ...string) func(context.Context, *api.Client) error {
+	return func(ctx context.Context, c *api.Client) error {
+		_, err := c.ChangeAllow(ctx, tenant, op, entries)
+		return err
+	}
+}
+
+// listen runs the test binary as a TCP server in namespace ns: it answers
+// every line with "hello" (a stand-in for the service behind the VIP).
+func (l *clusterLab) listen(ns, addr string) {
+	c := exec.Command("ip", "netns", "exec", l.full(ns), os.Args[0])
+	c.Env = append(os.Environ(), "LBD_E2E_LISTEN="+addr)
+	if err := c.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+}
+
+// reaches reports whether a real TCP connection from ns to addr gets
+// through to the service (a refused or dropped one does not).
+func (l *clusterLab) reaches(ns, addr string) bool {
+	out, err := l.nc(ns, addr, "hi")
+	return err == nil && strings.HasPrefix(out, "hello")
+}
+
+// directorsSet reads a tenant's allow-list from the kernel of a node: the
+// entries of every lbd ipset that names the tenant.
+func (l *clusterLab) kernelAllows(ns, tenant, entry string) bool {
+	out := l.sh(ns, "ipset list -o save 2>/dev/null || true")
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == "add" && strings.Contains(strings.ToLower(f[1]), strings.ToLower(tenant)) &&
+			(f[2] == entry || f[2] == entry+"/32") {
+			return true
+		}
+	}
+	return false
+}
+
+const failoverCluster = `
+nodes:
+  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
+  - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
+  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
+vrrp: {virtual_router_id: 78, advert_interval: 100ms, vips: [10.99.0.100]}
+defaults: {health: {type: none}, acl_action: reject}
+tenants:
+  - name: shop
+    service: {vip: 10.99.0.100, port: 13101}
+    allow: [10.99.0.10, 10.99.0.20]
+    kvs: {memory: 8MiB}
+cluster:
+  tls:
+    ca: CERTS/ca.pem
+    cert: CERTS/{node}.pem
+    key: CERTS/{node}-key.pem
+  catchup_timeout: 5s
+`
+
+// A source removed from an allow-list through any node, once applied on
+// every node, never gets through either director's fence again: not after
+// the master is killed, not when it comes back (it catches up before it
+// preempts), not when a change was made while it was down, not when both
+// directors restart. Real TCP connections through the VIP.
+func TestClusterAllowListFailover(t *testing.T) {
+	l := newClusterLab(t, failoverCluster, [][2]string{{"lb1", "10.99.0.2"}, {"lb2", "10.99.0.3"}, {"st1", "10.99.0.11"}})
+	l.host("cl", "10.99.0.10")
+	l.host("out", "10.99.0.20")
+	all := []string{"lb1", "lb2", "st1"}
+	for _, n := range all {
+		l.startNode(n)
+	}
+	l.listen("lb1", ":13101")
+	l.listen("lb2", ":13101")
+	leader := l.leader(all...)
+	eventually(t, 30*time.Second, "lb1 master", func() bool { return l.ownsVIP("lb1") && !l.ownsVIP("lb2") })
+	eventually(t, 30*time.Second, "both sources reach the service", func() bool { return l.reaches("cl", vip) && l.reaches("out", vip) })
+
+	// The change goes through a node that is not the leader.
+	via := "st1"
+	if leader == "st1" {
+		via = "lb2"
+	}
+	l.change(via, all, allowOp("shop", api.AllowDel, "10.99.0.20"))
+	for _, n := range all {
+		if l.kernelAllows(n, "shop", "10.99.0.20") {
+			t.Errorf("%s's kernel still allows 10.99.0.20 after the change was reported applied everywhere", n)
+		}
+		if !l.kernelAllows(n, "shop", "10.99.0.10") {
+			t.Errorf("%s's kernel lost 10.99.0.10", n)
+		}
+	}
+	refused := func(when string) {
+		t.Helper()
+		if l.reaches("out", vip) {
+			t.Fatalf("%s: the removed source got through", when)
+		}
+	}
+	refused("after the change")
+
+	// kill -9 of the master (and maybe the raft leader): lb2 takes over
+	// with the same fence; writes go on.
+	l.kill("lb1")
+	eventually(t, 30*time.Second, "lb2 master", func() bool { return l.ownsVIP("lb2") })
+	eventually(t, 30*time.Second, "cl served by lb2", func() bool { return l.reaches("cl", vip) })
+	refused("lb2 master after lb1 was killed")
+
+	// While lb1 is down, cl is removed too. lb1 comes back with its last
+	// applied state (cl allowed) and must not take the VIP before it has
+	// caught up.
+	l.leader("lb2", "st1")
+	l.change("lb2", []string{"lb2", "st1"}, allowOp("shop", api.AllowDel, "10.99.0.10"))
+	if l.reaches("cl", vip) {
+		t.Fatal("cl got through lb2 after its removal was applied")
+	}
+	// Its raft traffic is cut for a while first: it must stay backup.
+	cut := "iptables -I INPUT -p tcp --dport 7380 -j DROP && iptables -I OUTPUT -p tcp --dport 7380 -j DROP"
+	heal := "iptables -D INPUT -p tcp --dport 7380 -j DROP && iptables -D OUTPUT -p tcp --dport 7380 -j DROP"
+	l.sh("lb1", cut)
+	l.startNode("lb1")
+	// Its API answers after the first reconcile, which removed the VIP the
+	// killed run left on eth0. From then on it must not hold the VIP.
+	l.nodes["lb1"].d.status(t)
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		if l.ownsVIP("lb1") {
+			t.Fatal("lb1 took the VIP before it caught up with the cluster")
+		}
+		if l.reaches("cl", vip) {
+			t.Fatal("cl got through while lb1 could not catch up")
+		}
+	}
+	l.sh("lb1", heal)
+	for deadline := time.Now().Add(60 * time.Second); !l.ownsVIP("lb1"); {
+		if l.reaches("cl", vip) || l.reaches("out", vip) {
+			t.Fatal("a removed source got through while lb1 came back")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("lb1 did not preempt after its restart")
+		}
+	}
+	for range 5 {
+		if l.reaches("cl", vip) || l.reaches("out", vip) {
+			t.Fatal("a removed source got through lb1 after it preempted")
+		}
+	}
+	if l.kernelAllows("lb1", "shop", "10.99.0.10") {
+		t.Error("lb1's kernel allows cl after catching up")
+	}
+
+	// cl is allowed again through the restarted node.
+	l.change("lb1", all, allowOp("shop", api.AllowAdd, "10.99.0.10"))
+	eventually(t, 30*time.Second, "cl served again", func() bool { return l.reaches("cl", vip) })
+	refused("after cl was allowed again")
+
+	// Both directors die; lb2 comes back first, then lb1: st1 and one
+	// director are a quorum; out never gets in.
+	l.kill("lb2")
+	l.kill("lb1")
+	l.startNode("lb2")
+	eventually(t, 60*time.Second, "lb2 master alone", func() bool { return l.ownsVIP("lb2") })
+	refused("lb2 back alone")
+	l.startNode("lb1")
+	eventually(t, 60*time.Second, "lb1 preempts again", func() bool { return l.ownsVIP("lb1") && !l.ownsVIP("lb2") })
+	eventually(t, 30*time.Second, "cl served by lb1", func() bool { return l.reaches("cl", vip) })
+	refused("lb1 back after both restarted")
+
+	// The storage node fences the tenant's port too.
+	if out, err := l.nc("out", "10.99.0.11:13101", "version"); err == nil {
+		t.Errorf("the removed source reached the storage node directly: %q", out)
+	}
+	// Every node wrote the cluster's file as its own.
+	for _, n := range all {
+		b, _ := os.ReadFile(l.nodes[n].cfg)
+		if string(b) != string(mustRead(t, l.nodes["lb1"].cfg)) {
+			t.Errorf("%s's file differs from lb1's", n)
+		}
+	}
+}
+
+const vip = "10.99.0.100:13101"
+
+func mustRead(t *testing.T, path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// errIs reports whether err is a no-leader answer.
+func errIsNoLeader(err error) bool { return errors.Is(err, api.ErrNoLeader) }
