@@ -326,3 +326,153 @@ func mustRead(t *testing.T, path string) []byte {
 
 // errIs reports whether err is a no-leader answer.
 func errIsNoLeader(err error) bool { return errors.Is(err, api.ErrNoLeader) }
+
+const partitionCluster = `
+nodes:
+  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
+  - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
+  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
+  - {name: st9, role: storage, address: 10.99.0.19, interface: eth0}
+defaults: {health: {type: none}}
+tenants:
+  - name: shop
+    service: {vip: 10.99.0.100, port: 13101}
+    allow: [10.99.0.10]
+    kvs: {memory: 8MiB}
+cluster:
+  voters: [lb1, lb2, st1]
+  tls:
+    ca: CERTS/ca.pem
+    cert: CERTS/{node}.pem
+    key: CERTS/{node}-key.pem
+  catchup_timeout: 3s
+`
+
+// allowOf is a tenant's allow-list as a node's API reports it.
+func (l *clusterLab) allowOf(node, tenant string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := l.client(node).Allow(ctx, tenant)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return fmt.Sprint(list)
+}
+
+// cutOff drops every packet between ns and the addresses (both ways).
+func (l *clusterLab) cutOff(ns string, addrs ...string) {
+	for _, a := range addrs {
+		l.sh(ns, fmt.Sprintf("iptables -I INPUT -s %s -j DROP && iptables -I OUTPUT -d %s -j DROP", a, a))
+	}
+}
+
+func (l *clusterLab) heal(ns string, addrs ...string) {
+	for _, a := range addrs {
+		l.sh(ns, fmt.Sprintf("iptables -D INPUT -s %s -j DROP && iptables -D OUTPUT -d %s -j DROP", a, a))
+	}
+}
+
+// A partition of the leader: the majority elects a leader and commits;
+// the cut-off leader refuses writes with a no-leader error naming what is
+// missing and keeps enforcing what it had; healed, it converges on the
+// majority's state. A node whose certificate is not of the cluster's CA
+// never joins nor learns the state, and cannot write.
+func TestClusterPartition(t *testing.T) {
+	l := newClusterLab(t, partitionCluster, [][2]string{{"lb1", "10.99.0.2"}, {"lb2", "10.99.0.3"}, {"st1", "10.99.0.11"}})
+	all := []string{"lb1", "lb2", "st1"}
+	for _, n := range all {
+		l.startNode(n)
+	}
+	leader := l.leader(all...)
+	l.change(leader, all, allowOp("shop", api.AllowAdd, "10.99.0.21"))
+
+	var rest, restAddrs []string
+	for _, n := range all {
+		if n != leader {
+			rest, restAddrs = append(rest, n), append(restAddrs, l.nodes[n].addr)
+		}
+	}
+	l.cutOff(leader, restAddrs...)
+	newLeader := l.leader(rest...)
+	if newLeader == leader {
+		t.Fatalf("the cut-off node %s is still the majority's leader", leader)
+	}
+	l.change(rest[0], rest, allowOp("shop", api.AllowAdd, "10.99.0.22"))
+
+	// The minority refuses, fast and plainly, through lbctl (exit 5).
+	lbctl, _ := filepath.Abs("../../bin/lbctl")
+	start := time.Now()
+	out, err := exec.Command(lbctl, "--socket", l.nodes[leader].d.sock, "tenant", "allow", "add", "shop", "10.99.0.23").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 5 {
+		t.Errorf("write on the cut-off node: %v (want exit 5)\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "leader") {
+		t.Errorf("the refusal does not say what is missing: %s", out)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the refusal took %s", took)
+	}
+	if got := l.allowOf(leader, "shop"); strings.Contains(got, "10.99.0.23") || strings.Contains(got, "10.99.0.22") {
+		t.Errorf("the cut-off node's state moved: %s", got)
+	}
+	if !l.kernelAllows(leader, "shop", "10.99.0.21") {
+		t.Errorf("the cut-off node stopped enforcing its last state")
+	}
+
+	// Healed: one history.
+	l.heal(leader, restAddrs...)
+	l.leader(all...)
+	idx := l.change(rest[1], all, allowOp("shop", api.AllowDel, "10.99.0.21"))
+	want := l.allowOf(rest[0], "shop")
+	for _, n := range all {
+		if got := l.allowOf(n, "shop"); got != want {
+			t.Errorf("%s's allow-list %s, %s's %s", n, got, rest[0], want)
+		}
+		if l.kernelAllows(n, "shop", "10.99.0.23") {
+			t.Errorf("%s enforces the write the minority refused", n)
+		}
+	}
+	if !strings.Contains(want, "10.99.0.22") || strings.Contains(want, "10.99.0.21") {
+		t.Errorf("converged allow-list %s: want the majority's writes", want)
+	}
+
+	// A node with a certificate of another CA: no join, no state, no write.
+	rogueCA := filepath.Join(l.dir, "rogue")
+	if err := certs.InitDir(rogueCA, "rogue CA"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := certs.IssueDir(rogueCA, "st9", []string{"10.99.0.19"}); err != nil {
+		t.Fatal(err)
+	}
+	l.host("st9", "10.99.0.19")
+	// Its own CA, so that it starts (lbd refuses to start with a
+	// certificate its CA did not sign).
+	cfg := strings.ReplaceAll(partitionCluster, "CERTS", rogueCA)
+	path := filepath.Join(l.dir, "st9.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	l.nodes["st9"] = &clusterNode{name: "st9", addr: "10.99.0.19", cfg: path}
+	l.startNode("st9")
+	l.nodes["st9"].d.status(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := l.client("st9").ChangeAllow(ctx, "shop", api.AllowAdd, []string{"10.99.0.24"}); !errors.Is(err, api.ErrNoLeader) {
+		t.Errorf("a write on the node without a valid certificate: %v, want a no-leader refusal", err)
+	}
+	st, err := l.client("st9").ClusterStatus(ctx)
+	if err != nil || st.AppliedIndex >= idx || st.Leader != "" {
+		t.Errorf("the node without a valid certificate learned the cluster's state: %+v %v", st, err)
+	}
+	cs, err := l.client(rest[0]).ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range cs.Members {
+		if m.Name == "st9" {
+			t.Errorf("the node without a valid certificate joined: %+v", m)
+		}
+	}
+	if got := l.allowOf(rest[0], "shop"); strings.Contains(got, "10.99.0.24") {
+		t.Errorf("the rogue write landed: %s", got)
+	}
+}
