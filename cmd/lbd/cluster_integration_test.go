@@ -20,6 +20,7 @@ import (
 
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/pkg/cluster/certs"
+	"github.com/lbd-project/lbd/pkg/config"
 )
 
 // clusterNode is one node of a cluster lab.
@@ -474,5 +475,135 @@ func TestClusterPartition(t *testing.T) {
 	}
 	if got := l.allowOf(rest[0], "shop"); strings.Contains(got, "10.99.0.24") {
 		t.Errorf("the rogue write landed: %s", got)
+	}
+}
+
+const fiveNodes = `
+nodes:
+  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
+  - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
+  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
+  - {name: st2, role: storage, address: 10.99.0.12, interface: eth0}
+  - {name: st3, role: storage, address: 10.99.0.13, interface: eth0}
+defaults: {health: {type: none}}
+tenants:
+  - name: shop
+    service: {vip: 10.99.0.100, port: 13101}
+    allow: [10.99.0.10]
+    kvs: {memory: 8MiB}
+cluster:
+  tls:
+    ca: CERTS/ca.pem
+    cert: CERTS/{node}.pem
+    key: CERTS/{node}-key.pem
+  catchup_timeout: 3s
+  raft_snapshot_threshold: 64
+  raft_snapshot_interval: 200ms
+  raft_trailing_logs: 16
+`
+
+// Five voters: a change made on any node is applied on all; one tenant
+// add gives a fence on both directors and a store on every storage node;
+// the leader killed, another is elected and writes go on; a follower that
+// missed hundreds of writes (far more than the log keeps after a
+// snapshot) catches up from a snapshot.
+func TestClusterFiveNodes(t *testing.T) {
+	nodes := [][2]string{{"lb1", "10.99.0.2"}, {"lb2", "10.99.0.3"}, {"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
+	l := newClusterLab(t, fiveNodes, nodes)
+	all := l.order
+	for _, n := range all {
+		l.startNode(n)
+	}
+	l.leader(all...)
+	for i, n := range all {
+		src := fmt.Sprintf("10.99.1.%d", i+1)
+		l.change(n, all, allowOp("shop", api.AllowAdd, src))
+		for _, m := range all {
+			if !l.kernelAllows(m, "shop", src) {
+				t.Errorf("%s's change (%s) is not in %s's kernel", n, src, m)
+			}
+		}
+	}
+
+	// One tenant add, on a storage node.
+	l.change("st3", all, func(ctx context.Context, c *api.Client) error {
+		return c.AddTenant(ctx, config.Tenant{Name: "cafe", Service: config.Service{VIP: "10.99.0.100", Port: 13102},
+			Allow: []string{"10.99.0.2", "10.99.0.3"}, KVS: config.KVS{Memory: 8 << 20}})
+	})
+	for _, d := range []string{"lb1", "lb2"} {
+		if rules := l.sh(d, "iptables -S LBD-ACL"); !strings.Contains(rules, "--dport 13102") {
+			t.Errorf("no fence for the new tenant on %s:\n%s", d, rules)
+		}
+	}
+	for _, s := range []string{"st1", "st2", "st3"} {
+		addr := l.nodes[s].addr + ":13102"
+		eventually(t, 30*time.Second, "the new tenant's store on "+s, func() bool {
+			out, err := l.nc("lb1", addr, "version")
+			return err == nil && strings.HasPrefix(out, "VERSION")
+		})
+	}
+
+	// kill -9 of the leader: a new one, and writes go on.
+	leader := l.leader(all...)
+	l.kill(leader)
+	var rest []string
+	for _, n := range all {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	if nl := l.leader(rest...); nl == leader {
+		t.Fatalf("the killed %s is still the leader", leader)
+	}
+	l.change(rest[len(rest)-1], rest, allowOp("shop", api.AllowDel, "10.99.1.1"))
+	l.startNode(leader)
+
+	// A follower misses 300 writes, then catches up by a snapshot.
+	leader = l.leader(all...)
+	var down, via string
+	for _, n := range all {
+		switch {
+		case n == leader:
+		case down == "":
+			down = n
+		case via == "":
+			via = n
+		}
+	}
+	l.kill(down)
+	var live []string
+	for _, n := range all {
+		if n != down {
+			live = append(live, n)
+		}
+	}
+	c := l.client(via)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const writes = 300
+	for i := range writes {
+		op := api.AllowAdd
+		if i%2 == 1 {
+			op = api.AllowDel
+		}
+		if _, err := c.ChangeAllow(ctx, "shop", op, []string{"10.99.2.1"}); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	last := c.LastMeta().Index
+	l.change(via, live, allowOp("shop", api.AllowAdd, "10.99.2.2"))
+	l.startNode(down)
+	l.waitApplied(via, last+1, all)
+	if !l.kernelAllows(down, "shop", "10.99.2.2") || l.kernelAllows(down, "shop", "10.99.2.1") {
+		t.Errorf("%s caught up to a different allow-list: %s", down, l.allowOf(down, "shop"))
+	}
+	st, err := l.client(via).ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Members {
+		if m.Name == down && m.SnapshotsInstalled == 0 {
+			t.Errorf("%s caught up without a snapshot: %+v", down, m)
+		}
 	}
 }
