@@ -31,6 +31,7 @@ func clusterCommand() *command {
 		{name: "members", summary: "each member: voter or not, state, last contact, applied and reconciled index", run: runClusterMembers},
 		{name: "join", usage: "[--voter] NODE HOST:PORT", summary: "add a node (a non-voter unless --voter); it serves its role once caught up", run: runClusterJoin},
 		{name: "remove", usage: "NODE", summary: "remove a node from the cluster", run: runClusterRemove},
+		clusterCertsCommand(),
 	}}
 }
 

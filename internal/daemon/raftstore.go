@@ -49,11 +49,6 @@ func (d *Daemon) openRaft(ctx context.Context) (cluster.Store, clusterControl, e
 		Bootstrap: boot,
 		Logger:    d.log.With("component", "cluster"),
 
-		// A follower learns a commit with the leader's next append; raft
-		// sends one after CommitTimeout when no other write comes (50ms by
-		// default): a write through a follower would wait that long.
-		CommitTimeout: 5 * time.Millisecond,
-
 		SnapshotThreshold: uint64(cfg.Cluster.RaftSnapshotThreshold),
 		SnapshotInterval:  cfg.Cluster.RaftSnapshotInterval.D(),
 		TrailingLogs:      uint64(cfg.Cluster.RaftTrailingLogs),

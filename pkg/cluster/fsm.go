@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -14,6 +15,7 @@ import (
 // fsm is raft's finite state machine: a thin, locked dispatcher over State
 // that also wakes the watchers.
 type fsm struct {
+	log      *slog.Logger
 	mu       sync.RWMutex
 	st       *State
 	watchers map[chan uint64]struct{}
@@ -27,7 +29,9 @@ var (
 	_ raft.FSMSnapshot = (*fsmSnapshot)(nil)
 )
 
-func newFSM() *fsm { return &fsm{st: NewState(), watchers: map[chan uint64]struct{}{}} }
+func newFSM(log *slog.Logger) *fsm {
+	return &fsm{log: log, st: NewState(), watchers: map[chan uint64]struct{}{}}
+}
 
 // Apply implements raft.FSM: it returns nil or the transaction's error
 // (ErrConflict, or a decoding error for an entry that cannot be read,
@@ -37,6 +41,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if derr != nil {
+		// Every node validates before proposing, so this is a newer
+		// lbd's entry on an older one: upgrade this node.
+		f.log.Error("cluster: a log entry this lbd cannot read was skipped; its state may now differ from newer nodes': upgrade it", "index", l.Index, "err", derr)
 		ops = nil
 	}
 	err := f.st.Apply(l.Index, ops)

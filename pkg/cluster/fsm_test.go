@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"reflect"
 	"testing"
 
@@ -33,7 +34,7 @@ func applyTxn(t *testing.T, f *fsm, index uint64, ops ...Op) any {
 // A snapshot persists every entry and the index; Restore replaces the
 // state with it, dropping what was there.
 func TestFSMSnapshotRestore(t *testing.T) {
-	f := newFSM()
+	f := newFSM(slog.New(slog.DiscardHandler))
 	applyTxn(t, f, 3, Op{Key: "config", Value: []byte("c")}, Op{Key: "overlay", Value: []byte("o")})
 	applyTxn(t, f, 5, Op{Key: "slots/a", Value: []byte{0, 1, 2}})
 	applyTxn(t, f, 6, Op{Key: "overlay", Delete: true})
@@ -52,7 +53,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	}
 	snap.Release()
 
-	g := newFSM()
+	g := newFSM(slog.New(slog.DiscardHandler))
 	applyTxn(t, g, 1, Op{Key: "stale", Value: []byte("s")})
 	ch := g.watch(make(chan struct{}))
 	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
@@ -84,7 +85,7 @@ func TestDecodeSnapshotRefuses(t *testing.T) {
 		if _, err := decodeSnapshot([]byte(s)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
-		if err := newFSM().Restore(io.NopCloser(bytes.NewReader([]byte(s)))); err == nil {
+		if err := newFSM(slog.New(slog.DiscardHandler)).Restore(io.NopCloser(bytes.NewReader([]byte(s)))); err == nil {
 			t.Errorf("%s: restored", name)
 		}
 	}
@@ -142,7 +143,7 @@ func FuzzDecodeTxn(f *testing.F) {
 			t.Fatalf("round trip: %+v -> %s -> %+v, %v", ops, again, ops2, err)
 		}
 		// The FSM applies what decodes without panicking.
-		fs := newFSM()
+		fs := newFSM(slog.New(slog.DiscardHandler))
 		fs.Apply(&raft.Log{Index: 1, Data: b})
 		json.Marshal(fs.list(""))
 	})

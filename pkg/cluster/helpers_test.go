@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,11 +20,11 @@ import (
 
 // testCA is a cluster CA for tests, and the TLS of its nodes.
 type testCA struct {
-	t  *testing.T
+	t  testing.TB
 	ca certs.PEM
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	ca, err := certs.NewCA("test cluster", time.Now())
 	if err != nil {
@@ -62,7 +63,7 @@ func (c *testCA) pool() *x509.CertPool {
 }
 
 // freeAddr returns a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +76,7 @@ func freeAddr(t *testing.T) string {
 // testLogger logs warnings and errors to the test, until the test ends.
 type testLogWriter struct {
 	mu   sync.Mutex
-	t    *testing.T
+	t    testing.TB
 	done bool
 }
 
@@ -88,7 +89,7 @@ func (w *testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	w := &testLogWriter{t: t}
 	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
 	level := slog.LevelError + 4 // quiet: set CLUSTER_TEST_LOG=1 for raft's logs
@@ -100,7 +101,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // testCluster is a set of nodes on loopback.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	ca    *testCA
 	opts  []Options
 	nodes []*Node // nil when stopped
@@ -109,18 +110,26 @@ type testCluster struct {
 
 // fastOptions are options with test timing.
 func fastOptions(o Options) Options {
-	o.HeartbeatTimeout = 300 * time.Millisecond
-	o.ElectionTimeout = 300 * time.Millisecond
-	o.LeaderLeaseTimeout = 150 * time.Millisecond
+	o.HeartbeatTimeout = 500 * time.Millisecond
+	o.ElectionTimeout = 500 * time.Millisecond
+	o.LeaderLeaseTimeout = 250 * time.Millisecond
 	o.CommitTimeout = 5 * time.Millisecond
 	o.LeaderWait = 2 * time.Second
 	o.RPCTimeout = 5 * time.Second
 	return o
 }
 
+// newBenchCluster is three voters with the default timing.
+func newBenchCluster(b testing.TB) *testCluster {
+	return newTestCluster(b, 3, func(o *Options) {
+		o.HeartbeatTimeout, o.ElectionTimeout, o.LeaderLeaseTimeout, o.CommitTimeout = 0, 0, 0, 0
+		o.LeaderWait, o.RPCTimeout = 0, 0
+	})
+}
+
 // newTestCluster starts n voters bootstrapped together; tweak adjusts
 // each node's options.
-func newTestCluster(t *testing.T, n int, tweak func(*Options)) *testCluster {
+func newTestCluster(t testing.TB, n int, tweak func(*Options)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, ca: newTestCA(t), log: testLogger(t)}
 	var boot []Server
@@ -246,7 +255,7 @@ func (c *testCluster) waitAll(key, value string) {
 }
 
 // eventually polls cond until it holds or the (generous) deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -257,7 +266,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -265,4 +274,18 @@ func ctxT(t *testing.T) context.Context {
 
 func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)
+}
+
+// propose is n.Propose retried while there is no leader (an election on a
+// loaded machine), as a client of an unconditional write would: for the
+// tests whose subject is not the election.
+func propose(ctx context.Context, n *Node, ops ...Op) (uint64, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		idx, err := n.Propose(ctx, ops...)
+		if !errors.Is(err, ErrNoLeader) || time.Now().After(deadline) {
+			return idx, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

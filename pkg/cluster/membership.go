@@ -174,7 +174,9 @@ func (n *Node) joinLocal(ctx context.Context, s Server) (uint64, error) {
 	return f.Index(), nil
 }
 
-// Remove removes a server from the cluster (through the leader).
+// Remove removes a server from the cluster (through the leader). The
+// removed server's raft stops (its reads stay at what it had applied);
+// it takes a new data dir to join again.
 func (n *Node) Remove(ctx context.Context, id string) (uint64, error) {
 	body, _ := json.Marshal(map[string]string{"id": id})
 	idx, err := n.onLeader(ctx, n.opts.LeaderWait, pathRemove, body, func(ctx context.Context) (uint64, error) {
@@ -220,6 +222,20 @@ func (n *Node) WaitCaughtUp(ctx context.Context) error {
 	}
 	if err := n.waitApplied(ctx, idx); err != nil {
 		return fmt.Errorf("%w: caught up to %d of %d when the wait ended: %v", ErrNoLeader, n.fsm.index(), idx, err)
+	}
+	return nil
+}
+
+// TransferLeadership hands the leadership to another voter, if this node
+// has it, and waits for that (bounded by raft's election timeout): call it
+// before a planned Shutdown so that writes pause for a round trip instead
+// of an election.
+func (n *Node) TransferLeadership() error {
+	if !n.IsLeader() {
+		return nil
+	}
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("cluster: transfer leadership: %w", err)
 	}
 	return nil
 }

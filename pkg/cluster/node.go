@@ -63,7 +63,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	n := &Node{opts: opts, log: opts.Logger.With("node", opts.NodeID), fsm: newFSM(), rpc: http.NewServeMux()}
+	log := opts.Logger.With("node", opts.NodeID)
+	n := &Node{opts: opts, log: log, fsm: newFSM(log), rpc: http.NewServeMux()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -78,6 +79,9 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		Path:        filepath.Join(opts.DataDir, "raft.db"),
 		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second},
 	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("cluster: open %s: locked by another process (another lbd on this data dir?)", filepath.Join(opts.DataDir, "raft.db"))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open %s: %w", filepath.Join(opts.DataDir, "raft.db"), err)
 	}
@@ -118,6 +122,9 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	conf.ElectionTimeout = opts.ElectionTimeout
 	conf.LeaderLeaseTimeout = opts.LeaderLeaseTimeout
 	conf.CommitTimeout = opts.CommitTimeout
+	// Larger batches than raft's 64: one fsync carries more writes
+	// under load (BenchmarkPropose: about three times the writes/s).
+	conf.MaxAppendEntries = 512
 	if err := raft.ValidateConfig(conf); err != nil {
 		return nil, fmt.Errorf("cluster: raft config: %w", err)
 	}
@@ -286,10 +293,11 @@ func (n *Node) applyLocal(ctx context.Context, data []byte) (uint64, error) {
 // raftErr maps raft's errors to the package's.
 func (n *Node) raftErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it was written: look for the leader again.
 		return errNotLeader
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return fmt.Errorf("%w: %s lost the leadership while committing (the write may or may not be applied; re-read)", ErrNoLeader, n.opts.NodeID)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w: %s lost the leadership while committing (the write may or may not be applied; re-read): %s", ErrNoLeader, n.opts.NodeID, n.quorumNeeds())
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %s could not enqueue the write in time", ErrNoLeader, n.opts.NodeID)
 	case errors.Is(err, raft.ErrRaftShutdown):
@@ -317,8 +325,13 @@ func (n *Node) onLeader(ctx context.Context, wait time.Duration, path string, bo
 			last = err
 		} else if addr, id := n.raft.LeaderWithID(); addr != "" {
 			idx, err := n.post(ctx, string(addr), path, body)
-			if !errors.Is(err, errNotLeader) && !isDialErr(err) {
+			var remote *remoteError
+			switch {
+			case err == nil || errors.As(err, &remote) && !errors.Is(err, errNotLeader):
 				return idx, err
+			case !errors.Is(err, errNotLeader) && !isDialErr(err):
+				// Sent, but no answer: the outcome is unknown.
+				return 0, fmt.Errorf("%w: leader %s (%s) did not answer (a write may or may not be committed; re-read): %v", ErrNoLeader, id, addr, err)
 			}
 			last = fmt.Errorf("leader %s (%s): %w", id, addr, err)
 		}
@@ -333,8 +346,8 @@ func (n *Node) onLeader(ctx context.Context, wait time.Duration, path string, bo
 	}
 }
 
-// noLeaderErr says what is missing when no leader answers.
-func (n *Node) noLeaderErr(wait time.Duration, last error) error {
+// quorumNeeds says what a leader needs.
+func (n *Node) quorumNeeds() string {
 	var voters []string
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
@@ -343,17 +356,24 @@ func (n *Node) noLeaderErr(wait time.Duration, last error) error {
 			}
 		}
 	}
-	msg := fmt.Sprintf("%s found no leader within %s (term %d)", n.opts.NodeID, wait.Round(time.Millisecond), n.raft.CurrentTerm())
 	if len(voters) == 0 {
-		msg += ": this node is in no cluster configuration yet (not bootstrapped, not joined)"
-	} else {
-		msg += fmt.Sprintf(": a leader needs %d of the voters %v to reach each other", len(voters)/2+1, voters)
+		return "this node is in no cluster configuration yet (not bootstrapped, not joined)"
 	}
+	return fmt.Sprintf("a leader needs %d of the voters %v to reach each other", len(voters)/2+1, voters)
+}
+
+// noLeaderErr says what is missing when no leader answers.
+func (n *Node) noLeaderErr(wait time.Duration, last error) error {
+	msg := fmt.Sprintf("%s found no leader within %s (term %d): %s", n.opts.NodeID, wait.Round(time.Millisecond), n.raft.CurrentTerm(), n.quorumNeeds())
 	if last != nil {
 		msg += "; last try: " + last.Error()
 	}
 	return fmt.Errorf("%w: %s", ErrNoLeader, msg)
 }
+
+// WaitApplied returns once this node has applied the write at index idx
+// (an index another node's Propose returned, say), or ctx's error.
+func (n *Node) WaitApplied(ctx context.Context, idx uint64) error { return n.waitApplied(ctx, idx) }
 
 // waitApplied returns once this node's FSM has applied index idx.
 func (n *Node) waitApplied(ctx context.Context, idx uint64) error {

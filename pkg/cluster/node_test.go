@@ -19,7 +19,7 @@ func TestClusterReplicates(t *testing.T) {
 			old := c.leader()
 			for i, n := range c.running() {
 				key, val := fmt.Sprintf("k/%d", i), fmt.Sprintf("from %s", n.ID())
-				idx, err := n.Propose(ctx, Op{Key: key, Value: []byte(val)})
+				idx, err := propose(ctx, n, Op{Key: key, Value: []byte(val)})
 				if err != nil {
 					t.Fatalf("propose on %s: %v", n.ID(), err)
 				}
@@ -37,7 +37,7 @@ func TestClusterReplicates(t *testing.T) {
 				t.Fatal("the stopped leader is still the leader")
 			}
 			for _, n := range c.running() {
-				if _, err := n.Propose(ctx, Op{Key: "after/" + n.ID(), Value: []byte("x")}); err != nil {
+				if _, err := propose(ctx, n, Op{Key: "after/" + n.ID(), Value: []byte("x")}); err != nil {
 					t.Fatalf("propose on %s after failover: %v", n.ID(), err)
 				}
 				c.waitAll("after/"+n.ID(), "x")
@@ -61,7 +61,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	l := c.leader()
 	f := c.follower()
 	fi := c.index(f)
-	if _, err := l.Propose(ctx, Op{Key: "before", Value: []byte("1")}); err != nil {
+	if _, err := propose(ctx, l, Op{Key: "before", Value: []byte("1")}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitAll("before", "1")
@@ -75,7 +75,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < writes; i += workers {
-				if _, err := l.Propose(ctx, Op{Key: fmt.Sprintf("w/%05d", i), Value: []byte(fmt.Sprint(i))}); err != nil {
+				if _, err := propose(ctx, l, Op{Key: fmt.Sprintf("w/%05d", i), Value: []byte(fmt.Sprint(i))}); err != nil {
 					errc <- err
 					return
 				}
@@ -117,18 +117,19 @@ func TestSnapshotCatchUp(t *testing.T) {
 func TestNonVoterJoins(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	ctx := ctxT(t)
-	if _, err := c.nodes[1].Propose(ctx, Op{Key: "config", Value: []byte("v1")}); err != nil {
+	if _, err := propose(ctx, c.nodes[1], Op{Key: "config", Value: []byte("v1")}); err != nil {
 		t.Fatal(err)
 	}
 	o := c.opts[0]
 	o.NodeID, o.Advertise, o.DataDir, o.TLS = "reader", freeAddr(t), t.TempDir(), c.ca.tls("reader")
-	o.Bootstrap, o.Join = nil, []string{c.opts[2].Advertise, c.opts[1].Advertise, c.opts[0].Advertise}
+	// It knows one peer, a follower, which passes its request on.
+	o.Bootstrap, o.Join = nil, []string{c.follower().Address()}
 	r := c.nodes[c.add(o)]
 	eventually(t, 20*time.Second, "the reader has the config", func() bool {
 		e, ok := r.Get("config")
 		return ok && string(e.Value) == "v1"
 	})
-	if _, err := r.Propose(ctx, Op{Key: "from-reader", Value: []byte("y")}); err != nil {
+	if _, err := propose(ctx, r, Op{Key: "from-reader", Value: []byte("y")}); err != nil {
 		t.Fatalf("propose on the non-voter: %v", err)
 	}
 	c.waitAll("from-reader", "y")
@@ -237,32 +238,42 @@ func TestConflictAcrossNodes(t *testing.T) {
 }
 
 // With no quorum, a write fails fast with ErrNoLeader naming what is
-// missing, and WaitCaughtUp says there is no leader.
+// missing, and WaitCaughtUp says there is no leader: on the old leader
+// left alone and on a follower left alone.
 func TestNoLeaderFailsFast(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
-	ctx := ctxT(t)
-	c.leader()
-	c.stop(0)
-	c.stop(1)
-	n := c.nodes[2]
-	start := time.Now()
-	_, err := n.Propose(ctx, Op{Key: "k", Value: []byte("v")})
-	if !errors.Is(err, ErrNoLeader) {
-		t.Fatalf("propose without quorum: %v, want ErrNoLeader", err)
-	}
-	if !strings.Contains(err.Error(), "2 of the voters") {
-		t.Errorf("the error does not say what is missing: %v", err)
-	}
-	// Bounded by LeaderWait (2s) plus a leader's lease; generous bound.
-	if d := time.Since(start); d > 15*time.Second {
-		t.Errorf("propose took %s to fail", d)
-	}
-	wctx, cancel := contextWithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := n.WaitCaughtUp(wctx); !errors.Is(err, ErrNoLeader) {
-		t.Fatalf("WaitCaughtUp without quorum: %v, want ErrNoLeader", err)
-	}
-	if _, err := n.Propose(ctx); err == nil || errors.Is(err, ErrNoLeader) {
-		t.Fatalf("an empty transaction: %v, want a validation error", err)
+	for _, keepLeader := range []bool{true, false} {
+		t.Run(fmt.Sprintf("leader left=%v", keepLeader), func(t *testing.T) {
+			c := newTestCluster(t, 3, nil)
+			ctx := ctxT(t)
+			n := c.follower()
+			if keepLeader {
+				n = c.leader()
+			}
+			for _, m := range c.running() {
+				if m != n {
+					c.stop(c.index(m))
+				}
+			}
+			start := time.Now()
+			_, err := n.Propose(ctx, Op{Key: "k", Value: []byte("v")})
+			if !errors.Is(err, ErrNoLeader) {
+				t.Fatalf("propose without quorum: %v, want ErrNoLeader", err)
+			}
+			if !strings.Contains(err.Error(), "2 of the voters") {
+				t.Errorf("the error does not say what is missing: %v", err)
+			}
+			// Bounded by LeaderWait (2s) and a leader's lease; a generous bound.
+			if d := time.Since(start); d > 15*time.Second {
+				t.Errorf("propose took %s to fail", d)
+			}
+			wctx, cancel := contextWithTimeout(ctx, time.Second)
+			defer cancel()
+			if err := n.WaitCaughtUp(wctx); !errors.Is(err, ErrNoLeader) {
+				t.Fatalf("WaitCaughtUp without quorum: %v, want ErrNoLeader", err)
+			}
+			if _, err := n.Propose(ctx); err == nil || errors.Is(err, ErrNoLeader) {
+				t.Fatalf("an empty transaction: %v, want a validation error", err)
+			}
+		})
 	}
 }

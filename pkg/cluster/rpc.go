@@ -22,6 +22,11 @@ const (
 	pathBarrier = rpcPrefix + "barrier"
 )
 
+// headerFrom names the node that sends a cluster call (forwarded calls
+// are not forwarded again: the leader may have changed meanwhile, and the
+// sender looks for it again).
+const headerFrom = "X-Lbd-Node"
+
 // maxRPCBody bounds a request body of the cluster routes.
 const maxRPCBody = MaxTxnBytes + 64<<10
 
@@ -121,7 +126,7 @@ func (n *Node) post(ctx context.Context, address, path string, body []byte) (uin
 		return 0, fmt.Errorf("cluster: %s: %w", path, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Lbd-Node", n.opts.NodeID)
+	req.Header.Set(headerFrom, n.opts.NodeID)
 	resp, err := n.client.Do(req)
 	if err != nil {
 		return 0, err
@@ -198,7 +203,13 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !n.IsLeader() {
-		writeResult(w, 0, errNotLeader)
+		// A joining node may know only this one: pass its request on.
+		if r.Header.Get(headerFrom) != s.ID {
+			writeResult(w, 0, errNotLeader)
+			return
+		}
+		idx, err := n.Join(r.Context(), s)
+		writeResult(w, idx, err)
 		return
 	}
 	idx, err := n.joinLocal(r.Context(), s)

@@ -194,7 +194,7 @@ func newRPCClient(base *tls.Config) *http.Client {
 			DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 			TLSClientConfig:     cfg,
 			ForceAttemptHTTP2:   false,
-			MaxIdleConnsPerHost: 4,
+			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: handshakeTimeout,
 		},
