@@ -124,8 +124,15 @@ func (d *Daemon) reloadFile(ctx context.Context) error {
 		same := sha256.Sum256(data) == d.st.fileHash
 		d.mu.RUnlock()
 		if same {
-			d.log.Info("configuration file unchanged; nothing to apply", "file", d.opts.ConfigPath)
-			return nil
+			// Nothing to apply; reconcile anyway, as a reload always did
+			// (a kernel object removed by hand comes back).
+			d.log.Info("configuration file unchanged; reconciling", "file", d.opts.ConfigPath)
+			return d.do(ctx, func(ctx context.Context) error {
+				d.mu.Lock()
+				d.gen++
+				d.mu.Unlock()
+				return d.reconcile(ctx)
+			})
 		}
 		_, err = d.Apply(ctx, data, d.opts.ConfigPath)
 	}
