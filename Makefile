@@ -8,7 +8,7 @@ BIN     := bin
 GOFLAGS ?=
 
 .PHONY: all build deps test unit integration vmtest bench bench-kvs bench-acl \
-        bench-vrrp bench-ipvs demo lint fmt clean
+        bench-vrrp bench-ipvs bench-cluster-state demo lint fmt clean
 
 all: build
 
@@ -48,6 +48,9 @@ bench-vrrp: deps build
 
 bench-ipvs: deps build
 	./scripts/bench-ipvs.sh
+
+bench-cluster-state: deps build
+	./scripts/bench-cluster-state.sh
 
 demo: deps build
 	./scripts/demo.sh

@@ -15,12 +15,16 @@ import (
 	"github.com/lbd-project/lbd/pkg/ipvs"
 )
 
+// ipvsRetry spaces the attempts to reach the kernel's IPVS.
+const ipvsRetry = 10 * time.Second
+
 // subsystems holds the per-role workers. Only the loop goroutine uses them,
 // except where a field says otherwise.
 type subsystems struct {
 	// director side
 	ipvs     *ipvs.Reconciler // nil until the kernel's IPVS is reachable
 	ipvsErr  error
+	ipvsNext time.Time // when connectIPVS may try again
 	acl      fencer
 	storACL  fencer       // storage nodes' second line (defaults.storage_acl)
 	aclRead  bool         // acl has read back what the last run fenced
@@ -98,12 +102,14 @@ func (d *Daemon) startSubsystems(ctx context.Context) error {
 
 // connectIPVS opens the kernel's IPVS table, loading the module if needed.
 // Without IPVS the director still fences tenants and runs VRRP; IPVS is
-// retried on every reconcile.
+// retried by the reconciles, at most every ipvsRetry (modprobe is a fork
+// and an exec: not something every allow-list change should pay).
 func (d *Daemon) connectIPVS() {
 	s := &d.sub
-	if s.ipvs != nil {
+	if s.ipvs != nil || time.Now().Before(s.ipvsNext) {
 		return
 	}
+	s.ipvsNext = time.Now().Add(ipvsRetry)
 	k, err := ipvs.NewNetlink("")
 	if err != nil {
 		// The module may just not be loaded yet; what modprobe says is in err below.
