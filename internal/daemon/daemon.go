@@ -55,6 +55,8 @@ type Daemon struct {
 	// API serves, never changed after.
 	store    cluster.Store
 	fileData []byte // the file as read at start (seeds an empty store)
+	// writeMu makes this node's runtime changes take turns (runtime.go).
+	writeMu sync.Mutex
 
 	// mu guards what the API reads while the loop changes it. Only the
 	// loop goroutine writes.

@@ -26,33 +26,12 @@ var _ api.Backend = (*Daemon)(nil)
 // Nothing changes if change or the validation fails.
 func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overlay, cur *config.Config) error) error {
 	for range maxProposeTries {
-		base, cur, ver, err := d.current()
-		if err != nil {
-			return err
-		}
-		merged, err := merge(base, cur)
-		if err != nil {
-			return fmt.Errorf("daemon: the cluster's runtime changes no longer fit its configuration: %w", err)
-		}
-		ov := cur.clone()
-		if err := change(ov, merged); err != nil {
-			return err
-		}
-		if _, err := merge(base, ov); err != nil {
-			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
-		}
-		ov.Updated = time.Now()
-		op, err := overlayOp(ov)
-		if err != nil {
-			return err
-		}
-		op.IfVersion = cluster.Version(ver)
-		idx, err := d.store.Propose(ctx, op)
+		idx, err := d.proposeChange(ctx, change)
 		if errors.Is(err, cluster.ErrConflict) {
-			continue // another change landed first: redo ours on top of it
+			continue // another node's change landed first: redo ours on top of it
 		}
 		if err != nil {
-			return proposeErr(err)
+			return err
 		}
 		api.NoteIndex(ctx, idx)
 		d.events.Publish(events.Config, "runtime change: "+what, "index", fmt.Sprint(idx))
@@ -60,6 +39,41 @@ func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overla
 		return d.waitReconciled(ctx, idx)
 	}
 	return fmt.Errorf("daemon: %s: the runtime changes kept changing under this one (%d tries); try again", what, maxProposeTries)
+}
+
+// proposeChange reads the overlay, applies change, validates and proposes
+// the result as a compare-and-set. Writers on this node take turns (a
+// write is committed and applied here before the next one reads), so
+// only other nodes' writes can conflict.
+func (d *Daemon) proposeChange(ctx context.Context, change func(ov *Overlay, cur *config.Config) error) (uint64, error) {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	base, cur, ver, err := d.current()
+	if err != nil {
+		return 0, err
+	}
+	merged, err := merge(base, cur)
+	if err != nil {
+		return 0, fmt.Errorf("daemon: the cluster's runtime changes no longer fit its configuration: %w", err)
+	}
+	ov := cur.clone()
+	if err := change(ov, merged); err != nil {
+		return 0, err
+	}
+	if _, err := merge(base, ov); err != nil {
+		return 0, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	}
+	ov.Updated = time.Now()
+	op, err := overlayOp(ov)
+	if err != nil {
+		return 0, err
+	}
+	op.IfVersion = cluster.Version(ver)
+	idx, err := d.store.Propose(ctx, op)
+	if err != nil && !errors.Is(err, cluster.ErrConflict) {
+		err = proposeErr(err)
+	}
+	return idx, err
 }
 
 // Validate implements api.Backend.
