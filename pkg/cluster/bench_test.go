@@ -36,7 +36,7 @@ func BenchmarkPropose(b *testing.B) {
 							return
 						}
 						start := time.Now()
-						if _, err := f.Propose(ctx, Op{Key: fmt.Sprintf("k/%d", i%1000), Value: []byte("value")}); err != nil {
+						if _, err := propose(ctx, f, Op{Key: fmt.Sprintf("k/%d", i%1000), Value: []byte("value")}); err != nil {
 							b.Error(err)
 							return
 						}

@@ -108,8 +108,13 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &streamLayer{chanListener: n.mux.raft, clientTLS: clientTLS},
 		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  newHclog(n.log, "transport"),
+		// No pipelining: with raft's default of 2 in flight, a refused
+		// append can deadlock a follower's replication and Shutdown
+		// (hashicorp/raft's pipeline; grafana/pyroscope#5518 disables it
+		// for the same reason). raft's docs find it of little benefit.
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          newHclog(n.log, "transport"),
 	})
 
 	conf := raft.DefaultConfig()
@@ -197,17 +202,24 @@ func (n *Node) Shutdown() error {
 	n.shutdown.Do(func() {
 		n.cancel()
 		var errs []error
+		// Raft is told to stop, its transport closes (so that no
+		// replication waits on a peer), then raft's goroutines are joined.
+		var stopped raft.Future
 		if n.raft != nil {
-			errs = append(errs, n.raft.Shutdown().Error())
-		}
-		if n.server != nil {
-			errs = append(errs, n.server.Close())
+			stopped = n.raft.Shutdown()
 		}
 		if n.trans != nil {
+			n.trans.CloseStreams() // the pooled outgoing connections
 			errs = append(errs, n.trans.Close())
 		}
 		if n.mux != nil {
 			n.mux.close()
+		}
+		if stopped != nil {
+			errs = append(errs, stopped.Error())
+		}
+		if n.server != nil {
+			errs = append(errs, n.server.Close())
 		}
 		if n.client != nil {
 			n.client.CloseIdleConnections()

@@ -42,13 +42,37 @@ type mux struct {
 	raft *chanListener
 	http *chanListener
 
+	// conns are the raft connections handed out, closed by close (raft's
+	// transport does not close the ones it accepted).
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
+
 	wg sync.WaitGroup
+}
+
+// trackedConn leaves the mux's set when closed.
+type trackedConn struct {
+	net.Conn
+	m    *mux
+	once sync.Once
+}
+
+// Close implements net.Conn.
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.m.mu.Lock()
+		delete(c.m.conns, c)
+		c.m.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 func newMux(ln net.Listener, serverTLS *tls.Config, advertise net.Addr, log *slog.Logger) *mux {
 	return &mux{
 		ln: ln, tls: serverTLS, advertise: advertise, log: log,
 		raft: newChanListener(advertise), http: newChanListener(advertise),
+		conns: map[*trackedConn]struct{}{},
 	}
 }
 
@@ -81,12 +105,23 @@ func (m *mux) handshake(c net.Conn) {
 		c.Close()
 		return
 	}
-	l := m.http
-	if tc.ConnectionState().NegotiatedProtocol == ProtoRaft {
-		l = m.raft
+	if tc.ConnectionState().NegotiatedProtocol != ProtoRaft {
+		if !m.http.push(tc) {
+			tc.Close()
+		}
+		return
 	}
-	if !l.push(tc) {
+	rc := &trackedConn{Conn: tc, m: m}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
 		tc.Close()
+		return
+	}
+	m.conns[rc] = struct{}{}
+	m.mu.Unlock()
+	if !m.raft.push(rc) {
+		rc.Close()
 	}
 }
 
@@ -96,6 +131,14 @@ func (m *mux) close() {
 	m.raft.Close()
 	m.http.Close()
 	m.wg.Wait()
+	m.mu.Lock()
+	m.closed = true
+	conns := m.conns
+	m.conns = map[*trackedConn]struct{}{}
+	m.mu.Unlock()
+	for c := range conns {
+		c.Conn.Close()
+	}
 }
 
 // chanListener is a net.Listener fed by the mux.
