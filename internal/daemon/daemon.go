@@ -55,8 +55,11 @@ type Daemon struct {
 	// API serves, never changed after.
 	store    cluster.Store
 	fileData []byte // the file as read at start (seeds an empty store)
-	// writeMu makes this node's runtime changes take turns (runtime.go).
+	// writeMu gives one writer at a time the turn to propose the pending
+	// runtime changes (pendMu guards pending; runtime.go).
 	writeMu sync.Mutex
+	pendMu  sync.Mutex
+	pending []*pendingChange
 
 	// mu guards what the API reads while the loop changes it. Only the
 	// loop goroutine writes.

@@ -178,3 +178,33 @@ func TestSyncNeverGoesBack(t *testing.T) {
 func storeService(vip string, port int) config.VirtualService {
 	return config.VirtualService{Service: config.Service{VIP: vip, Port: port}, Reals: []config.Real{{Address: "10.0.2.1"}}}
 }
+
+// Concurrent changes on one node are proposed together where they meet
+// (group commit); none is lost, and one that fails fails alone.
+func TestRuntimeChangesConcurrent(t *testing.T) {
+	m := cluster.NewMemory()
+	d, f := storeDirector(t, m)
+	ctx := context.Background()
+	const n = 20
+	errs := make([]error, n+1)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}), 32)
+			_, errs[i] = d.ChangeAllow(ctx, "a", api.AllowAdd, []netip.Prefix{p})
+		})
+	}
+	wg.Go(func() { errs[n] = d.DeleteTenant(ctx, "nosuch") })
+	wg.Wait()
+	for i, err := range errs[:n] {
+		if err != nil {
+			t.Errorf("change %d: %v", i, err)
+		}
+	}
+	if !errors.Is(errs[n], api.ErrNotFound) {
+		t.Errorf("the failing change: %v, want not found", errs[n])
+	}
+	if got := len(allowOf(f, "a")); got != n+2 {
+		t.Errorf("fence has %d entries, want %d", got, n+2)
+	}
+}

@@ -22,58 +22,123 @@ var _ api.Backend = (*Daemon)(nil)
 // overlay read from the Store (it may read the desired state it gives),
 // the result is validated like a file, then proposed as a compare-and-set
 // on the overlay's version (re-read and re-validated on a conflict, a
-// bounded number of times). It returns once this node has applied it.
-// Nothing changes if change or the validation fails.
+// bounded number of times), together with the changes that arrived on
+// this node meanwhile (proposeChange). It returns once this node has
+// applied it. Nothing changes if change or the validation fails.
 func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overlay, cur *config.Config) error) error {
-	for range maxProposeTries {
-		idx, err := d.proposeChange(ctx, change)
-		if errors.Is(err, cluster.ErrConflict) {
-			continue // another node's change landed first: redo ours on top of it
-		}
-		if err != nil {
-			return err
-		}
-		api.NoteIndex(ctx, idx)
-		d.events.Publish(events.Config, "runtime change: "+what, "index", fmt.Sprint(idx))
-		d.log.Info("runtime change", "change", what, "index", idx)
-		return d.waitReconciled(ctx, idx)
+	idx, err := d.proposeChange(ctx, change)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("daemon: %s: the runtime changes kept changing under this one (%d tries); try again", what, maxProposeTries)
+	api.NoteIndex(ctx, idx)
+	d.events.Publish(events.Config, "runtime change: "+what, "index", fmt.Sprint(idx))
+	d.log.Info("runtime change", "change", what, "index", idx)
+	return d.waitReconciled(ctx, idx)
 }
 
-// proposeChange reads the overlay, applies change, validates and proposes
-// the result as a compare-and-set. Writers on this node take turns (a
-// write is committed and applied here before the next one reads), so
-// only other nodes' writes can conflict.
+// pendingChange is a runtime change waiting for its turn to be proposed.
+type pendingChange struct {
+	change func(ov *Overlay, cur *config.Config) error
+	done   chan proposed
+}
+
+// proposed is a pending change's outcome: the index of the write that
+// carries it, or why it was not written.
+type proposed struct {
+	index uint64
+	err   error
+}
+
+// proposeChange has change proposed: the writer that gets the turn takes
+// every change waiting on this node and proposes them as one write (group
+// commit), each applied and validated in turn on top of the previous
+// ones; a change that fails alone is left out with its error. Writers on
+// this node thus never conflict with each other, only with other nodes.
 func (d *Daemon) proposeChange(ctx context.Context, change func(ov *Overlay, cur *config.Config) error) (uint64, error) {
+	p := &pendingChange{change: change, done: make(chan proposed, 1)}
+	d.pendMu.Lock()
+	d.pending = append(d.pending, p)
+	d.pendMu.Unlock()
 	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
-	base, cur, ver, err := d.current()
+	d.pendMu.Lock()
+	batch := d.pending
+	d.pending = nil
+	d.pendMu.Unlock()
+	if len(batch) > 0 {
+		d.proposeBatch(ctx, batch)
+	}
+	d.writeMu.Unlock()
+	r := <-p.done // ours was in this batch or an earlier one
+	return r.index, r.err
+}
+
+// proposeBatch proposes the changes of batch as one compare-and-set of the
+// overlay, re-read and redone on a conflict (a bounded number of times),
+// and tells each change its outcome.
+func (d *Daemon) proposeBatch(ctx context.Context, batch []*pendingChange) {
+	var errs []error
+	var idx uint64
+	err := cluster.ErrConflict
+	for try := 0; try < maxProposeTries && errors.Is(err, cluster.ErrConflict); try++ {
+		idx, errs, err = d.proposeOnce(ctx, batch)
+	}
+	if errors.Is(err, cluster.ErrConflict) {
+		err = fmt.Errorf("daemon: the runtime changes kept changing under this one (%d tries); try again: %w", maxProposeTries, err)
+	}
+	for i, p := range batch {
+		switch {
+		case errs != nil && errs[i] != nil:
+			p.done <- proposed{err: errs[i]}
+		case err != nil:
+			p.done <- proposed{err: err}
+		default:
+			p.done <- proposed{index: idx}
+		}
+	}
+}
+
+// proposeOnce reads the overlay, applies and validates each change, and
+// proposes the result if any change is left; errs holds each change's own
+// failure.
+func (d *Daemon) proposeOnce(ctx context.Context, batch []*pendingChange) (uint64, []error, error) {
+	base, ov, ver, err := d.current()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	merged, err := merge(base, cur)
+	merged, err := merge(base, ov)
 	if err != nil {
-		return 0, fmt.Errorf("daemon: the cluster's runtime changes no longer fit its configuration: %w", err)
+		return 0, nil, fmt.Errorf("daemon: the cluster's runtime changes no longer fit its configuration: %w", err)
 	}
-	ov := cur.clone()
-	if err := change(ov, merged); err != nil {
-		return 0, err
+	errs := make([]error, len(batch))
+	kept := 0
+	for i, p := range batch {
+		next := ov.clone()
+		if err := p.change(next, merged); err != nil {
+			errs[i] = err
+			continue
+		}
+		m, err := merge(base, next)
+		if err != nil {
+			errs[i] = fmt.Errorf("%w: %w", api.ErrInvalid, err)
+			continue
+		}
+		ov, merged = next, m
+		kept++
 	}
-	if _, err := merge(base, ov); err != nil {
-		return 0, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	if kept == 0 {
+		return 0, errs, nil
 	}
 	ov.Updated = time.Now()
 	op, err := overlayOp(ov)
 	if err != nil {
-		return 0, err
+		return 0, errs, err
 	}
 	op.IfVersion = cluster.Version(ver)
 	idx, err := d.store.Propose(ctx, op)
 	if err != nil && !errors.Is(err, cluster.ErrConflict) {
 		err = proposeErr(err)
 	}
-	return idx, err
+	return idx, errs, err
 }
 
 // Validate implements api.Backend.
