@@ -9,12 +9,12 @@
 #     every node;
 #   - the catch-up of a storage node that missed CATCHUP_WRITES changes.
 # Anchors printed beside: etcd's published figures and keepalived's reload.
-# Environment: N (timed changes, 200), WRITERS (8), DURATION (10s),
+# Environment: N (timed changes, 200), WRITERS (64), DURATION (10s),
 # CATCHUP_WRITES (2000).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 GO="${GO:-go}"
-N="${N:-200}" WRITERS="${WRITERS:-8}" DURATION="${DURATION:-10s}" CATCHUP_WRITES="${CATCHUP_WRITES:-2000}"
+N="${N:-200}" WRITERS="${WRITERS:-64}" DURATION="${DURATION:-10s}" CATCHUP_WRITES="${CATCHUP_WRITES:-2000}"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench-cluster-state: needs root (network namespaces, ipset, iptables)" >&2
