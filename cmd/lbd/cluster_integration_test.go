@@ -127,12 +127,16 @@ func (l *clusterLab) waitApplied(via string, idx uint64, all []string) {
 		if err != nil {
 			return false
 		}
+		applied := 0
 		for _, n := range rep.Nodes {
-			if slices.Contains(all, n.Name) && !n.Applied {
-				return false
+			if slices.Contains(all, n.Name) {
+				if !n.Applied {
+					return false
+				}
+				applied++
 			}
 		}
-		return true
+		return applied == len(all) // every one of all is a member, and has it
 	})
 }
 
@@ -333,6 +337,7 @@ nodes:
   - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
   - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
   - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
+  - {name: st8, role: storage, address: 10.99.0.18, interface: eth0}
   - {name: st9, role: storage, address: 10.99.0.19, interface: eth0}
 defaults: {health: {type: none}}
 tenants:
@@ -475,6 +480,25 @@ func TestClusterPartition(t *testing.T) {
 	}
 	if got := l.allowOf(rest[0], "shop"); strings.Contains(got, "10.99.0.24") {
 		t.Errorf("the rogue write landed: %s", got)
+	}
+
+	// A node of the file that is not a voter, with a valid certificate,
+	// joins by itself as a non-voter and enforces the cluster's state.
+	l.host("st8", "10.99.0.18")
+	if _, _, err := certs.IssueDir(l.certDir, "st8", []string{"10.99.0.18"}); err != nil {
+		t.Fatal(err)
+	}
+	path8 := filepath.Join(l.dir, "st8.yaml")
+	os.WriteFile(path8, []byte(strings.ReplaceAll(partitionCluster, "CERTS", l.certDir)), 0o600)
+	l.nodes["st8"] = &clusterNode{name: "st8", addr: "10.99.0.18", cfg: path8}
+	l.startNode("st8")
+	l.waitApplied(rest[0], idx, append(slices.Clone(all), "st8"))
+	eventually(t, 30*time.Second, "st8 a non-voter member", func() bool {
+		cs, err := l.client(rest[0]).ClusterStatus(ctx)
+		return err == nil && slices.ContainsFunc(cs.Members, func(m api.ClusterMember) bool { return m.Name == "st8" && !m.Voter })
+	})
+	if !l.kernelAllows("st8", "shop", "10.99.0.22") || l.kernelAllows("st8", "shop", "10.99.0.21") {
+		t.Errorf("the joined node enforces %s, not the cluster's list", l.allowOf("st8", "shop"))
 	}
 }
 
