@@ -8,7 +8,7 @@ BIN     := bin
 GOFLAGS ?=
 
 .PHONY: all build deps test unit integration vmtest bench bench-kvs bench-acl \
-        bench-vrrp bench-ipvs bench-cluster-state demo lint fmt clean
+        bench-vrrp bench-ipvs bench-cluster-state demo lint fmt clean deb
 
 all: build
 
@@ -34,6 +34,10 @@ integration: deps build
 # that boots Debian's stock kernel; see scripts/vmtest.sh.
 vmtest: deps build
 	./scripts/vmtest.sh
+
+# A Debian package of lbd and lbctl (dpkg-deb, no network): bin/lbd_*.deb.
+deb:
+	./scripts/build-deb.sh bin
 
 bench: bench-kvs bench-acl bench-vrrp bench-ipvs
 

@@ -19,6 +19,13 @@ declare -A need=(
   # scripts/vm/run.sh packs the VM's initramfs, unpacking .ko.xz modules.
   [cpio]=cpio
   [xz]=xz-utils
+  # make deb and its test (packaging/): man pages rendered with man -l,
+  # the unit checked with systemd-analyze, the lbd group made by groupadd.
+  [dpkg-deb]=dpkg
+  [man]=man-db
+  [systemd-analyze]=systemd
+  [groupadd]=passwd
+  [objdump]=binutils
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -78,6 +78,7 @@ tenants:
 daemon:
   listen: 127.0.0.1:7480
   token_file: %s
+  insecure: true   # no TLS on the test's loopback listener
 `
 
 func newE2E(t *testing.T) *e2e {

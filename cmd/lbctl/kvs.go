@@ -22,6 +22,10 @@ func runKVSStats(ctx context.Context, a *app, cmd *command, args []string) error
 	return a.emit(st, func(w io.Writer) {
 		fmt.Fprintln(w, "NODE\tTENANT\tSTORAGE\tITEMS\tBYTES\tLIMIT\tHITS\tMISSES\tEVICTIONS\tCONNS\tTOTAL CONNS\tOPS/S")
 		for _, k := range st {
+			if k.Error != "" {
+				fmt.Fprintf(w, "%s\t%s\tFAILED: %s\n", k.Node, k.Tenant, k.Error)
+				continue
+			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.0f\n", k.Node, k.Tenant, dash(k.StorageKind),
 				k.Items, sizeStr(k.Bytes), sizeStr(k.LimitBytes), k.Hits, k.Misses, k.Evictions, k.CurrConns, k.TotalConns, k.OpsPerSec)
 		}

@@ -100,6 +100,7 @@ func runTenantAdd(ctx context.Context, a *app, cmd *command, args []string) erro
 		fs.Var(&allow, "allow", "allowed source `ADDR|CIDR` (comma-separated or repeated; none: nobody)")
 		fs.StringVar(&mem, "memory", "", "KVS memory `size`, e.g. 256MiB")
 		fs.StringVar(&t.KVS.Storage, "storage", "", "KVS `storage`: memory or durable")
+		fs.BoolVar(&t.AllowAny, "allow-any", false, "confirm allow entries that admit (nearly) everybody (0.0.0.0/0, ::/0, shorter than /8)")
 	})
 	if err != nil {
 		return err
@@ -156,7 +157,10 @@ func runAllowChange(ctx context.Context, a *app, cmd *command, args []string) er
 	if cmd.name == "set" {
 		min = 1
 	}
-	pos, err := a.parseArgs(cmd, args, min, -1, nil)
+	var allowAny bool
+	pos, err := a.parseArgs(cmd, args, min, -1, func(fs *flag.FlagSet) {
+		fs.BoolVar(&allowAny, "allow-any", false, "confirm entries that admit (nearly) everybody (0.0.0.0/0, ::/0, shorter than /8)")
+	})
 	if err != nil {
 		return err
 	}
@@ -171,7 +175,7 @@ func runAllowChange(ctx context.Context, a *app, cmd *command, args []string) er
 	if err != nil {
 		return err
 	}
-	list, err := c.ChangeAllow(ctx, pos[0], api.AllowOp(cmd.name), entries)
+	list, err := c.ChangeAllowRequest(ctx, pos[0], api.AllowRequest{Op: api.AllowOp(cmd.name), Entries: entries, AllowAny: allowAny})
 	if err != nil {
 		return err
 	}

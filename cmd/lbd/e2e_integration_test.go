@@ -146,3 +146,38 @@ func TestStorageReloadTenants(t *testing.T) {
 		t.Errorf("tenant a's open connection after the reload: %q, want its value", r)
 	}
 }
+
+// vrrpLab6 is vrrpLab over IPv6: IPv6 VIPs make the instance speak VRRPv3
+// to ff02::12 from eth0's link-local address and move the VIP with
+// unsolicited neighbour advertisements.
+const vrrpLab6 = `
+nodes:
+  - {name: lb1, role: director, address: "fd99::2", interface: eth0, priority: 150}
+  - {name: lb2, role: director, address: "fd99::3", interface: eth0, priority: 100}
+vrrp: {virtual_router_id: 78, advert_interval: 100ms, vips: ["fd99::100"]}
+`
+
+func TestDirectorFailoverIPv6(t *testing.T) {
+	l := newLab(t)
+	for n, h := range []string{"cl", "lb1", "lb2"} {
+		l.host(h, fmt.Sprintf("10.99.0.%d", 10+n))
+		l.sh(h, fmt.Sprintf("ip addr add fd99::%d/64 dev eth0 nodad", []int{10, 2, 3}[n]))
+	}
+	owns := func(ns string) bool { return strings.Contains(l.sh(ns, "ip -o addr show dev eth0"), " fd99::100/128") }
+	mac := func(ns string) string { return strings.TrimSpace(l.sh(ns, "cat /sys/class/net/eth0/address")) }
+	clientEntry := func() string { return l.sh("cl", "ip -6 neigh show fd99::100") }
+	cfg := l.config(vrrpLab6)
+	lb1 := l.start("lb1", cfg)
+	l.start("lb2", cfg)
+	eventually(t, 30*time.Second, "lb1 elected over IPv6", func() bool { return owns("lb1") && !owns("lb2") })
+	eventually(t, 30*time.Second, "client's neighbour entry at lb1", func() bool {
+		l.nc("cl", "[fd99::100]:9", "version") // refused or not: it resolves the VIP
+		return strings.Contains(clientEntry(), mac("lb1"))
+	})
+	lb1.stop(syscall.SIGKILL)
+	eventually(t, 30*time.Second, "lb2 takes the IPv6 VIP", func() bool { return owns("lb2") })
+	// The client sends nothing: lb2's unsolicited NA moves the entry.
+	eventually(t, 30*time.Second, "client's neighbour entry follows to lb2", func() bool {
+		return strings.Contains(clientEntry(), mac("lb2"))
+	})
+}

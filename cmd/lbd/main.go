@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *check {
-		return checkConfig(*file, *node, stdout, stderr)
+		return interruptible(ctx, stderr, func() int { return checkConfig(*file, *node, stdout, stderr) })
 	}
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
@@ -75,13 +75,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// github.com/moby/ipvs logs through logrus' global logger; lbd reports
 	// the same failures itself, through slog, with context.
 	logrus.SetOutput(io.Discard)
-	d, err := daemon.New(daemon.Options{
-		ConfigPath: *file, Node: *node, StateDir: *stateDir, Socket: *socket, Logger: logger,
-		KVS: kvsOpts(),
-	})
-	if err != nil {
-		fmt.Fprintln(stderr, "lbd:", err)
-		return 1
+	var d *daemon.Daemon
+	if code := interruptible(ctx, stderr, func() int {
+		d, err = daemon.New(daemon.Options{
+			ConfigPath: *file, Node: *node, StateDir: *stateDir, Socket: *socket, Logger: logger,
+			KVS: kvsOpts(),
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "lbd:", err)
+			return 1
+		}
+		return 0
+	}); code != 0 {
+		return code
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -115,6 +121,21 @@ func spareProcs() {
 	}
 }
 
+// interruptible runs fn, which reads the configuration, and returns its
+// exit code, or 1 as soon as ctx ends (SIGINT or SIGTERM): reading a file
+// never holds lbd against a signal.
+func interruptible(ctx context.Context, stderr io.Writer, fn func() int) int {
+	done := make(chan int, 1)
+	go func() { done <- fn() }()
+	select {
+	case code := <-done:
+		return code
+	case <-ctx.Done():
+		fmt.Fprintln(stderr, "lbd: interrupted while reading the configuration")
+		return 1
+	}
+}
+
 // checkConfig implements -t: every problem with file:line, exit 1 if any.
 func checkConfig(file, node string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(file)
@@ -131,6 +152,9 @@ func checkConfig(file, node string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s: node %q is not defined\n", file, node)
 			return 1
 		}
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: configuration OK (%d nodes, %d services)\n", file, len(cfg.Nodes), len(cfg.Services()))
 	return 0

@@ -273,11 +273,17 @@ func (c *Client) Allow(ctx context.Context, tenant string) ([]netip.Prefix, erro
 // ChangeAllow adds, deletes or sets allow-list entries (addresses or
 // CIDRs) and returns the new list.
 func (c *Client) ChangeAllow(ctx context.Context, tenant string, op AllowOp, entries []string) ([]netip.Prefix, error) {
-	if entries == nil {
-		entries = []string{}
+	return c.ChangeAllowRequest(ctx, tenant, AllowRequest{Op: op, Entries: entries})
+}
+
+// ChangeAllowRequest changes a tenant's allow-list as req says (with
+// req.AllowAny, entries that admit everybody are accepted).
+func (c *Client) ChangeAllowRequest(ctx context.Context, tenant string, req AllowRequest) ([]netip.Prefix, error) {
+	if req.Entries == nil {
+		req.Entries = []string{}
 	}
 	var out AllowList
-	err := c.sendJSON(ctx, http.MethodPost, tenantPath(tenant)+"/allow", AllowRequest{Op: op, Entries: entries}, &out)
+	err := c.sendJSON(ctx, http.MethodPost, tenantPath(tenant)+"/allow", req, &out)
 	return out.Allow, err
 }
 

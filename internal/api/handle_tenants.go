@@ -40,6 +40,9 @@ func (s *Server) addTenant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if allow, _ := config.ParseAllow(t.Allow); t.AllowAny && slices.ContainsFunc(allow, config.AdmitsAnybody) {
+		s.log.Warn("new tenant admits (nearly) everybody, confirmed with allow_any", "tenant", t.Name, "allow", t.Allow)
+	}
 	if err := s.backend.AddTenant(r.Context(), t); err != nil {
 		writeError(w, err)
 		return
@@ -99,6 +102,15 @@ func (s *Server) changeAllow(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, invalidf("%v", err))
 		return
+	}
+	if req.Op == AllowDel {
+		// Taking an entry out never opens anything.
+	} else if err := checkAllowAny(entries, req.AllowAny, "entries"); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.AllowAny && req.Op != AllowDel && slices.ContainsFunc(entries, config.AdmitsAnybody) {
+		s.log.Warn("allow-list change admits (nearly) everybody, confirmed with allow_any", "tenant", name, "entries", req.Entries)
 	}
 	t, err := s.findTenant(r)
 	if err != nil {
@@ -171,6 +183,20 @@ func (s *Server) findTenant(r *http.Request) (Tenant, error) {
 
 // checkTenant validates what can be checked of a tenant on its own; the
 // backend checks it against the rest of the configuration.
+// checkAllowAny refuses entries that admit (nearly) everybody unless the
+// request confirmed them; field names the list in the body.
+func checkAllowAny(entries []netip.Prefix, confirmed bool, field string) error {
+	if confirmed {
+		return nil
+	}
+	for i, p := range entries {
+		if config.AdmitsAnybody(p) {
+			return invalidf("%s[%d]: %s admits (nearly) everybody: confirm with allow_any (lbctl --allow-any)", field, i, p)
+		}
+	}
+	return nil
+}
+
 func checkTenant(t config.Tenant) error {
 	bad := func(format string, args ...any) error {
 		return &Error{Status: http.StatusBadRequest, Message: "invalid tenant: " + fmt.Sprintf(format, args...)}
@@ -193,13 +219,21 @@ func checkTenant(t config.Tenant) error {
 	if f := t.Service.Forward; f != "" && !slices.Contains(config.Forwards, f) {
 		return bad("unknown forward %q (want dr, nat or tun)", f)
 	}
-	if _, err := config.ParseAllow(t.Allow); err != nil {
+	allow, err := config.ParseAllow(t.Allow)
+	if err != nil {
 		return bad("%v", err)
+	}
+	if err := checkAllowAny(allow, t.AllowAny, "allow"); err != nil {
+		return err
 	}
 	for _, rl := range t.Reals {
 		if err := checkReal(rl); err != nil {
 			return bad("%v", err)
 		}
+	}
+	kv := t.KVS // CheckKVS fills defaults: the daemon keeps what was sent
+	if probs := config.CheckKVS(&kv); len(probs) > 0 {
+		return bad("kvs.%s: %s", probs[0].Field, probs[0].Msg)
 	}
 	return nil
 }

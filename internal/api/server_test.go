@@ -97,6 +97,18 @@ func TestRoutes(t *testing.T) {
 		{"no route", "GET", "/v2/status", "", 404, "no route", ""},
 		{"wrong method", "PATCH", "/v1/status", "", 405, "allowed: GET", ""},
 		{"add service no reals", "POST", "/v1/services", "{vip: 203.0.113.30, port: 443}", 400, "has no reals", ""},
+		// Issue 17: doors left open, sizes no machine has, ambiguous bodies.
+		{"allow everybody unconfirmed", "POST", "/v1/tenants/user1/allow", `{"op": "add", "entries": ["0.0.0.0/0"]}`, 400, "entries[0]: 0.0.0.0/0 admits (nearly) everybody: confirm with allow_any", ""},
+		{"allow /7 unconfirmed", "POST", "/v1/tenants/user1/allow", `{"op": "set", "entries": ["10.0.0.1", "0.0.0.0/7"]}`, 400, "entries[1]: 0.0.0.0/7 admits", ""},
+		{"allow everybody confirmed", "POST", "/v1/tenants/user1/allow", `{"op": "add", "entries": ["0.0.0.0/0"], "allow_any": true}`, 200, `"0.0.0.0/0"`, "ChangeAllow"},
+		{"allow del everybody", "POST", "/v1/tenants/user1/allow", `{"op": "del", "entries": ["0.0.0.0/0"]}`, 200, `"allow"`, "ChangeAllow"},
+		{"allow duplicate key", "POST", "/v1/tenants/user1/allow", `{"op": "set", "entries": ["10.0.0.1"], "entries": ["0.0.0.0/0"]}`, 400, `duplicate key \"entries\" at entries`, ""},
+		{"weight duplicate key", "PUT", "/v1/services/user1/reals/192.168.12.233:13101/weight", `{"weight": 5, "weight": 0}`, 400, "duplicate key", ""},
+		{"add tenant duplicate key", "POST", "/v1/tenants", `{"name": "t2", "name": "t3", "service": {"vip": "203.0.113.10", "port": 13102}}`, 400, "already defined", ""},
+		{"add tenant everybody", "POST", "/v1/tenants", "{name: t2, service: {vip: 203.0.113.10, port: 13102}, allow: ['0.0.0.0/0']}", 400, "allow[0]: 0.0.0.0/0 admits", ""},
+		{"add tenant everybody confirmed", "POST", "/v1/tenants", "{name: t2, service: {vip: 203.0.113.10, port: 13102}, allow: ['0.0.0.0/0'], allow_any: true}", 200, `"ok"`, "AddTenant"},
+		{"add tenant huge memory", "POST", "/v1/tenants", `{"name": "t2", "service": {"vip": "203.0.113.10", "port": 13102}, "kvs": {"memory": "1000000TiB", "storage": "durable"}}`, 400, "kvs.memory: memory 1000000TiB: more than this machine's memory", ""},
+		{"add tenant item larger than memory", "POST", "/v1/tenants", `{"name": "t2", "service": {"vip": "203.0.113.10", "port": 13102}, "kvs": {"memory": "2MiB", "max_item_size": "4MiB"}}`, 400, "kvs.max_item_size", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

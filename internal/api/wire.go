@@ -11,6 +11,9 @@ type WeightRequest struct {
 type AllowRequest struct {
 	Op      AllowOp  `json:"op"`
 	Entries []string `json:"entries"`
+	// AllowAny confirms entries that admit (nearly) everybody (0.0.0.0/0,
+	// ::/0, any prefix shorter than /8); without it they are refused.
+	AllowAny bool `json:"allow_any,omitempty"`
 }
 
 // AllowList is a tenant's allow-list, as GET and POST

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -26,11 +27,14 @@ func (d *Daemon) listenAPI() (*api.Server, error) {
 		TCPAddr: dc.Listen, TLSCert: dc.TLSCert, TLSKey: dc.TLSKey,
 	}
 	if dc.TokenFile != "" {
-		b, err := os.ReadFile(dc.TokenFile)
+		tok, err := readToken(dc.TokenFile, dc.Insecure)
 		if err != nil {
-			return nil, fmt.Errorf("daemon: api token: %w", err)
+			return nil, err
 		}
-		opts.Token = strings.TrimSpace(string(b))
+		if dc.Insecure {
+			d.log.Warn("api: insecure: true: the TCP API may run without TLS and its token file may be readable by others", "token_file", dc.TokenFile, "tls", dc.TLSCert != "")
+		}
+		opts.Token = tok
 	}
 	if opts.Socket == "" && opts.TCPAddr == "" {
 		return nil, nil
@@ -55,4 +59,27 @@ func (d *Daemon) serveAPI(ctx context.Context, wg *sync.WaitGroup, srv *api.Serv
 			d.log.Error("api server stopped", "error", err)
 		}
 	})
+}
+
+// readToken reads the API's bearer token. A token file that group or
+// others may read is refused unless insecure: whoever reads it controls
+// the kernel's tables through the API.
+func readToken(path string, insecure bool) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("daemon: api token: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("daemon: api token: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && !insecure {
+		return "", fmt.Errorf("daemon: api token: %s is readable or writable by group or others (mode %04o): chmod 600 it, or set daemon.insecure: true", path, perm)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("daemon: api token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

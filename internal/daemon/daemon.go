@@ -129,6 +129,54 @@ func New(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
+// warn logs what the configuration's validation accepted but an operator
+// should hear.
+func (d *Daemon) warn(cfg *config.Config) {
+	for _, w := range cfg.Warnings() {
+		d.log.Warn("configuration: "+w.Msg, "at", w.String())
+	}
+}
+
+// fitOverlay merges the saved runtime changes ov over the file. A saved
+// change must not keep lbd from starting: when a tenant added at runtime
+// no longer fits (the file changed, or this version bounds what an older
+// one let through), the tenants added at runtime are taken one by one and
+// those that do not fit are left out and named in dropped. Anything else
+// that does not fit is an error, as it was.
+func fitOverlay(file *config.Config, ov *Overlay, stateDir string) (cfg *config.Config, kept *Overlay, dropped []string, err error) {
+	fits := func(o *Overlay) (*config.Config, error) {
+		c, err := merge(file, o)
+		if err == nil {
+			err = runnable(c, stateDir)
+		}
+		return c, err
+	}
+	if !ov.structural() {
+		return file, ov, nil, nil // the file alone: the tier isolates what cannot run
+	}
+	if cfg, err = fits(ov); err == nil || len(ov.Tenants) == 0 {
+		return cfg, ov, nil, err
+	}
+	kept = ov.clone()
+	kept.Tenants = nil
+	for _, t := range ov.Tenants {
+		try := kept.clone()
+		try.Tenants = append(try.Tenants, t)
+		if _, e := fits(try); e != nil {
+			dropped = append(dropped, t.Name)
+			delete(try.Allow, t.Name)
+			kept.Allow = try.Allow
+			continue
+		}
+		kept = try
+	}
+	c, e := fits(kept)
+	if e != nil {
+		return nil, nil, nil, err
+	}
+	return c, kept, dropped, nil
+}
+
 // load reads and validates the file and finds this node in it.
 func (d *Daemon) load() (*config.Config, []byte, config.Node, error) {
 	cfg, data, err := config.LoadData(d.opts.ConfigPath)

@@ -130,7 +130,7 @@ func (d *Daemon) initialState(file *config.Config, data []byte) error {
 		if err != nil {
 			return err
 		}
-		cfg, err := merge(base, ov)
+		cfg, ov, err := d.fit(base, ov, dir)
 		if err != nil {
 			return fmt.Errorf("daemon: last applied state in %s: %w", dir, err)
 		}
@@ -143,12 +143,28 @@ func (d *Daemon) initialState(file *config.Config, data []byte) error {
 	if d.overlay, err = loadOverlay(dir); err != nil {
 		return err
 	}
-	cfg, err := merge(file, d.overlay)
+	cfg, ov, err := d.fit(file, d.overlay, dir)
 	if err != nil {
 		return fmt.Errorf("daemon: runtime changes in %s no longer fit the file: %w", dir, err)
 	}
-	d.file, d.cfg, d.node = file, cfg, node
+	d.file, d.cfg, d.node, d.overlay = file, cfg, node, ov
 	return nil
+}
+
+// fit is fitOverlay at start: tenants added at runtime that cannot run
+// are left out, and said so; what the configuration accepted but an
+// operator should hear is logged.
+func (d *Daemon) fit(base *config.Config, ov *Overlay, dir string) (*config.Config, *Overlay, error) {
+	cfg, kept, dropped, err := fitOverlay(base, ov, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, name := range dropped {
+		d.log.Error("saved runtime tenant cannot run; left out (add it again, fixed)", "tenant", name, "state_dir", dir)
+		d.events.Publish(events.Config, "saved runtime tenant cannot run; left out", "tenant", name)
+	}
+	d.warn(cfg)
+	return cfg, kept, nil
 }
 
 // appliedYAML returns the content of the configuration the desired state
@@ -309,6 +325,7 @@ func (d *Daemon) adopt(ctx context.Context, idx uint64, ce, oe cluster.Entry, ok
 	d.st.unsaved = persistErr != nil
 	d.gen++
 	d.mu.Unlock()
+	d.warn(cfg)
 	d.events.Publish(events.Config, "cluster state applied", "index", fmt.Sprint(idx))
 	if err := d.reconcile(ctx); err != nil {
 		d.log.Error("reconcile failed; lbd retries", "index", idx, "error", err)

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/lbd-project/lbd/internal/api"
+	"github.com/lbd-project/lbd/internal/events"
 	"github.com/lbd-project/lbd/pkg/acl"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/kvs"
@@ -18,6 +21,10 @@ import (
 type kvsRunner struct {
 	tier *kvs.Tier
 	dir  string
+	// reported is the tenants reported as failing to start, with why:
+	// each failure is logged and published once, when it starts or
+	// changes.
+	reported map[string]string
 }
 
 // newKVSRunner returns an empty tier with opts, its memory limit following
@@ -55,11 +62,36 @@ func kvsTenants(cfg *config.Config, dir string) []kvs.TenantConfig {
 func kvsListen(port int) string { return fmt.Sprintf(":%d", port) }
 
 // apply adds, changes and removes tenants without disturbing the others.
+// A tenant that cannot start is left out; report tells of it.
 func (r *kvsRunner) apply(ctx context.Context, want []kvs.TenantConfig) error {
 	if err := r.tier.Apply(ctx, want); err != nil {
 		return fmt.Errorf("kvs: %w", err)
 	}
 	return nil
+}
+
+// report logs and publishes each tenant that newly fails to start (or
+// fails for a new reason), and each that recovered.
+func (r *kvsRunner) report(log *slog.Logger, bus *events.Bus) {
+	if bus == nil {
+		bus = events.NewBus(1)
+	}
+	now := map[string]string{}
+	for name, err := range r.tier.Failed() {
+		msg := err.Error()
+		now[name] = msg
+		if r.reported[name] != msg {
+			log.Error("kvs tenant cannot start; the other tenants serve", "tenant", name, "error", msg)
+			bus.Publish(events.KVS, "tenant cannot start", "tenant", name, "error", msg)
+		}
+	}
+	for name := range r.reported {
+		if _, still := now[name]; !still {
+			log.Info("kvs tenant no longer failing", "tenant", name)
+			bus.Publish(events.KVS, "tenant no longer failing", "tenant", name)
+		}
+	}
+	r.reported = now
 }
 
 // port returns the port a tenant's store is served on, if it runs.
@@ -135,6 +167,12 @@ func (d *Daemon) kvsStats(node config.Node, tenant string) []api.KVSStats {
 			CurrConns: uint64(s.CurrConnections), TotalConns: s.TotalConnections, OpsPerSec: s.OpsPerSec,
 			StorageKind: string(s.Store),
 		})
+	}
+	failed := d.sub.kvs.tier.Failed()
+	for _, name := range slices.Sorted(maps.Keys(failed)) {
+		if tenant == "" || name == tenant {
+			out = append(out, api.KVSStats{Node: node.Name, Tenant: name, Error: failed[name].Error()})
+		}
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/lbd-project/lbd/internal/events"
 	"github.com/lbd-project/lbd/pkg/cluster"
 	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
 // The daemon is the API's backend.
@@ -122,6 +124,13 @@ func (d *Daemon) proposeOnce(ctx context.Context, batch []*pendingChange) (uint6
 			errs[i] = fmt.Errorf("%w: %w", api.ErrInvalid, err)
 			continue
 		}
+		// Saved state must be able to run: a change a store could not
+		// take is refused before it is proposed, so that no change in the
+		// log keeps a node from starting.
+		if err := runnable(m, d.stateDir(base)); err != nil {
+			errs[i] = fmt.Errorf("%w: %w", api.ErrInvalid, err)
+			continue
+		}
 		ov, merged = next, m
 		kept++
 	}
@@ -139,6 +148,12 @@ func (d *Daemon) proposeOnce(ctx context.Context, batch []*pendingChange) (uint6
 		err = proposeErr(err)
 	}
 	return idx, errs, err
+}
+
+// runnable checks that every tenant's store could be run as cfg asks:
+// the KVS tier's own checks, beyond the file's.
+func runnable(cfg *config.Config, stateDir string) error {
+	return kvs.ValidateTenants(kvsTenants(cfg, filepath.Join(stateDir, "kvs")))
 }
 
 // Validate implements api.Backend.
@@ -161,7 +176,9 @@ func (d *Daemon) Diff(_ context.Context, yaml []byte, file string) (api.Diff, er
 
 // Apply implements api.Backend: the content becomes the configuration of
 // every node (each writes it to its file) and the desired state; runtime
-// changes are dropped, as the new file is the whole truth.
+// changes are dropped, as the new file is the whole truth. Validate, Diff
+// and Apply parse their input on the caller's goroutine, never on the
+// loop's.
 func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff, error) {
 	next, err := config.Parse(yaml, file)
 	if err != nil {
@@ -172,6 +189,9 @@ func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff,
 		return api.Diff{}, fmt.Errorf("%w: node %q is not in the new file", api.ErrInvalid, d.opts.Node)
 	}
 	if err := d.sameRole(node); err != nil {
+		return api.Diff{}, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	}
+	if err := runnable(next, d.stateDir(next)); err != nil {
 		return api.Diff{}, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 	}
 	d.mu.RLock()

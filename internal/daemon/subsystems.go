@@ -329,5 +329,6 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 	if err := d.sub.kvs.apply(ctx, want); err != nil {
 		errs = append(errs, err)
 	}
+	d.sub.kvs.report(d.log, d.events)
 	return errs
 }

@@ -178,6 +178,20 @@ nodes: [{name: lb1, role: director, address: 10.0.0.2}]
 vrrp: {virtual_router_id: 300, advert_interval: 15ms, vips: [10.0.0.1]}
 `, []string{"f.yaml:2: director \"lb1\" needs an interface", "f.yaml:3: virtual_router_id 300 out of range",
 			"f.yaml:3: advert_interval 15ms"}},
+		{"vrrp families", `
+nodes:
+  - {name: lb1, role: director, address: 10.0.0.2, interface: eth0}
+  - {name: lb2, role: director, address: "2001:db8::3", interface: eth0}
+vrrp:
+  virtual_router_id: 5
+  unicast: true
+  vips:
+    - "2001:db8::1"
+    - 10.0.0.1
+    - "fe80::1%eth0"
+`, []string{`f.yaml:10: vip 10.0.0.1 and vip 2001:db8::1 are of different families`,
+			`f.yaml:11: invalid vip "fe80::1%eth0"`,
+			`f.yaml:3: director "lb1": vrrp.unicast sends from and to the directors' addresses, and 10.0.0.2 is not of the vips' family`}},
 		{"family mismatch", `
 virtual_services:
   - {vip: "2001:db8::1", port: 80, reals: [{address: 10.0.1.1}]}

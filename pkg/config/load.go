@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -49,7 +50,10 @@ func (e *Error) Error() string {
 // MaxFileSize bounds what Load reads, so a wrong path cannot exhaust memory.
 const MaxFileSize = 64 << 20
 
-// Load reads, decodes and validates the file at path.
+// Load reads, decodes and validates the file at path. Anything but a
+// regular file (a FIFO, a device, a directory) is refused before it is
+// read: opening does not wait for a FIFO's writer, and reading does not
+// wait for a device.
 func Load(path string) (*Config, error) {
 	c, _, err := LoadData(path)
 	return c, err
@@ -57,11 +61,16 @@ func Load(path string) (*Config, error) {
 
 // LoadData is Load that also returns the file's content.
 func LoadData(path string) (*Config, []byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, nil, &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf("not a regular file (%s)", fi.Mode().Type())}}}
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: read %s: %w", path, err)
@@ -132,6 +141,11 @@ func yamlProblems(file string, err error) []Problem {
 	}
 	return probs
 }
+
+// Warnings are what validation accepted but an operator should hear
+// (an allow-list that admits everybody, an API without TLS), each with
+// file:line.
+func (c *Config) Warnings() []Problem { return c.warnings }
 
 // Marshal renders the configuration as YAML (used by conversions and
 // `lbctl apply` previews).

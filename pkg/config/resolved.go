@@ -27,7 +27,8 @@ const (
 	DefaultKVSMemory        = 64 << 20
 	DefaultKVSMaxItemSize   = 1 << 20
 	DefaultKVSSyncInterval  = 10 * time.Millisecond
-	DefaultKVSMaxConns      = 1024 // memcached -c
+	DefaultKVSSync          = "always" // as lbd kvs: no acknowledged write is lost
+	DefaultKVSMaxConns      = 1024     // memcached -c
 	DefaultStateDir         = "/var/lib/lbd"
 	DefaultSocket           = "/run/lbd/lbd.sock"
 )

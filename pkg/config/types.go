@@ -33,6 +33,8 @@ type Config struct {
 	root *yaml.Node
 	// services is every virtual service, resolved by validation.
 	services []ResolvedService
+	// warnings are what validation accepted but an operator should hear.
+	warnings []Problem
 }
 
 // Role is what a node does in the cluster.
@@ -185,6 +187,10 @@ type Tenant struct {
 	// Allow lists the source addresses and CIDRs that may connect. Empty
 	// means nobody.
 	Allow []string `yaml:"allow,omitempty"`
+	// AllowAny confirms that Allow may hold an entry that admits (nearly)
+	// everybody: 0.0.0.0/0, ::/0, or any prefix shorter than /8. Without
+	// it such an entry is an error.
+	AllowAny bool `yaml:"allow_any,omitempty"`
 	// Reals overrides the real servers; by default every storage node at
 	// the tenant's port.
 	Reals []Real `yaml:"reals,omitempty"`
@@ -201,8 +207,11 @@ type KVS struct {
 	Memory Size `yaml:"memory,omitempty"`
 	// Storage is memory (a cache, like memcached) or durable (on disk).
 	Storage string `yaml:"storage,omitempty"`
-	// Sync is the durable store's policy: always (fsync every write) or
-	// group (group commit every SyncInterval). Default group.
+	// Sync is the durable store's policy: always (a write is acknowledged
+	// once synced; concurrent writes share a sync) or group (acknowledged
+	// at once, synced one SyncInterval after the first unsynced write: a
+	// crash loses the writes acknowledged within SyncInterval plus one
+	// sync's duration before it). Default always, as `lbd kvs`.
 	Sync string `yaml:"sync,omitempty"`
 	// SyncInterval is the group-commit interval. Default 10ms.
 	SyncInterval Duration `yaml:"sync_interval,omitempty"`
@@ -249,6 +258,10 @@ type Daemon struct {
 	// TLSCert and TLSKey serve the TCP API over TLS.
 	TLSCert string `yaml:"tls_cert,omitempty"`
 	TLSKey  string `yaml:"tls_key,omitempty"`
+	// Insecure allows what lbd otherwise refuses: the TCP API without TLS
+	// (the token would cross the network in clear), and a token file
+	// that group or others may read.
+	Insecure bool `yaml:"insecure,omitempty"`
 }
 
 // Cluster is the replicated state's setup: which nodes vote, where they

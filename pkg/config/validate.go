@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lbd-project/lbd/internal/sysmem"
 )
 
 var (
@@ -25,6 +27,11 @@ func ValidName(s string) bool { return nameRe.MatchString(s) }
 type checker struct {
 	c     *Config
 	probs []Problem
+}
+
+// warnf records something accepted that the operator should hear.
+func (k *checker) warnf(path []any, format string, args ...any) {
+	k.c.warnings = append(k.c.warnings, Problem{File: k.c.File, Line: lineOf(k.c.root, path...), Msg: fmt.Sprintf(format, args...)})
 }
 
 func (k *checker) errf(path []any, format string, args ...any) {
@@ -88,6 +95,12 @@ func (k *checker) daemon() {
 		}
 		if d.TokenFile == "" {
 			k.errf(at("daemon", "listen"), "a TCP listener needs token_file: the API changes the kernel")
+		}
+		switch {
+		case d.TLSCert == "" && !d.Insecure:
+			k.errf(at("daemon", "listen"), "a TCP listener without TLS sends the token in clear: set tls_cert and tls_key, or insecure: true to mean it")
+		case d.TLSCert == "":
+			k.warnf(at("daemon", "insecure"), "the TCP API on %s has no TLS (insecure: true): its token crosses the network in clear", d.Listen)
 		}
 	}
 	if (d.TLSCert == "") != (d.TLSKey == "") {
@@ -171,13 +184,18 @@ func (k *checker) vrrp() {
 		k.errf(at("vrrp"), "vrrp has no vips")
 	}
 	seen := map[netip.Addr]bool{}
+	var first netip.Addr // decides the instance's family: IPv6 VIPs, VRRP over IPv6
 	for i, s := range v.VIPs {
 		a, err := netip.ParseAddr(s)
 		switch {
-		case err != nil:
+		case err != nil || a.Zone() != "" || a.Is4In6():
 			k.errf(at("vrrp", "vips", i), "invalid vip %q", s)
 		case seen[a]:
 			k.errf(at("vrrp", "vips", i), "vip %s listed twice", a)
+		case first.IsValid() && a.Is4() != first.Is4():
+			k.errf(at("vrrp", "vips", i), "vip %s and vip %s are of different families: a VRRP instance carries IPv4 or IPv6 addresses, not both (RFC 5798)", a, first)
+		case !first.IsValid():
+			first = a
 		}
 		seen[a] = true
 	}
@@ -195,6 +213,10 @@ func (k *checker) vrrp() {
 			directors++
 			if n.Interface == "" {
 				k.errf(at("nodes", i), "director %q needs an interface for vrrp", n.Name)
+			}
+			// Unicast adverts go from and to the directors' addresses.
+			if a, err := netip.ParseAddr(n.Address); err == nil && v.Unicast && first.IsValid() && a.Is4() != first.Is4() {
+				k.errf(at("nodes", i, "address"), "director %q: vrrp.unicast sends from and to the directors' addresses, and %s is not of the vips' family (%s)", n.Name, a, first)
 			}
 		}
 	}
@@ -426,6 +448,13 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 			k.errf(at("tenants", i, "allow", j), "allow %q: the vip %s is of the other family, so it can never match", e, svc.VIP)
 			continue
 		}
+		if AdmitsAnybody(pfx) {
+			if !t.AllowAny {
+				k.errf(at("tenants", i, "allow", j), "allow %q admits (nearly) everybody: set allow_any: true on tenant %q to mean it", e, t.Name)
+				continue
+			}
+			k.warnf(at("tenants", i, "allow", j), "tenant %q: allow %q admits (nearly) everybody (allow_any: true)", t.Name, e)
+		}
 		dup[pfx] = true
 		allow = append(allow, pfx)
 	}
@@ -451,30 +480,96 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 }
 
 func (k *checker) kvs(path []any, v *KVS) {
-	p := func(f string) []any { return append(slices.Clone(path), f) }
+	for _, fp := range CheckKVS(v) {
+		k.errf(append(slices.Clone(path), fp.Field), "%s", fp.Msg)
+	}
+}
+
+// MaxKVSMemory is the largest memory a tenant may have on any machine;
+// on a machine that tells its size, the bound is its physical memory.
+const MaxKVSMemory = 16 << 40
+
+// MaxKVSMemoryHere is the largest memory a tenant may have on this
+// machine: its physical memory, at most MaxKVSMemory.
+func MaxKVSMemoryHere() int64 {
+	if total := sysmem.Total(); total > 0 && total < MaxKVSMemory {
+		return total
+	}
+	return MaxKVSMemory
+}
+
+// approxSize formats n bytes with one decimal in the largest binary unit
+// below it.
+func approxSize(n int64) string {
+	for _, u := range sizeUnits {
+		if n >= u.mult {
+			return strconv.FormatFloat(float64(n)/float64(u.mult), 'f', 1, 64) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
+// FieldProblem is what is wrong with one field of a settings block, named
+// by its key in the file (and in API bodies).
+type FieldProblem struct {
+	Field string
+	Msg   string
+}
+
+// CheckKVS fills the defaults of a tenant's kvs settings and returns what
+// is wrong with them: sizes beyond what this machine can hold, limits out
+// of range. The file's validation and the API use it alike.
+func CheckKVS(v *KVS) []FieldProblem {
+	var probs []FieldProblem
+	bad := func(field, format string, args ...any) {
+		probs = append(probs, FieldProblem{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
 	if v.Memory == 0 {
 		v.Memory = DefaultKVSMemory
 	}
-	if v.Memory < 1<<20 {
-		k.errf(p("memory"), "memory %s: at least 1MiB", v.Memory)
+	maxMem := Size(MaxKVSMemoryHere())
+	switch {
+	case v.Memory < 1<<20:
+		bad("memory", "memory %s: at least 1MiB", v.Memory)
+	case v.Memory > maxMem:
+		bad("memory", "memory %s: more than this machine's memory (%s)", v.Memory, approxSize(int64(maxMem)))
 	}
 	if v.MaxItemSize == 0 {
 		v.MaxItemSize = DefaultKVSMaxItemSize
 	}
-	if v.MaxItemSize < 1<<10 || v.MaxItemSize > 1<<30 {
-		k.errf(p("max_item_size"), "max_item_size %s out of range 1KiB-1GiB (memcached -I)", v.MaxItemSize)
+	switch {
+	case v.MaxItemSize < 1<<10 || v.MaxItemSize > 1<<30:
+		bad("max_item_size", "max_item_size %s out of range 1KiB-1GiB (memcached -I)", v.MaxItemSize)
+	case v.MaxItemSize > v.Memory:
+		bad("max_item_size", "max_item_size %s is larger than the tenant's memory %s", v.MaxItemSize, v.Memory)
 	}
-	k.oneOf(p("storage"), "storage", &v.Storage, "memory", "memory", "durable")
-	k.oneOf(p("sync"), "sync", &v.Sync, "group", "always", "group")
+	switch v.Storage {
+	case "":
+		v.Storage = "memory"
+	case "memory", "durable":
+	default:
+		bad("storage", "unknown storage %q (want memory or durable)", v.Storage)
+	}
+	switch v.Sync {
+	case "":
+		v.Sync = DefaultKVSSync
+	case "always", "group":
+	default:
+		bad("sync", "unknown sync %q (want always or group)", v.Sync)
+	}
 	if v.SyncInterval == 0 {
 		v.SyncInterval = Duration(DefaultKVSSyncInterval)
+	}
+	if iv := v.SyncInterval.D(); iv < 100*time.Microsecond || iv > 10*time.Second {
+		bad("sync_interval", "sync_interval %s out of range 100µs-10s", iv)
 	}
 	if v.MaxConnections == 0 {
 		v.MaxConnections = DefaultKVSMaxConns
 	}
 	if v.MaxConnections < 1 || v.MaxConnections > 1<<20 {
-		k.errf(p("max_connections"), "max_connections %d out of range 1-1048576", v.MaxConnections)
+		bad("max_connections", "max_connections %d out of range 1-1048576", v.MaxConnections)
 	}
+	return probs
 }
 
 func (k *checker) virtualService(i int, seen map[string]int) {
@@ -491,6 +586,11 @@ func (k *checker) virtualService(i int, seen map[string]int) {
 	svc.Health = k.resolveHealth(path, v.Health)
 	k.c.services = append(k.c.services, svc)
 }
+
+// AdmitsAnybody reports whether an allow-list entry admits (nearly)
+// everybody: a prefix shorter than /8, such as 0.0.0.0/0 or ::/0. Such an
+// entry needs an explicit confirmation (allow_any, lbctl --allow-any).
+func AdmitsAnybody(p netip.Prefix) bool { return p.Bits() < 8 }
 
 // parsePrefix parses an address or CIDR allow-list entry.
 func parsePrefix(entry string) (netip.Prefix, error) {

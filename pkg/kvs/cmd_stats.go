@@ -20,6 +20,7 @@ func (s *session) stats(n int) {
 	switch string(s.toks[1]) {
 	case "reset":
 		s.svc.ctr.reset()
+		s.svc.store.ResetStats()
 		s.out("RESET")
 	case "settings":
 		s.statsSettings()
@@ -155,26 +156,51 @@ func portOf(addr string) string {
 	return addr[i+1:]
 }
 
-// statsItems reports one pseudo slab class: lbd has no slabs.
+// statsItems reports, per memcached slab class holding items, the
+// counters lbd keeps (memcached's names; lbd has no slabs, see
+// slabclass.go). mem_requested is lbd's bytes for the items.
 func (s *session) statsItems() {
-	st := s.svc.store.Stats()
 	w := &statWriter{s: s}
-	if st.Items > 0 {
-		w.i("items:1:number", st.Items)
-		w.u("items:1:evicted", st.Evictions)
-		w.u("items:1:reclaimed", st.Reclaimed)
+	for _, c := range s.svc.store.ClassStats() {
+		if c.Items == 0 {
+			continue // as memcached: only classes holding items
+		}
+		p := "items:" + strconv.Itoa(c.Class) + ":"
+		w.i(p+"number", c.Items)
+		w.i(p+"mem_requested", c.Bytes)
+		w.u(p+"evicted", c.Evicted)
+		w.u(p+"evicted_nonzero", c.EvictedNonzero)
+		w.u(p+"outofmemory", c.OutOfMemory)
+		w.u(p+"tailrepairs", 0)
+		w.u(p+"reclaimed", c.Reclaimed)
+		w.u(p+"expired_unfetched", c.ExpiredUnfetched)
+		w.u(p+"evicted_unfetched", c.EvictedUnfetched)
 	}
 	w.end()
 }
 
+// statsSlabs reports, per memcached slab class holding items, its chunk
+// size and the chunks memcached would use for them; total_malloced is the
+// memory lbd accounts to the items.
 func (s *session) statsSlabs() {
 	st := s.svc.store.Stats()
 	w := &statWriter{s: s}
 	active := int64(0)
-	if st.Items > 0 {
-		active = 1
-		w.i("1:used_chunks", st.Items)
-		w.i("1:mem_requested", st.Bytes)
+	for _, c := range s.svc.store.ClassStats() {
+		if c.Items == 0 {
+			continue
+		}
+		active++
+		perPage := int64(mcPageSize / c.ChunkSize)
+		pages := (c.Items + perPage - 1) / perPage
+		p := strconv.Itoa(c.Class) + ":"
+		w.i(p+"chunk_size", int64(c.ChunkSize))
+		w.i(p+"chunks_per_page", perPage)
+		w.i(p+"total_pages", pages)
+		w.i(p+"total_chunks", pages*perPage)
+		w.i(p+"used_chunks", c.Items)
+		w.i(p+"free_chunks", pages*perPage-c.Items)
+		w.i(p+"free_chunks_end", 0)
 	}
 	w.i("active_slabs", active)
 	w.i("total_malloced", st.Bytes)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/lbd-project/lbd/internal/sysmem"
 )
 
 // StoreKind selects a tenant's storage.
@@ -27,8 +29,11 @@ const (
 	// SyncAlways syncs the log before a write is acknowledged. Concurrent
 	// writers share one fsync (Pebble's commit pipeline).
 	SyncAlways SyncMode = "always"
-	// SyncGroup acknowledges writes at once and syncs the log every
-	// SyncInterval: a crash loses at most that window.
+	// SyncGroup acknowledges writes at once and syncs the log one
+	// SyncInterval after the first unsynced write: a crash (kill -9 or
+	// power loss) loses the writes acknowledged within SyncInterval plus
+	// the duration of one sync (two, when syncs outlast the interval)
+	// before it.
 	SyncGroup SyncMode = "group"
 )
 
@@ -118,6 +123,9 @@ func (c TenantConfig) validate() error {
 	if c.MemoryLimit < 1<<20 {
 		errs = append(errs, fmt.Errorf("memory limit %d below 1 MiB", c.MemoryLimit))
 	}
+	if err := checkMemoryLimit(c.MemoryLimit); err != nil {
+		errs = append(errs, err)
+	}
 	if c.SyncInterval < 0 || c.IdleTimeout < 0 {
 		errs = append(errs, errors.New("negative duration"))
 	}
@@ -129,6 +137,23 @@ func (c TenantConfig) validate() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("kvs: tenant %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// MaxMemoryLimit is the largest memory limit of a store on any machine; on
+// a machine that tells its size, the bound is its physical memory.
+const MaxMemoryLimit = 16 << 40
+
+// checkMemoryLimit refuses a memory limit beyond this machine's memory:
+// a store that could never hold it would only end out of memory.
+func checkMemoryLimit(limit int64) error {
+	most := int64(MaxMemoryLimit)
+	if total := sysmem.Total(); total > 0 && total < most {
+		most = total
+	}
+	if limit > most {
+		return fmt.Errorf("memory limit %d bytes is more than this machine's memory (%d bytes)", limit, most)
 	}
 	return nil
 }

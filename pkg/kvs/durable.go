@@ -58,7 +58,8 @@ const (
 type DurableStore struct {
 	db        *pebble.DB
 	hot       *MemoryStore
-	filter    *keyFilter // every key on disk, and some others
+	filter    atomic.Pointer[keyFilter] // every key on disk, and some others
+	filterMax int64                     // the filter's largest size
 	cache     *pebble.Cache
 	wo        *pebble.WriteOptions
 	log       *slog.Logger
@@ -74,6 +75,7 @@ type DurableStore struct {
 	// getExpired counts gets that found their key past its expiry.
 	getExpired atomic.Uint64
 	dirty      atomic.Bool   // writes not synced yet (SyncGroup)
+	dirtyAt    atomic.Int64  // when the first of them was written (unix ns)
 	kick       chan struct{} // the first of them wakes groupCommit
 	reads      atomic.Uint64 // Pebble lookups, for tests
 	// whole says that the hot set holds every live item: it did after
@@ -85,6 +87,32 @@ type DurableStore struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	// cls counts the items on disk per memcached slab class.
+	clsMu sync.Mutex
+	cls   [mcClasses + 1]classCounters
+}
+
+// account moves an item of key between slab classes: old (if found) goes,
+// next (if stored) comes; reclaimed says old was expired.
+func (s *DurableStore) account(key []byte, old Item, found, reclaimed bool, next Item, stored bool) {
+	s.clsMu.Lock()
+	defer s.clsMu.Unlock()
+	if found {
+		c := &s.cls[mcClass(len(key), len(old.Value), old.Flags)]
+		c.number--
+		c.requested -= itemSize(key, old.Value)
+		if reclaimed {
+			c.reclaimed++
+			if old.Meta&MetaFetched == 0 {
+				c.expiredUnfetched++
+			}
+		}
+	}
+	if stored {
+		c := &s.cls[mcClass(len(key), len(next.Value), next.Flags)]
+		c.number++
+		c.requested += itemSize(key, next.Value)
+	}
 }
 
 // pebbleLogger routes Pebble's log lines to slog.
@@ -115,6 +143,9 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 	if opts.MemoryLimit <= 0 {
 		opts.MemoryLimit = DefaultMemoryLimit
 	}
+	if err := checkMemoryLimit(opts.MemoryLimit); err != nil {
+		return nil, fmt.Errorf("kvs: open durable store %s: %w", opts.Dir, err)
+	}
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = DefaultSyncInterval
 	}
@@ -139,7 +170,8 @@ func OpenDurable(log *slog.Logger, opts DurableOptions) (*DurableStore, error) {
 		cache.Unref()
 		return nil, fmt.Errorf("kvs: open durable store %s: %w", opts.Dir, err)
 	}
-	s := &DurableStore{db: db, hot: NewMemoryStore(hotShare(opts.MemoryLimit)), filter: newKeyFilter(opts.MemoryLimit / 16), cache: cache, log: log, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	s := &DurableStore{db: db, hot: NewMemoryStore(hotShare(opts.MemoryLimit)), filterMax: opts.MemoryLimit / 16, cache: cache, log: log, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	s.filter.Store(newKeyFilter(s.filterMax))
 	s.limit.Store(opts.MemoryLimit)
 	s.wo = pebble.Sync
 	if opts.Sync == SyncGroup {
@@ -219,7 +251,9 @@ func (s *DurableStore) load(now int64) error {
 			continue
 		}
 		s.items.Add(1)
-		s.filter.add(it.Key()[1:])
+		s.account(it.Key()[1:], Item{}, false, false, rec, true)
+		s.filter.Load().add(it.Key()[1:])
+		s.growFilter()
 		size := itemSize(it.Key()[1:], rec.Value)
 		s.bytes.Add(size)
 		if whole && s.hot.used.Load()+size <= s.hot.limit.Load() {
@@ -295,7 +329,7 @@ func (s *DurableStore) Get(key []byte, now int64) (Item, bool) {
 	if it, ok, done := s.hotGet(key, now); done {
 		return it, ok
 	}
-	if s.isWhole() || !s.filter.mayContain(key) {
+	if s.isWhole() || !s.filter.Load().mayContain(key) {
 		return Item{}, false
 	}
 	// Load under the key's lock, so that a concurrent write cannot be
@@ -334,6 +368,25 @@ func (s *DurableStore) cacheItem(key []byte, it Item, now int64) {
 // Mutate implements Store. The write is acknowledged (returns) only after
 // Pebble has committed it under the store's sync policy.
 func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
+	it, err := s.mutate(key, now, fn)
+	s.growFilter()
+	return it, err
+}
+
+// growFilter doubles the key filter when it is past its design load,
+// excluding every write meanwhile (a write then adds to the new one).
+func (s *DurableStore) growFilter() {
+	if !s.filter.Load().full() {
+		return
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if f := s.filter.Load(); f.full() {
+		s.filter.Store(f.grown())
+	}
+}
+
+func (s *DurableStore) mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
 	s.flushMu.RLock()
 	defer s.flushMu.RUnlock()
 	mu := s.lock(key)
@@ -343,7 +396,7 @@ func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error
 	// The hot set is authoritative for what it holds: every write goes
 	// through here under the key's lock.
 	cur, found := s.hot.Get(key, now)
-	if !found && s.filter.mayContain(key) {
+	if !found && s.filter.Load().mayContain(key) {
 		var err error
 		if cur, found, err = s.read(k); err != nil {
 			return Item{}, err
@@ -376,13 +429,14 @@ func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error
 		if !live {
 			s.reclaimed.Add(1)
 		}
+		s.account(key, cur, true, !live, Item{}, false)
 		return Item{}, nil
 	case OpStore:
 		next.CAS = s.cas.Add(1)
 		next.Atime = now
 		s.total.Add(1)
 	}
-	s.filter.add(key)
+	s.filter.Load().add(key)
 	if err := s.db.Set(k, encodeItem(next), s.wo); err != nil {
 		// The old value may or may not be on disk now: forget it, and
 		// read Pebble on misses from now on.
@@ -398,6 +452,7 @@ func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error
 		s.reclaimed.Add(1)
 	}
 	s.bytes.Add(itemSize(key, next.Value) - oldSize)
+	s.account(key, cur, found, found && !live, next, true)
 	return next, nil
 }
 
@@ -405,6 +460,7 @@ func (s *DurableStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error
 // starts the group commit's interval.
 func (s *DurableStore) markDirty() {
 	if s.wo == pebble.NoSync && !s.dirty.Load() && !s.dirty.Swap(true) {
+		s.dirtyAt.Store(time.Now().UnixNano())
 		select {
 		case s.kick <- struct{}{}:
 		default:
@@ -420,9 +476,14 @@ func (s *DurableStore) Flush() error {
 		return fmt.Errorf("kvs: flush: %w", err)
 	}
 	s.hot.Flush()
-	s.filter.reset()
+	s.filter.Store(newKeyFilter(s.filterMax))
 	s.items.Store(0)
 	s.bytes.Store(0)
+	s.clsMu.Lock()
+	for i := range s.cls {
+		s.cls[i].number, s.cls[i].requested = 0, 0
+	}
+	s.clsMu.Unlock()
 	s.markWhole()
 	return nil
 }
@@ -446,6 +507,27 @@ func (s *DurableStore) Stats() StoreStats {
 	}
 }
 
+// ClassStats implements Store: the items on disk per memcached slab class
+// (a durable store does not evict).
+func (s *DurableStore) ClassStats() []ClassStats {
+	s.clsMu.Lock()
+	defer s.clsMu.Unlock()
+	return classStats(&s.cls)
+}
+
+// ResetStats implements Store. The hot set's counters are its own (its
+// evictions tell whether it holds every item).
+func (s *DurableStore) ResetStats() {
+	s.total.Store(0)
+	s.reclaimed.Store(0)
+	s.getExpired.Store(0)
+	s.clsMu.Lock()
+	for i := range s.cls {
+		s.cls[i].resetEvents()
+	}
+	s.clsMu.Unlock()
+}
+
 // sweepLoop removes expired items from disk every sweepInterval until the
 // store closes; the caller has added it to s.wg.
 func (s *DurableStore) sweepLoop() {
@@ -465,9 +547,12 @@ func (s *DurableStore) sweepLoop() {
 }
 
 // groupCommit is the group commit: writes are acknowledged unsynced, and
-// the log is synced one interval after the first unsynced write, so a
-// crash loses at most one interval of writes. A store without writes is
-// not woken at all. The caller has added it to s.wg.
+// the log is synced one interval after the first unsynced write (at once
+// if a sync in progress outlasted that), so a write acknowledged at t is
+// on disk by t + interval + the duration of one sync (of two, when syncs
+// take longer than the interval). A crash, kill -9 as much as a power
+// loss, loses at most the writes acknowledged within that window. A store
+// without writes is not woken at all. The caller has added it to s.wg.
 func (s *DurableStore) groupCommit(interval time.Duration) {
 	defer s.wg.Done()
 	t := time.NewTimer(interval)
@@ -478,11 +563,16 @@ func (s *DurableStore) groupCommit(interval time.Duration) {
 			return // Close syncs
 		case <-s.kick:
 		}
-		t.Reset(interval)
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
+		// Timed from the write, not from now: a sync that ran long
+		// does not push the next one a whole interval further.
+		if wait := interval - time.Since(time.Unix(0, s.dirtyAt.Load())); wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-s.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
 		// Writes after the swap kick the next round.
 		if s.dirty.Swap(false) {

@@ -638,7 +638,7 @@ func (r *evReader) ReadSlice(delim byte) ([]byte, error) {
 		r.pos += i + 1
 		return avail[:i+1], nil
 	}
-	if len(avail) > r.maxGetLine || (len(avail) >= readBufSize && !isGetPrefix(avail)) {
+	if len(avail) > r.maxGetLine || (len(avail) > maxLineNoGet && !isGetPrefix(avail)) {
 		return nil, errLineTooLong
 	}
 	return nil, errNeedMore

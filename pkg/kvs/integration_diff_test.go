@@ -5,8 +5,10 @@ package kvs
 import (
 	"bytes"
 	"io"
+	"maps"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +61,12 @@ func normalize(b []byte) string {
 // differentialScripts are sent as they are to memcached and to lbd.
 var differentialScripts = []struct{ name, script string }{
 	{"basic", "set a 5 0 3\r\nabc\r\nget a\r\ngets a b\r\nincr a 1\r\n"},
-	{"incr decr", "set n 0 0 3\r\n100\r\ndecr n 1\r\nget n\r\nincr n 5\r\nget n\r\nincr n 18446744073709551615\r\nget n\r\ndecr n 1000\r\nget n\r\n"},
+	// memcached shrinks a counter in place (padding with spaces) only while
+	// no pending reply holds the item: right after a pipelined get it
+	// sometimes allocates an exact-length copy instead. The "incr n 0"
+	// between them takes that copy, so the shrinking decr always finds the
+	// item unshared, as lbd always does.
+	{"incr decr", "set n 0 0 3\r\n100\r\ndecr n 1\r\nget n\r\nincr n 5\r\nget n\r\nincr n 18446744073709551615\r\nget n\r\nincr n 0\r\ndecr n 1000\r\nget n\r\n"},
 	{"incr parsing", "set k 0 0 3\r\n 12\r\nincr k 1\r\nget k\r\nset k 0 0 4\r\n12ab\r\nincr k 1\r\nset k 0 0 3\r\n-12\r\nincr k 1\r\nset k 0 0 2\r\n-0\r\nincr k 1\r\nset k 0 0 20\r\n18446744073709551616\r\nincr k 1\r\nincr k -1\r\nincr k +1\r\nincr k 00001\r\nincr k x\r\nincr nokey 1\r\n"},
 	{"incr noreply", "set k 0 0 1\r\n5\r\nincr k 1 noreply\r\nget k\r\ndecr k 10 noreply\r\nget k\r\nincr k x noreply\r\nincr k 1 extra\r\nincr k\r\ndecr k 1 2 3\r\n"},
 	{"bad data chunk", "set k 0 0 3\r\nabcde\r\nget k\r\n"},
@@ -96,6 +103,9 @@ var differentialScripts = []struct{ name, script string }{
 	{"meta cas", "ms k 2 c\r\nhi\r\nms k 2 C1\r\nhi\r\nms k 2 ME c\r\nhi\r\nma k\r\nma k MI D2 v\r\nma k q v\r\nmd k C5 q\r\n"},
 	{"meta too large", "ms k 5000000 T0\r\n" + strings.Repeat("v", 5000000) + "\r\nmg k\r\nms k 2 q\r\nhi\r\nms k 2 MR q\r\nho\r\nms kk 2 MR q\r\nho\r\n"},
 	{"meta limits", "mg " + strings.Repeat("k", 251) + " v\r\nmg k a b c d e f g h i j k l m n o p q r s t u\r\nmg k s t v\r\n"},
+	// memcached closes, without a reply, a connection whose unknown
+	// command ends in an HTTP version: the body never runs.
+	{"cross-protocol", browserPost},
 	{"stats subcommands", "stats foo\r\nstats detail\r\nstats detail on\r\nstats detail dump\r\nstats reset\r\nstats cachedump 1 1\r\n"},
 }
 
@@ -128,7 +138,8 @@ func differential(t *testing.T, mc, lbd string) {
 			}
 			want := normalize(exchange(t, mc, sc.script))
 			got := normalize(exchange(t, lbd, sc.script))
-			if !strings.HasSuffix(want, "MN\r\n") {
+			// Only the cross-protocol script ends with the connection closed.
+			if !strings.HasSuffix(want, "MN\r\n") && sc.name != "cross-protocol" {
 				t.Fatalf("memcached reply incomplete: %q", trunc(want))
 			}
 			if got != want {
@@ -143,4 +154,35 @@ func trunc(s string) string {
 		return s[:400] + "..."
 	}
 	return s
+}
+
+// TestDifferentialSlabClasses stores items of many sizes in memcached and
+// in lbd and wants `stats items` to put the same number of them in the
+// same slab classes.
+func TestDifferentialSlabClasses(t *testing.T) {
+	mc := startMemcached(t, 64)
+	_, addrs := startTier(t, Options{}, TenantConfig{Name: "diff"})
+	var b strings.Builder
+	for i, size := range []int{1, 5, 36, 37, 60, 100, 200, 500, 1000, 3000, 10000, 100000, 400000, 600000} {
+		for j := range 3 {
+			flags := j % 2
+			v := strings.Repeat("v", size)
+			b.WriteString("set k" + strconv.Itoa(i) + "-" + strconv.Itoa(j) + " " + strconv.Itoa(flags) + " 0 " + strconv.Itoa(size) + " noreply\r\n" + v + "\r\n")
+		}
+	}
+	classes := func(addr string) map[string]string {
+		exchange(t, addr, "flush_all\r\n")
+		out := exchange(t, addr, b.String()+"stats items\r\n")
+		got := map[string]string{}
+		for _, l := range strings.Split(string(out), "\r\n") {
+			if f := strings.Fields(l); len(f) == 3 && strings.HasSuffix(f[1], ":number") {
+				got[f[1]] = f[2]
+			}
+		}
+		return got
+	}
+	want, got := classes(mc), classes(addrs["diff"])
+	if len(want) == 0 || !maps.Equal(want, got) {
+		t.Errorf("items per class:\nmemcached %v\nlbd       %v", want, got)
+	}
 }

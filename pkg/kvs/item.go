@@ -69,6 +69,12 @@ type Store interface {
 	SetLimit(limit int64)
 	// Stats returns the store's counters.
 	Stats() StoreStats
+	// ClassStats returns the counters per memcached slab class (`stats
+	// items`, `stats slabs`).
+	ClassStats() []ClassStats
+	// ResetStats zeroes the counters of events (`stats reset`), not the
+	// items held.
+	ResetStats()
 	// Close releases the store. Data of a durable store stays on disk.
 	Close() error
 }

@@ -53,7 +53,18 @@ type memShard struct {
 	ring  []*block // oldest first; nil where one was removed or moved
 	hand  int      // the oldest block's position: ring[:hand] is all nil
 	holes int      // nil entries in ring
-	_     [48]byte // 128 bytes a shard: no two share a cache line
+	// cls counts the shard's items per memcached slab class (allocated
+	// with the first item).
+	cls *[mcClasses + 1]classCounters
+	_   [40]byte // 128 bytes a shard: no two share a cache line
+}
+
+// class returns b's class counters; the caller holds sh.mu.
+func (sh *memShard) class(b *block) *classCounters {
+	if sh.cls == nil {
+		sh.cls = new([mcClasses + 1]classCounters)
+	}
+	return &sh.cls[blockClass(b)]
 }
 
 // NewMemoryStore returns an empty store holding at most limit bytes.
@@ -173,7 +184,7 @@ func (s *MemoryStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	nb, value := newBlock(key, len(next.Value), 0)
 	copy(value, next.Value)
 	next.Value = nb.value()
-	s.put(sh, h, b, nb, next)
+	s.put(sh, h, b, nb, next, now)
 	return next, nil
 }
 
@@ -185,7 +196,7 @@ func (s *MemoryStore) setBlock(nb *block, now int64, flags uint32, exptime int64
 	sh.mu.Lock()
 	old, _ := s.lookup(sh, h, nb.keyBytes(), now)
 	s.total.Add(1)
-	s.put(sh, h, old, nb, Item{Flags: flags, Exptime: exptime, CAS: s.cas.Add(1), Atime: now})
+	s.put(sh, h, old, nb, Item{Flags: flags, Exptime: exptime, CAS: s.cas.Add(1), Atime: now}, now)
 }
 
 // lookup returns the live block for key (whose hash is h), nil if there is
@@ -194,17 +205,43 @@ func (s *MemoryStore) setBlock(nb *block, now int64, flags uint32, exptime int64
 func (s *MemoryStore) lookup(sh *memShard, h uint64, key []byte, now int64) (b *block, expired bool) {
 	b = sh.idx.get(h, key)
 	if b != nil && b.expired(now) {
-		s.remove(sh, h, b)
-		s.reclaimed.Add(1)
+		s.reclaim(sh, h, b)
 		return nil, true
 	}
 	return b, false
 }
 
+// reclaim removes b, expired, whose key's hash is h; the caller holds
+// sh.mu.
+func (s *MemoryStore) reclaim(sh *memShard, h uint64, b *block) {
+	c := sh.class(b)
+	c.reclaimed++
+	if b[bMeta]&MetaFetched == 0 {
+		c.expiredUnfetched++
+	}
+	s.remove(sh, h, b)
+	s.reclaimed.Add(1)
+}
+
+// reclaimTail removes up to n expired blocks from the oldest end of the
+// shard's ring, stopping at the first live one, as memcached checks its
+// LRU's tail before it takes more memory: expired items make room before
+// the store grows. The caller holds sh.mu.
+func (s *MemoryStore) reclaimTail(sh *memShard, now int64, n int) {
+	for range n {
+		b := sh.victim()
+		if b == nil || !b.expired(now) {
+			return
+		}
+		s.reclaim(sh, maphash.Bytes(s.seed, b.keyBytes()), b)
+	}
+}
+
 // put makes nb, with the header of it, the block of its key (whose hash is
 // h) in place of old (nil if the key was absent), unlocks sh and evicts if
-// the store went over its limit. The caller holds sh.mu.
-func (s *MemoryStore) put(sh *memShard, h uint64, old, nb *block, it Item) {
+// the store went over its limit. A new key first reclaims expired blocks
+// at the shard's oldest end. The caller holds sh.mu.
+func (s *MemoryStore) put(sh *memShard, h uint64, old, nb *block, it Item, now int64) {
 	nb.setHeader(it)
 	size := nb.size()
 	grew := true
@@ -212,22 +249,32 @@ func (s *MemoryStore) put(sh *memShard, h uint64, old, nb *block, it Item) {
 		s.used.Add(size - old.size())
 		grew = size > old.size()
 		sh.unring(old)
+		c := sh.class(old)
+		c.number--
+		c.requested -= old.size()
 	} else {
+		s.reclaimTail(sh, now, 2)
 		s.used.Add(size)
 		s.items.Add(1)
 	}
+	c := sh.class(nb)
+	c.number++
+	c.requested += size
 	sh.idx.set(h, old, nb)
 	nb.setPos(len(sh.ring))
 	sh.ring = append(sh.ring, nb)
 	sh.mu.Unlock()
 	if grew && s.used.Load() > s.limit.Load() {
-		s.evict()
+		s.evict(now)
 	}
 }
 
 // remove drops b, whose key's hash is h, from the shard; the caller holds
 // sh.mu.
 func (s *MemoryStore) remove(sh *memShard, h uint64, b *block) {
+	c := sh.class(b)
+	c.number--
+	c.requested -= b.size()
 	sh.unring(b)
 	sh.idx.del(h, b)
 	s.used.Add(-b.size())
@@ -294,9 +341,10 @@ func (sh *memShard) victim() *block {
 // evict removes items until the store is within its limit. Each round
 // asks a few non-empty shards for their oldest blocks and evicts the one
 // accessed longest ago (by access time in seconds, then by write order:
-// CAS values grow with every write). It holds one shard lock at a time, so it never
-// deadlocks with Mutate.
-func (s *MemoryStore) evict() {
+// CAS values grow with every write); one expired at now is reclaimed
+// instead. It holds one shard lock at a time, so it never deadlocks with
+// Mutate.
+func (s *MemoryStore) evict(now int64) {
 	s.evictMu.Lock()
 	defer s.evictMu.Unlock()
 	const sample = 8
@@ -322,10 +370,24 @@ func (s *MemoryStore) evict() {
 		}
 		best.mu.Lock()
 		if b := best.victim(); b != nil {
+			h := maphash.Bytes(s.seed, b.keyBytes())
+			if b.expired(now) {
+				s.reclaim(best, h, b)
+				best.mu.Unlock()
+				continue
+			}
+			c := best.class(b)
+			c.evicted++
+			if b.exptime() != 0 {
+				c.evictedNonzero++
+			}
+			if b[bMeta]&MetaFetched == 0 {
+				c.evictedUnfetched++
+			}
 			// Counted before the item goes: whoever misses it under the
 			// shard lock then sees the count (DurableStore relies on it).
 			s.evictions.Add(1)
-			s.remove(best, maphash.Bytes(s.seed, b.keyBytes()), b)
+			s.remove(best, h, b)
 		}
 		best.mu.Unlock()
 	}
@@ -342,6 +404,11 @@ func (s *MemoryStore) Flush() error {
 		})
 		sh.idx = index{}
 		sh.ring, sh.hand, sh.holes = nil, 0, 0
+		if sh.cls != nil {
+			for i := range sh.cls {
+				sh.cls[i].number, sh.cls[i].requested = 0, 0
+			}
+		}
 		sh.mu.Unlock()
 	}
 	return nil
@@ -351,7 +418,7 @@ func (s *MemoryStore) Flush() error {
 func (s *MemoryStore) SetLimit(limit int64) {
 	s.limit.Store(limit)
 	if s.used.Load() > limit {
-		s.evict()
+		s.evict(0) // no time: nothing counts as expired
 	}
 }
 
@@ -365,6 +432,43 @@ func (s *MemoryStore) Stats() StoreStats {
 		TotalItems: s.total.Load(),
 		Reclaimed:  s.reclaimed.Load(),
 		GetExpired: s.getExpired.Load(),
+	}
+}
+
+// ClassStats implements Store: the items per memcached slab class, and
+// what happened to them.
+func (s *MemoryStore) ClassStats() []ClassStats {
+	var sum [mcClasses + 1]classCounters
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		if sh.cls != nil {
+			for c := range sh.cls {
+				sh.cls[c].addTo(&sum[c])
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return classStats(&sum)
+}
+
+// ResetStats implements Store: `stats reset` zeroes the counters of what
+// happened (evictions, reclaims, items stored, expired reads), not the
+// items held.
+func (s *MemoryStore) ResetStats() {
+	s.evictions.Store(0)
+	s.total.Store(0)
+	s.reclaimed.Store(0)
+	s.getExpired.Store(0)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		if sh.cls != nil {
+			for c := range sh.cls {
+				sh.cls[c].resetEvents()
+			}
+		}
+		sh.mu.Unlock()
 	}
 }
 

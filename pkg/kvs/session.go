@@ -18,6 +18,14 @@ const readBufSize = 16 << 10
 // errLineTooLong ends a connection that sent a request line over the limit.
 var errLineTooLong = errors.New("kvs: request line too long")
 
+// errCrossProtocol ends a connection that sent an HTTP request line.
+var errCrossProtocol = errors.New("kvs: HTTP request on a memcached port")
+
+// maxLineNoGet is memcached's limit on a request line that has no
+// newline yet: past it, anything but a get or gets closes the connection
+// (try_read_command_ascii).
+const maxLineNoGet = 2048
+
 // errQuit ends a connection that sent "quit".
 var errQuit = errors.New("kvs: quit")
 
@@ -56,10 +64,40 @@ type session struct {
 	outPending func() int
 	outLimit   int
 	overflow   bool
+	// awaitLine, set for a blocking reader, waits until the next line is
+	// complete or breaks memcached's rule for a line without a newline
+	// (an event loop's reader applies the rule itself).
+	awaitLine func() error
 }
 
 func newSession(svc *service, r reqReader, w respWriter) *session {
-	return &session{svc: svc, r: r, w: w, scratch: make([]byte, 0, 512)}
+	s := &session{svc: svc, r: r, w: w, scratch: make([]byte, 0, 512)}
+	if br, ok := r.(*bufio.Reader); ok {
+		s.awaitLine = func() error { return awaitLine(br) }
+	}
+	return s
+}
+
+// awaitLine reads into br until its buffer holds a newline, or refuses
+// the line as memcached does: past maxLineNoGet bytes without a newline,
+// only a get or gets may go on (a multi-get, which ReadSlice then takes
+// in pieces). A read error is left for ReadSlice to report.
+func awaitLine(br *bufio.Reader) error {
+	for {
+		n := br.Buffered()
+		b, _ := br.Peek(n)
+		switch {
+		case bytes.IndexByte(b, '\n') >= 0:
+			return nil
+		case n > maxLineNoGet && !isGetPrefix(b):
+			return errLineTooLong
+		case n > maxLineNoGet || n >= br.Size():
+			return nil
+		}
+		if _, err := br.Peek(n + 1); err != nil {
+			return nil
+		}
+	}
 }
 
 // serve runs the request loop until the input ends or fails.
@@ -95,6 +133,11 @@ func (s *session) flush() error {
 // readLine returns the next request line without its "\n" (and "\r"). The
 // slice is valid until the next read.
 func (s *session) readLine() ([]byte, error) {
+	if s.awaitLine != nil {
+		if err := s.awaitLine(); err != nil {
+			return nil, err
+		}
+	}
 	line, err := s.r.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
 		// Only multi-gets may be longer than the buffer (memcached closes
@@ -332,6 +375,13 @@ func (s *session) dispatch(line []byte) error {
 	case "shutdown":
 		s.out("ERROR: shutdown not enabled")
 	default:
+		// An unknown command whose last token starts with "HTTP/" is an
+		// HTTP request line (a browser made to post to this port):
+		// memcached closes the connection without a reply, so that the
+		// lines that follow never run as commands.
+		if bytes.HasPrefix(s.toks[n-1], []byte("HTTP/")) {
+			return errCrossProtocol
+		}
 		s.out("ERROR")
 	}
 	return nil

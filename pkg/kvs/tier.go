@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"os"
@@ -64,7 +65,18 @@ type Options struct {
 // process whose KVS tenants may use budget (> 0) bytes: the budget, a quarter
 // more for the collector's headroom, and 32 MiB for connections and the
 // rest of the process.
-func GoMemoryLimitFor(budget int64) int64 { return budget + budget/4 + 32<<20 }
+func GoMemoryLimitFor(budget int64) int64 {
+	return satAdd(satAdd(budget, budget/4), 32<<20)
+}
+
+// satAdd is a+b for non-negative a and b, math.MaxInt64 where that
+// overflows.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
 
 // Tier runs the KVS tenants of one storage node. It is safe for
 // concurrent use.
@@ -73,6 +85,7 @@ type Tier struct {
 	opts    Options
 	mu      sync.Mutex
 	tenants map[string]*tenant
+	failed  map[string]error // by the last Apply
 	closed  bool
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -157,22 +170,38 @@ func sameStore(a, b TenantConfig) bool {
 // that did not change are not touched. A list in which two tenants share a
 // name, port or data directory is refused as a whole.
 func (t *Tier) Apply(ctx context.Context, want []TenantConfig) error {
-	if err := ValidateTenants(want); err != nil {
-		return err
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return errors.New("kvs: apply: tier closed")
 	}
-	desired := make(map[string]TenantConfig, len(want))
+	// A tenant whose settings cannot run is left out (one running keeps
+	// its last settings) and reported; the others go on.
+	failed := map[string]error{}
+	var errs []error
+	ok := make([]TenantConfig, 0, len(want))
 	for _, c := range want {
+		if err := c.Validate(); err != nil {
+			failed[c.Name] = err
+			errs = append(errs, err)
+			if tn, running := t.tenants[c.Name]; running {
+				ok = append(ok, tn.cfg)
+			}
+			continue
+		}
+		ok = append(ok, c)
+	}
+	if err := ValidateTenants(ok); err != nil {
+		return err
+	}
+	defer func() { t.failed = failed }()
+	desired := make(map[string]TenantConfig, len(ok))
+	for _, c := range ok {
 		c = c.withDefaults()
 		desired[c.Name] = c
 	}
 	// Stop what goes away, and what must be rebuilt, first: that frees
 	// ports and directories for the starts below.
-	var errs []error
 	var rebind []string
 	for name, tn := range t.tenants {
 		c, ok := desired[name]
@@ -195,7 +224,9 @@ func (t *Tier) Apply(ctx context.Context, want []TenantConfig) error {
 		c := desired[name]
 		ln, err := listen(ctx, c.Listen)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("kvs: tenant %q: %w", name, err))
+			err = fmt.Errorf("kvs: tenant %q: %w", name, err)
+			failed[name] = err
+			errs = append(errs, err)
 			t.stopTenant(tn)
 			delete(t.tenants, name)
 			continue
@@ -217,7 +248,9 @@ func (t *Tier) Apply(ctx context.Context, want []TenantConfig) error {
 		}
 		tn, err := t.startTenant(ctx, c)
 		if err != nil {
+			failed[name] = err
 			errs = append(errs, err)
+			t.log.Error("kvs: tenant cannot start; the others serve", "tenant", name, "err", err)
 			continue
 		}
 		t.tenants[name] = tn
@@ -234,7 +267,7 @@ func (t *Tier) setGoMemoryLimit() {
 	}
 	var budget int64
 	for _, tn := range t.tenants {
-		budget += tn.cfg.MemoryLimit
+		budget = satAdd(budget, tn.cfg.MemoryLimit)
 	}
 	limit := int64(math.MaxInt64) // no tenants: the runtime's default
 	if budget > 0 {
@@ -254,7 +287,14 @@ func listen(ctx context.Context, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-func (t *Tier) startTenant(ctx context.Context, c TenantConfig) (*tenant, error) {
+func (t *Tier) startTenant(ctx context.Context, c TenantConfig) (tn *tenant, err error) {
+	// A tenant's settings never take the process down: a panic opening
+	// its store (a bug, or an engine's Fatalf) fails this tenant only.
+	defer func() {
+		if p := recover(); p != nil {
+			tn, err = nil, fmt.Errorf("kvs: tenant %q: panic: %v", c.Name, p)
+		}
+	}()
 	store, err := openStore(t.log, c)
 	if err != nil {
 		return nil, fmt.Errorf("kvs: tenant %q: %w", c.Name, err)
@@ -286,6 +326,14 @@ func (t *Tier) stopTenant(tn *tenant) {
 	if err := tn.store.Close(); err != nil {
 		t.log.Error("kvs: close store", "tenant", tn.cfg.Name, "err", err)
 	}
+}
+
+// Failed returns the tenants the last Apply could not start or change,
+// with why.
+func (t *Tier) Failed() map[string]error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.failed)
 }
 
 // Addr returns the bound address of a tenant (useful with port 0).

@@ -29,18 +29,22 @@ type Config struct {
 	Priority uint8
 	// AdvertInterval is advert_int: 10ms steps, default 1s.
 	AdvertInterval time.Duration
-	// VIPs are the virtual addresses (virtual_ipaddress). A bare address is
-	// added as /32. IPv4 only for now.
+	// VIPs are the virtual addresses (virtual_ipaddress), all IPv4 or all
+	// IPv6 (RFC 5798: one instance per family). IPv6 VIPs make the
+	// instance speak VRRP over IPv6. They are added with their prefix
+	// length, IPv6 ones without duplicate address detection.
 	VIPs []netip.Prefix
 	// NoPreempt keeps a lower-priority Master in place (nopreempt).
 	NoPreempt bool
 	// PreemptDelay holds off preemption after start (preempt_delay).
 	PreemptDelay time.Duration
 	// UnicastPeers, if set, replaces multicast: adverts go to each peer and
-	// adverts from any other source are dropped (unicast_peer).
+	// adverts from any other source are dropped (unicast_peer). Same
+	// family as the VIPs; a link-local peer is reached on Interface.
 	UnicastPeers []netip.Addr
 	// SourceAddr is the source of adverts (unicast_src_ip); default: the
-	// interface's primary IPv4 address.
+	// interface's primary IPv4 address, or for IPv6 its link-local address
+	// (which multicast IPv6 adverts must come from).
 	SourceAddr netip.Addr
 	// TrackInterfaces go to FAULT while any of them is down
 	// (track_interface). Interface itself is always tracked.
@@ -99,23 +103,48 @@ func (c Config) Validate() error {
 	if len(c.VIPs) > 255 {
 		return fmt.Errorf("vrrp: instance %s: %d virtual addresses, at most 255", c.Name, len(c.VIPs))
 	}
+	// RFC 5798 section 5.2.9: an instance's addresses are all IPv4 or all
+	// IPv6; the family of the first VIP is the instance's.
+	fam := family(c.VIPs[0].Addr())
 	for _, p := range c.VIPs {
-		if !p.IsValid() || !p.Addr().Is4() {
-			return fmt.Errorf("vrrp: instance %s: virtual address %s: only IPv4 is supported", c.Name, p)
+		switch {
+		case !p.IsValid() || p.Addr().Is4In6():
+			return fmt.Errorf("vrrp: instance %s: invalid virtual address %s", c.Name, p)
+		case family(p.Addr()) != fam:
+			return fmt.Errorf("vrrp: instance %s: virtual address %s is %s but %s is %s: one instance carries one address family (RFC 5798)",
+				c.Name, p, family(p.Addr()), c.VIPs[0], fam)
 		}
 	}
 	for _, p := range c.UnicastPeers {
-		if !p.Is4() {
-			return fmt.Errorf("vrrp: instance %s: unicast peer %s is not IPv4", c.Name, p)
+		if !p.IsValid() || family(p) != fam {
+			return fmt.Errorf("vrrp: instance %s: unicast peer %s is not %s like the virtual addresses", c.Name, p, fam)
 		}
 	}
-	if c.SourceAddr.IsValid() && !c.SourceAddr.Is4() {
-		return fmt.Errorf("vrrp: instance %s: source address %s is not IPv4", c.Name, c.SourceAddr)
+	if s := c.SourceAddr; s.IsValid() {
+		switch {
+		case family(s) != fam:
+			return fmt.Errorf("vrrp: instance %s: source address %s is not %s like the virtual addresses", c.Name, s, fam)
+		case fam == "IPv6" && len(c.UnicastPeers) == 0 && !s.IsLinkLocalUnicast():
+			return fmt.Errorf("vrrp: instance %s: source address %s: multicast IPv6 adverts must come from a link-local address (RFC 5798 section 5.1.2.1)", c.Name, s)
+		}
 	}
 	if c.GARPMasterRepeat < 0 || c.GARPMasterRefreshRepeat < 0 || c.GARPMasterRefresh < 0 {
 		return fmt.Errorf("vrrp: instance %s: negative gratuitous ARP setting", c.Name)
 	}
 	return nil
+}
+
+// IPv6 reports whether the instance speaks VRRP over IPv6 (its VIPs are
+// IPv6): adverts to ff02::12 from the interface's link-local address, and
+// unsolicited neighbour advertisements instead of gratuitous ARP.
+func (c Config) IPv6() bool { return len(c.VIPs) > 0 && c.VIPs[0].Addr().Is6() }
+
+// family names the address family of a.
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
 }
 
 // params returns the state machine's view of c (after withDefaults).

@@ -1,7 +1,8 @@
-// Package vrrp implements VRRP version 3 (RFC 5798) for IPv4: the packet
-// codec, a pure state machine (Initialize, Backup, Master, plus keepalived's
-// Fault), and the network side that moves virtual IP addresses (VIPs) between
-// two or more directors and announces them with gratuitous ARP.
+// Package vrrp implements VRRP version 3 (RFC 5798) over IPv4 and IPv6: the
+// packet codec, a pure state machine (Initialize, Backup, Master, plus
+// keepalived's Fault), and the network side that moves virtual IP addresses
+// (VIPs) between two or more directors and announces them with gratuitous
+// ARP (IPv4) or unsolicited neighbour advertisements (IPv6).
 //
 // It interoperates with keepalived 2.2 configured with "vrrp_version 3": the
 // same multicast group (224.0.0.18), IP protocol 112, TTL 255, TOS 0xc0,
@@ -10,6 +11,13 @@
 // TestKeepalivedCapture), priority 0 on a clean stop and the same
 // master-down interval, 3 x Master_Adver_Interval + Skew_Time where
 // Skew_Time = (256 - Priority) x Master_Adver_Interval / 256.
+//
+// An instance whose VIPs are IPv6 speaks VRRPv3 over IPv6 as keepalived
+// does (TestKeepalivedInteropIPv6): adverts to ff02::12 with hop limit 255
+// from the interface's link-local address (RFC 5798 section 5.1.2), the
+// checksum over the IPv6 pseudo-header, and adverts with any other hop
+// limit dropped. An instance carries one family; mixing IPv4 and IPv6 VIPs
+// is a Config error.
 //
 // # Use
 //
@@ -37,13 +45,21 @@
 //   - Like keepalived by default (no use_vmac), the Master answers for the
 //     VIPs with its own MAC address, not 00-00-5e-00-01-{VRID}; gratuitous
 //     ARP requests (sender and target address = VIP) move neighbours' ARP
-//     entries. A burst of GARPMasterRepeat goes out on becoming Master, a
-//     second burst after GARPMasterDelay, and optionally a refresh.
+//     entries, and for IPv6 VIPs unsolicited neighbour advertisements to
+//     ff02::1 with the Override flag (from the VIP, Router flag set when the
+//     interface forwards IPv6, as the kernel sends its own) move their
+//     neighbour entries. A burst of GARPMasterRepeat announcements goes
+//     out on becoming Master, a second burst after GARPMasterDelay, and
+//     optionally a refresh (the GARP settings govern both kinds).
 //   - VIPs are added with their prefix length (keepalived adds a bare
-//     address as /32). A Backup removes them at start too, so VIPs left
-//     behind by a run that was killed go away. The address owner (priority
-//     255) owns them for real: it adds them if missing but never removes
-//     them.
+//     address as /32), IPv6 ones with IFA_F_NODAD as keepalived does: DAD
+//     would hold a moving VIP tentative. A Backup removes the VIPs at start
+//     too, so VIPs left behind by a run that was killed go away. The address
+//     owner (priority 255) owns them for real: it adds them if missing but
+//     never removes them.
+//   - An IPv6 instance waits at start until its interface has a link-local
+//     address that passed DAD (a link that is down has none), holding
+//     nothing and sending nothing meanwhile.
 //   - With exactly one unicast peer there can be no second Backup, so a
 //     Backup that receives priority 0 takes over at once instead of after
 //     Skew_Time, which exists only to let the best of several Backups win.
@@ -58,9 +74,8 @@
 //   - Each Instance has its own raw socket and sees every VRRP packet on the
 //     host; several VRIDs per interface work, at the cost of each instance
 //     skipping the others' adverts.
-//   - IPv6 (VRRPv3 over ff02::12 with unsolicited neighbour adverts) is in
-//     the codec only; Config rejects IPv6 VIPs and peers. VRRPv2 is not
-//     spoken at all, so a keepalived peer needs vrrp_version 3.
+//   - VRRPv2 is not spoken at all, so a keepalived peer needs
+//     vrrp_version 3.
 //
 // # Layout
 //
@@ -69,8 +84,9 @@
 //     events and a caller-supplied time; it performs no I/O.
 //   - config.go, instance.go, run.go, transition.go: Instance, which ties a
 //     Machine to the network.
-//   - conn.go, garp.go, vip.go, track.go: raw sockets, gratuitous ARP,
-//     netlink addresses, link tracking.
+//   - conn.go, garp.go, ndisc.go, vip.go, track.go: raw sockets (IPv4 and
+//     IPv6), gratuitous ARP, neighbour advertisements, netlink addresses,
+//     link tracking.
 //   - group.go: SyncGroup. notify.go: notify scripts. mailbox.go: the
 //     non-blocking queue instances and groups message each other with.
 package vrrp

@@ -35,16 +35,20 @@ func garpFrame(mac net.HardwareAddr, ip netip.Addr) []byte {
 	return b
 }
 
-// garpSender sends gratuitous ARPs for a fixed set of addresses on one
-// interface over AF_PACKET. The frames are built once.
+// garpSender announces a fixed set of addresses on one interface over
+// AF_PACKET: gratuitous ARPs for IPv4 addresses, unsolicited neighbour
+// advertisements (ndisc.go) for IPv6 ones. The frames are built once.
 type garpSender struct {
 	c      *packet.Conn
 	ifi    *net.Interface
 	ips    []netip.Addr
 	frames [][]byte
+	dsts   []*packet.Addr
 }
 
-func newGARPSender(ifi *net.Interface, ips []netip.Addr) (*garpSender, error) {
+// newGARPSender opens the socket; router sets the Router flag of neighbour
+// advertisements (the interface forwards IPv6, as a director's does).
+func newGARPSender(ifi *net.Interface, ips []netip.Addr, router bool) (*garpSender, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("vrrp: %s has no Ethernet address for gratuitous ARP", ifi.Name)
 	}
@@ -55,18 +59,27 @@ func newGARPSender(ifi *net.Interface, ips []netip.Addr) (*garpSender, error) {
 	}
 	g := &garpSender{c: c, ifi: ifi, ips: ips}
 	for _, ip := range ips {
-		g.frames = append(g.frames, garpFrame(ifi.HardwareAddr, ip))
+		if ip.Is4() {
+			g.frames = append(g.frames, garpFrame(ifi.HardwareAddr, ip))
+			g.dsts = append(g.dsts, &packet.Addr{HardwareAddr: broadcastMAC})
+		} else {
+			g.frames = append(g.frames, naFrame(ifi.HardwareAddr, ip, router))
+			g.dsts = append(g.dsts, &packet.Addr{HardwareAddr: allNodesMAC})
+		}
 	}
 	return g, nil
 }
 
-// send sends repeat gratuitous ARPs for each address.
+// send sends repeat announcements for each address.
 func (g *garpSender) send(repeat int) error {
-	dst := &packet.Addr{HardwareAddr: broadcastMAC}
 	for i := 0; i < repeat; i++ {
 		for n, f := range g.frames {
-			if _, err := g.c.WriteTo(f, dst); err != nil {
-				return fmt.Errorf("vrrp: send gratuitous ARP for %s on %s: %w", g.ips[n], g.ifi.Name, err)
+			if _, err := g.c.WriteTo(f, g.dsts[n]); err != nil {
+				what := "gratuitous ARP"
+				if g.ips[n].Is6() {
+					what = "neighbour advertisement"
+				}
+				return fmt.Errorf("vrrp: send %s for %s on %s: %w", what, g.ips[n], g.ifi.Name, err)
 			}
 		}
 	}

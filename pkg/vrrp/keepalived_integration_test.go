@@ -25,8 +25,9 @@ type keepalived struct {
 	vrrpPid string
 }
 
-// keepalivedConf is a vrrp_instance like the one the tests give vrrpd.
-func keepalivedConf(host string, prio int, extra string) string {
+// keepalivedConf is a vrrp_instance like the one the tests give vrrpd,
+// with the virtual address vipPrefix.
+func keepalivedConf(host string, prio int, extra, vipPrefix string) string {
 	return fmt.Sprintf(`global_defs {
   router_id %s
   vrrp_version 3
@@ -40,20 +41,27 @@ vrrp_instance VI {
   advert_int 0.1
   %s
   virtual_ipaddress {
-    %s/32
+    %s
   }
 }
-`, host, prio, extra, vip)
+`, host, prio, extra, vipPrefix)
 }
 
 func (l *lab) keepalived(host string, prio int, extra string) *keepalived {
+	l.t.Helper()
+	return l.keepalivedVIP(host, prio, extra, vip+"/32")
+}
+
+// keepalivedVIP runs keepalived with the virtual address vipPrefix (an
+// IPv6 one makes it speak VRRPv3 over IPv6).
+func (l *lab) keepalivedVIP(host string, prio int, extra, vipPrefix string) *keepalived {
 	l.t.Helper()
 	if _, err := os.Stat(keepalivedBin); err != nil {
 		l.t.Skipf("needs keepalived (Debian package keepalived): %v", err)
 	}
 	dir := l.t.TempDir()
 	conf := filepath.Join(dir, "keepalived.conf")
-	if err := os.WriteFile(conf, []byte(keepalivedConf(host, prio, extra)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(keepalivedConf(host, prio, extra, vipPrefix)), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
 	k := &keepalived{l: l, host: host, vrrpPid: filepath.Join(dir, "vrrp.pid")}

@@ -23,6 +23,7 @@ import (
 
 const (
 	vip      = "10.99.0.100"
+	vip6     = "fd99::100"
 	waitLong = 15 * time.Second // generous: tests poll, they never time
 )
 
@@ -57,6 +58,14 @@ func vrrpdBin(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(injectEnv); spec != "" {
+		// Re-executed inside a namespace by (*lab).inject.
+		if err := injectAdverts(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "inject:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
@@ -91,7 +100,8 @@ func run(t *testing.T, args ...string) string {
 }
 
 // newLab creates the bridge namespace and one namespace per host; host n
-// (from 1) gets 10.99.0.n/24 on eth0.
+// (from 1) gets 10.99.0.n/24 and fd99::n/64 on eth0 (and the kernel's
+// link-local address, after duplicate address detection).
 func newLab(t *testing.T, hosts ...string) *lab {
 	t.Helper()
 	requireRoot(t)
@@ -111,6 +121,7 @@ func newLab(t *testing.T, hosts ...string) *lab {
 		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
 		run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
 		run(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("10.99.0.%d/24", n+1), "dev", "eth0")
+		run(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("fd99::%d/64", n+1), "dev", "eth0", "nodad")
 		l.hosts[h] = n + 1
 	}
 	return l
@@ -119,6 +130,8 @@ func newLab(t *testing.T, hosts ...string) *lab {
 func (l *lab) ns(host string) string { return l.prefix + "-" + host }
 
 func (l *lab) addr(host string) string { return fmt.Sprintf("10.99.0.%d", l.hosts[host]) }
+
+func (l *lab) addr6(host string) string { return fmt.Sprintf("fd99::%d", l.hosts[host]) }
 
 // partition cuts host off the bridge without taking its link down.
 func (l *lab) partition(host string) {
@@ -132,7 +145,7 @@ func (l *lab) heal(host string) {
 
 // hasVIP reports whether host has addr on eth0.
 func (l *lab) hasVIP(host, addr string) bool {
-	out, err := exec.Command("ip", "-n", l.ns(host), "-4", "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+	out, err := exec.Command("ip", "-n", l.ns(host), "-o", "addr", "show", "dev", "eth0").CombinedOutput()
 	return err == nil && bytes.Contains(out, []byte(" "+addr+"/"))
 }
 
@@ -146,7 +159,7 @@ func (l *lab) mac(host string) string {
 	return f[2]
 }
 
-// neigh returns host's ARP entry's MAC for ip ("" if none).
+// neigh returns host's ARP or neighbour entry's MAC for ip ("" if none).
 func (l *lab) neigh(host, ip string) string {
 	out, _ := exec.Command("ip", "-n", l.ns(host), "neigh", "show", ip).CombinedOutput()
 	f := strings.Fields(string(out))
@@ -159,9 +172,12 @@ func (l *lab) neigh(host, ip string) string {
 }
 
 // dial connects from host to VIP:7777 and returns the director's answer.
-func (l *lab) dial(host string) string {
+func (l *lab) dial(host string) string { return l.dialAddr(host, vip) }
+
+// dialAddr connects from host to addr:7777 and returns the answer.
+func (l *lab) dialAddr(host, addr string) string {
 	cmd := exec.Command("ip", "netns", "exec", l.ns(host), "timeout", "2", "bash", "-c",
-		"exec 3<>/dev/tcp/"+vip+"/7777 && cat <&3")
+		"exec 3<>/dev/tcp/"+addr+"/7777 && cat <&3")
 	out, err := cmd.Output()
 	if err != nil {
 		return ""

@@ -151,6 +151,13 @@ func Decode(b []byte, src, dst netip.Addr) (*Advertisement, error) {
 // for IPv4, RFC 8200 section 8.1 for IPv6). Over a message whose checksum
 // field is filled in, it returns 0 when the checksum is right.
 func Checksum(src, dst netip.Addr, b []byte) uint16 {
+	return checksum(src, dst, IPProtocol, b)
+}
+
+// checksum is the Internet checksum of b preceded by the pseudo-header for
+// src, dst and the upper-layer protocol proto (VRRP, or ICMPv6 for the
+// neighbour adverts in ndisc.go).
+func checksum(src, dst netip.Addr, proto uint32, b []byte) uint16 {
 	var sum uint32
 	add := func(p []byte) {
 		for len(p) >= 2 {
@@ -166,10 +173,10 @@ func Checksum(src, dst netip.Addr, b []byte) uint16 {
 	add(d)
 	if src.Is4() {
 		// zero, protocol, VRRP length (16 bits)
-		sum += IPProtocol + uint32(len(b))
+		sum += proto + uint32(len(b))
 	} else {
 		// upper-layer length (32 bits), three zero bytes, next header
-		sum += uint32(len(b)>>16) + uint32(len(b)&0xffff) + IPProtocol
+		sum += uint32(len(b)>>16) + uint32(len(b)&0xffff) + proto
 	}
 	add(b)
 	for sum>>16 != 0 {

@@ -57,8 +57,11 @@ func (i *Instance) Run(ctx context.Context) error {
 	i.running = true
 	i.mu.Unlock()
 
-	c, g, h, err := i.setup()
+	c, g, h, err := i.setup(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the interface
+		}
 		return err
 	}
 	defer c.close()
@@ -165,7 +168,7 @@ func (i *Instance) Run(ctx context.Context) error {
 }
 
 // setup resolves the interface and opens the sockets.
-func (i *Instance) setup() (*conn, *garpSender, *netlink.Handle, error) {
+func (i *Instance) setup(ctx context.Context) (*conn, *garpSender, *netlink.Handle, error) {
 	link, err := netlink.LinkByName(i.cfg.Interface)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("vrrp: %s: find interface %s: %w", i, i.cfg.Interface, err)
@@ -175,10 +178,15 @@ func (i *Instance) setup() (*conn, *garpSender, *netlink.Handle, error) {
 		return nil, nil, nil, fmt.Errorf("vrrp: %s: interface %s: %w", i, i.cfg.Interface, err)
 	}
 	src := i.cfg.SourceAddr
-	if !src.IsValid() {
-		if src, err = primaryAddr(link, i.cfg.VIPs); err != nil {
-			return nil, nil, nil, fmt.Errorf("vrrp: %s: %w", i, err)
-		}
+	switch {
+	case src.IsValid():
+	case i.cfg.IPv6():
+		src, err = linkLocalAddr(ctx, link, i.log)
+	default:
+		src, err = primaryAddr(link, i.cfg.VIPs)
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("vrrp: %s: %w", i, err)
 	}
 	p := i.cfg.params()
 	p.LocalAddr = src
@@ -190,7 +198,7 @@ func (i *Instance) setup() (*conn, *garpSender, *netlink.Handle, error) {
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("vrrp: %s: %w", i, err)
 	}
-	g, err := newGARPSender(ifi, i.cfg.vipAddrs())
+	g, err := newGARPSender(ifi, i.cfg.vipAddrs(), i.cfg.IPv6() && ipv6Forwarding(ifi.Name))
 	if err != nil {
 		c.close()
 		return nil, nil, nil, fmt.Errorf("vrrp: %s: %w", i, err)
@@ -208,7 +216,7 @@ func (i *Instance) setup() (*conn, *garpSender, *netlink.Handle, error) {
 func newRuntime(m *Machine, c advertSender, g announcer, v vipOwner, src netip.Addr, peers []netip.Addr) *runtime {
 	rt := &runtime{machine: m, conn: c, garp: g, vips: v, src: src, peers: map[netip.Addr]bool{}}
 	for _, p := range peers {
-		rt.peers[p] = true
+		rt.peers[p.WithZone("")] = true // received sources carry no zone
 	}
 	rt.garpTimer = time.NewTimer(time.Hour)
 	rt.garpTimer.Stop()

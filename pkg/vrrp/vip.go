@@ -1,10 +1,14 @@
 package vrrp
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"os"
 	"syscall"
+	"time"
 
 	"github.com/lbd-project/lbd/internal/ifaddr"
 	"github.com/vishvananda/netlink"
@@ -24,7 +28,10 @@ func newVIPManager(h *netlink.Handle, link netlink.Link, vips []netip.Prefix) *v
 	return &vipManager{
 		// Besides EADDRNOTAVAIL, ENODEV from a delete (the link or its
 		// IPv4 configuration is gone) means the VIP is not there.
-		addrs: ifaddr.Manager{Handle: h, Absent: []syscall.Errno{syscall.ENODEV}},
+		// IPv6 VIPs skip duplicate address detection, as keepalived's do:
+		// the VIP is meant to move, and DAD would hold it tentative (or
+		// fail it while the old Master still answers).
+		addrs: ifaddr.Manager{Handle: h, NoDAD: true, Absent: []syscall.Errno{syscall.ENODEV}},
 		link:  link,
 		vips:  vips,
 	}
@@ -80,4 +87,46 @@ func primaryAddr(link netlink.Link, vips []netip.Prefix) (netip.Addr, error) {
 		return ip.Unmap(), nil
 	}
 	return netip.Addr{}, fmt.Errorf("vrrp: %s has no IPv4 address to send adverts from", link.Attrs().Name)
+}
+
+// linkLocalWarn is how long an IPv6 instance waits at start for a usable
+// link-local address before it logs that it is still waiting.
+const linkLocalWarn = 10 * time.Second
+
+// linkLocalAddr returns link's IPv6 link-local address, the source of
+// IPv6 adverts (RFC 5798 section 5.1.2.1). It waits until there is one
+// that passed duplicate address detection (right after the link came up
+// the kernel needs a second or two; a link that is down has none), until
+// ctx is done, as keepalived waits in FAULT: without it the instance can
+// neither send nor hold VIPs.
+func linkLocalAddr(ctx context.Context, link netlink.Link, log *slog.Logger) (netip.Addr, error) {
+	warnAt := time.Now().Add(linkLocalWarn)
+	for {
+		addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("vrrp: list addresses of %s: %w", link.Attrs().Name, err)
+		}
+		for _, a := range addrs {
+			ip, ok := netip.AddrFromSlice(a.IP)
+			if ok && ip.IsLinkLocalUnicast() && a.Flags&(syscall.IFA_F_TENTATIVE|syscall.IFA_F_DADFAILED) == 0 {
+				return ip, nil
+			}
+		}
+		if !warnAt.IsZero() && time.Now().After(warnAt) {
+			log.Warn("vrrp: waiting for an IPv6 link-local address to send adverts from", "interface", link.Attrs().Name)
+			warnAt = time.Time{}
+		}
+		select {
+		case <-ctx.Done():
+			return netip.Addr{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ipv6Forwarding reports whether the interface forwards IPv6, which sets
+// the Router flag of its neighbour advertisements (as the kernel's own).
+func ipv6Forwarding(name string) bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + name + "/forwarding")
+	return err == nil && len(b) > 0 && b[0] == '1'
 }

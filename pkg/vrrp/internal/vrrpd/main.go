@@ -49,7 +49,11 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, f := range splitList(s, ",") {
 		if !strings.Contains(f, "/") {
-			f += "/32"
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("vip %q: %w", f, err)
+			}
+			f = netip.PrefixFrom(a, a.BitLen()).String()
 		}
 		p, err := netip.ParsePrefix(f)
 		if err != nil {
@@ -190,7 +194,7 @@ func (w *stateWriter) changed(c vrrp.StateChange) {
 // answer accepts TCP connections on addr and writes name to each, so that a
 // client can tell which director holds the VIP.
 func answer(ctx context.Context, addr, name string) error {
-	ln, err := net.Listen("tcp4", addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", addr, err)
 	}
