@@ -76,7 +76,8 @@ func (l *clusterLab) client(name string) *api.Client {
 	return c
 }
 
-// leader waits for the nodes in alive to agree on a leader among them.
+// leader waits for the nodes in alive to agree on a leader among them,
+// each with a configuration applied.
 func (l *clusterLab) leader(alive ...string) string {
 	l.t.Helper()
 	var leader string
@@ -87,7 +88,9 @@ func (l *clusterLab) leader(alive ...string) string {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			st, err := f.ClusterStatus(ctx)
 			cancel()
-			if err != nil || st.Leader == "" || (leader != "" && st.Leader != leader) {
+			// A leader, the same for all, and a configuration applied
+			// (the first start seeds it once a node caught up).
+			if err != nil || st.Leader == "" || (leader != "" && st.Leader != leader) || st.ReconciledIndex == 0 {
 				return false
 			}
 			leader = st.Leader
