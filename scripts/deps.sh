@@ -19,6 +19,8 @@ declare -A need=(
   # scripts/vm/run.sh packs the VM's initramfs, unpacking .ko.xz modules.
   [cpio]=cpio
   [xz]=xz-utils
+  # The panel's browser tests (cmd/lbd TestPanelInBrowser) drive Debian's Chromium.
+  [chromium]=chromium
   # make deb and its test (packaging/): man pages rendered with man -l,
   # the unit checked with systemd-analyze, the lbd group made by groupadd.
   [dpkg-deb]=dpkg

@@ -44,12 +44,16 @@ func commands() []*command {
 			{name: "show", usage: "TENANT", summary: "show a tenant and its allow-list", run: runTenantShow},
 			{name: "add", usage: "--vip VIP --port PORT [--allow ADDR,...] [--memory SIZE] [--storage memory|durable] [-s SCHED] [--forward FWD] TENANT", summary: "add a tenant", run: runTenantAdd},
 			{name: "del", usage: "TENANT", summary: "delete a tenant (its port closes first)", run: runTenantDel},
+			{name: "credentials", usage: "[--api-token] TENANT", summary: "issue the tenant's credential (panel, data API), or with --api-token an API token (data API only)", run: runTenantCredentials},
 			{name: "allow", summary: "a tenant's allowed source addresses (instant, persisted)", sub: []*command{
 				{name: "list", usage: "TENANT", summary: "show the allow-list", run: runAllowList},
 				{name: "add", usage: "TENANT ADDR|CIDR...", summary: "allow more sources", run: runAllowChange},
 				{name: "del", usage: "TENANT ADDR|CIDR...", summary: "stop allowing sources", run: runAllowChange},
 				{name: "set", usage: "TENANT [ADDR|CIDR...]", summary: "replace the allow-list (nothing: nobody)", run: runAllowChange},
 			}},
+		}},
+		{name: "operator", summary: "the operator's access to the panel", sub: []*command{
+			{name: "credentials", summary: "issue the operator's credential (the old one stops working)", run: runOperatorCredentials},
 		}},
 		{name: "kvs", summary: "the KVS on the storage nodes", sub: []*command{
 			{name: "stats", usage: "[TENANT]", summary: "per node and tenant: items, bytes, hits, misses, evictions, connections", run: runKVSStats},

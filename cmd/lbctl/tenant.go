@@ -196,3 +196,48 @@ func (a *app) printAllow(tenant string, list []netip.Prefix) error {
 		}
 	})
 }
+
+// runTenantCredentials issues a tenant's credential (panel and data API),
+// or with --token an API token (data API only); the secret is shown once.
+func runTenantCredentials(ctx context.Context, a *app, cmd *command, args []string) error {
+	var token bool
+	pos, c, err := a.begin(cmd, args, 1, 1, func(fs *flag.FlagSet) {
+		fs.BoolVar(&token, "api-token", false, "issue an API token for the data API instead (many may exist)")
+	})
+	if err != nil {
+		return err
+	}
+	cr, err := c.IssueCredential(ctx, pos[0], token)
+	if err != nil {
+		return err
+	}
+	return emitCredential(a, cr)
+}
+
+// runOperatorCredentials issues the operator's credential (the panel's
+// view of every tenant); the previous one stops working.
+func runOperatorCredentials(ctx context.Context, a *app, cmd *command, args []string) error {
+	_, c, err := a.begin(cmd, args, 0, 0, nil)
+	if err != nil {
+		return err
+	}
+	cr, err := c.IssueCredential(ctx, "", false)
+	if err != nil {
+		return err
+	}
+	return emitCredential(a, cr)
+}
+
+func emitCredential(a *app, cr api.Credential) error {
+	return a.emit(cr, func(w io.Writer) {
+		who := cr.Tenant
+		if who == "" {
+			who = "operator"
+		}
+		fmt.Fprintf(w, "Subject:\t%s\n", who)
+		fmt.Fprintf(w, "Kind:\t%s\n", cr.Kind)
+		fmt.Fprintf(w, "ID:\t%s\n", cr.ID)
+		fmt.Fprintf(w, "Secret:\t%s\n", cr.Secret)
+		fmt.Fprintln(w, "(shown once: lbd keeps only its hash)")
+	})
+}

@@ -171,7 +171,6 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-
 const partitionCluster = `
 nodes:
   - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}

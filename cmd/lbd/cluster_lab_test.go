@@ -179,4 +179,3 @@ func (l *clusterLab) kernelAllows(ns, tenant, entry string) bool {
 	}
 	return false
 }
-

@@ -188,6 +188,8 @@ type KVSStats struct {
 	TotalConns  uint64  `json:"total_connections"`
 	OpsPerSec   float64 `json:"ops_per_sec"`
 	StorageKind string  `json:"storage"`
+	// Commands counts requests served (memcached and REST).
+	Commands uint64 `json:"commands"`
 	// Error, set for a tenant this node cannot run, says why; the other
 	// fields are then zero.
 	Error string `json:"error,omitempty"`

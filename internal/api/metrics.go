@@ -39,6 +39,7 @@ type metricDescs struct {
 	recError, recGeneration, ipvsWrites, ipvsUp       *prometheus.Desc
 	kvsItems, kvsBytes, kvsLimit, kvsHits, kvsMisses  *prometheus.Desc
 	kvsEvictions, kvsCurrConns, kvsTotalConns         *prometheus.Desc
+	kvsCommands                                       *prometheus.Desc
 }
 
 func newMetricDescs() metricDescs {
@@ -95,6 +96,7 @@ func newMetricDescs() metricDescs {
 		kvsEvictions:  d("kvs_evictions_total", "Items evicted to make room.", kv...),
 		kvsCurrConns:  d("kvs_current_connections", "Open client connections.", kv...),
 		kvsTotalConns: d("kvs_connections_total", "Client connections accepted.", kv...),
+		kvsCommands:   d("kvs_commands_total", "Requests served (memcached and REST).", kv...),
 	}
 }
 
@@ -108,7 +110,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		d.vrrpState, d.vrrpTransitions, d.vrrpPriority,
 		d.aclEntries, d.aclDrops,
 		d.recDuration, d.recTotal, d.recFailures, d.recLast, d.recError, d.recGeneration, d.ipvsWrites, d.ipvsUp,
-		d.kvsItems, d.kvsBytes, d.kvsLimit, d.kvsHits, d.kvsMisses, d.kvsEvictions, d.kvsCurrConns, d.kvsTotalConns,
+		d.kvsItems, d.kvsBytes, d.kvsLimit, d.kvsHits, d.kvsMisses, d.kvsEvictions, d.kvsCurrConns, d.kvsTotalConns, d.kvsCommands,
 	} {
 		ch <- x
 	}
@@ -208,6 +210,7 @@ func (c *Collector) collectKVS(ch chan<- prometheus.Metric, k KVSStats) {
 	ch <- prometheus.MustNewConstMetric(d.kvsEvictions, prometheus.CounterValue, float64(k.Evictions), l...)
 	ch <- prometheus.MustNewConstMetric(d.kvsCurrConns, prometheus.GaugeValue, float64(k.CurrConns), l...)
 	ch <- prometheus.MustNewConstMetric(d.kvsTotalConns, prometheus.CounterValue, float64(k.TotalConns), l...)
+	ch <- prometheus.MustNewConstMetric(d.kvsCommands, prometheus.CounterValue, float64(k.Commands), l...)
 }
 
 func boolf(b bool) float64 {

@@ -35,6 +35,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/tenants/{name}/allow", s.getAllow)
 	mux.HandleFunc("POST /v1/tenants/{name}/allow", s.changeAllow)
 
+	mux.HandleFunc("POST /v1/tenants/{name}/credentials", s.issueCredential)
+	mux.HandleFunc("POST /v1/operator/credentials", s.issueCredential)
+
 	mux.HandleFunc("GET /v1/kvs/stats", s.kvsStats)
 
 	mux.HandleFunc("GET /v1/cluster/status", s.clusterStatus)

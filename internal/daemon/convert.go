@@ -40,7 +40,7 @@ func aclTenants(eff []config.ResolvedService) []acl.Tenant {
 			continue
 		}
 		out = append(out, acl.Tenant{
-			Name: s.Tenant, VIP: s.VIP, Port: s.Port, Protocol: acl.Protocol(s.Protocol),
+			Name: s.Fence(), VIP: s.VIP, Port: s.Port, Protocol: acl.Protocol(s.Protocol),
 			Allow: slices.Clone(s.Allow),
 		})
 	}
@@ -213,7 +213,7 @@ func storageFence(cfg *config.Config, ov *Overlay) []acl.Tenant {
 				allow = append(allow, p)
 			}
 		}
-		out = append(out, acl.Tenant{Name: s.Tenant, Port: s.Port, Protocol: acl.Protocol(s.Protocol), Allow: allow})
+		out = append(out, acl.Tenant{Name: s.Fence(), Port: s.Port, Protocol: acl.Protocol(s.Protocol), Allow: allow})
 	}
 	return out
 }

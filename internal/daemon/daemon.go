@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbd-project/lbd/internal/credential"
 	"github.com/lbd-project/lbd/internal/events"
+	"github.com/lbd-project/lbd/internal/history"
 	"github.com/lbd-project/lbd/pkg/cluster"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/healthcheck"
@@ -73,6 +75,11 @@ type Daemon struct {
 	sub     subsystems
 	st      storeState
 	ctl     clusterControl
+	// creds holds the hashed credentials and API tokens (safe for
+	// concurrent use).
+	creds *credential.Store
+	// hist keeps the tenants' series on a storage node (set by Run).
+	hist *history.Recorder
 }
 
 // op is work that must run on the loop goroutine, serialized with
@@ -124,6 +131,9 @@ func New(opts Options) (*Daemon, error) {
 	d.fileData = data
 	// The state this node last applied, if any, wins over the file.
 	if err := d.initialState(file, data); err != nil {
+		return nil, err
+	}
+	if d.creds, err = loadCredentials(d.stateDir(file)); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -268,7 +278,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.runHistory(ctx, &wg)
 	srv, err := d.listenAPI()
+	if err != nil {
+		return err
+	}
+	panelLn, panelSrv, err := d.listenPanel()
 	if err != nil {
 		return err
 	}
@@ -281,6 +296,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Answer only once the first reconcile is done, so that the first
 	// status an operator sees describes the kernel, not a plan.
 	d.serveAPI(ctx, &wg, srv)
+	d.servePanel(ctx, &wg, panelLn, panelSrv)
 	resync := time.NewTicker(d.opts.ResyncInterval)
 	defer resync.Stop()
 	for {
@@ -351,6 +367,7 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	if node.Role.IsStorage() {
 		errs = append(errs, d.reconcileStorage(ctx, cfg, node)...)
 	}
+	d.forgetRemovedTenants(cfg)
 	err := errors.Join(errs...)
 	took := time.Since(start)
 	d.mu.Lock()

@@ -121,9 +121,9 @@ func (d *Daemon) aclStatus(cfg *config.Config, ov *Overlay) []api.ACLStatus {
 		if s.Tenant == "" {
 			continue
 		}
-		t, _ := d.sub.acl.Tenant(s.Tenant)
+		t, _ := d.sub.acl.Tenant(s.Fence())
 		_, runtime := ov.Allow[s.Tenant]
-		out = append(out, api.ACLStatus{Tenant: s.Tenant, VIP: s.VIP, Port: s.Port, Entries: t.Allow, Runtime: runtime, Drops: drops[s.Tenant]})
+		out = append(out, api.ACLStatus{Tenant: s.Tenant, VIP: s.VIP, Port: s.Port, Entries: t.Allow, Runtime: runtime, Drops: drops[s.Fence()]})
 	}
 	return out
 }

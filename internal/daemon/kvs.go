@@ -164,7 +164,7 @@ func (d *Daemon) kvsStats(node config.Node, tenant string) []api.KVSStats {
 		out = append(out, api.KVSStats{
 			Node: node.Name, Tenant: s.Name, Listen: s.Listen, Items: uint64(s.Items), Bytes: uint64(s.Bytes),
 			LimitBytes: uint64(s.LimitBytes), Hits: s.Hits, Misses: s.Misses, Evictions: s.Evictions,
-			CurrConns: uint64(s.CurrConnections), TotalConns: s.TotalConnections, OpsPerSec: s.OpsPerSec,
+			CurrConns: uint64(s.CurrConnections), TotalConns: s.TotalConnections, OpsPerSec: s.OpsPerSec, Commands: s.Commands,
 			StorageKind: string(s.Store),
 		})
 	}

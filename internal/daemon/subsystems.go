@@ -39,8 +39,9 @@ type subsystems struct {
 	aclState    ttlCache[[]acl.State]              // ACL counters, for status
 
 	// storage side
-	rs  drSide
-	kvs *kvsRunner
+	rs   drSide
+	kvs  *kvsRunner
+	rest *restRunner
 }
 
 // drSide is what the daemon needs of internal/realserver's RealServer (a
@@ -89,6 +90,7 @@ func (d *Daemon) startSubsystems(ctx context.Context) error {
 		}
 		s.rs = rs
 		s.kvs = newKVSRunner(d.log, filepath.Join(dir, "kvs"), d.opts.KVS)
+		s.rest = newRESTRunner(d.log, restBackend{d})
 		// Its own chain and set prefix: on a node that is both, the
 		// director's fences stay separate.
 		m, err := acl.New(acl.Options{Logger: d.log, Action: action, Chain: "LBD-ACL-RS", SetPrefix: "LBDRS"})
@@ -138,6 +140,9 @@ func (d *Daemon) stopSubsystems() {
 	s := &d.sub
 	if s.vrrp != nil {
 		s.vrrp.stop()
+	}
+	if s.rest != nil {
+		s.rest.close()
 	}
 	if s.kvs != nil {
 		s.kvs.close()
@@ -327,6 +332,9 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 		}
 	}
 	if err := d.sub.kvs.apply(ctx, want); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.reconcileREST(ctx, cfg, fence); err != nil {
 		errs = append(errs, err)
 	}
 	d.sub.kvs.report(d.log, d.events)

@@ -21,7 +21,7 @@ const MaxNameLen = 64
 
 // Tenant is one fenced service and the sources allowed to reach it.
 type Tenant struct {
-	// Name identifies the tenant; letters, digits, '.', '_' and '-' only.
+	// Name identifies the fence; letters, digits, '.', '_', '-' and '+' only
 	Name string
 	// VIP is the service address. The zero Addr means every local address,
 	// both families (a storage node fencing its real address as well as
@@ -126,7 +126,7 @@ func validName(name string) error {
 
 func nameChar(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
-		r == '.' || r == '_' || r == '-'
+		r == '.' || r == '_' || r == '-' || r == '+'
 }
 
 // normalizeAllow returns the allow-list in canonical order without

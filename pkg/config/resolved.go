@@ -71,7 +71,10 @@ type ResolvedService struct {
 	// Name is the tenant's name, or proto/vip:port for a plain service.
 	Name string
 	// Tenant is the owning tenant, "" for a plain virtual service.
-	Tenant      string
+	Tenant string
+	// Part is which of a tenant's services this is: "" for its memcached
+	// port, PartREST for its REST API.
+	Part        string
 	VIP         netip.Addr
 	Port        uint16
 	Protocol    string // tcp or udp
@@ -85,6 +88,19 @@ type ResolvedService struct {
 	Allow []netip.Prefix
 	// Line is where the service is defined in the file.
 	Line int
+}
+
+// PartREST marks a tenant's REST API service (ResolvedService.Part).
+const PartREST = "rest"
+
+// Fence is the name of the allow-list fence of a tenant's service: the
+// tenant's name for its memcached port, "NAME+PART" for its other ports
+// (no tenant's name holds a '+').
+func (s ResolvedService) Fence() string {
+	if s.Part == "" {
+		return s.Tenant
+	}
+	return s.Tenant + "+" + s.Part
 }
 
 // Services returns every virtual service of the cluster, tenants first, in

@@ -26,6 +26,8 @@ type Config struct {
 	// Cluster replicates the desired state between the nodes (raft over
 	// mutual TLS). Without it the node keeps its state to itself.
 	Cluster *Cluster `yaml:"cluster,omitempty"`
+	// Panel is the web control panel; off unless listen is set.
+	Panel Panel `yaml:"panel,omitempty"`
 
 	// File is the path the configuration was read from ("" for in-memory).
 	File string `yaml:"-"`
@@ -198,6 +200,29 @@ type Tenant struct {
 	Health *Health `yaml:"health,omitempty"`
 	// KVS configures the tenant's store on the storage nodes.
 	KVS KVS `yaml:"kvs,omitempty"`
+	// REST serves the tenant's REST/JSON data API on a port of its own
+	// beside the memcached port: same VIP, same real servers, same
+	// allow-list and fences. Off when absent.
+	REST *REST `yaml:"rest,omitempty"`
+}
+
+// Panel configures the web control panel, served over HTTPS.
+type Panel struct {
+	// Listen is the panel's address (host:port); empty: no panel.
+	Listen string `yaml:"listen,omitempty"`
+	// TLSCert and TLSKey are the certificate and key files (PEM).
+	TLSCert string `yaml:"tls_cert,omitempty"`
+	TLSKey  string `yaml:"tls_key,omitempty"`
+}
+
+// REST configures a tenant's REST/JSON data API.
+type REST struct {
+	// Port is the API's port on the tenant's VIP (and on the storage
+	// nodes, as the memcached port).
+	Port int `yaml:"port,omitempty"`
+	// CORSOrigins are the origins ("https://app.example:8443") whose pages
+	// may call the API from a browser; "*" admits any. Empty: none.
+	CORSOrigins []string `yaml:"cors_origins,omitempty"`
 }
 
 // KVS configures one tenant's store.

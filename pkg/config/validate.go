@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -65,6 +66,7 @@ func at(segs ...any) []any { return segs }
 func (c *Config) validate() []Problem {
 	k := &checker{c: c}
 	k.daemon()
+	k.panel()
 	k.nodes()
 	k.vrrp()
 	k.defaults()
@@ -105,6 +107,23 @@ func (k *checker) daemon() {
 	}
 	if (d.TLSCert == "") != (d.TLSKey == "") {
 		k.errf(at("daemon"), "tls_cert and tls_key go together")
+	}
+}
+
+// panel checks the panel's listener: HTTPS only, so it needs both files.
+func (k *checker) panel() {
+	p := &k.c.Panel
+	if p.Listen == "" {
+		if p.TLSCert != "" || p.TLSKey != "" {
+			k.errf(at("panel"), "tls_cert and tls_key without listen: the panel is off")
+		}
+		return
+	}
+	if _, _, err := net.SplitHostPort(p.Listen); err != nil {
+		k.errf(at("panel", "listen"), "listen %q: want host:port", p.Listen)
+	}
+	if p.TLSCert == "" || p.TLSKey == "" {
+		k.errf(at("panel"), "the panel is served over HTTPS only: set tls_cert and tls_key")
 	}
 }
 
@@ -477,6 +496,64 @@ func (k *checker) tenant(i int, seen map[string]int, ports map[int]int, names ma
 	svc.Health = k.resolveHealth(path, t.Health)
 	k.kvs(at("tenants", i, "kvs"), &t.KVS)
 	k.c.services = append(k.c.services, svc)
+	if t.REST != nil {
+		k.rest(i, svc, seen, ports)
+	}
+}
+
+// rest resolves tenant i's REST service: the memcached service's VIP,
+// reals, health and allow-list on the REST port.
+func (k *checker) rest(i int, mc ResolvedService, seen map[string]int, ports map[int]int) {
+	t := &k.c.Tenants[i]
+	p := func(f ...any) []any { return append(at("tenants", i, "rest"), f...) }
+	port := t.REST.Port
+	if port < 1 || port > 65535 {
+		k.errf(p("port"), "rest port %d out of range 1-65535", port)
+		return
+	}
+	if first := ports[port]; first > 0 {
+		k.errf(p("port"), "port %d already belongs to another tenant (line %d)", port, first)
+		return
+	}
+	ports[port] = lineOf(k.c.root, p("port")...)
+	key := mc.Protocol + "/" + netip.AddrPortFrom(mc.VIP, uint16(port)).String()
+	if first := seen[key]; first > 0 {
+		k.errf(p("port"), "duplicate service %s (first at line %d)", key, first)
+		return
+	}
+	seen[key] = lineOf(k.c.root, p("port")...)
+	for j, o := range t.REST.CORSOrigins {
+		if err := checkOrigin(o); err != nil {
+			k.errf(p("cors_origins", j), "cors origin %q: %v", o, err)
+		}
+	}
+	rs := mc
+	rs.Name, rs.Part, rs.Port = t.Name+"/"+PartREST, PartREST, uint16(port)
+	rs.Line = lineOf(k.c.root, p()...)
+	rs.Reals = slices.Clone(mc.Reals)
+	for j := range rs.Reals {
+		rs.Reals[j].Port = uint16(port)
+	}
+	rs.Allow = slices.Clone(mc.Allow)
+	k.c.services = append(k.c.services, rs)
+}
+
+// checkOrigin accepts "*" and a browser's Origin: scheme://host[:port],
+// nothing else.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("want http:// or https://")
+	case u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("want scheme://host[:port] only, as a browser sends it")
+	}
+	return nil
 }
 
 func (k *checker) kvs(path []any, v *KVS) {

@@ -64,6 +64,15 @@ func (l *lab) keepalivedVIP(host string, prio int, extra, vipPrefix string) *kee
 	if err := os.WriteFile(conf, []byte(keepalivedConf(host, prio, extra, vipPrefix)), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
+	if strings.Contains(vipPrefix, ":") {
+		// keepalived sends IPv6 adverts from the link-local address and
+		// fails (EINVAL) while duplicate address detection still holds it
+		// tentative; lbd waits for it, keepalived does not.
+		eventually(l.t, host+"'s link-local address passed DAD", func() bool {
+			out := run(l.t, "ip", "-n", l.ns(host), "-6", "addr", "show", "dev", "eth0", "scope", "link")
+			return strings.Contains(out, "fe80::") && !strings.Contains(out, "tentative")
+		})
+	}
 	k := &keepalived{l: l, host: host, vrrpPid: filepath.Join(dir, "vrrp.pid")}
 	k.proc = l.start(host, "keepalived-"+host, keepalivedBin, "-f", conf,
 		"-p", filepath.Join(dir, "keepalived.pid"), "-r", k.vrrpPid, "-c", filepath.Join(dir, "checkers.pid"),
