@@ -35,6 +35,10 @@ const appliedFile = "applied-state.json"
 // racing others.
 const maxProposeTries = 8
 
+// storeWait bounds how long a write waits for this node's Store to have
+// replayed as far as the state the node last applied.
+const storeWait = 5 * time.Second
+
 // configValue is the value of cluster.KeyConfig.
 type configValue struct {
 	// Name is the file's name, for error messages.
@@ -410,11 +414,28 @@ func (d *Daemon) waitReconciled(ctx context.Context, index uint64) error {
 // current reads the desired state from the Store for a write: the
 // configuration (parsed, or this node's if it is the same version), the
 // overlay and its version.
-func (d *Daemon) current() (*config.Config, *Overlay, uint64, error) {
-	ce, ok := d.store.Get(cluster.KeyConfig)
-	if !ok {
-		return nil, nil, 0, fmt.Errorf("%w: the cluster has no configuration yet (it is seeded from the first node's file once a leader is elected)", api.ErrNoLeader)
+func (d *Daemon) current(ctx context.Context) (*config.Config, *Overlay, uint64, error) {
+	// A node that restarted reads its Store only once it has replayed as
+	// far as the state it applied last (at most storeWait).
+	d.mu.RLock()
+	want := d.st.index
+	d.mu.RUnlock()
+	deadline := time.Now().Add(storeWait)
+	for {
+		_, ok := d.store.Get(cluster.KeyConfig)
+		have := d.store.AppliedIndex()
+		if ok && have >= want {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if !ok && want == 0 {
+				return nil, nil, 0, fmt.Errorf("%w: the cluster has no configuration yet (it is seeded from the first node's file once a leader is elected)", api.ErrNoLeader)
+			}
+			return nil, nil, 0, fmt.Errorf("%w: this node has not caught up with the cluster yet (its store is at index %d, it applied %d before)", api.ErrNoLeader, have, want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	ce, _ := d.store.Get(cluster.KeyConfig)
 	oe, oko := d.store.Get(cluster.KeyOverlay)
 	d.mu.RLock()
 	base, cfgVer := d.file, d.st.cfgVer

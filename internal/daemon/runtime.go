@@ -103,7 +103,7 @@ func (d *Daemon) proposeBatch(ctx context.Context, batch []*pendingChange) {
 // proposes the result if any change is left; errs holds each change's own
 // failure.
 func (d *Daemon) proposeOnce(ctx context.Context, batch []*pendingChange) (uint64, []error, error) {
-	base, ov, ver, err := d.current()
+	base, ov, ver, err := d.current(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
