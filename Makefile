@@ -8,7 +8,7 @@ BIN     := bin
 GOFLAGS ?=
 
 .PHONY: all build deps test unit integration vmtest bench bench-kvs bench-acl \
-        bench-vrrp bench-ipvs bench-rest bench-cluster demo lint fmt clean deb
+        bench-vrrp bench-ipvs bench-rest bench-cluster bench-cluster-state demo lint fmt clean deb
 
 all: build
 
@@ -55,6 +55,9 @@ bench-vrrp: deps build
 
 bench-ipvs: deps build
 	./scripts/bench-ipvs.sh
+
+bench-cluster-state: deps build
+	./scripts/bench-cluster-state.sh
 
 bench-rest: deps build
 	./scripts/bench-rest.sh

@@ -35,6 +35,7 @@ type app struct {
 	now      func() time.Time
 
 	g globals
+	c *api.Client // the client of this invocation, once made
 }
 
 // globals are the flags every command accepts.
@@ -44,6 +45,7 @@ type globals struct {
 	token  string
 	cacert string
 	output string
+	wait   time.Duration
 }
 
 // usageError is a mistake on the command line (exit 2).
@@ -83,6 +85,10 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, api.ErrUnreachable):
 		return exitUnreachable
+	case errors.Is(err, api.ErrNoLeader):
+		return exitNoLeader
+	case errors.Is(err, errNotEverywhere):
+		return exitNotEverywhere
 	case errors.As(err, &ce):
 		return exitInvalid
 	case errors.As(err, &ae) && len(ae.Problems) > 0:
@@ -116,7 +122,10 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		}
 		return usagef("%s: unknown command %q", name, rest[0])
 	}
-	return cmd.run(ctx, a, cmd, rest)
+	if err := cmd.run(ctx, a, cmd, rest); err != nil {
+		return err
+	}
+	return a.reportApplied(ctx)
 }
 
 // flags returns cmd's flag set with the global flags registered.
@@ -146,6 +155,7 @@ func (a *app) flags(cmd *command) *flag.FlagSet {
 	fs.StringVar(&a.g.server, "server", srv, "lbd's TCP API `URL`, e.g. https://lb1:8443 (env LBD_SERVER); overrides --socket")
 	fs.StringVar(&a.g.token, "token", tok, "bearer `token` for --server (env LBD_TOKEN)")
 	fs.StringVar(&a.g.cacert, "cacert", a.g.cacert, "CA certificate `file` to verify an https --server")
+	fs.DurationVar(&a.g.wait, "wait", a.g.wait, "after a change, wait up to `DURATION` until every node has applied it (exit 6 if not)")
 	if !cmd.ownO {
 		fs.StringVar(&a.g.output, "o", out, "output `format`: table, json or yaml")
 	}
@@ -230,8 +240,13 @@ func (a *app) client() (*api.Client, error) {
 	if err := a.checkOutput(); err != nil {
 		return nil, err
 	}
+	if a.c != nil {
+		return a.c, nil
+	}
 	if a.g.server == "" {
-		return api.NewClient(a.g.socket, "")
+		c, err := api.NewClient(a.g.socket, "")
+		a.c = c
+		return c, err
 	}
 	if a.g.token == "" {
 		return nil, usagef("--server needs --token (or LBD_TOKEN)")
@@ -252,6 +267,7 @@ func (a *app) client() (*api.Client, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
+	a.c = c
 	return c, nil
 }
 

@@ -58,9 +58,7 @@ func commands() []*command {
 		{name: "kvs", summary: "the KVS on the storage nodes", sub: []*command{
 			{name: "stats", usage: "[TENANT]", summary: "per node and tenant: items, bytes, hits, misses, evictions, connections", run: runKVSStats},
 		}},
-		{name: "cluster", summary: "the raft cluster of lbd nodes", sub: []*command{
-			clusterCertsCommand(),
-		}},
+		clusterCommand(),
 		{name: "events", usage: "[--recent]", summary: "stream health, VRRP and reconcile events", run: runEvents},
 		{name: "import", summary: "convert another tool's configuration", sub: []*command{
 			{name: "keepalived", usage: "[-o FILE] [--node NAME] [--address ADDR] KEEPALIVED.CONF", summary: "convert a keepalived.conf to lbd's YAML", run: runImportKeepalived, ownO: true},
@@ -130,7 +128,9 @@ func (a *app) printHelp(w io.Writer, cmd *command) {
 			"  --token TOKEN\tbearer token for --server (env LBD_TOKEN)\n"+
 			"  --cacert FILE\tCA certificate for an https --server\n"+
 			"  -o FORMAT\ttable (default), json or yaml\n"+
-			"\nexit codes: 0 ok, 1 operation failed, 2 usage error, 3 cannot reach lbd, 4 invalid configuration\n"+
+			"  --wait DURATION\tafter a change, wait until every node has applied it\n"+
+			"\nexit codes: 0 ok, 1 operation failed, 2 usage error, 3 cannot reach lbd, 4 invalid configuration,\n"+
+			"  5 the cluster has no leader (nothing written), 6 not applied on every node within --wait\n"+
 			"'lbctl help COMMAND' or 'lbctl COMMAND -h' shows a command's arguments and flags.\n")
 	} else {
 		fmt.Fprintf(tw, "%s: %s\n\n", cmd.path, cmd.summary)

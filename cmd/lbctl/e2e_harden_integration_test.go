@@ -80,6 +80,9 @@ func TestE2EHugeTenantCannotBrick(t *testing.T) {
 		"updated": time.Now(),
 	}
 	b, _ := json.Marshal(saved)
+	// An older lbd kept no replicated state: runtime.json is imported.
+	os.Remove(filepath.Join(e.state, "local-state.json"))
+	os.Remove(filepath.Join(e.state, "applied-state.json"))
 	if err := os.WriteFile(filepath.Join(e.state, "runtime.json"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}

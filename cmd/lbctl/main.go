@@ -3,7 +3,8 @@
 // their allow-lists, KVS counters, events, and keepalived import.
 //
 // Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 cannot reach
-// lbd, 4 invalid configuration.
+// lbd, 4 invalid configuration, 5 the cluster has no leader (nothing was
+// written), 6 a change not applied on every node within --wait.
 package main
 
 import (

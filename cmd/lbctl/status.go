@@ -23,7 +23,7 @@ func runStatus(ctx context.Context, a *app, cmd *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	return a.emit(st, func(w io.Writer) { a.statusTable(w, st, rate) })
+	return a.emit(st, func(w io.Writer) { a.statusTable(w, st, rate); a.freshness(w) })
 }
 
 // statusTable prints the node, then its services like ipvsadm -Ln --stats.
@@ -32,6 +32,9 @@ func (a *app) statusTable(w io.Writer, st api.Status, rate bool) {
 	for _, v := range st.VRRP {
 		fmt.Fprintf(w, "VRRP %d on %s: %s since %s ago, priority %d, %d transitions, VIPs %s\n",
 			v.VRID, v.Interface, strings.ToUpper(v.State), a.ago(v.Since), v.Priority, v.Transitions, joinComma(v.VIPs))
+	}
+	if cl := st.Cluster; cl != nil && cl.Stale != "" {
+		fmt.Fprintf(w, "SERVING LAST STATE: %s\n", cl.Stale)
 	}
 	for _, s := range st.IPVSSync {
 		fmt.Fprintf(w, "IPVS %s\n", s)

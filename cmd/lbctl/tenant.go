@@ -27,6 +27,7 @@ func runTenantList(ctx context.Context, a *app, cmd *command, args []string) err
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Name, netip.AddrPortFrom(t.VIP, t.Port), dash(t.Storage),
 				sizeStr(uint64(max(t.Memory, 0))), allowSummary(t))
 		}
+		a.freshness(w)
 	})
 }
 

@@ -165,7 +165,33 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv("LBD_E2E_PROBE"); addr != "" {
 		os.Exit(probe(addr, os.Getenv("LBD_E2E_CMD")))
 	}
+	if addr := os.Getenv("LBD_E2E_LISTEN"); addr != "" {
+		os.Exit(serveHello(addr))
+	}
 	os.Exit(m.Run())
+}
+
+// serveHello is the listener of listen.
+func serveHello(addr string) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 512)
+			if _, err := c.Read(buf); err == nil {
+				c.Write([]byte("hello\r\n"))
+			}
+		}()
+	}
 }
 
 func probe(addr, cmd string) int {

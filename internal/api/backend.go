@@ -87,6 +87,9 @@ type Status struct {
 	ACL       []ACLStatus     `json:"acl,omitempty"`
 	KVS       []KVSStats      `json:"kvs,omitempty"`
 	Reconcile ReconcileStatus `json:"reconcile"`
+	// Cluster is where this node is in the replicated state (no members:
+	// see GET /v1/cluster/status).
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
 // VRRPStatus is one VRRP instance.

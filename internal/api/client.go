@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/lbd-project/lbd/internal/events"
 	"github.com/lbd-project/lbd/pkg/config"
@@ -27,6 +28,9 @@ type Client struct {
 	token string
 	hc    *http.Client
 	where string // what to call the server in errors
+
+	mu   sync.Mutex
+	meta Meta // of the last answer
 }
 
 // ClientOption configures a Client.
@@ -112,6 +116,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 		}
 		return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, c.where, err)
 	}
+	c.noteMeta(resp.Header)
 	if resp.StatusCode/100 == 2 {
 		return resp, nil
 	}

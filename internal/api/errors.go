@@ -25,7 +25,12 @@ type Error struct {
 	Message string `json:"error"`
 	// Problems lists configuration problems as "file:line: msg".
 	Problems []string `json:"problems,omitempty"`
+	// Code names a condition the caller may act on ("no_leader").
+	Code string `json:"code,omitempty"`
 }
+
+// CodeNoLeader is Error.Code of an ErrNoLeader.
+const CodeNoLeader = "no_leader"
 
 // Error implements error: the message, then one problem per line.
 func (e *Error) Error() string {
@@ -46,6 +51,8 @@ func (e *Error) Is(target error) bool {
 		return e.Status == http.StatusConflict
 	case ErrUnauthorized:
 		return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+	case ErrNoLeader:
+		return e.Code == CodeNoLeader
 	}
 	return false
 }

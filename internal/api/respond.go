@@ -46,6 +46,9 @@ func toError(err error) *Error {
 		}
 		return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("invalid configuration: %d problem(s)", len(probs)), Problems: probs}
 	}
+	if errors.Is(err, ErrNoLeader) {
+		return &Error{Status: http.StatusServiceUnavailable, Message: err.Error(), Code: CodeNoLeader}
+	}
 	status := http.StatusInternalServerError
 	switch {
 	case errors.Is(err, ErrInvalid):

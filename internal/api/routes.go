@@ -39,10 +39,15 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/operator/credentials", s.issueCredential)
 
 	mux.HandleFunc("GET /v1/kvs/stats", s.kvsStats)
+
+	mux.HandleFunc("GET /v1/cluster/status", s.clusterStatus)
+	mux.HandleFunc("GET /v1/cluster/applied", s.waitApplied)
+	mux.HandleFunc("POST /v1/cluster/members", s.joinMember)
+	mux.HandleFunc("DELETE /v1/cluster/members/{name}", s.removeMember)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}}))
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { noRoute(mux, w, r) })
-	return s.recoverer(mux)
+	return s.recoverer(s.clusterHeaders(mux))
 }
 
 // noRoute answers a request no pattern matched with a JSON 405 (and Allow)

@@ -81,6 +81,11 @@ func NewServer(backend Backend, opts ServerOptions) (*Server, error) {
 	if err := s.reg.Register(NewCollector(backend)); err != nil {
 		return nil, fmt.Errorf("api: register metrics: %w", err)
 	}
+	if cb, ok := backend.(ClusterBackend); ok {
+		if err := s.reg.Register(newClusterCollector(backend, cb)); err != nil {
+			return nil, fmt.Errorf("api: register metrics: %w", err)
+		}
+	}
 	if opts.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/lbd-project/lbd/internal/credential"
 	"github.com/lbd-project/lbd/internal/events"
 	"github.com/lbd-project/lbd/internal/history"
+	"github.com/lbd-project/lbd/pkg/cluster"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/healthcheck"
 	"github.com/lbd-project/lbd/pkg/kvs"
@@ -52,16 +53,28 @@ type Daemon struct {
 	kick    chan struct{}
 	started time.Time
 
+	// store holds the desired state (desired.go); set by Run before the
+	// API serves, never changed after.
+	store    cluster.Store
+	fileData []byte // the file as read at start (seeds an empty store)
+	// writeMu gives one writer at a time the turn to propose the pending
+	// runtime changes (pendMu guards pending; runtime.go).
+	writeMu sync.Mutex
+	pendMu  sync.Mutex
+	pending []*pendingChange
+
 	// mu guards what the API reads while the loop changes it. Only the
 	// loop goroutine writes.
 	mu      sync.RWMutex
-	file    *config.Config // the file as read
-	cfg     *config.Config // the file with runtime changes merged: the desired state
+	file    *config.Config // the configuration as applied (the cluster's, or the file at first start)
+	cfg     *config.Config // with runtime changes merged: the desired state
 	gen     uint64         // numbers cfg: bumped by every reload, apply and runtime change
 	node    config.Node
 	overlay *Overlay
 	recon   reconcileStats
 	sub     subsystems
+	st      storeState
+	ctl     clusterControl
 	// creds holds the hashed credentials and API tokens (safe for
 	// concurrent use).
 	creds *credential.Store
@@ -111,26 +124,18 @@ func New(opts Options) (*Daemon, error) {
 		kick:    make(chan struct{}, 1),
 		started: time.Now(),
 	}
-	file, node, err := d.load()
+	file, data, _, err := d.load()
 	if err != nil {
 		return nil, err
 	}
-	if d.overlay, err = loadOverlay(d.stateDir(file)); err != nil {
+	d.fileData = data
+	// The state this node last applied, if any, wins over the file.
+	if err := d.initialState(file, data); err != nil {
 		return nil, err
 	}
 	if d.creds, err = loadCredentials(d.stateDir(file)); err != nil {
 		return nil, err
 	}
-	cfg, ov, dropped, err := fitOverlay(file, d.overlay, d.stateDir(file))
-	if err != nil {
-		return nil, fmt.Errorf("daemon: runtime changes in %s no longer fit the file: %w", d.stateDir(file), err)
-	}
-	for _, name := range dropped {
-		d.log.Error("saved runtime tenant cannot run; left out (add it again, fixed)", "tenant", name, "state_dir", d.stateDir(file))
-		d.events.Publish(events.Config, "saved runtime tenant cannot run; left out", "tenant", name)
-	}
-	d.file, d.cfg, d.node, d.overlay = file, cfg, node, ov
-	d.warn(cfg)
 	return d, nil
 }
 
@@ -183,16 +188,16 @@ func fitOverlay(file *config.Config, ov *Overlay, stateDir string) (cfg *config.
 }
 
 // load reads and validates the file and finds this node in it.
-func (d *Daemon) load() (*config.Config, config.Node, error) {
-	cfg, err := config.Load(d.opts.ConfigPath)
+func (d *Daemon) load() (*config.Config, []byte, config.Node, error) {
+	cfg, data, err := config.LoadData(d.opts.ConfigPath)
 	if err != nil {
-		return nil, config.Node{}, err
+		return nil, nil, config.Node{}, err
 	}
 	node, ok := cfg.NodeByName(d.opts.Node)
 	if !ok {
-		return nil, config.Node{}, fmt.Errorf("daemon: node %q is not in %s (use --node)", d.opts.Node, d.opts.ConfigPath)
+		return nil, nil, config.Node{}, fmt.Errorf("daemon: node %q is not in %s (use --node)", d.opts.Node, d.opts.ConfigPath)
 	}
-	return cfg, node, nil
+	return cfg, data, node, nil
 }
 
 func (d *Daemon) stateDir(cfg *config.Config) string {
@@ -205,14 +210,11 @@ func (d *Daemon) stateDir(cfg *config.Config) string {
 // Events is the daemon's event stream (implements api.Backend).
 func (d *Daemon) Events() *events.Bus { return d.events }
 
-// Reload re-reads the file and applies the difference. An invalid file
-// changes nothing and its problems are returned.
-// The file is read and parsed on the caller's goroutine: the loop, which
-// serializes reconciles and runtime changes, never waits on a file.
-func (d *Daemon) Reload(ctx context.Context) error {
-	file, node, err := d.load()
-	return d.do(ctx, func(ctx context.Context) error { return d.doReload(ctx, file, node, err) })
-}
+// Reload re-reads the file: a file whose content changed since this node
+// last read or wrote it is applied cluster-wide (like apply -f); an
+// unchanged one changes nothing. An invalid file changes nothing and its
+// problems are returned.
+func (d *Daemon) Reload(ctx context.Context) error { return d.reloadFile(ctx) }
 
 // do runs fn on the loop goroutine and waits for it.
 func (d *Daemon) do(ctx context.Context, fn func(ctx context.Context) error) error {
@@ -272,6 +274,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.startSubsystems(ctx); err != nil {
 		return err
 	}
+	watch, err := d.startStore(ctx, &wg)
+	if err != nil {
+		return err
+	}
 	d.runHistory(ctx, &wg)
 	srv, err := d.listenAPI()
 	if err != nil {
@@ -281,6 +287,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// What the Store applied beyond this node's last applied state, if
+	// anything, then the first reconcile.
+	d.syncStore(ctx)
 	if err := d.reconcile(ctx); err != nil {
 		d.log.Error("first reconcile incomplete; will retry", "error", err)
 	}
@@ -295,9 +304,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			d.log.Info("lbd stopping; kernel state left in place")
 			d.stopSubsystems()
+			if err := d.ctl.Close(); err != nil {
+				d.log.Error("cluster state close", "error", err)
+			}
 			return nil
 		case o := <-d.ops:
 			o.done <- o.fn(ctx)
+		case <-watch:
+			d.syncStore(ctx)
 		case <-d.kick:
 			d.reconcileLogged(ctx, "kick")
 		case <-resync.C:
@@ -312,36 +326,6 @@ func (d *Daemon) reconcileLogged(ctx context.Context, why string) {
 	if err := d.reconcile(ctx); err != nil {
 		d.log.Error("reconcile failed; previous state keeps serving", "trigger", why, "error", err)
 	}
-}
-
-// doReload swaps in a new configuration, read as file (or failing with
-// err), and applies the difference.
-func (d *Daemon) doReload(ctx context.Context, file *config.Config, node config.Node, err error) error {
-	var cfg *config.Config
-	if err == nil {
-		err = d.sameRole(node)
-	}
-	if err == nil {
-		cfg, err = merge(file, d.overlay)
-	}
-	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			for _, p := range ce.Problems {
-				d.log.Error("config rejected", "problem", p.String())
-			}
-		}
-		d.events.Publish(events.Config, "reload rejected; running state unchanged", "error", err.Error())
-		return err
-	}
-	d.mu.Lock()
-	d.file, d.cfg, d.node = file, cfg, node
-	d.gen++
-	d.mu.Unlock()
-	d.warn(cfg)
-	d.events.Publish(events.Config, "configuration reloaded", "file", d.opts.ConfigPath)
-	d.log.Info("configuration reloaded", "file", d.opts.ConfigPath)
-	return d.reconcile(ctx)
 }
 
 // sameRole refuses a new configuration that changes this node's role: the
@@ -369,7 +353,7 @@ func (d *Daemon) onTransition(tr healthcheck.Transition) {
 // one does not stop the others.
 func (d *Daemon) reconcile(ctx context.Context) error {
 	d.mu.RLock()
-	cfg, node, ov, gen := d.cfg, d.node, d.overlay, d.gen
+	cfg, node, ov, gen, index := d.cfg, d.node, d.overlay, d.gen, d.st.index
 	d.mu.RUnlock()
 	start := time.Now()
 	var errs []error
@@ -396,5 +380,6 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	d.events.Publish(events.Reconcile, msg, "took", took.String())
+	d.noteReconciled(index, err)
 	return err
 }

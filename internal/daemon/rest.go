@@ -103,7 +103,7 @@ func (d *Daemon) reconcileREST(ctx context.Context, cfg *config.Config, fence []
 		if s.Part != config.PartREST {
 			continue
 		}
-		if cfg.Defaults.StorageACL {
+		if cfg.Defaults.StorageACLOn() {
 			i := slices.IndexFunc(fence, func(f acl.Tenant) bool { return f.Name == s.Fence() })
 			have, ok := d.sub.storACL.Tenant(s.Fence())
 			if i < 0 || !ok || !sameService(have, fence[i]) {

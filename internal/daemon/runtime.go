@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -10,7 +12,7 @@ import (
 
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/internal/events"
-	"github.com/lbd-project/lbd/internal/statefile"
+	"github.com/lbd-project/lbd/pkg/cluster"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/kvs"
 )
@@ -18,43 +20,134 @@ import (
 // The daemon is the API's backend.
 var _ api.Backend = (*Daemon)(nil)
 
-// mutate runs a runtime change on the loop goroutine: change edits a copy
-// of the overlay (it may read the current desired state), the result is
-// validated like a file, persisted, swapped in and reconciled. Nothing
-// changes if change or the validation fails.
+// mutate makes a runtime change cluster-wide: change edits a copy of the
+// overlay read from the Store (it may read the desired state it gives),
+// the result is validated like a file, then proposed as a compare-and-set
+// on the overlay's version (re-read and re-validated on a conflict, a
+// bounded number of times), together with the changes that arrived on
+// this node meanwhile (proposeChange). It returns once this node has
+// applied it. Nothing changes if change or the validation fails.
 func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overlay, cur *config.Config) error) error {
-	return d.do(ctx, func(ctx context.Context) error {
-		ov := d.overlay.clone()
-		if err := change(ov, d.cfg); err != nil {
-			return err
+	idx, err := d.proposeChange(ctx, change)
+	if err != nil {
+		return err
+	}
+	api.NoteIndex(ctx, idx)
+	d.events.Publish(events.Config, "runtime change: "+what, "index", fmt.Sprint(idx))
+	d.log.Info("runtime change", "change", what, "index", idx)
+	return d.waitReconciled(ctx, idx)
+}
+
+// pendingChange is a runtime change waiting for its turn to be proposed.
+type pendingChange struct {
+	change func(ov *Overlay, cur *config.Config) error
+	done   chan proposed
+}
+
+// proposed is a pending change's outcome: the index of the write that
+// carries it, or why it was not written.
+type proposed struct {
+	index uint64
+	err   error
+}
+
+// proposeChange has change proposed: the writer that gets the turn takes
+// every change waiting on this node and proposes them as one write (group
+// commit), each applied and validated in turn on top of the previous
+// ones; a change that fails alone is left out with its error. Writers on
+// this node thus never conflict with each other, only with other nodes.
+func (d *Daemon) proposeChange(ctx context.Context, change func(ov *Overlay, cur *config.Config) error) (uint64, error) {
+	p := &pendingChange{change: change, done: make(chan proposed, 1)}
+	d.pendMu.Lock()
+	d.pending = append(d.pending, p)
+	d.pendMu.Unlock()
+	d.writeMu.Lock()
+	d.pendMu.Lock()
+	batch := d.pending
+	d.pending = nil
+	d.pendMu.Unlock()
+	if len(batch) > 0 {
+		d.proposeBatch(ctx, batch)
+	}
+	d.writeMu.Unlock()
+	r := <-p.done // ours was in this batch or an earlier one
+	return r.index, r.err
+}
+
+// proposeBatch proposes the changes of batch as one compare-and-set of the
+// overlay, re-read and redone on a conflict (a bounded number of times),
+// and tells each change its outcome.
+func (d *Daemon) proposeBatch(ctx context.Context, batch []*pendingChange) {
+	var errs []error
+	var idx uint64
+	err := cluster.ErrConflict
+	for try := 0; try < maxProposeTries && errors.Is(err, cluster.ErrConflict); try++ {
+		idx, errs, err = d.proposeOnce(ctx, batch)
+	}
+	if errors.Is(err, cluster.ErrConflict) {
+		err = fmt.Errorf("daemon: the runtime changes kept changing under this one (%d tries); try again: %w", maxProposeTries, err)
+	}
+	for i, p := range batch {
+		switch {
+		case errs != nil && errs[i] != nil:
+			p.done <- proposed{err: errs[i]}
+		case err != nil:
+			p.done <- proposed{err: err}
+		default:
+			p.done <- proposed{index: idx}
 		}
-		cfg, err := merge(d.file, ov)
+	}
+}
+
+// proposeOnce reads the overlay, applies and validates each change, and
+// proposes the result if any change is left; errs holds each change's own
+// failure.
+func (d *Daemon) proposeOnce(ctx context.Context, batch []*pendingChange) (uint64, []error, error) {
+	base, ov, ver, err := d.current(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	merged, err := merge(base, ov)
+	if err != nil {
+		return 0, nil, fmt.Errorf("daemon: the cluster's runtime changes no longer fit its configuration: %w", err)
+	}
+	errs := make([]error, len(batch))
+	kept := 0
+	for i, p := range batch {
+		next := ov.clone()
+		if err := p.change(next, merged); err != nil {
+			errs[i] = err
+			continue
+		}
+		m, err := merge(base, next)
 		if err != nil {
-			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
+			errs[i] = fmt.Errorf("%w: %w", api.ErrInvalid, err)
+			continue
 		}
 		// Saved state must be able to run: a change a store could not
-		// take is refused before it is persisted, so that no saved change
-		// keeps lbd from starting.
-		if err := runnable(cfg, d.stateDir(d.file)); err != nil {
-			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		// take is refused before it is proposed, so that no change in the
+		// log keeps a node from starting.
+		if err := runnable(m, d.stateDir(base)); err != nil {
+			errs[i] = fmt.Errorf("%w: %w", api.ErrInvalid, err)
+			continue
 		}
-		ov.Updated = time.Now()
-		if err := saveOverlay(d.stateDir(d.file), ov); err != nil {
-			return err
-		}
-		d.mu.Lock()
-		d.overlay, d.cfg = ov, cfg
-		d.gen++
-		d.mu.Unlock()
-		d.events.Publish(events.Config, "runtime change: "+what)
-		d.log.Info("runtime change", "change", what)
-		if err := d.reconcile(ctx); err != nil {
-			// The change is valid and persisted; the kernel did not take
-			// all of it and keeps its previous state where it failed.
-			return fmt.Errorf("change accepted and saved, but not fully applied (lbd retries): %w", err)
-		}
-		return nil
-	})
+		ov, merged = next, m
+		kept++
+	}
+	if kept == 0 {
+		return 0, errs, nil
+	}
+	ov.Updated = time.Now()
+	op, err := overlayOp(ov)
+	if err != nil {
+		return 0, errs, err
+	}
+	op.IfVersion = cluster.Version(ver)
+	idx, err := d.store.Propose(ctx, op)
+	if err != nil && !errors.Is(err, cluster.ErrConflict) {
+		err = proposeErr(err)
+	}
+	return idx, errs, err
 }
 
 // runnable checks that every tenant's store could be run as cfg asks:
@@ -81,45 +174,79 @@ func (d *Daemon) Diff(_ context.Context, yaml []byte, file string) (api.Diff, er
 	return diffConfigs(cur, ov, next), nil
 }
 
-// Apply implements api.Backend: the content becomes the configuration file
-// (written atomically) and the desired state; runtime changes are dropped,
-// as the new file is the whole truth. Validate, Diff and Apply parse their
-// input on the caller's goroutine, never on the loop's.
+// Apply implements api.Backend: the content becomes the configuration of
+// every node (each writes it to its file) and the desired state; runtime
+// changes are dropped, as the new file is the whole truth. Validate, Diff
+// and Apply parse their input on the caller's goroutine, never on the
+// loop's.
 func (d *Daemon) Apply(ctx context.Context, yaml []byte, file string) (api.Diff, error) {
-	// The body is parsed here, on the API's goroutine: the loop serializes
-	// reconciles and runtime changes, and must not wait behind untrusted
-	// input.
 	next, err := config.Parse(yaml, file)
 	if err != nil {
 		return api.Diff{}, err
 	}
-	var diff api.Diff
-	err = d.do(ctx, func(ctx context.Context) error {
-		node, ok := next.NodeByName(d.opts.Node)
-		if !ok {
-			return fmt.Errorf("%w: node %q is not in the new file", api.ErrInvalid, d.opts.Node)
+	node, ok := next.NodeByName(d.opts.Node)
+	if !ok {
+		return api.Diff{}, fmt.Errorf("%w: node %q is not in the new file", api.ErrInvalid, d.opts.Node)
+	}
+	if err := d.sameRole(node); err != nil {
+		return api.Diff{}, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	}
+	if err := runnable(next, d.stateDir(next)); err != nil {
+		return api.Diff{}, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	}
+	d.mu.RLock()
+	diff := diffConfigs(d.cfg, d.overlay, next)
+	d.mu.RUnlock()
+	cop, err := configOp(file, yaml)
+	if err != nil {
+		return diff, err
+	}
+	oop, err := overlayOp(&Overlay{Updated: time.Now()})
+	if err != nil {
+		return diff, err
+	}
+	idx, err := d.store.Propose(ctx, cop, oop)
+	if err != nil {
+		return diff, proposeErr(err)
+	}
+	api.NoteIndex(ctx, idx)
+	d.events.Publish(events.Config, "configuration applied", "changes", fmt.Sprint(len(diff.Changes)), "index", fmt.Sprint(idx))
+	return diff, d.waitReconciled(ctx, idx)
+}
+
+// reloadFile applies the file if its content changed since this node last
+// read or wrote it (SIGHUP, POST /v1/reload).
+func (d *Daemon) reloadFile(ctx context.Context) error {
+	_, data, _, err := d.load()
+	if err == nil {
+		d.mu.RLock()
+		same := sha256.Sum256(data) == d.st.fileHash
+		d.mu.RUnlock()
+		if same {
+			// Nothing to apply; reconcile anyway, as a reload always did
+			// (a kernel object removed by hand comes back).
+			d.log.Info("configuration file unchanged; reconciling", "file", d.opts.ConfigPath)
+			return d.do(ctx, func(ctx context.Context) error {
+				d.mu.Lock()
+				d.gen++
+				d.mu.Unlock()
+				return d.reconcile(ctx)
+			})
 		}
-		if err := d.sameRole(node); err != nil {
-			return fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		_, err = d.Apply(ctx, data, d.opts.ConfigPath)
+	}
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				d.log.Error("config rejected", "problem", p.String())
+			}
 		}
-		next.File = d.opts.ConfigPath
-		diff = diffConfigs(d.cfg, d.overlay, next)
-		if err := statefile.WriteAtomic(d.opts.ConfigPath, yaml); err != nil {
-			return err
-		}
-		ov := &Overlay{Updated: time.Now()}
-		if err := saveOverlay(d.stateDir(next), ov); err != nil {
-			return err
-		}
-		d.mu.Lock()
-		d.file, d.cfg, d.node, d.overlay = next, next, node, ov
-		d.gen++
-		d.mu.Unlock()
-		d.warn(next)
-		d.events.Publish(events.Config, "configuration applied", "changes", fmt.Sprint(len(diff.Changes)))
-		return d.reconcile(ctx)
-	})
-	return diff, err
+		d.events.Publish(events.Config, "reload rejected; running state unchanged", "error", err.Error())
+		return err
+	}
+	d.log.Info("configuration file applied to the cluster", "file", d.opts.ConfigPath)
+	return nil
 }
 
 // findService returns the desired service called name.

@@ -24,6 +24,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	if rec.err != nil {
 		st.Reconcile.Error = rec.err.Error()
 	}
+	st.Cluster = d.stateSummary()
 	if node.Role.IsDirector() {
 		st.Services = d.serviceStatus(ctx, cfg, ov)
 		st.VRRP = d.vrrpStatus()
@@ -82,4 +83,24 @@ func (d *Daemon) KVSStats(_ context.Context, tenant string) ([]api.KVSStats, err
 	node := d.node
 	d.mu.RUnlock()
 	return d.kvsStats(node, tenant), nil
+}
+
+// stateSummary is where this node is in the replicated state, without a
+// network call.
+func (d *Daemon) stateSummary() *api.ClusterStatus {
+	ctl := d.control()
+	if ctl == nil {
+		return nil
+	}
+	f := ctl.Freshness()
+	mode := "raft"
+	if _, ok := ctl.(*localControl); ok {
+		mode = "local"
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return &api.ClusterStatus{
+		Mode: mode, Node: d.node.Name, Leader: f.Leader, AppliedIndex: f.AppliedIndex, LastContact: f.LastContact,
+		ReconciledIndex: d.st.reconciled, CaughtUp: d.st.caughtUp, Stale: d.st.stale,
+	}
 }

@@ -15,6 +15,9 @@ import (
 	"github.com/lbd-project/lbd/pkg/ipvs"
 )
 
+// ipvsRetry spaces the attempts to reach the kernel's IPVS.
+const ipvsRetry = 10 * time.Second
+
 // subsystems holds the per-role workers. Only the loop goroutine uses them,
 // except where a field says otherwise.
 type subsystems struct {
@@ -22,6 +25,7 @@ type subsystems struct {
 	ipvs     *ipvs.Reconciler // nil until the kernel's IPVS is reachable
 	ipvsErr  error
 	syncd    *ipvs.SyncManager // the IPVS sync daemons; nil with ipvs
+	ipvsNext time.Time         // when connectIPVS may try again
 	acl      fencer
 	storACL  fencer       // storage nodes' second line (defaults.storage_acl)
 	aclRead  bool         // acl has read back what the last run fenced
@@ -32,8 +36,10 @@ type subsystems struct {
 	vrrp     *vrrpRunner
 	quorum   quorumTracker
 	scripts  *quorumScripts
-	kernel   ttlCache[map[string]kernelService] // IPVS snapshot, for status
-	aclState ttlCache[[]acl.State]              // ACL counters, for status
+	// vipsDropped: leftover VIPs were removed while VRRP was held.
+	vipsDropped bool
+	kernel      ttlCache[map[string]kernelService] // IPVS snapshot, for status
+	aclState    ttlCache[[]acl.State]              // ACL counters, for status
 
 	// storage side
 	rs   drSide
@@ -102,12 +108,14 @@ func (d *Daemon) startSubsystems(ctx context.Context) error {
 
 // connectIPVS opens the kernel's IPVS table, loading the module if needed.
 // Without IPVS the director still fences tenants and runs VRRP; IPVS is
-// retried on every reconcile.
+// retried by the reconciles, at most every ipvsRetry (modprobe is a fork
+// and an exec: not something every allow-list change should pay).
 func (d *Daemon) connectIPVS() {
 	s := &d.sub
-	if s.ipvs != nil {
+	if s.ipvs != nil || time.Now().Before(s.ipvsNext) {
 		return
 	}
+	s.ipvsNext = time.Now().Add(ipvsRetry)
 	k, err := ipvs.NewNetlink("")
 	if err != nil {
 		// The module may just not be loaded yet; what modprobe says is in err below.
@@ -193,7 +201,18 @@ func (d *Daemon) reconcileDirector(ctx context.Context, cfg *config.Config, node
 	if len(withLingering(want, d.sub.aclHave, d.ownedServices())) < len(d.sub.aclHave) {
 		d.Kick()
 	}
-	if err := d.sub.vrrp.configure(vrrpInstances(cfg, node)); err != nil {
+	// A director that has not caught up with the cluster does not run
+	// VRRP (it cannot become master on a stale state), unless no quorum
+	// answered in time: then it serves its last state (holdVRRP).
+	instances := vrrpInstances(cfg, node)
+	if d.holdVRRP() {
+		if !d.sub.vipsDropped {
+			dropHeldVIPs(d.log, instances)
+			d.sub.vipsDropped = true
+		}
+		instances = nil
+	}
+	if err := d.sub.vrrp.configure(instances); err != nil {
 		errs = append(errs, err)
 	}
 	d.sub.vrrp.setPriorityOffset(trackRealsOffset(cfg, eff))
@@ -305,7 +324,7 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 	// With storage_acl off, lbd's storage chain is emptied: the directors
 	// still fence everything.
 	var fence []acl.Tenant
-	if cfg.Defaults.StorageACL {
+	if cfg.Defaults.StorageACLOn() {
 		fence = storageFence(cfg, d.overlayNow())
 	}
 	// What the last run fenced counts for fencedKVS even if this apply
@@ -324,7 +343,7 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 		errs = append(errs, err)
 	}
 	want := kvsTenants(cfg, d.sub.kvs.dir)
-	if cfg.Defaults.StorageACL {
+	if cfg.Defaults.StorageACLOn() {
 		var err error
 		if want, err = d.fencedKVS(want, fence); err != nil {
 			errs = append(errs, err)

@@ -9,9 +9,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/internal/events"
+	"github.com/lbd-project/lbd/internal/ifaddr"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/vrrp"
 )
@@ -173,4 +177,34 @@ func (d *Daemon) vrrpStatus() []api.VRRPStatus {
 		return nil
 	}
 	return d.sub.vrrp.status()
+}
+
+// dropHeldVIPs removes the VIPs of instances that are held back (not
+// running, see holdVRRP) from their interfaces: an earlier run killed as
+// master left them there, and a director that has not caught up must not
+// answer for them with a fence that may be older than the cluster's.
+func dropHeldVIPs(log *slog.Logger, instances []vrrp.Config) {
+	if len(instances) == 0 {
+		return
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		log.Error("cannot remove VIPs left by an earlier run", "error", err)
+		return
+	}
+	defer h.Close()
+	m := ifaddr.Manager{Handle: h, Absent: []syscall.Errno{syscall.ENODEV}}
+	for _, c := range instances {
+		link, err := h.LinkByName(c.Interface)
+		if err != nil {
+			continue // no interface: no VIP on it
+		}
+		for _, p := range c.VIPs {
+			if was, err := m.Del(link, p); err != nil {
+				log.Error("cannot remove a VIP left by an earlier run", "vip", p.String(), "interface", c.Interface, "error", err)
+			} else if was {
+				log.Warn("removed a VIP left by an earlier run; VRRP starts once caught up with the cluster", "vip", p.String(), "interface", c.Interface)
+			}
+		}
+	}
 }

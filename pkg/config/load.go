@@ -55,24 +55,31 @@ const MaxFileSize = 64 << 20
 // read: opening does not wait for a FIFO's writer, and reading does not
 // wait for a device.
 func Load(path string) (*Config, error) {
+	c, _, err := LoadData(path)
+	return c, err
+}
+
+// LoadData is Load that also returns the file's content.
+func LoadData(path string) (*Config, []byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, nil, fmt.Errorf("config: %w", err)
 	} else if !fi.Mode().IsRegular() {
-		return nil, &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf("not a regular file (%s)", fi.Mode().Type())}}}
+		return nil, nil, &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf("not a regular file (%s)", fi.Mode().Type())}}}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("config: read %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config: read %s: %w", path, err)
 	}
 	if len(data) > MaxFileSize {
-		return nil, &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}}}
+		return nil, nil, &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}}}
 	}
-	return Parse(data, path)
+	c, err := Parse(data, path)
+	return c, data, err
 }
 
 // Parse decodes and validates a configuration; file names it in errors.

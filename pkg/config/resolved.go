@@ -20,6 +20,8 @@ const (
 	DefaultProtocol         = "tcp"
 	DefaultAdvertInterval   = time.Second
 	DefaultPriority         = 100
+	DefaultClusterPort      = 7380
+	DefaultCatchupTimeout   = 10 * time.Second
 	DefaultGARPMasterDelay  = 5 * time.Second
 	DefaultDrainPeriod      = 30 * time.Second
 	DefaultKVSMemory        = 64 << 20

@@ -23,6 +23,9 @@ type Config struct {
 	VirtualServices []VirtualService `yaml:"virtual_services,omitempty"`
 	// Daemon holds process-level settings.
 	Daemon Daemon `yaml:"daemon,omitempty"`
+	// Cluster replicates the desired state between the nodes (raft over
+	// mutual TLS). Without it the node keeps its state to itself.
+	Cluster *Cluster `yaml:"cluster,omitempty"`
 	// Panel is the web control panel; off unless listen is set.
 	Panel Panel `yaml:"panel,omitempty"`
 
@@ -65,6 +68,10 @@ type Node struct {
 	Interface string `yaml:"interface,omitempty"`
 	// Priority is the director's VRRP priority (1-255, 255 = address owner).
 	Priority int `yaml:"priority,omitempty"`
+	// ClusterAddress overrides where the other nodes reach this node's
+	// cluster listener (host:port; default address:cluster.port), for
+	// setups where nodes share an address.
+	ClusterAddress string `yaml:"cluster_address,omitempty"`
 }
 
 // VRRP is the failover of the VIPs between the directors (VRRPv3, RFC 5798).
@@ -148,8 +155,9 @@ type Defaults struct {
 	ACLAction string `yaml:"acl_action,omitempty"`
 	// StorageACL makes storage nodes enforce the tenants' allow-lists too,
 	// as a second line behind the directors (the directors' own addresses
-	// are always admitted, for health checks).
-	StorageACL bool `yaml:"storage_acl,omitempty"`
+	// are always admitted, for health checks). Default true: the lists
+	// are replicated to every node. Read it with StorageACLOn.
+	StorageACL *bool `yaml:"storage_acl,omitempty"`
 }
 
 // Health is a health check as written in the file; unset fields inherit.
@@ -350,4 +358,36 @@ type Daemon struct {
 	// (the token would cross the network in clear), and a token file
 	// that group or others may read.
 	Insecure bool `yaml:"insecure,omitempty"`
+}
+
+// Cluster is the replicated state's setup: which nodes vote, where they
+// listen, and the certificates of the mutual TLS between them.
+type Cluster struct {
+	// Port is the TCP port of every node's cluster listener (raft and
+	// node-to-node calls share it). Default 7380.
+	Port int `yaml:"port,omitempty"`
+	// Voters names the nodes that vote in raft. Default: the directors,
+	// then the storage nodes, in file order, up to 3 or 5 (an odd number);
+	// one voter with two nodes. The other nodes follow as non-voters.
+	Voters []string `yaml:"voters,omitempty"`
+	// TLS holds the cluster CA and this node's certificate. "{node}" in a
+	// path is replaced by the node's name.
+	TLS ClusterTLS `yaml:"tls,omitempty"`
+	// CatchupTimeout bounds how long a starting director waits to catch
+	// up with the committed state before it may become VRRP master on its
+	// last state. Default 10s.
+	CatchupTimeout *Duration `yaml:"catchup_timeout,omitempty"`
+	// RaftSnapshotThreshold, RaftSnapshotInterval and RaftTrailingLogs
+	// tune raft's snapshots as Consul's keys of the same names do
+	// (defaults 16384 entries, 30s, 10240 entries).
+	RaftSnapshotThreshold int      `yaml:"raft_snapshot_threshold,omitempty"`
+	RaftSnapshotInterval  Duration `yaml:"raft_snapshot_interval,omitempty"`
+	RaftTrailingLogs      int      `yaml:"raft_trailing_logs,omitempty"`
+}
+
+// ClusterTLS names the PEM files of the cluster's mutual TLS.
+type ClusterTLS struct {
+	CA   string `yaml:"ca,omitempty"`
+	Cert string `yaml:"cert,omitempty"`
+	Key  string `yaml:"key,omitempty"`
 }

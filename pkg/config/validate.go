@@ -70,6 +70,7 @@ func (c *Config) validate() []Problem {
 	k.nodes()
 	k.vrrp()
 	k.defaults()
+	k.cluster()
 	seen := map[string]int{} // service key -> line of first definition
 	tenantPorts := map[int]int{}
 	names := map[string]int{}
@@ -287,6 +288,10 @@ func (k *checker) defaults() {
 	if d.DrainPeriod == nil {
 		dp := Duration(DefaultDrainPeriod)
 		d.DrainPeriod = &dp
+	}
+	if d.StorageACL == nil {
+		on := true
+		d.StorageACL = &on
 	}
 	k.health(at("defaults", "health"), &d.Health)
 }
