@@ -431,7 +431,15 @@ func testClusterFailover(t *testing.T, replicas int, externalLeader bool) {
 	t.Logf("writes resumed %v after the kill", time.Since(killed).Round(time.Millisecond))
 	acked[deadKey] = "after"
 	for _, want := range []string{"STORED\r\n", "EXISTS\r\n"} {
-		if got, err := c0.do(fmt.Sprintf("cas %s 0 0 3 %d\r\ncas\r\n", casKey, unique)); err != nil || got != want {
+		// With two backups casKey's slots may fail over to another node
+		// than deadKey's, which may not serve them yet: "unavailable"
+		// means the cas ran nowhere, so it is tried again.
+		got, err := c0.do(fmt.Sprintf("cas %s 0 0 3 %d\r\ncas\r\n", casKey, unique))
+		for err == nil && strings.HasPrefix(got, "SERVER_ERROR lbd: unavailable") && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+			got, err = c0.do(fmt.Sprintf("cas %s 0 0 3 %d\r\ncas\r\n", casKey, unique))
+		}
+		if err != nil || got != want {
 			t.Fatalf("cas across the failover: %q %v, want %q", got, err, want)
 		}
 	}
