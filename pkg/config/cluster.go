@@ -103,6 +103,14 @@ func (k *checker) cluster() {
 	if c.Port < 1 || c.Port > 65535 {
 		k.errf(p("port"), "cluster port %d out of range 1-65535", c.Port)
 	}
+	if c.KVSPeerPort == 0 {
+		c.KVSPeerPort = DefaultKVSPeerPort
+	}
+	if c.KVSPeerPort < 1 || c.KVSPeerPort > 65535 {
+		k.errf(p("kvs_peer_port"), "kvs_peer_port %d out of range 1-65535", c.KVSPeerPort)
+	} else if c.KVSPeerPort == c.Port {
+		k.errf(p("kvs_peer_port"), "kvs_peer_port %d is the cluster port: the storage tier's peer listener needs its own", c.KVSPeerPort)
+	}
 	if c.CatchupTimeout == nil {
 		d := Duration(DefaultCatchupTimeout)
 		c.CatchupTimeout = &d
