@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,6 +60,18 @@ func TestClusterKVSReadYourWrites(t *testing.T) {
 	t.Logf("warm-up: %s", strings.TrimSpace(warm))
 	if out, err := l.kvsClient("cl", "rw", "k", 200, addrs); err != nil {
 		t.Fatalf("read-your-writes through random nodes: %v\n%s", err, out)
+	}
+
+	// lbctl kvs status on any node: the tenant's slots over the three.
+	lbctl, _ := filepath.Abs("../../bin/lbctl")
+	out, err := exec.Command(lbctl, "--socket", l.nodes["st3"].d.sock, "kvs", "status").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "tenant shop: 1024 slots, replicas 1") {
+		t.Errorf("lbctl kvs status: %v\n%s", err, out)
+	}
+	for _, n := range all {
+		if !strings.Contains(string(out), "  "+n+" ") {
+			t.Errorf("lbctl kvs status does not list %s:\n%s", n, out)
+		}
 	}
 
 	// kill -9 of a node that is not the raft leader first, so that the

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/kvs"
 	"github.com/lbd-project/lbd/pkg/slots"
@@ -204,4 +205,17 @@ func (d *Daemon) placeKVSTenants(ctx context.Context, cfg *config.Config) error 
 		return fmt.Errorf("kvs: placement: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// KVSClusterStatus implements api.KVSClusterBackend: the storage tier's
+// cluster as this storage node sees it.
+func (d *Daemon) KVSClusterStatus(context.Context) (kvs.ClusterStatus, error) {
+	if !d.node.Role.IsStorage() || d.sub.kvs == nil {
+		return kvs.ClusterStatus{}, fmt.Errorf("%w: node %s is not a storage node (ask one: lbctl --socket ... kvs status)", api.ErrNotFound, d.node.Name)
+	}
+	st, ok := d.sub.kvs.tier.ClusterStatus()
+	if !ok {
+		return kvs.ClusterStatus{}, fmt.Errorf("%w: node %s has not joined a storage tier cluster (no cluster section, or not yet)", api.ErrNotFound, d.node.Name)
+	}
+	return st, nil
 }
