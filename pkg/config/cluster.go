@@ -152,6 +152,17 @@ func (k *checker) cluster() {
 	if len(k.c.Nodes) == 0 {
 		k.errf(at("cluster"), "a cluster needs nodes")
 	}
+	// The storage tier's peer listener is ADDRESS:kvs_peer_port.
+	peers := map[string]string{}
+	for i, n := range k.c.Nodes {
+		if !n.Role.IsStorage() || n.Address == "" {
+			continue
+		}
+		if other, ok := peers[n.Address]; ok {
+			k.errf(at("nodes", i, "address"), "storage nodes %q and %q share the address %s: each needs its own for the storage tier's peer listener (kvs_peer_port)", other, n.Name, n.Address)
+		}
+		peers[n.Address] = n.Name
+	}
 	// Two nodes on one address need cluster_address to tell them apart.
 	addrs := map[string]string{}
 	for _, n := range k.c.Nodes {

@@ -68,6 +68,7 @@ func TestClusterErrors(t *testing.T) {
 		{clusterNodes + clusterTLS + "  voters: [lb1, lb2, st1, st2]\n", "use an odd number"},
 		{clusterNodes + clusterTLS + "  voters: [lb1, lb1, st1]\n", "listed twice"},
 		{clusterNodes + clusterTLS + "  port: 70000\n", "c.yaml:12: cluster port 70000 out of range"},
+		{strings.Replace(clusterNodes, "10.0.0.11}", "10.0.0.12}", 1) + clusterTLS, "share the address 10.0.0.12"},
 		{clusterNodes + clusterTLS + "  kvs_peer_port: 70000\n", "c.yaml:12: kvs_peer_port 70000 out of range"},
 		{clusterNodes + clusterTLS + "  port: 7500\n  kvs_peer_port: 7500\n", "c.yaml:13: kvs_peer_port 7500 is the cluster port"},
 		{clusterNodes + clusterTLS + "  catchup_timeout: -1s\n", "catchup_timeout must be positive"},
