@@ -9,6 +9,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,14 +42,36 @@ cluster:
 // dead node's slots over).
 func TestClusterKVSReadYourWrites(t *testing.T) {
 	nodes := [][2]string{{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
-	l := newClusterLab(t, kvsCluster, nodes)
+	testKVSCluster(t, kvsCluster, nodes, nil)
+}
+
+// The same with a director as the only voter: the raft leader is not a
+// storage node, and its kvs.RunMonitor renews the storage nodes' leases
+// and fails the dead node's slots over.
+func TestClusterKVSDirectorLeader(t *testing.T) {
+	nodes := [][2]string{{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
+	yaml := strings.Replace(kvsCluster, "nodes:\n", "nodes:\n  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0}\n", 1) +
+		"  voters: [lb1]\n"
+	testKVSCluster(t, yaml, nodes, [][2]string{{"lb1", "10.99.0.2"}})
+}
+
+// testKVSCluster runs the storage nodes (and the other nodes) of yaml and
+// checks read-your-writes through them, lbctl kvs status, and that every
+// key survives a kill -9 of a storage node that is not the raft leader.
+func testKVSCluster(t *testing.T, yaml string, nodes, others [][2]string) {
+	l := newClusterLab(t, yaml, append(slices.Clone(others), nodes...))
 	l.host("cl", "10.99.0.10")
 	var all, addrs []string
 	for _, n := range nodes {
 		all, addrs = append(all, n[0]), append(addrs, n[1]+":13111")
 		l.startNode(n[0])
 	}
-	leader := l.leader(all...)
+	members := slices.Clone(all)
+	for _, n := range others {
+		members = append(members, n[0])
+		l.startNode(n[0])
+	}
+	leader := l.leader(members...)
 	// Until the leader placed the tenant and every node joined, a node
 	// answers SERVER_ERROR or is not listening yet.
 	warm := ""
