@@ -187,13 +187,17 @@ func (d *Daemon) placeKVSTenants(ctx context.Context, cfg *config.Config) error 
 	nodes := storageNodes(cfg)
 	var errs []error
 	for _, t := range cfg.Tenants {
+		repl := t.KVS.Replication
+		if repl == "" {
+			repl = "sync" // the file's default, as config's checks fill it
+		}
 		if e, ok := rc.n.Get(slots.Key(t.Name)); ok {
-			if m, err := slots.Decode(e.Value); err == nil && m.Replicas == t.KVS.Replicas && m.Replication == t.KVS.Replication {
+			if m, err := slots.Decode(e.Value); err == nil && m.Replicas == t.KVS.Replicas && m.Replication == repl {
 				continue
 			}
 		}
 		pctx, cancel := context.WithTimeout(ctx, kvsJoinTimeout)
-		_, err := kvs.PlaceTenant(pctx, rc.n, t.Name, nodes, t.KVS.Replicas, t.KVS.Replication)
+		_, err := kvs.PlaceTenant(pctx, rc.n, t.Name, nodes, t.KVS.Replicas, repl)
 		cancel()
 		if err != nil {
 			errs = append(errs, err)
