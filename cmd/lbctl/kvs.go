@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
 func runKVSStats(ctx context.Context, a *app, cmd *command, args []string) error {
@@ -30,4 +33,18 @@ func runKVSStats(ctx context.Context, a *app, cmd *command, args []string) error
 				k.Items, sizeStr(k.Bytes), sizeStr(k.LimitBytes), k.Hits, k.Misses, k.Evictions, k.CurrConns, k.TotalConns, k.OpsPerSec)
 		}
 	})
+}
+
+func runKVSStatus(ctx context.Context, a *app, cmd *command, args []string) error {
+	_, c, err := a.begin(cmd, args, 0, 0, nil)
+	if err != nil {
+		return err
+	}
+	st, err := c.KVSClusterStatus(ctx)
+	if err != nil {
+		return err
+	}
+	f, tty := a.stdout.(*os.File)
+	bars := tty && isTerminal(f)
+	return a.emit(st, func(w io.Writer) { kvs.WriteClusterStatus(w, st, bars) })
 }

@@ -39,6 +39,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/operator/credentials", s.issueCredential)
 
 	mux.HandleFunc("GET /v1/kvs/stats", s.kvsStats)
+	mux.HandleFunc("GET /v1/kvs/cluster", s.kvsClusterStatus)
 
 	mux.HandleFunc("GET /v1/cluster/status", s.clusterStatus)
 	mux.HandleFunc("GET /v1/cluster/applied", s.waitApplied)

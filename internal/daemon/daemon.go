@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lbd-project/lbd/internal/credential"
@@ -55,8 +56,11 @@ type Daemon struct {
 
 	// store holds the desired state (desired.go); set by Run before the
 	// API serves, never changed after.
-	store    cluster.Store
-	fileData []byte // the file as read at start (seeds an empty store)
+	store cluster.Store
+	// kvsJoined: this storage node's tier joined the storage tier's
+	// cluster (with a cluster section; see joinKVSCluster).
+	kvsJoined atomic.Bool
+	fileData  []byte // the file as read at start (seeds an empty store)
 	// writeMu gives one writer at a time the turn to propose the pending
 	// runtime changes (pendMu guards pending; runtime.go).
 	writeMu sync.Mutex
@@ -278,6 +282,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.runKVSCluster(ctx, &wg)
 	d.runHistory(ctx, &wg)
 	srv, err := d.listenAPI()
 	if err != nil {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -41,11 +42,12 @@ func (d *Daemon) openRaft(ctx context.Context) (cluster.Store, clusterControl, e
 			boot = append(boot, cluster.Server{ID: n.Name, Address: cfg.ClusterAddr(n), Voter: true})
 		}
 	}
+	tlsConf := loader.Config()
 	n, err := cluster.Open(ctx, cluster.Options{
 		NodeID:    me.Name,
 		Advertise: cfg.ClusterAddr(me),
 		DataDir:   filepath.Join(d.stateDir(cfg), "raft"),
-		TLS:       loader.Config(),
+		TLS:       tlsConf,
 		Bootstrap: boot,
 		Logger:    d.log.With("component", "cluster"),
 
@@ -56,15 +58,18 @@ func (d *Daemon) openRaft(ctx context.Context) (cluster.Store, clusterControl, e
 	if err != nil {
 		return nil, nil, err
 	}
-	rc := &raftControl{n: n, name: me.Name}
+	rc := &raftControl{n: n, name: me.Name, tls: tlsConf}
 	n.Handle("GET "+pathReconciled, rc)
 	return n, rc, nil
 }
 
 // raftControl is the clusterControl of a raft node.
 type raftControl struct {
-	n          *cluster.Node
-	name       string
+	n    *cluster.Node
+	name string
+	// tls is the cluster's mutual TLS (client certificates required), as
+	// the raft transport uses it: the storage tier's peer listener too.
+	tls        *tls.Config
 	reconciled atomic.Uint64
 }
 

@@ -349,7 +349,9 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 			errs = append(errs, err)
 		}
 	}
-	if err := d.sub.kvs.apply(ctx, want); err != nil {
+	if err := d.kvsReady(cfg); err != nil {
+		errs = append(errs, err)
+	} else if err := d.sub.kvs.apply(ctx, want); err != nil {
 		errs = append(errs, err)
 	}
 	if err := d.reconcileREST(ctx, cfg, fence); err != nil {

@@ -103,6 +103,14 @@ func (k *checker) cluster() {
 	if c.Port < 1 || c.Port > 65535 {
 		k.errf(p("port"), "cluster port %d out of range 1-65535", c.Port)
 	}
+	if c.KVSPeerPort == 0 {
+		c.KVSPeerPort = DefaultKVSPeerPort
+	}
+	if c.KVSPeerPort < 1 || c.KVSPeerPort > 65535 {
+		k.errf(p("kvs_peer_port"), "kvs_peer_port %d out of range 1-65535", c.KVSPeerPort)
+	} else if c.KVSPeerPort == c.Port {
+		k.errf(p("kvs_peer_port"), "kvs_peer_port %d is the cluster port: the storage tier's peer listener needs its own", c.KVSPeerPort)
+	}
 	if c.CatchupTimeout == nil {
 		d := Duration(DefaultCatchupTimeout)
 		c.CatchupTimeout = &d
@@ -143,6 +151,17 @@ func (k *checker) cluster() {
 	}
 	if len(k.c.Nodes) == 0 {
 		k.errf(at("cluster"), "a cluster needs nodes")
+	}
+	// The storage tier's peer listener is ADDRESS:kvs_peer_port.
+	peers := map[string]string{}
+	for i, n := range k.c.Nodes {
+		if !n.Role.IsStorage() || n.Address == "" {
+			continue
+		}
+		if other, ok := peers[n.Address]; ok {
+			k.errf(at("nodes", i, "address"), "storage nodes %q and %q share the address %s: each needs its own for the storage tier's peer listener (kvs_peer_port)", other, n.Name, n.Address)
+		}
+		peers[n.Address] = n.Name
 	}
 	// Two nodes on one address need cluster_address to tell them apart.
 	addrs := map[string]string{}

@@ -21,6 +21,7 @@ const (
 	DefaultAdvertInterval   = time.Second
 	DefaultPriority         = 100
 	DefaultClusterPort      = 7380
+	DefaultKVSPeerPort      = 7381
 	DefaultCatchupTimeout   = 10 * time.Second
 	DefaultGARPMasterDelay  = 5 * time.Second
 	DefaultDrainPeriod      = 30 * time.Second

@@ -383,6 +383,10 @@ type Cluster struct {
 	RaftSnapshotThreshold int      `yaml:"raft_snapshot_threshold,omitempty"`
 	RaftSnapshotInterval  Duration `yaml:"raft_snapshot_interval,omitempty"`
 	RaftTrailingLogs      int      `yaml:"raft_trailing_logs,omitempty"`
+	// KVSPeerPort is the TCP port of every storage node's node-to-node
+	// listener of the storage tier (forwarded requests, replication,
+	// probes; the cluster's mutual TLS). Default 7381.
+	KVSPeerPort int `yaml:"kvs_peer_port,omitempty"`
 }
 
 // ClusterTLS names the PEM files of the cluster's mutual TLS.
