@@ -110,18 +110,21 @@ for i in 1 2 3 4; do
 	say "connection $i answered by storage lbd pid $(mc cl 'stats\r\n' | tr -d '\r' | awk '$2=="pid"{print $3}')"
 done
 say "st1 pid $pid_st1, st2 pid $pid_st2: round robin"
-say "(each storage node keeps its own data: lbd does not replicate between them yet,"
-say " so a client that needs one view of its keys uses scheduler sh or persistence_timeout)"
+say "(this lab has no cluster: section, so each storage node keeps its own data;"
+say " with one, the storage nodes are one store: README \"The storage tier as one store\")"
 
 bold "The outsider (10.99.0.20) is fenced: its SYNs are dropped before IPVS"
 if mc out "version\r\n" >/dev/null 2>&1; then echo "demo: the outsider got in" >&2; exit 1; fi
 say "no answer"
 bold "lbctl tenant allow add user1 10.99.0.20: effective for the very next packet"
+# This lab has no cluster: section, so each node is its own island and the
+# change goes to every node that fences (the directors, and the storage
+# nodes: storage_acl is on by default). With a cluster: section, one
+# command on any node does it (see README "One cluster").
 lbctl lb1 tenant allow add user1 10.99.0.20 | sed 's/^/   /'
-lbctl lb2 tenant allow add user1 10.99.0.20 >/dev/null
+for n in lb2 st1 st2; do lbctl $n tenant allow add user1 10.99.0.20 >/dev/null 2>&1; done
 mc out "version\r\n" | sed 's/^/   outsider: /'
-lbctl lb1 tenant allow del user1 10.99.0.20 >/dev/null
-lbctl lb2 tenant allow del user1 10.99.0.20 >/dev/null
+for n in lb1 lb2 st1 st2; do lbctl $n tenant allow del user1 10.99.0.20 >/dev/null 2>&1; done
 if mc out "version\r\n" >/dev/null 2>&1; then echo "demo: the outsider still got in" >&2; exit 1; fi
 say "removed again: no answer"
 
