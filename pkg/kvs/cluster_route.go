@@ -89,6 +89,13 @@ func (s *session) routed(line []byte, n int, rest []byte) (bool, error) {
 // settings-like figures stay this node's. A node that does not answer is
 // left out.
 func (s *session) routeStats(line []byte) bool {
+	return s.broadcast(line, mergeStats)
+}
+
+// broadcast runs line here and on every other node of the tenant's map,
+// and answers with merge of the replies (this node's first). It reports
+// false, running nothing, while the tenant has no map.
+func (s *session) broadcast(line []byte, merge func(parts [][]byte) []byte) bool {
 	r := s.svc.router
 	m := r.m.Load()
 	if m == nil {
@@ -104,7 +111,7 @@ func (s *session) routeStats(line []byte) bool {
 		s.ow.sent(pc)
 		fs = append(fs, f)
 	}
-	s.ow.awaitMerged(fs, mergeStats)
+	s.ow.awaitMerged(fs, merge)
 	return true
 }
 
@@ -423,22 +430,7 @@ func splitValues(p []byte) ([][]byte, bool) {
 // routeFlushAll runs flush_all here and on every other node of the
 // tenant's map; the reply is this node's unless another node's differs.
 func (s *session) routeFlushAll(line []byte) bool {
-	r := s.svc.router
-	m := r.m.Load()
-	if m == nil {
-		return false
-	}
-	req := append(bytes.Clone(line), '\r', '\n')
-	fs := []*future{s.runLocal(req)}
-	for _, node := range m.Nodes {
-		if node == r.n.opts.Node {
-			continue
-		}
-		f, pc := s.forward(node, req)
-		s.ow.sent(pc)
-		fs = append(fs, f)
-	}
-	s.ow.awaitMerged(fs, func(parts [][]byte) []byte {
+	return s.broadcast(line, func(parts [][]byte) []byte {
 		for _, p := range parts[1:] {
 			if !bytes.Equal(p, parts[0]) {
 				return p
@@ -446,5 +438,4 @@ func (s *session) routeFlushAll(line []byte) bool {
 		}
 		return parts[0]
 	})
-	return true
 }
