@@ -82,7 +82,7 @@ func (d *Daemon) forgetRemovedTenants(cfg *config.Config) {
 	for _, t := range cfg.Tenants {
 		live[t.Name] = true
 	}
-	if d.creds != nil {
+	if d.creds != nil && !d.creds.Shared() { // shared: the leader drops them (dropRemovedCredentials)
 		for _, e := range d.creds.Entries() {
 			if e.Subject != credential.Operator && !live[e.Subject] {
 				if err := d.creds.RevokeSubject(e.Subject); err != nil {
