@@ -284,6 +284,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.runKVSCluster(ctx, &wg)
 	d.runCredentials(ctx, &wg)
+	d.handlePanelCalls()
 	d.runHistory(ctx, &wg)
 	srv, err := d.listenAPI()
 	if err != nil {
