@@ -118,9 +118,9 @@ func (d *Daemon) runCredentials(ctx context.Context, wg *sync.WaitGroup) {
 				}
 			}
 			d.creds.Replace(d.sharedCredentials(store))
-			d.dropRemovedCredentials(ctx, store)
+			later := d.dropRemovedCredentials(ctx, store)
 			retry := time.After(time.Hour)
-			if !imported {
+			if !imported || later {
 				retry = time.After(2 * time.Second)
 			}
 			select {
@@ -185,36 +185,41 @@ func (d *Daemon) importCredentials(ctx context.Context, store cluster.Store) err
 
 // dropRemovedCredentials, on the leader, deletes the credentials of the
 // subjects that are no tenant of the desired state any more (a tenant
-// added again under the same name starts without them).
-func (d *Daemon) dropRemovedCredentials(ctx context.Context, store cluster.Store) {
+// added again under the same name starts without them). It reports
+// whether to look again soon: the desired state lags the store.
+func (d *Daemon) dropRemovedCredentials(ctx context.Context, store cluster.Store) (later bool) {
 	ctl := d.control()
 	if ctl == nil || ctl.Freshness().Leader != d.node.Name {
-		return
+		return false
 	}
 	d.mu.RLock()
-	cfg, caughtUp := d.cfg, d.st.caughtUp
+	cfg, caughtUp, asOf := d.cfg, d.st.caughtUp, d.st.index
 	d.mu.RUnlock()
 	if !caughtUp {
-		return
+		return true
 	}
+	later = asOf < store.AppliedIndex()
 	var ops []cluster.Op
 	for _, e := range store.List(credentialsPrefix) {
 		s := subjectOfKey(e.Key)
-		if s == credential.Operator || slices.ContainsFunc(cfg.Tenants, func(t config.Tenant) bool { return t.Name == s }) {
+		// A credential newer than the desired state this node holds may be
+		// of a tenant added since: judged on a later round.
+		if e.Version > asOf || s == credential.Operator || slices.ContainsFunc(cfg.Tenants, func(t config.Tenant) bool { return t.Name == s }) {
 			continue
 		}
 		ops = append(ops, cluster.Op{Key: e.Key, Delete: true, IfVersion: cluster.Version(e.Version)})
 	}
 	if len(ops) == 0 {
-		return
+		return later
 	}
 	pctx, cancel := context.WithTimeout(ctx, credentialSaveTimeout)
 	defer cancel()
 	if _, err := store.Propose(pctx, ops...); err != nil {
 		d.log.Warn("credentials of removed tenants not dropped yet", "error", err)
-		return
+		return true
 	}
 	d.log.Info("credentials of removed tenants dropped", "count", len(ops))
+	return later
 }
 
 func subjectLabel(s string) string {

@@ -44,6 +44,7 @@ tenants:
 	d := &Daemon{log: slog.New(slog.DiscardHandler), cfg: c, opts: Options{StateDir: dir}, node: c.Nodes[0],
 		creds: creds, store: store, ctl: &localControl{name: "st1", store: store}}
 	d.st.caughtUp = true
+	d.st.index = 1 << 40 // the desired state is as new as the store
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()

@@ -262,6 +262,7 @@ type Summary struct {
 // Summarize sums a tenant's figures over its storage nodes.
 func Summarize(ms []Member) Summary {
 	var sum Summary
+	var records, bytes float64
 	for _, m := range ms {
 		if m.Error != "" {
 			sum.Missing = append(sum.Missing, m.Node)
@@ -274,8 +275,8 @@ func Summarize(ms []Member) Summary {
 		sh := m.Share()
 		sum.Estimated = sum.Estimated || sh < 1
 		sum.Nodes++
-		sum.Records += uint64(float64(k.Items)*sh + 0.5)
-		sum.Bytes += uint64(float64(k.Bytes)*sh + 0.5)
+		records += float64(k.Items) * sh
+		bytes += float64(k.Bytes) * sh
 		sum.Memory += k.Bytes
 		sum.Limit += k.LimitBytes
 		sum.Hits += k.Hits
@@ -285,6 +286,7 @@ func Summarize(ms []Member) Summary {
 		sum.Commands += k.Commands
 		sum.OpsPerSec += k.OpsPerSec
 	}
+	sum.Records, sum.Bytes = uint64(records+0.5), uint64(bytes+0.5)
 	return sum
 }
 

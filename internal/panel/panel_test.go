@@ -375,6 +375,7 @@ func TestSummarize(t *testing.T) {
 		{"replicas not counted twice", []Member{{Node: "a", Stats: k(10, 50), Primaries: 2, Backups: 2}, {Node: "b", Stats: k(10, 50), Primaries: 2, Backups: 2}}, 10, 100, 2, 0},
 		{"a silent node is missing, not zero", []Member{{Node: "a", Stats: k(10, 50)}, {Node: "b", Error: "timeout"}}, 10, 50, 1, 1},
 		{"no store there", []Member{{Node: "a"}}, 0, 0, 0, 0},
+		{"halves add up before rounding", []Member{{Node: "a", Stats: k(201, 0), Primaries: 1, Backups: 1}, {Node: "b", Stats: k(201, 0), Primaries: 1, Backups: 1}}, 201, 0, 2, 0},
 	} {
 		s := Summarize(tc.ms)
 		if s.Records != tc.records || s.Memory != tc.memory || s.Nodes != tc.nodes || len(s.Missing) != tc.missing {
