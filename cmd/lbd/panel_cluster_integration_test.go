@@ -177,7 +177,7 @@ func TestPanelClusterInBrowser(t *testing.T) {
 		Missing []string
 	}
 	eventually(t, 120*time.Second, "merged series with points from both storage nodes", func() bool {
-		js := eval(`fetch('/api/tenants/a/series?range=1h').then(r => r.text())`)
+		js := eval(`fetch('/api/tenants/a/series?range=15m').then(r => r.text())`)
 		if err := json.Unmarshal([]byte(js), &series); err != nil {
 			t.Fatalf("series: %v: %s", err, js)
 		}
@@ -188,7 +188,7 @@ func TestPanelClusterInBrowser(t *testing.T) {
 	}
 	close(stop)
 	<-done
-	load(chromedp.Navigate(st1 + "/tenants/a?range=1h"))
+	load(chromedp.Navigate(st1 + "/tenants/a?range=15m"))
 	if got := eval(`String([...document.querySelectorAll('img.graph')].filter(i => i.complete && i.naturalWidth > 0).length)`); got != "6" {
 		t.Errorf("%s graphs drawn, want 6", got)
 	}
@@ -235,6 +235,38 @@ func TestPanelClusterInBrowser(t *testing.T) {
 		}
 	}
 
+	// The keys, paged on a director's panel (lb1 holds no store): every
+	// key written through either storage node, once.
+	lb1 := "https://10.99.0.2:8443"
+	login(lb1, "a", credA.Secret)
+	load(chromedp.Navigate(lb1 + "/tenants/a/keys?prefix=page:"))
+	sh.take(ctx, "cluster-keys")
+	seen := map[string]int{}
+	for pages := 0; ; pages++ {
+		if e := eval(`document.querySelector('#error')?.textContent ?? ''`); e != "" {
+			t.Fatalf("keys: %s", e)
+		}
+		for _, k := range strings.Fields(eval(`[...document.querySelectorAll('td.key')].map(td => td.textContent).join(' ')`)) {
+			seen[k]++
+		}
+		if eval(`String(!!document.querySelector('#next'))`) != "true" {
+			break
+		}
+		if pages > 200 {
+			t.Fatal("the key pages do not end")
+		}
+		load(chromedp.Click(chromedp.ID("next")))
+	}
+	twice := 0
+	for _, n := range seen {
+		if n > 1 {
+			twice++
+		}
+	}
+	if len(seen) != 200 || twice > 0 || seen["page:000"] == 0 || seen["page:199"] == 0 {
+		t.Errorf("paged through %d keys (%d more than once), want the 200 page:* keys once", len(seen), twice)
+	}
+
 	// The operator, with the credential issued through st2, on lb2's panel.
 	load(chromedp.Click(chromedp.ID("logout")))
 	lb2 := "https://10.99.0.3:8443"
@@ -262,11 +294,11 @@ func TestPanelClusterInBrowser(t *testing.T) {
 
 	// st2 stops answering: its figures are missing, not zero.
 	l.kill("st2")
-	load(chromedp.Navigate(lb2 + "/tenants/a?range=1h"))
+	load(chromedp.Navigate(lb2 + "/tenants/a?range=15m"))
 	if got := eval(`document.querySelector('#missing')?.textContent ?? ''`); !strings.Contains(got, "st2") {
 		t.Errorf("st2 killed: missing %q", got)
 	}
-	if got := eval(`fetch('/tenants/a/graph/records?range=1h').then(r => r.text())`); !strings.Contains(got, "missing: st2") {
+	if got := eval(`fetch('/tenants/a/graph/records?range=15m').then(r => r.text())`); !strings.Contains(got, "missing: st2") {
 		t.Error("the graph does not name st2 as missing")
 	}
 	sh.take(ctx, "cluster-missing")

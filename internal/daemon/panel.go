@@ -92,17 +92,10 @@ func (b panelBackend) Directors(ctx context.Context, index uint64) []api.NodeApp
 	return out
 }
 
-// Keys implements panel.Backend: a bounded crawl of the tenant's store on
-// this node.
-func (b panelBackend) Keys(tenant, cursor, prefix string, limit int) (kvs.KeyPage, error) {
-	if b.d.sub.kvs == nil {
-		return kvs.KeyPage{}, errors.New("this node serves no stores (it is not a storage node)")
-	}
-	l, ok := b.d.sub.kvs.tier.Local(tenant)
-	if !ok {
-		return kvs.KeyPage{}, fmt.Errorf("tenant %s has no store on this node", tenant)
-	}
-	return l.Keys(cursor, []byte(prefix), limit)
+// Keys implements panel.Backend: a bounded crawl of the tenant's store
+// on each storage node in turn (panelcluster.go).
+func (b panelBackend) Keys(ctx context.Context, tenant, cursor, prefix string, limit int) (kvs.KeyPage, error) {
+	return b.d.clusterKeys(ctx, tenant, cursor, prefix, limit)
 }
 
 // SetAllow implements panel.Backend: the same runtime change as `lbctl

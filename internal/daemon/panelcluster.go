@@ -3,10 +3,13 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/lbd-project/lbd/pkg/cluster"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/kvs"
+	"github.com/lbd-project/lbd/pkg/slots"
 )
 
 // The panel's node-to-node calls (on the cluster's mutual-TLS listener):
@@ -70,6 +74,7 @@ func (d *Daemon) handlePanelCalls() {
 		since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
 		writePeerJSON(w, d.tenantReport(r.URL.Query().Get("tenant"), since))
 	}))
+	rc.n.Handle("GET "+pathPanelKeys, http.HandlerFunc(d.serveKeys))
 }
 
 func writePeerJSON(w http.ResponseWriter, v any) {
@@ -227,4 +232,120 @@ func (d *Daemon) clusterView(ctx context.Context) []panel.NodeView {
 	}
 	wg.Wait()
 	return out
+}
+
+// pathPanelKeys is a storage node's page of a tenant's keys: those of
+// the slots it is primary of (all of them for a tenant without a slot
+// map), so that listing every storage node in turn lists every key once.
+const pathPanelKeys = "/lbd/v1/panel/keys"
+
+// keysReport is the answer of pathPanelKeys.
+type keysReport struct {
+	Page  kvs.KeyPage `json:"page"`
+	Error string      `json:"error,omitempty"`
+}
+
+// localKeys is a page of this node's keys of tenant, from cursor on: a
+// bounded crawl, keeping the keys of the slots this node is primary of.
+func (d *Daemon) localKeys(tenant, cursor, prefix string, limit int) (kvs.KeyPage, error) {
+	if d.sub.kvs == nil {
+		return kvs.KeyPage{}, errors.New("this node serves no stores (it is not a storage node)")
+	}
+	l, ok := d.sub.kvs.tier.Local(tenant)
+	if !ok {
+		return kvs.KeyPage{}, fmt.Errorf("tenant %s has no store on node %s", tenant, d.node.Name)
+	}
+	pg, err := l.Keys(cursor, []byte(prefix), limit)
+	if err != nil {
+		return pg, err
+	}
+	if m := d.slotMap(tenant); m != nil {
+		pg.Keys = slices.DeleteFunc(pg.Keys, func(k kvs.KeyInfo) bool { return m.Slots[slots.Of(k.Key)].Primary != d.node.Name })
+	}
+	return pg, nil
+}
+
+// slotMap is a clustered tenant's slot map as this node applied it (nil
+// without one).
+func (d *Daemon) slotMap(tenant string) *slots.Map {
+	rc := d.raftNode()
+	if rc == nil {
+		return nil
+	}
+	e, ok := rc.n.Get(slots.Key(tenant))
+	if !ok {
+		return nil
+	}
+	m, err := slots.Decode(e.Value)
+	if err != nil || len(m.Slots) != slots.Count {
+		return nil
+	}
+	return m
+}
+
+// clusterKeys lists a page of a tenant's keys over the storage nodes in
+// file order: the cursor is "N:C", the N-th storage node's crawl cursor C.
+// A node that does not answer stops the listing with an error naming it
+// (its keys are not skipped silently).
+func (d *Daemon) clusterKeys(ctx context.Context, tenant, cursor, prefix string, limit int) (kvs.KeyPage, error) {
+	d.mu.RLock()
+	cfg, self := d.cfg, d.node
+	d.mu.RUnlock()
+	rc := d.raftNode()
+	var nodes []config.Node
+	for _, n := range cfg.Nodes {
+		if n.Role.IsStorage() && (rc != nil || n.Name == self.Name) {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) == 0 {
+		return kvs.KeyPage{}, errors.New("no storage node to list the keys of")
+	}
+	i, inner := 0, ""
+	if cursor != "" {
+		n, c, ok := strings.Cut(cursor, ":")
+		var err error
+		if i, err = strconv.Atoi(n); !ok || err != nil || i < 0 || i >= len(nodes) {
+			return kvs.KeyPage{}, fmt.Errorf("bad key listing cursor %q", cursor)
+		}
+		inner = c
+	}
+	n := nodes[i]
+	var pg kvs.KeyPage
+	if n.Name == self.Name {
+		var err error
+		if pg, err = d.localKeys(tenant, inner, prefix, limit); err != nil {
+			return pg, fmt.Errorf("%s: %w", n.Name, err)
+		}
+	} else {
+		var rep keysReport
+		q := url.Values{"tenant": {tenant}, "cursor": {inner}, "prefix": {prefix}, "limit": {strconv.Itoa(limit)}}
+		if err := d.askPeer(ctx, rc, cfg, n, pathPanelKeys, q, &rep); err != nil {
+			return pg, fmt.Errorf("storage node %s did not answer; its keys cannot be listed now: %w", n.Name, err)
+		}
+		if rep.Error != "" {
+			return pg, fmt.Errorf("%s: %s", n.Name, rep.Error)
+		}
+		pg = rep.Page
+	}
+	switch {
+	case pg.Next != "":
+		pg.Next = fmt.Sprintf("%d:%s", i, pg.Next)
+	case i+1 < len(nodes):
+		pg.Next = fmt.Sprintf("%d:", i+1)
+	}
+	return pg, nil
+}
+
+// serveKeys answers pathPanelKeys.
+func (d *Daemon) serveKeys(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	limit = min(max(limit, 1), 1000)
+	pg, err := d.localKeys(q.Get("tenant"), q.Get("cursor"), q.Get("prefix"), limit)
+	rep := keysReport{Page: pg}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	writePeerJSON(w, rep)
 }

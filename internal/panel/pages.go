@@ -294,7 +294,7 @@ func Summarize(ms []Member) Summary {
 var ranges = []struct {
 	Name string
 	D    time.Duration
-}{{"1h", time.Hour}, {"6h", 6 * time.Hour}, {"24h", 24 * time.Hour}, {"3d", 72 * time.Hour}}
+}{{"15m", 15 * time.Minute}, {"1h", time.Hour}, {"6h", 6 * time.Hour}, {"24h", 24 * time.Hour}, {"3d", 72 * time.Hour}}
 
 func rangeOf(r *http.Request) (string, time.Duration) {
 	q := r.URL.Query().Get("range")
@@ -391,7 +391,7 @@ func (s *Server) keys(w http.ResponseWriter, r *http.Request, sess *session) {
 		s.errorPage(w, r, http.StatusBadRequest, "Prefix too long", fmt.Sprintf("A key is at most %d bytes; so is a prefix.", kvs.KeyMaxLength))
 		return
 	}
-	pg, err := s.b.Keys(t.Name, cursor, prefix, keysPerPage)
+	pg, err := s.b.Keys(r.Context(), t.Name, cursor, prefix, keysPerPage)
 	if err != nil {
 		s.errorPage(w, r, http.StatusBadRequest, "Cannot list keys", err.Error())
 		return

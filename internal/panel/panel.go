@@ -49,8 +49,9 @@ type Backend interface {
 	// History returns a tenant's series over [from, to], merged over the
 	// storage nodes, and the nodes whose series are missing.
 	History(ctx context.Context, tenant string, from, to time.Time) (pts []history.Point, missing []string)
-	// Keys lists a page of a tenant's keys (a bounded crawl).
-	Keys(tenant, cursor, prefix string, limit int) (kvs.KeyPage, error)
+	// Keys lists a page of a tenant's keys (a bounded crawl; every key
+	// once, over the storage nodes).
+	Keys(ctx context.Context, tenant, cursor, prefix string, limit int) (kvs.KeyPage, error)
 	// SetAllow replaces a tenant's allow-list, returns once the fences
 	// of this node apply it, with the index of the write in the cluster
 	// state.

@@ -75,7 +75,7 @@ func (f *fake) Directors(_ context.Context, index uint64) []api.NodeApplied {
 	f.polls++
 	return []api.NodeApplied{{Name: "lb1", ReconciledIndex: index, Applied: true}, {Name: "lb2", ReconciledIndex: index - 1 + uint64(min(f.polls/2, 1)), Applied: f.polls >= 2}}
 }
-func (f *fake) Keys(t, cursor, prefix string, limit int) (kvs.KeyPage, error) {
+func (f *fake) Keys(_ context.Context, t, cursor, prefix string, limit int) (kvs.KeyPage, error) {
 	if cursor == "bad" {
 		return kvs.KeyPage{}, errors.New("kvs: bad crawl cursor")
 	}
