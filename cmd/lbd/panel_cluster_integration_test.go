@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +16,9 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/lbd-project/lbd/internal/credential"
+	"github.com/lbd-project/lbd/internal/statefile"
 )
 
 const panelCluster = `
@@ -58,6 +63,16 @@ func TestPanelClusterInBrowser(t *testing.T) {
 	l.host("cl", "10.99.0.10")
 	l.host("out", "10.99.0.20")
 	all := []string{"lb1", "lb2", "st1", "st2"}
+	// st1 was upgraded from a version that kept credentials per node: its
+	// credentials.json (tenant b's credential) is imported once into the
+	// cluster state.
+	oldCreds := filepath.Join(l.dir, "state-st1", "credentials.json")
+	os.MkdirAll(filepath.Dir(oldCreds), 0o700)
+	old := credential.New(nil, func(e []credential.Entry) error { return statefile.Save(oldCreds, e) }, credential.Params{})
+	secretB, _, err := old.Issue("b", credential.Login)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range all {
 		l.startNode(n)
 	}
@@ -291,6 +306,20 @@ func TestPanelClusterInBrowser(t *testing.T) {
 		t.Errorf("services: %q", s)
 	}
 	sh.take(ctx, "cluster-operator")
+
+	// Tenant b logs in on lb1 with the credential st1 imported (the
+	// operator's session on lb2 stays: another origin, another cookie).
+	login(lb1, "b", secretB)
+	if u, _ := chromedp.Run(ctx, chromedp.Location()); u != lb1+"/tenants/b" {
+		t.Errorf("tenant b (imported credential) lands on %s", u)
+	}
+	if _, err := os.Stat(oldCreds + ".imported"); err != nil {
+		t.Errorf("st1's credentials.json not marked imported: %v", err)
+	}
+	if _, err := os.Stat(oldCreds); err == nil {
+		t.Error("st1's credentials.json is still there (it would be imported again)")
+	}
+	load(chromedp.Click(chromedp.ID("logout")))
 
 	// st2 stops answering: its figures are missing, not zero.
 	l.kill("st2")

@@ -218,12 +218,12 @@ func (d *Daemon) clusterView(ctx context.Context) []panel.NodeView {
 		case n.Name == self.Name:
 			fill(d.nodeReport(ctx))
 		case rc == nil:
-			out[i].Error = "no cluster section: this node cannot ask it"
+			out[i].Error = "not asked: without a cluster section a node knows only itself"
 		default:
 			wg.Go(func() {
 				var r nodeReport
 				if err := d.askPeer(ctx, rc, cfg, n, pathPanelNode, nil, &r); err != nil {
-					out[i].Error = err.Error()
+					out[i].Error = "no answer: " + err.Error()
 					return
 				}
 				fill(r)

@@ -52,7 +52,7 @@ func (f *fake) Cluster(context.Context) []NodeView {
 		{Node: Node{Name: "lb1", Role: "both", Address: "192.0.2.2", Self: true}, Status: lb1,
 			KVS:    &kvs.ClusterStatus{Node: "lb1", Tenants: []kvs.TenantClusterStatus{{Tenant: "a", Replicas: 1, Nodes: []kvs.NodeSlots{{Node: "lb1", Primaries: 8, Backups: 8}}}}},
 			Events: []events.Event{{Time: time.Unix(1e9, 0), Kind: events.Health, Message: "real server up"}}},
-		{Node: Node{Name: "st1", Role: "storage", Address: "192.0.2.3"}, Error: "connection refused"},
+		{Node: Node{Name: "st1", Role: "storage", Address: "192.0.2.3"}, Error: "no answer: connection refused"},
 	}
 }
 func (f *fake) Figures(_ context.Context, t string) []Member {
