@@ -66,6 +66,9 @@ func (b panelBackend) Directors(ctx context.Context, index uint64) []api.NodeApp
 	if ctl == nil {
 		return nil
 	}
+	if _, local := ctl.(*localControl); local && !b.d.node.Role.IsDirector() {
+		return nil // no cluster section: no director shares this node's state
+	}
 	ctx, cancel := context.WithTimeout(ctx, peerTimeout+time.Second)
 	defer cancel()
 	nodes, err := ctl.Reconciled(ctx)
@@ -79,6 +82,9 @@ func (b panelBackend) Directors(ctx context.Context, index uint64) []api.NodeApp
 	for _, n := range cfg.Nodes {
 		if !n.Role.IsDirector() {
 			continue
+		}
+		if _, local := ctl.(*localControl); local && n.Name != b.d.node.Name {
+			continue // a director of the file, but with its own state
 		}
 		na := api.NodeApplied{Name: n.Name, Error: "not a member of the cluster state"}
 		for _, r := range nodes {

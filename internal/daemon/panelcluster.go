@@ -301,14 +301,9 @@ func (d *Daemon) clusterKeys(ctx context.Context, tenant, cursor, prefix string,
 	if len(nodes) == 0 {
 		return kvs.KeyPage{}, errors.New("no storage node to list the keys of")
 	}
-	i, inner := 0, ""
-	if cursor != "" {
-		n, c, ok := strings.Cut(cursor, ":")
-		var err error
-		if i, err = strconv.Atoi(n); !ok || err != nil || i < 0 || i >= len(nodes) {
-			return kvs.KeyPage{}, fmt.Errorf("bad key listing cursor %q", cursor)
-		}
-		inner = c
+	i, inner, err := parseKeysCursor(cursor, len(nodes))
+	if err != nil {
+		return kvs.KeyPage{}, err
 	}
 	n := nodes[i]
 	var pg kvs.KeyPage
@@ -335,6 +330,20 @@ func (d *Daemon) clusterKeys(ctx context.Context, tenant, cursor, prefix string,
 		pg.Next = fmt.Sprintf("%d:", i+1)
 	}
 	return pg, nil
+}
+
+// parseKeysCursor splits a cluster key listing cursor "N:C" (N the
+// storage node's place among nodes, C its crawl cursor); "" is the start.
+func parseKeysCursor(cursor string, nodes int) (int, string, error) {
+	if cursor == "" {
+		return 0, "", nil
+	}
+	n, c, ok := strings.Cut(cursor, ":")
+	i, err := strconv.Atoi(n)
+	if !ok || err != nil || i < 0 || i >= nodes || strings.TrimLeft(n, "0123456789") != "" {
+		return 0, "", fmt.Errorf("bad key listing cursor %q", cursor)
+	}
+	return i, c, nil
 }
 
 // serveKeys answers pathPanelKeys.

@@ -2,6 +2,9 @@ package history
 
 import "time"
 
+// maxMerged bounds the points of a merged series.
+const maxMerged = 100_000
+
 // MergeStep is the resolution Merge should use for a span: Step up to
 // FineSpan, CoarseStep beyond.
 func MergeStep(span time.Duration) time.Duration {
@@ -24,12 +27,15 @@ func Merge(series [][]Point, from, to time.Time, step time.Duration) []Point {
 	if st <= 0 {
 		return nil
 	}
+	if span := to.Unix() - from.Unix(); span/st > maxMerged {
+		st = (span + maxMerged - 1) / maxMerged // a wider step, not an unbounded series
+	}
 	lo := from.Unix() - from.Unix()%st
 	hi := to.Unix()
-	n := int((hi - lo + st - 1) / st)
-	if n <= 0 {
+	if hi <= lo {
 		return nil
 	}
+	n := int((hi - lo + st - 1) / st)
 	type acc struct {
 		have                       bool
 		items, bytes, limit, conns float64
@@ -41,10 +47,10 @@ func Merge(series [][]Point, from, to time.Time, step time.Duration) []Point {
 		counts := make([]int, n)
 		secs := make([]int64, n)
 		for _, p := range pts {
-			i := int((p.T - lo) / st)
-			if p.T < lo || i >= n {
+			if p.T < lo || p.T >= hi {
 				continue
 			}
+			i := int((p.T - lo) / st)
 			a := &own[i]
 			a.have = true
 			counts[i]++

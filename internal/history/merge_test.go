@@ -48,3 +48,17 @@ func TestMerge(t *testing.T) {
 		t.Errorf("held %d points past the last one, want 4 (3 + one step)", len(got))
 	}
 }
+
+// Merge takes any points (a node's answer is decoded from the network)
+// without panicking, and sums never exceed the nodes' values.
+func FuzzMerge(f *testing.F) {
+	f.Add(int64(1000), int64(10), int64(5), uint64(7), int64(1000), int64(1200), uint8(10))
+	f.Add(int64(-5), int64(-1), int64(0), uint64(0), int64(0), int64(0), uint8(0))
+	f.Fuzz(func(t *testing.T, pt, secs, items int64, cmds uint64, from, to int64, step uint8) {
+		pts := []Point{{T: pt, Secs: secs, Items: items, Commands: cmds}, {T: pt + 10, Secs: secs, Items: items}}
+		out := Merge([][]Point{pts, pts}, time.Unix(from%1e9, 0), time.Unix(to%1e9, 0), time.Duration(step)*time.Second)
+		if len(out) > maxMerged+1 {
+			t.Fatalf("%d points", len(out))
+		}
+	})
+}

@@ -516,11 +516,11 @@ func (s *Server) allowChange(r *http.Request, data *allowData) {
 	data.Applied = time.Unix(at, 0).UTC().Format("15:04:05 UTC")
 	data.Index = index
 	data.Directors = s.b.Directors(r.Context(), index)
-	data.All = len(data.Directors) > 0
+	data.All = true
 	for _, d := range data.Directors {
 		data.All = data.All && d.Applied
 	}
-	if !data.All {
+	if len(data.Directors) > 0 && !data.All {
 		data.Refresh = appliedRefresh
 	}
 }
