@@ -72,11 +72,38 @@ const cacheTTL = 5 * time.Minute
 // Persist stores the entries (a node's own file).
 type Persist func(entries []Entry) error
 
-// SaveSubject stores one subject's entries (none: the subject has no
-// secret left) in shared state, the cluster's, and returns the index of
-// the write. Only that subject is written: the others, as this node may
-// not have heard of their latest writes yet, are left as they are.
-type SaveSubject func(subject string, entries []Entry) (uint64, error)
+// SaveSubject stores one subject's entries in shared state, the
+// cluster's: before are the subject's entries as this store knew them,
+// after what they become (none: the subject has no secret left). As
+// another node may have changed them meanwhile, it stores Merge(before,
+// after, the shared ones) and returns what it stored and the index of the
+// write. Only that subject is written.
+type SaveSubject func(subject string, before, after []Entry) (saved []Entry, index uint64, err error)
+
+// Merge is a subject's entries after a change from before to after made
+// on a view that may be stale, given current, the shared entries now: the
+// change, plus what was added elsewhere meanwhile, minus what was revoked
+// elsewhere meanwhile. A Login issued by the change replaces any other.
+func Merge(before, after, current []Entry) []Entry {
+	has := func(es []Entry, id string) bool {
+		return slices.ContainsFunc(es, func(e Entry) bool { return e.ID == id })
+	}
+	newLogin := slices.ContainsFunc(after, func(e Entry) bool { return e.Kind == Login && !has(before, e.ID) })
+	var out []Entry
+	for _, e := range after {
+		if has(before, e.ID) && !has(current, e.ID) {
+			continue // revoked elsewhere meanwhile
+		}
+		out = append(out, e)
+	}
+	for _, e := range current {
+		if has(before, e.ID) || has(after, e.ID) || (newLogin && e.Kind == Login) {
+			continue
+		}
+		out = append(out, e) // added elsewhere meanwhile
+	}
+	return out
+}
 
 // Store holds the entries. It is safe for concurrent use.
 type Store struct {
@@ -175,10 +202,11 @@ func (s *Store) RevokeSubject(subject string) error {
 // the entries. Called with s.mu held.
 func (s *Store) store(subject string, next []Entry) error {
 	if s.save != nil {
-		idx, err := s.save(subject, Of(next, subject))
+		saved, idx, err := s.save(subject, Of(s.entries, subject), Of(next, subject))
 		if err != nil {
 			return fmt.Errorf("credential: save: %w", err)
 		}
+		next = append(slices.DeleteFunc(next, func(e Entry) bool { return e.Subject == subject }), saved...)
 		s.index = max(s.index, idx)
 	} else if s.persist != nil {
 		if err := s.persist(next); err != nil {

@@ -115,20 +115,21 @@ func TestShared(t *testing.T) {
 		}
 		return index, all
 	}
-	save := func(subject string, entries []Entry) (uint64, error) {
+	save := func(subject string, before, after []Entry) ([]Entry, uint64, error) {
 		index++
+		entries := Merge(before, after, shared[subject])
 		if len(entries) == 0 {
 			delete(shared, subject)
 		} else {
 			shared[subject] = entries
 		}
-		return index, nil
+		return entries, index, nil
 	}
 	// Node A had a file with the operator's credential: imported.
 	a := New(nil, nil, fast)
 	op, _, _ := a.Issue(Operator, Login)
 	for _, e := range a.Entries() {
-		save(e.Subject, []Entry{e})
+		save(e.Subject, nil, []Entry{e})
 	}
 	i, all := state()
 	a.Share(save, i, all)
@@ -171,5 +172,34 @@ func TestShared(t *testing.T) {
 	b.Replace(state())
 	if b.Verify("b", secB) {
 		t.Error("a revoked secret still verifies on another store")
+	}
+}
+
+// Two nodes change one subject's secrets at once, each on its own view:
+// neither undoes the other's change.
+func TestMerge(t *testing.T) {
+	e := func(id string, k Kind) Entry { return Entry{Subject: "a", ID: id, Kind: k} }
+	ids := func(es []Entry) string {
+		var out []string
+		for _, x := range es {
+			out = append(out, x.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		name                   string
+		before, after, current []Entry
+		want                   string
+	}{
+		{"no concurrent change", []Entry{e("L1", Login)}, []Entry{e("L1", Login), e("T1", Token)}, []Entry{e("L1", Login)}, "L1 T1"},
+		{"a token issued elsewhere stays", []Entry{e("L1", Login)}, []Entry{e("L1", Login), e("T1", Token)}, []Entry{e("L1", Login), e("T2", Token)}, "L1 T1 T2"},
+		{"a token revoked elsewhere stays revoked", []Entry{e("L1", Login), e("T1", Token)}, []Entry{e("L1", Login), e("T1", Token), e("T2", Token)}, []Entry{e("L1", Login)}, "L1 T2"},
+		{"our new login replaces one issued elsewhere", []Entry{e("L1", Login)}, []Entry{e("L2", Login)}, []Entry{e("L3", Login)}, "L2"},
+		{"a revocation keeps what was added elsewhere", []Entry{e("T1", Token)}, nil, []Entry{e("T1", Token), e("T2", Token)}, "T2"},
+		{"revoke the subject from an empty view", nil, nil, []Entry{e("T1", Token)}, "T1"},
+	} {
+		if got := ids(Merge(tc.before, tc.after, tc.current)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -75,21 +75,49 @@ func (d *Daemon) sharedCredentials(store cluster.Store) (uint64, []credential.En
 	return idx, out
 }
 
+// saveAttempts bounds the retries of a credential write that raced
+// another write of the same subject.
+const saveAttempts = 5
+
 // saveCredentials is the credential store's SaveSubject: one subject's
-// entries as one write to the cluster state (through the leader).
+// entries as one write to the cluster state (through the leader), merged
+// with the entries there now and conditional on their version, so that a
+// change made through another node meanwhile is kept, not undone.
 func saveCredentials(store cluster.Store) credential.SaveSubject {
-	return func(subject string, entries []credential.Entry) (uint64, error) {
+	return func(subject string, before, after []credential.Entry) ([]credential.Entry, uint64, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), credentialSaveTimeout)
 		defer cancel()
-		op := cluster.Op{Key: credentialKey(subject), Delete: len(entries) == 0}
-		if !op.Delete {
-			b, err := json.Marshal(entries)
-			if err != nil {
-				return 0, err
+		key := credentialKey(subject)
+		for try := 1; ; try++ {
+			var current []credential.Entry
+			cur, ok := store.Get(key)
+			if ok {
+				if err := json.Unmarshal(cur.Value, &current); err != nil {
+					current = nil // undecodable: replaced
+				}
 			}
-			op.Value = b
+			merged := credential.Merge(before, after, current)
+			op := cluster.Op{Key: key, Delete: len(merged) == 0, IfVersion: cluster.Version(cur.Version)}
+			if !op.Delete {
+				b, err := json.Marshal(merged)
+				if err != nil {
+					return nil, 0, err
+				}
+				op.Value = b
+			}
+			idx, err := store.Propose(ctx, op)
+			if errors.Is(err, cluster.ErrConflict) && try < saveAttempts {
+				// The subject changed meanwhile: merge again once this node
+				// has applied the change (it may lag the leader a little).
+				select {
+				case <-ctx.Done():
+					return nil, 0, ctx.Err()
+				case <-time.After(time.Duration(try) * 50 * time.Millisecond):
+				}
+				continue
+			}
+			return merged, idx, err
 		}
-		return store.Propose(ctx, op)
 	}
 }
 

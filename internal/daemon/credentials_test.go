@@ -95,3 +95,38 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Two nodes issue tokens for one tenant at once, each on a view that has
+// not seen the other's: the state keeps both (writes are merged and
+// conditional on the subject's version).
+func TestCredentialsConcurrentIssue(t *testing.T) {
+	store, err := cluster.OpenLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := credential.Params{Time: 1, MemKiB: 64, Threads: 1}
+	a, b := credential.New(nil, nil, fast), credential.New(nil, nil, fast)
+	a.Share(saveCredentials(store), 0, nil)
+	b.Share(saveCredentials(store), 0, nil)
+	var secrets []string
+	for i := range 6 {
+		s := a
+		if i%2 == 1 {
+			s = b // never refreshed: its view is stale
+		}
+		sec, _, err := s.Issue("t", credential.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, sec)
+	}
+	d := &Daemon{log: slog.New(slog.DiscardHandler)}
+	c := credential.New(nil, nil, fast)
+	i, es := d.sharedCredentials(store)
+	c.Share(saveCredentials(store), i, es)
+	for n, sec := range secrets {
+		if !c.Verify("t", sec) {
+			t.Errorf("token %d lost", n)
+		}
+	}
+}
