@@ -354,10 +354,8 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, sess *session) {
 		return
 	}
 	_, d := rangeOf(r)
-	now := s.now()
-	from := now.Add(-d)
-	pts, missing := s.b.History(r.Context(), r.PathValue("tenant"), from, now)
-	svg := renderSVG(m, pts, missing, from, now)
+	pts, missing, now := s.history(r.Context(), r.PathValue("tenant"), d)
+	svg := renderSVG(m, pts, missing, now.Add(-d), now)
 	w.Header().Set("Content-Type", "image/svg+xml")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(svg)
@@ -365,8 +363,7 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, sess *session) {
 
 func (s *Server) seriesJSON(w http.ResponseWriter, r *http.Request, sess *session) {
 	_, d := rangeOf(r)
-	now := s.now()
-	pts, missing := s.b.History(r.Context(), r.PathValue("tenant"), now.Add(-d), now)
+	pts, missing, _ := s.history(r.Context(), r.PathValue("tenant"), d)
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"tenant": r.PathValue("tenant"), "points": pts, "missing": missing})
 }

@@ -133,6 +133,7 @@ type Server struct {
 	limiter  *limiter
 	tmpl     *template.Template
 	mux      *http.ServeMux
+	series   seriesCache
 }
 
 // New returns the panel served from b.

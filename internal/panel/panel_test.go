@@ -31,7 +31,8 @@ type fake struct {
 	mu    sync.Mutex
 	allow map[string][]netip.Prefix
 	keys  []string
-	polls int // Directors calls since the last SetAllow
+	polls     int // Directors calls since the last SetAllow
+	histories int // History calls
 }
 
 func (f *fake) Login(t, s string) bool { return s == "pw-"+t }
@@ -63,6 +64,9 @@ func (f *fake) Figures(_ context.Context, t string) []Member {
 	}
 }
 func (f *fake) History(_ context.Context, t string, since, _ time.Time) ([]history.Point, []string) {
+	f.mu.Lock()
+	f.histories++
+	f.mu.Unlock()
 	var out []history.Point
 	for i := range 30 {
 		out = append(out, history.Point{T: since.Unix() + int64(i)*600, Items: int64(i), Bytes: int64(i * 100), Limit: 5000, Commands: 100, Secs: 10, Hits: 3, Misses: 1})
@@ -338,7 +342,7 @@ func TestAllowListAppliedByEveryDirector(t *testing.T) {
 // counted on the primaries, a node that does not answer named as missing
 // (on the page and on every graph), not counted as zero.
 func TestClusterFigures(t *testing.T) {
-	_, srv, _ := newPanel(t, Options{})
+	f, srv, _ := newPanel(t, Options{})
 	b := newBrowser(t, srv)
 	b.login("a", "pw-a")
 	_, body := b.get("/tenants/a")
@@ -349,6 +353,18 @@ func TestClusterFigures(t *testing.T) {
 	}
 	if _, body := b.get("/tenants/a/graph/records"); !strings.Contains(body, `class="missing">missing: st1`) {
 		t.Error("the graph does not name the missing node")
+	}
+	// The page's six graphs ask the nodes once.
+	f.mu.Lock()
+	f.histories = 0
+	f.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, m := range metrics {
+		wg.Go(func() { b.get("/tenants/a/graph/" + m.Name + "?range=15m") })
+	}
+	wg.Wait()
+	if f.histories != 1 {
+		t.Errorf("six graphs asked for the series %d times, want once", f.histories)
 	}
 	b2 := newBrowser(t, srv)
 	b2.login("", "pw-")
