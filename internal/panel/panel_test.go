@@ -28,9 +28,9 @@ import (
 // fake is a Backend for the panel's own logic (the daemon's is tested with
 // a real lbd and a browser).
 type fake struct {
-	mu    sync.Mutex
-	allow map[string][]netip.Prefix
-	keys  []string
+	mu        sync.Mutex
+	allow     map[string][]netip.Prefix
+	keys      []string
 	polls     int // Directors calls since the last SetAllow
 	histories int // History calls
 }
