@@ -83,6 +83,9 @@ func (t *Tier) ClusterStatus() (ClusterStatus, bool) {
 			ts = mapStatus(r.tenant, m)
 		}
 		for _, p := range r.repl.progress() {
+			if m != nil && !slices.Contains(m.Nodes, p.Backup) {
+				continue // a node no longer in the map (drained, removed)
+			}
 			ts.Rebuilds = append(ts.Rebuilds, RebuildProgress{Backup: p.Backup, Slots: p.Slots, ItemsSent: p.ItemsSent, ItemsTotal: p.ItemsAll, Done: p.Done, Error: p.Err})
 		}
 		st.Tenants = append(st.Tenants, ts)
