@@ -151,6 +151,22 @@ func TestClusterKVSNodes(t *testing.T) {
 	if out, err := l.kvsClient("cl", "get", "pre", 300, left); err != nil {
 		t.Errorf("keys written before the moves, after st2's removal: %v\n%s", err, out)
 	}
+
+	// A storage node that dies and leaves the file (apply -f) leaves the
+	// storage tier: its slots go to their in-sync backups and new backups
+	// are rebuilt on the others; no map names it.
+	l.kill("st4")
+	// (st2, removed, stays out although the file still names it.)
+	l.change("st1", []string{"st1", "st3"}, func(ctx context.Context, c *api.Client) error {
+		_, err := c.Apply(ctx, []byte(strings.ReplaceAll(kvsCluster, "CERTS", l.certDir)), "lbd.yaml")
+		return err
+	})
+	l.waitNodes(t, "st1", "st4 gone, st1 and st3 hold every slot in sync", func(ms []kvs.MemberStatus) bool {
+		return member(ms, "st4") == nil && member(ms, "st2") == nil && member(ms, "st1") != nil && member(ms, "st1").Primaries+member(ms, "st3").Primaries == 1024 && allInSync(ms)
+	})
+	if out, err := l.kvsClient("cl", "get", "pre", 300, []string{addrs[0], addrs[2]}); err != nil {
+		t.Errorf("keys written before the moves, after st4 left the file: %v\n%s", err, out)
+	}
 }
 
 // waitNodes polls node's lbctl node view until ok.

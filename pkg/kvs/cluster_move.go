@@ -13,9 +13,10 @@ import (
 // write the old primary ran is refused by its backup under the newer epoch
 // (and undone there). The forwarding node does what a smart client would
 // on Redis Cluster's MOVED or Couchbase's NOT_MY_VBUCKET: it waits for its
-// own map to name another primary and sends the request there, at most
-// moveWait after it first sent it, and the client sees only the final
-// answer. A session's requests for a slot go to the node its request still
+// own map to name another primary (or retryEvery, as the same primary may
+// serve the slot again once its map changed) and sends the request there,
+// at most moveWait after it first sent it, and the client sees only the
+// final answer. A session's requests for a slot go to the node its request still
 // in flight for that slot went to (see forwardSlot), so they fail and are
 // retried in order behind it, one at a time per session (retryQueue).
 
@@ -146,16 +147,22 @@ func (s *session) retrySlot(slot int, node string, req []byte, f *future) *futur
 }
 
 // waitMoved waits until the map names a primary of slot other than node,
-// and returns it; "" if none did by deadline.
+// or retryEvery passed, and returns the slot's primary then (the same node
+// may serve it by now: it fenced the slot until its map changed); "" at
+// deadline or without a primary.
 func (r *router) waitMoved(slot int, node string, deadline time.Time) string {
+	until := time.Now().Add(retryEvery)
 	for {
+		var p string
 		if m := r.m.Load(); m != nil {
-			if p := m.Slots[slot].Primary; p != "" && p != node {
-				return p
-			}
+			p = m.Slots[slot].Primary
 		}
-		if !time.Now().Before(deadline) {
+		now := time.Now()
+		if !now.Before(deadline) {
 			return ""
+		}
+		if p != "" && (p != node || !now.Before(until)) {
+			return p
 		}
 		select {
 		case <-r.n.ctx.Done():
@@ -164,3 +171,7 @@ func (r *router) waitMoved(slot int, node string, deadline time.Time) string {
 		}
 	}
 }
+
+// retryEvery spaces the retries of a request at a primary that did not
+// move.
+const retryEvery = 100 * time.Millisecond
