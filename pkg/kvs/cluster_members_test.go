@@ -93,11 +93,15 @@ func TestClusterMembersPlace(t *testing.T) {
 	}); err == nil {
 		t.Fatal("drained the only in-sync copy")
 	}
-	if err := change(func(cur *slots.Members, maps map[string]*slots.Map) (*slots.Members, error) { return cur.Drain("st2", maps) }); err != nil {
+	if err := change(func(cur *slots.Members, maps map[string]*slots.Map) (*slots.Members, error) {
+		return cur.Drain("st2", maps)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	place("st1", "st3", "st4")
-	if err := change(func(cur *slots.Members, maps map[string]*slots.Map) (*slots.Members, error) { return cur.Remove("st2", maps, false) }); err != nil {
+	if err := change(func(cur *slots.Members, maps map[string]*slots.Map) (*slots.Members, error) {
+		return cur.Remove("st2", maps, false)
+	}); err != nil {
 		t.Fatal(err)
 	}
 
