@@ -3,6 +3,7 @@ package kvs
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lbd-project/lbd/pkg/cluster"
@@ -131,4 +132,31 @@ func mustMaps(t *testing.T, st cluster.Store) map[string]*slots.Map {
 		t.Fatal(err)
 	}
 	return maps
+}
+
+func TestWriteMembers(t *testing.T) {
+	ms := []MemberStatus{
+		{Name: "st1", State: slots.Active, Joined: true, Primaries: 512, Backups: 400, InSync: 100},
+		{Name: "st2", State: slots.Draining, Joined: true, Primaries: 3, Backups: 7},
+		{Name: "st3", State: slots.Draining, Joined: true},
+		{Name: "st4", State: slots.Active},
+	}
+	for _, tc := range []struct {
+		bars bool
+		want []string
+	}{
+		{false, []string{"rebuilding 100/400 (25%)", "moving off: 10 slots left", "drained: lbctl node remove st3", "not joined"}},
+		{true, []string{"rebuilding [#####...............] 100/400 (25%)"}},
+	} {
+		var b strings.Builder
+		WriteMembers(&b, ms, tc.bars)
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("bars %v: no %q in\n%s", tc.bars, w, b.String())
+			}
+		}
+		if !tc.bars && strings.Contains(b.String(), "[") {
+			t.Errorf("a bar without a terminal:\n%s", b.String())
+		}
+	}
 }

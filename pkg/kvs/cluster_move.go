@@ -133,14 +133,7 @@ func (s *session) retrySlot(slot int, node string, req []byte, f *future) *futur
 	}
 	watch(f, node)
 	if o.sticky == nil {
-		o.sticky = map[int]stickyFwd{}
-	}
-	if len(o.sticky) >= 256 {
-		for k, st := range o.sticky {
-			if st.f.isDone() {
-				delete(o.sticky, k)
-			}
-		}
+		o.sticky = map[int]stickyFwd{} // at most one entry per slot
 	}
 	o.sticky[slot] = stickyFwd{node: node, f: out}
 	return out
