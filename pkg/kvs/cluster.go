@@ -211,6 +211,12 @@ func (t *Tier) PeerAddr() string {
 // conflicts: the raft leader calls it when a tenant is added or changes its
 // replicas, and when storage nodes are added or removed.
 func PlaceTenant(ctx context.Context, st cluster.Store, tenant string, nodes []string, replicas int, replication string) (*slots.Map, error) {
+	return placeTenant(ctx, st, tenant, nodes, nil, replicas, replication)
+}
+
+// placeTenant is PlaceTenant keeping the in-sync copies on draining nodes
+// while the slots' new backups are rebuilt (slots.KeepDraining).
+func placeTenant(ctx context.Context, st cluster.Store, tenant string, nodes, draining []string, replicas int, replication string) (*slots.Map, error) {
 	for {
 		e, ok := st.Get(slots.Key(tenant))
 		var prev *slots.Map
@@ -224,6 +230,7 @@ func PlaceTenant(ctx context.Context, st cluster.Store, tenant string, nodes []s
 		if err != nil {
 			return nil, fmt.Errorf("kvs: place %s: %w", tenant, err)
 		}
+		m = slots.KeepDraining(prev, m, draining)
 		_, err = st.Propose(ctx, cluster.Op{Key: slots.Key(tenant), Value: m.Encode(), IfVersion: cluster.Version(e.Version)})
 		if errors.Is(err, cluster.ErrConflict) {
 			continue

@@ -83,7 +83,9 @@ func ChangeMembers(ctx context.Context, st cluster.Store, storage []string, chan
 // the active storage nodes of the membership, whose map has none or
 // differs in nodes, replicas or replication; a tenant with a draining
 // node's slots that cannot move yet (a rebuild under way) waits for a
-// later call. It returns the tenants placed.
+// later call. A draining node's in-sync copies stay extra backups until
+// the slots' new backups are in sync (slots.KeepDraining), and a later
+// call drops them (slots.DropDrained). It returns the tenants changed.
 func PlaceMembers(ctx context.Context, st cluster.Store, mem *slots.Members, tenants []TenantPlacement) (placed []string, err error) {
 	placement := mem.Placement()
 	var errs []error
@@ -91,6 +93,22 @@ func PlaceMembers(ctx context.Context, st cluster.Store, mem *slots.Members, ten
 		if e, ok := st.Get(slots.Key(t.Tenant)); ok {
 			m, err := slots.Decode(e.Value)
 			if err == nil && m.Replicas == t.Replicas && m.Replication == t.Replication && slices.Equal(m.Nodes, placement) {
+				// Placed: drop what draining nodes keep of slots whose new
+				// backups are in sync.
+				if _, changed := slots.DropDrained(m, mem.Draining()); changed {
+					_, err := updateMap(ctx, st, t.Tenant, func(cur *slots.Map) (*slots.Map, error) {
+						next, changed := slots.DropDrained(cur, mem.Draining())
+						if !changed {
+							return nil, nil
+						}
+						return next, nil
+					})
+					if err != nil {
+						errs = append(errs, fmt.Errorf("kvs: %s: %w", t.Tenant, err))
+					} else {
+						placed = append(placed, t.Tenant)
+					}
+				}
 				continue
 			}
 			if err == nil {
@@ -100,7 +118,7 @@ func PlaceMembers(ctx context.Context, st cluster.Store, mem *slots.Members, ten
 				}
 			}
 		}
-		if _, err := PlaceTenant(ctx, st, t.Tenant, placement, t.Replicas, t.Replication); err != nil {
+		if _, err := placeTenant(ctx, st, t.Tenant, placement, mem.Draining(), t.Replicas, t.Replication); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -68,17 +68,21 @@ func TestClusterMembersPlace(t *testing.T) {
 	}
 	place("st1", "st2", "st3", "st4")
 	// Every backup in sync again (the rebuild's part).
-	for tn, m := range mustMaps(t, st) {
-		if _, err := updateMap(ctx, st, tn, func(cur *slots.Map) (*slots.Map, error) {
-			c := cur.Clone()
-			for i := range c.Slots {
-				c.Slots[i].InSync = slices.Clone(c.Slots[i].Backups)
+	rebuilt := func() {
+		t.Helper()
+		for tn := range mustMaps(t, st) {
+			if _, err := updateMap(ctx, st, tn, func(cur *slots.Map) (*slots.Map, error) {
+				c := cur.Clone()
+				for i := range c.Slots {
+					c.Slots[i].InSync = slices.Clone(c.Slots[i].Backups)
+				}
+				return c, nil
+			}); err != nil {
+				t.Fatal(err)
 			}
-			return c, nil
-		}); err != nil {
-			t.Fatal(err, m)
 		}
 	}
+	rebuilt()
 
 	// Drain st2 while its slots' backups of a are out of sync: refused.
 	a := mustMaps(t, st)["a"]
@@ -99,6 +103,29 @@ func TestClusterMembersPlace(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Until the new backups are rebuilt, st2's in-sync copies of a stay
+	// (in sync): no slot has fewer copies with every write.
+	mem, _, _, _ = Members(st)
+	if _, err := PlaceMembers(ctx, st, mem, ts); err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for i, s := range mustMaps(t, st)["a"].Slots {
+		if s.Primary == "st2" {
+			t.Fatalf("slot %d: st2 still primary", i)
+		}
+		if slices.Contains(s.Backups, "st2") {
+			kept++
+			if !slices.Contains(s.InSync, "st2") {
+				t.Fatalf("slot %d: %+v", i, s)
+			}
+		}
+	}
+	if kept == 0 {
+		t.Fatal("no copy kept on st2 during its drain")
+	}
+	t.Logf("st2 keeps %d copies during the rebuild", kept)
+	rebuilt()
 	place("st1", "st3", "st4")
 	if err := change(func(cur *slots.Members, maps map[string]*slots.Map) (*slots.Members, error) {
 		return cur.Remove("st2", maps, false)

@@ -262,3 +262,76 @@ func (m *Members) Waiting(tenant string, mp *Map) (node string, n int) {
 	}
 	return "", 0
 }
+
+// KeepDraining returns next (a placement of prev over the active nodes)
+// with, in every slot that has a backup not in sync yet, the copies next
+// dropped from draining nodes that were in sync in prev (its old primary,
+// if the primary moved to an in-sync backup, and its in-sync backups)
+// kept as extra in-sync backups: a slot has no fewer copies with every
+// acknowledged write during a drain than before it. DropDrained later
+// removes them once the new backups are in sync.
+func KeepDraining(prev, next *Map, draining []string) *Map {
+	if prev == nil || len(draining) == 0 {
+		return next
+	}
+	c := next.Clone()
+	for i := range c.Slots {
+		s, ps := &c.Slots[i], prev.Slots[i]
+		if len(s.InSync) == len(s.Backups) {
+			continue // nothing to wait for
+		}
+		var keep []string
+		if ps.Primary != s.Primary && slices.Contains(ps.InSync, s.Primary) {
+			keep = append(keep, ps.Primary)
+		}
+		keep = append(keep, ps.InSync...)
+		for _, d := range keep {
+			if slices.Contains(draining, d) && d != s.Primary && !slices.Contains(s.Backups, d) {
+				s.Backups = append(s.Backups, d)
+				s.InSync = append(s.InSync, d)
+			}
+		}
+	}
+	return c
+}
+
+// DropDrained returns m without the draining nodes' extra backups (see
+// KeepDraining) of the slots whose other backups are all in sync; changed
+// is false if none was dropped.
+func DropDrained(m *Map, draining []string) (next *Map, changed bool) {
+	next = m
+	for i, s := range m.Slots {
+		extra := 0
+		others := true
+		for _, b := range s.Backups {
+			switch {
+			case slices.Contains(draining, b):
+				extra++
+			case !slices.Contains(s.InSync, b):
+				others = false
+			}
+		}
+		if extra == 0 || !others || len(s.Backups)-extra < min(m.Replicas, len(m.Nodes)-1) {
+			continue
+		}
+		if !changed {
+			next, changed = m.Clone(), true
+		}
+		ns := &next.Slots[i]
+		drop := func(b string) bool { return slices.Contains(draining, b) }
+		ns.Backups = slices.DeleteFunc(ns.Backups, drop)
+		ns.InSync = slices.DeleteFunc(ns.InSync, drop)
+	}
+	return next, changed
+}
+
+// Draining are the draining nodes.
+func (m *Members) Draining() []string {
+	var out []string
+	for _, n := range m.Nodes {
+		if n.State == Draining {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
