@@ -12,13 +12,15 @@ import (
 // comes back "SERVER_ERROR lbd: unavailable: ..." (it ran nowhere), and a
 // write the old primary ran is refused by its backup under the newer epoch
 // (and undone there). The forwarding node does what a smart client would
-// on Redis Cluster's MOVED or Couchbase's NOT_MY_VBUCKET: it waits for its
-// own map to name another primary (or retryEvery, as the same primary may
-// serve the slot again once its map changed) and sends the request there,
-// at most moveWait after it first sent it, and the client sees only the
-// final answer. A session's requests for a slot go to the node its request still
-// in flight for that slot went to (see forwardSlot), so they fail and are
-// retried in order behind it, one at a time per session (retryQueue).
+// on Redis Cluster's MOVED or Couchbase's NOT_MY_VBUCKET: once its own map
+// is a newer one than the request was routed by, it sends the request to
+// the slot's primary in that map, at most moveWait after it first sent
+// it, and the client sees only the final answer. Only a new map sends a
+// request again (never a timer: a node cut off from the cluster state,
+// whose map is old, keeps answering the error). A session's requests for a
+// slot go to the node its request still in flight for that slot went to
+// (see forwardSlot), so they fail and are retried in order behind it, one
+// at a time per session (retryQueue).
 
 // moveWait bounds how long a request that ran nowhere waits for its slot's
 // primary to move before its error goes to the client.
@@ -82,11 +84,12 @@ func ranNowhere(reply []byte, backups int) bool {
 // at the slot's new primary while its reply says it ran nowhere (see
 // ranNowhere), for at most moveWait.
 func (s *session) forwardSlot(slot int, node string, req []byte) (*future, *peerConn) {
+	ver := s.svc.router.ver.Load()
 	if st, ok := s.ow.sticky[slot]; ok && !st.f.isDone() {
 		node = st.node
 	}
 	f, pc := s.forward(node, req)
-	return s.retrySlot(slot, node, req, f), pc
+	return s.retrySlot(slot, node, req, f, ver), pc
 }
 
 // unavailableSlot answers req, a request of slot's keys that this node
@@ -94,20 +97,22 @@ func (s *session) forwardSlot(slot int, node string, req []byte) (*future, *peer
 // primary moves), with msg, unless the slot's primary moves within
 // moveWait: then the request runs there.
 func (s *session) unavailableSlot(slot int, req []byte, msg string) {
-	s.ow.await(s.retrySlot(slot, s.svc.router.n.opts.Node, req, failed(msg)), nil)
+	r := s.svc.router
+	s.ow.await(s.retrySlot(slot, r.n.opts.Node, req, failed(msg), r.ver.Load()), nil)
 }
 
-// retrySlot returns the final reply of req, sent to node with reply f: f,
-// or while f says the request ran nowhere, the reply of req sent again to
-// the slot's new primary.
-func (s *session) retrySlot(slot int, node string, req []byte, f *future) *future {
+// retrySlot returns the final reply of req, routed by the map of version
+// ver and sent to node with reply f: f, or while f says the request ran
+// nowhere, the reply of req sent again to the slot's primary once this
+// node's map changed (see waitMap).
+func (s *session) retrySlot(slot int, node string, req []byte, f *future, ver uint64) *future {
 	o := s.ow
 	r := s.svc.router
 	sid := s.sid
 	out := newFuture()
 	deadline := time.Now().Add(moveWait)
-	var watch func(f *future, node string)
-	watch = func(f *future, node string) {
+	var watch func(f *future, ver uint64)
+	watch = func(f *future, ver uint64) {
 		f.attach(func() {
 			m := r.m.Load()
 			if m == nil || !ranNowhere(f.data, len(m.Slots[slot].Backups)) || !time.Now().Before(deadline) {
@@ -115,23 +120,23 @@ func (s *session) retrySlot(slot int, node string, req []byte, f *future) *futur
 				return
 			}
 			o.retries.push(func() {
-				next := r.waitMoved(slot, node, deadline)
+				next, nver := r.waitMap(slot, ver, deadline)
 				if next == "" {
 					out.complete(f.data)
 					return
 				}
 				pc, why := r.n.peerSet(next, r.tenant).conn(int(sid % peerConnsPerNode))
 				if pc == nil {
-					watch(failed(why), next)
+					watch(failed(why), nver)
 					return
 				}
 				f2 := pc.send(req)
 				pc.flush()
-				watch(f2, next)
+				watch(f2, nver)
 			})
 		})
 	}
-	watch(f, node)
+	watch(f, ver)
 	if o.sticky == nil {
 		o.sticky = map[int]stickyFwd{} // at most one entry per slot
 	}
@@ -139,32 +144,27 @@ func (s *session) retrySlot(slot int, node string, req []byte, f *future) *futur
 	return out
 }
 
-// waitMoved waits until the map names a primary of slot other than node,
-// or retryEvery passed, and returns the slot's primary then (the same node
-// may serve it by now: it fenced the slot until its map changed); "" at
-// deadline or without a primary.
-func (r *router) waitMoved(slot int, node string, deadline time.Time) string {
-	until := time.Now().Add(retryEvery)
+// waitMap waits until this node's map is another than version ver (the
+// one a request that ran nowhere was routed by: a move, a failover, a
+// fence lifted) and returns the slot's primary in it and its version; ""
+// at deadline, or if the slot has no primary. Only a new map sends a
+// request again: a node cut off keeps failing fast rather than serve from
+// a map it has not refreshed.
+func (r *router) waitMap(slot int, ver uint64, deadline time.Time) (string, uint64) {
 	for {
-		var p string
-		if m := r.m.Load(); m != nil {
-			p = m.Slots[slot].Primary
+		if v := r.ver.Load(); v != ver {
+			if m := r.m.Load(); m != nil && m.Slots[slot].Primary != "" {
+				return m.Slots[slot].Primary, v
+			}
+			return "", v
 		}
-		now := time.Now()
-		if !now.Before(deadline) {
-			return ""
-		}
-		if p != "" && (p != node || !now.Before(until)) {
-			return p
+		if !time.Now().Before(deadline) {
+			return "", ver
 		}
 		select {
 		case <-r.n.ctx.Done():
-			return ""
-		case <-time.After(10 * time.Millisecond):
+			return "", ver
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
-
-// retryEvery spaces the retries of a request at a primary that did not
-// move.
-const retryEvery = 100 * time.Millisecond
