@@ -172,3 +172,47 @@ func FuzzDecodeMembers(f *testing.F) {
 		_ = m.Placement()
 	})
 }
+
+func TestKeepAndDropDraining(t *testing.T) {
+	prev := mapOver(t, nodesN(3), 1)
+	next, err := Place(prev, []string{"st1", "st3"}, 1, Sync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := KeepDraining(prev, next, []string{"st2"})
+	if err := kept.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range kept.Slots {
+		ps := prev.Slots[i]
+		// Every slot keeps at least the in-sync copies it had.
+		if len(s.InSync) < len(ps.InSync) {
+			t.Fatalf("slot %d: %+v had %+v", i, s, ps)
+		}
+		if s.Primary == "st2" {
+			t.Fatalf("slot %d: primary on the draining node", i)
+		}
+	}
+	if _, changed := DropDrained(kept, []string{"st2"}); changed {
+		t.Fatal("dropped the draining copies before the new backups are in sync")
+	}
+	synced := kept.Clone()
+	for i := range synced.Slots {
+		synced.Slots[i].InSync = slices.Clone(synced.Slots[i].Backups)
+	}
+	dropped, changed := DropDrained(synced, []string{"st2"})
+	if !changed {
+		t.Fatal("nothing dropped once in sync")
+	}
+	if tn, n := HeldSlots(map[string]*Map{"a": dropped}, "st2"); n != 0 {
+		t.Fatalf("st2 still holds %d slots of %s", n, tn)
+	}
+	for i, s := range dropped.Slots {
+		if len(s.Backups) != 1 || len(s.InSync) != 1 {
+			t.Fatalf("slot %d: %+v", i, s)
+		}
+	}
+	if again := KeepDraining(nil, next, []string{"st2"}); again != next {
+		t.Fatal("a new tenant's placement changed")
+	}
+}
