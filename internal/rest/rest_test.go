@@ -192,7 +192,9 @@ func (m *mc) get(t *testing.T, key string) (flags int, val []byte, ok bool) {
 	return flags, val[:n], true
 }
 
-func TestRESTAndMemcachedSeeTheSameBytes(t *testing.T) { eachServer(t, testRESTAndMemcachedSeeTheSameBytes) }
+func TestRESTAndMemcachedSeeTheSameBytes(t *testing.T) {
+	eachServer(t, testRESTAndMemcachedSeeTheSameBytes)
+}
 
 func testRESTAndMemcachedSeeTheSameBytes(t *testing.T, kind string) {
 	_, srv, mcAddr := setup(t, kind)
