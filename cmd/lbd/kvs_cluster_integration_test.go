@@ -142,6 +142,9 @@ func kvsClientMain(addrList, cmd string) int {
 	f := strings.Fields(cmd)
 	n, _ := strconv.Atoi(f[3])
 	mode, prefix, addrs := f[1], f[2], strings.Split(addrList, ",")
+	if mode == "rest" && len(f) == 5 {
+		return restClusterMain(addrs, prefix, n, strings.Split(f[4], ","))
+	}
 	pick := func(not int) int {
 		for {
 			i := rand.IntN(len(addrs))
