@@ -39,7 +39,7 @@ func (p loopProto) NewConn(remote netip.AddrPort) kvs.ProtoConn {
 		lim.MaxBody = max(lim.MaxBody, int(bodyLimit(kv)))
 	}
 	q, _ := p.h.b.(Quick)
-	return &loopConn{h: p.h, q: q, remote: remote.String(), lim: lim}
+	return &loopConn{h: p.h, q: q, remote: remote.String(), parser: httpwire.Parser{Limits: lim}, rec: httpwire.NewResponse()}
 }
 
 // loopConn is one connection's state.
@@ -47,7 +47,10 @@ type loopConn struct {
 	h      *Handler
 	q      Quick
 	remote string
-	lim    httpwire.Limits
+	parser httpwire.Parser
+	// rec and hr are reused by the requests run in place.
+	rec *httpwire.Response
+	hr  http.Request
 	// continued: "100 Continue" went out for the request being read.
 	continued bool
 }
@@ -56,7 +59,7 @@ type loopConn struct {
 func (c *loopConn) Serve(in, out []byte) kvs.Step {
 	n := 0
 	for n < len(in) {
-		req, m, err := httpwire.Parse(in[n:], c.lim)
+		req, m, err := c.parser.Parse(in[n:])
 		if errors.Is(err, httpwire.ErrIncomplete) {
 			st := kvs.Step{N: n}
 			if m > 0 {
@@ -65,6 +68,7 @@ func (c *loopConn) Serve(in, out []byte) kvs.Step {
 					out = append(out, httpwire.Continue...)
 					c.continued = true
 				}
+				c.parser.Recycle(req)
 			}
 			st.Out = out
 			return st
@@ -77,10 +81,14 @@ func (c *loopConn) Serve(in, out []byte) kvs.Step {
 		c.continued = false
 		if !c.quick(req) {
 			req.Body = bytes.Clone(req.Body) // in is the loop's buffer
-			return kvs.Step{Out: out, N: n, Slow: func() ([]byte, bool) { return c.run(nil, req) }}
+			return kvs.Step{Out: out, N: n, Slow: func() ([]byte, bool) {
+				return c.run(nil, req, httpwire.NewResponse(), &http.Request{})
+			}}
 		}
 		var closing bool
-		if out, closing = c.run(out, req); closing {
+		out, closing = c.run(out, req, c.rec, &c.hr)
+		c.parser.Recycle(req)
+		if closing {
 			return kvs.Step{Out: out, N: len(in), Close: true}
 		}
 	}
@@ -92,14 +100,16 @@ func (c *loopConn) quick(req *httpwire.Request) bool {
 	if c.q == nil {
 		return false
 	}
-	secret, _ := credential(&http.Request{Header: req.Header}, c.h.tenant)
+	c.hr = http.Request{Header: req.Header}
+	secret, _ := credential(&c.hr, c.h.tenant)
 	return c.q.Quick(c.h.tenant, secret)
 }
 
-// run serves req with the handler and appends its answer to out; closing
-// reports that the connection closes after it.
-func (c *loopConn) run(out []byte, req *httpwire.Request) (_ []byte, closing bool) {
-	hr := &http.Request{
+// run serves req with the handler, recording into rec with hr as the
+// request, and appends its answer to out; closing reports that the
+// connection closes after it.
+func (c *loopConn) run(out []byte, req *httpwire.Request, rec *httpwire.Response, hr *http.Request) (_ []byte, closing bool) {
+	*hr = http.Request{
 		Method: req.Method, URL: req.URL, RequestURI: req.Target, Host: req.Host,
 		Proto: req.Proto(), ProtoMajor: 1, ProtoMinor: req.Minor,
 		Header: req.Header, ContentLength: int64(req.ContentLength), Body: http.NoBody,
@@ -111,7 +121,7 @@ func (c *loopConn) run(out []byte, req *httpwire.Request) (_ []byte, closing boo
 	if req.ContentLength > 0 {
 		hr.Body = io.NopCloser(bytes.NewReader(req.Body))
 	}
-	rec := httpwire.NewResponse()
+	rec.Reset()
 	c.h.ServeHTTP(rec, hr)
 	return rec.Append(out, req, false)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"testing"
@@ -46,6 +47,14 @@ func FuzzParse(f *testing.F) {
 		if n <= 0 || n > len(b) || len(req.Body) != req.ContentLength {
 			t.Fatalf("n %d of %d, body %d of %d", n, len(b), len(req.Body), req.ContentLength)
 		}
+		// A Parser reusing a recycled request reads the same.
+		p := Parser{Limits: lim}
+		first, _, _ := p.Parse(b)
+		p.Recycle(first)
+		again, m, err := p.Parse(b)
+		if err != nil || m != n || again.Method != req.Method || again.Target != req.Target || fmt.Sprint(again.Header) != fmt.Sprint(req.Header) || !bytes.Equal(again.Body, req.Body) {
+			t.Fatalf("reparse: %v %d %+v, want %+v", err, m, again, req)
+		}
 		for k := range n {
 			if _, _, err := Parse(b[:k], lim); !errors.Is(err, ErrIncomplete) {
 				t.Fatalf("prefix of %d bytes: %v", k, err)
@@ -67,6 +76,23 @@ func FuzzParse(f *testing.F) {
 			if hv := hr.Header[k]; len(hv) != len(v) {
 				t.Fatalf("%q: header %s: net/http %q, we %q", b[:n], k, hv, v)
 			}
+		}
+	})
+}
+
+// FuzzAppendFields: the fields are written byte for byte as
+// http.Header.Write writes them.
+func FuzzAppendFields(f *testing.F) {
+	f.Add("Content-Type", "application/json", "X-Lbd-Flags", "7\r\n8 ")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		h := http.Header{}
+		h.Add(k1, v1)
+		h.Add(k2, v2)
+		h.Add(k1, v2)
+		var want bytes.Buffer
+		h.Write(&want)
+		if got := appendFields(nil, h, nil); string(got) != want.String() {
+			t.Fatalf("got %q, want %q", got, want.String())
 		}
 	})
 }

@@ -90,11 +90,48 @@ var ErrIncomplete = errors.New("httpwire: incomplete request")
 // the bytes it took (head and body); or ErrIncomplete and, once the head is
 // in, the bytes the whole request takes (0 before: read on); or an *Error.
 func Parse(buf []byte, lim Limits) (req *Request, n int, err error) {
+	p := Parser{Limits: lim}
+	return p.Parse(buf)
+}
+
+// Parser parses a connection's requests as Parse does, allocating little
+// for a keep-alive client's requests: the field values and the target it
+// repeats on every request (Host, Authorization, Accept...) keep their
+// strings, and a request given back with Recycle is reused.
+type Parser struct {
+	Limits Limits
+	free   *Request
+	vals   []string // the free request's field values
+	last   map[string]string
+	target string
+	url    *url.URL
+}
+
+// Recycle gives req back for the next Parse: nothing may use it after.
+func (p *Parser) Recycle(req *Request) { p.free = req }
+
+// intern returns v as a string, the last one seen for field name if
+// equal.
+func (p *Parser) intern(name string, v []byte) string {
+	if s, ok := p.last[name]; ok && s == string(v) {
+		return s
+	}
+	s := string(v)
+	if p.last == nil || len(p.last) >= 32 {
+		p.last = make(map[string]string, 16)
+	}
+	p.last[name] = s
+	return s
+}
+
+// Parse parses the request at the start of buf (see the function Parse).
+func (p *Parser) Parse(buf []byte) (req *Request, n int, err error) {
+	lim := p.Limits
 	skip := 0
-	p := buf[skip:]
-	eol := bytes.IndexByte(p, '\n')
+	in := buf[skip:]
+	eol := bytes.IndexByte(in, '\n')
 	if eol < 0 {
-		if len(p) > lim.MaxLine {
+		if len(in) > lim.MaxLine {
 			return nil, 0, errorf(http.StatusRequestURITooLong, "uri_too_long", "", "request line over %d bytes", lim.MaxLine)
 		}
 		return nil, 0, ErrIncomplete
@@ -102,18 +139,26 @@ func Parse(buf []byte, lim Limits) (req *Request, n int, err error) {
 	if eol > lim.MaxLine {
 		return nil, 0, errorf(http.StatusRequestURITooLong, "uri_too_long", "", "request line over %d bytes", lim.MaxLine)
 	}
-	line := trimCR(p[:eol])
-	req = &Request{}
-	if err := req.parseLine(line); err != nil {
+	line := trimCR(in[:eol])
+	var vals []string
+	if req = p.free; req != nil {
+		p.free = nil
+		h := req.Header
+		clear(h)
+		*req = Request{Header: h}
+		vals = p.vals[:0]
+	} else {
+		req = &Request{Header: make(http.Header, 8)}
+	}
+	if err := req.parseLine(line, p); err != nil {
 		return nil, 0, err
 	}
 	// The header fields, up to the empty line.
 	off := eol + 1
-	req.Header = make(http.Header, 8)
 	fields := 0
 	var cl []byte
 	for {
-		rest := p[off:]
+		rest := in[off:]
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
 			if off+len(rest) > lim.MaxHeader {
@@ -153,8 +198,17 @@ func Parse(buf []byte, lim Limits) (req *Request, n int, err error) {
 				continue
 			}
 		}
-		req.Header[name] = append(req.Header[name], string(v))
+		vs := req.Header[name]
+		if vs == nil {
+			// One array for the fields' first values.
+			vals = append(vals, p.intern(name, v))
+			vs = vals[len(vals)-1 : len(vals) : len(vals)]
+		} else {
+			vs = append(vs, string(v))
+		}
+		req.Header[name] = vs
 	}
+	p.vals = vals
 	if err := req.semantics(cl, lim); err != nil {
 		return nil, 0, err
 	}
@@ -168,7 +222,7 @@ func Parse(buf []byte, lim Limits) (req *Request, n int, err error) {
 }
 
 // parseLine parses "METHOD TARGET HTTP/1.x".
-func (req *Request) parseLine(line []byte) error {
+func (req *Request) parseLine(line []byte, p *Parser) error {
 	m, rest, ok1 := bytes.Cut(line, []byte(" "))
 	target, proto, ok2 := bytes.Cut(rest, []byte(" "))
 	if !ok1 || !ok2 || len(m) == 0 || len(target) == 0 || !isToken(m) {
@@ -189,12 +243,19 @@ func (req *Request) parseLine(line []byte) error {
 			return errorf(http.StatusBadRequest, "bad_request", "", "control character or space in the request target")
 		}
 	}
-	req.Method, req.Target = method(m), string(target)
+	req.Method = method(m)
+	if p.url != nil && p.target == string(target) {
+		// The URL is shared with earlier requests: read only.
+		req.Target, req.URL = p.target, p.url
+		return nil
+	}
+	req.Target = string(target)
 	u, err := url.ParseRequestURI(req.Target)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "bad_request", "", "request target %q is not a URI", clip(target))
 	}
 	req.URL = u
+	p.target, p.url = req.Target, u
 	return nil
 }
 

@@ -3,7 +3,10 @@ package httpwire
 import (
 	"bytes"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -17,6 +20,13 @@ type Response struct {
 
 // NewResponse returns an empty response to record into.
 func NewResponse() *Response { return &Response{header: make(http.Header, 4)} }
+
+// Reset empties r for the next response, keeping its memory.
+func (r *Response) Reset() {
+	clear(r.header)
+	r.status = 0
+	r.body = r.body[:0]
+}
 
 // Header implements http.ResponseWriter.
 func (r *Response) Header() http.Header { return r.header }
@@ -105,9 +115,7 @@ func (r *Response) Append(dst []byte, req *Request, closing bool) ([]byte, bool)
 	dst = append(dst, ' ')
 	dst = append(dst, http.StatusText(status)...)
 	dst = append(dst, "\r\n"...)
-	var w bytes.Buffer
-	h.WriteSubset(&w, exclude)
-	dst = append(dst, w.Bytes()...)
+	dst = appendFields(dst, h, exclude)
 	if !has(h, "Date") {
 		dst = append(dst, "Date: "...)
 		dst = appendDate(dst)
@@ -127,6 +135,46 @@ func (r *Response) Append(dst []byte, req *Request, closing bool) ([]byte, bool)
 		dst = append(dst, r.body...)
 	}
 	return dst, closeAfter
+}
+
+// appendFields appends h's fields but those in exclude as
+// http.Header.WriteSubset writes them: sorted by name, each value on a
+// line of its own, newlines turned to spaces and trimmed.
+func appendFields(dst []byte, h http.Header, exclude map[string]bool) []byte {
+	var arr [16]string
+	keys := arr[:0]
+	for k := range h {
+		if !exclude[k] && validName(k) { // as WriteSubset, which drops the others
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			if strings.ContainsAny(v, "\r\n") {
+				v = strings.NewReplacer("\n", " ", "\r", " ").Replace(v)
+			}
+			v = textproto.TrimString(v)
+			dst = append(dst, k...)
+			dst = append(dst, ": "...)
+			dst = append(dst, v...)
+			dst = append(dst, "\r\n"...)
+		}
+	}
+	return dst
+}
+
+// validName reports whether k is a token (httpguts.ValidHeaderFieldName).
+func validName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c >= 0x80 || !tokenChar[c] {
+			return false
+		}
+	}
+	return true
 }
 
 // Continue is the interim answer to "Expect: 100-continue".
