@@ -237,3 +237,37 @@ func TestLoopExpectContinue(t *testing.T) {
 		t.Fatalf("%q %v", a, err)
 	}
 }
+
+// TestLoopSlowReader: a client that pipelines more than its socket holds
+// before reading gets every answer, in order (the loop hands the
+// connection to a goroutine that may block on writes).
+func TestLoopSlowReader(t *testing.T) {
+	_, srv, _ := setup(t, "loop")
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(64 << 10)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	const n = 1500 // about 9 MB of answers, more than the sockets hold
+	go func() {
+		var b bytes.Buffer
+		for i := range n {
+			fmt.Fprintf(&b, "GET /v1/openapi.json?i=%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		}
+		c.Write(b.Bytes())
+	}()
+	time.Sleep(200 * time.Millisecond) // let the answers pile up
+	br := bufio.NewReader(c)
+	for i := range n {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || len(body) != len(openAPIDoc) {
+			t.Fatalf("answer %d: %d, %d bytes, %v", i, resp.StatusCode, len(body), err)
+		}
+	}
+}
