@@ -69,6 +69,7 @@ type ProtoOptions struct {
 
 // ProtoServer serves a Proto on a listener.
 type ProtoServer struct {
+	t     *Tier
 	ln    net.Listener
 	proto Proto
 	pool  *evPool
@@ -88,7 +89,18 @@ func (t *Tier) ServeProto(ln net.Listener, proto Proto, opts ProtoOptions) *Prot
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 1024
 	}
-	s := &ProtoServer{ln: ln, proto: proto, pool: t.pool, log: t.log, max: opts.MaxConns, conns: map[net.Conn]struct{}{}, evfds: map[int]struct{}{}}
+	s := &ProtoServer{t: t, ln: ln, proto: proto, pool: t.pool, log: t.log, max: opts.MaxConns, conns: map[net.Conn]struct{}{}, evfds: map[int]struct{}{}}
+	t.mu.Lock()
+	if t.closed {
+		s.done = true // serves nothing: the loops are gone
+		ln.Close()
+	} else {
+		if t.protos == nil {
+			t.protos = map[*ProtoServer]struct{}{}
+		}
+		t.protos[s] = struct{}{}
+	}
+	t.mu.Unlock()
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s
@@ -98,7 +110,11 @@ func (t *Tier) ServeProto(ln net.Listener, proto Proto, opts ProtoOptions) *Prot
 func (s *ProtoServer) Addr() net.Addr { return s.ln.Addr() }
 
 // Close stops accepting, closes every connection and waits for them.
+// Closing the tier closes its ProtoServers.
 func (s *ProtoServer) Close() {
+	s.t.mu.Lock()
+	delete(s.t.protos, s)
+	s.t.mu.Unlock()
 	s.mu.Lock()
 	s.done = true
 	s.ln.Close()

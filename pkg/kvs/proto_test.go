@@ -1,0 +1,71 @@
+package kvs
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// echoProto answers every byte with itself, uppercased if a letter, on
+// the loops; "!" is answered on a goroutine (Slow), "q" closes.
+type echoProto struct{}
+
+func (echoProto) NewConn(netip.AddrPort) ProtoConn { return echoConn{} }
+
+type echoConn struct{}
+
+func (echoConn) Serve(in, out []byte) Step {
+	for i, c := range in {
+		switch c {
+		case '!':
+			return Step{Out: out, N: i + 1, Slow: func() ([]byte, bool) { return []byte("slow"), false }}
+		case 'q':
+			return Step{Out: out, N: len(in), Close: true}
+		}
+		out = append(out, bytes.ToUpper([]byte{c})...)
+	}
+	return Step{Out: out, N: len(in)}
+}
+
+// TestProtoServerOnLoops: a protocol served by the tier's loops answers in
+// order across Slow steps, closes when told, and the tier's Close closes
+// it and its connections.
+func TestProtoServerOnLoops(t *testing.T) {
+	for _, opts := range []Options{{EventLoops: 1}, {NoEventLoop: true}} {
+		tier := New(nil, opts)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tier.ServeProto(ln, echoProto{}, ProtoOptions{})
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "ab!cd!ef")
+		want := "ABslowCDslowEF"
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+			t.Fatalf("%+v: %q %v, want %q", opts, got, err, want)
+		}
+		io.WriteString(c, "xq")
+		if b, err := io.ReadAll(c); err != nil || string(b) != "X" {
+			t.Fatalf("%+v: after q: %q %v", opts, b, err)
+		}
+		c2, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c2, "z")
+		io.ReadFull(c2, make([]byte, 1))
+		tier.Close()
+		if n, err := c2.Read(make([]byte, 1)); n != 0 || err == nil {
+			t.Fatalf("%+v: connection open after the tier closed", opts)
+		}
+	}
+}
