@@ -39,6 +39,9 @@ type restServer struct {
 	done chan struct{}
 }
 
+// restIdleTimeout closes a REST connection that sent nothing for that long.
+const restIdleTimeout = 2 * time.Minute
+
 func newRESTRunner(log *slog.Logger, b rest.Backend, tier *kvs.Tier) *restRunner {
 	return &restRunner{log: log, backend: b, tier: tier, servers: map[string]*restServer{}}
 }
@@ -66,14 +69,14 @@ func (r *restRunner) apply(ctx context.Context, want map[string]int) error {
 		}
 		h := rest.NewHandler(name, r.backend, rest.Options{Logger: r.log})
 		if r.tier != nil {
-			r.servers[name] = &restServer{port: port, ps: r.tier.ServeProto(ln, h.Proto(), kvs.ProtoOptions{})}
+			r.servers[name] = &restServer{port: port, ps: r.tier.ServeProto(ln, h.Proto(), kvs.ProtoOptions{IdleTimeout: restIdleTimeout})}
 			r.log.Info("rest api serving", "tenant", name, "port", port)
 			continue
 		}
 		s := &restServer{port: port, done: make(chan struct{}), srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			IdleTimeout:       restIdleTimeout,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 		}}

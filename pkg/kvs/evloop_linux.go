@@ -80,6 +80,7 @@ type evConn struct {
 	// its next request wants, and the answer of a Slow step (see Step).
 	ps        *ProtoServer
 	pc        ProtoConn
+	act       *activity
 	want      int
 	slow      []byte
 	slowClose bool
@@ -527,6 +528,9 @@ func (l *evLoop) fill(c *evConn) bool {
 		return false
 	}
 	in.buf = in.buf[:len(in.buf)+n]
+	if c.act != nil {
+		c.act.touched.Store(true)
+	}
 	return true
 }
 

@@ -24,7 +24,7 @@ func (p *evPool) addProto(s *ProtoServer, nc net.Conn, pc ProtoConn) bool {
 	if !ok {
 		return false
 	}
-	c := &evConn{fd: fd, ps: s, pc: pc}
+	c := &evConn{fd: fd, ps: s, pc: pc, act: &activity{}}
 	c.in.buf = make([]byte, 0, protoInitBuf)
 	s.mu.Lock()
 	if s.done {
@@ -33,7 +33,7 @@ func (p *evPool) addProto(s *ProtoServer, nc net.Conn, pc ProtoConn) bool {
 		s.release()
 		return true
 	}
-	s.evfds[fd] = struct{}{}
+	s.evfds[fd] = c.act
 	s.mu.Unlock()
 	l := p.pick(fd)
 	l.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,6 +66,16 @@ func protoLimit(want int) int { return max(protoMinBuf, min(want, protoMaxBuf)) 
 type ProtoOptions struct {
 	// MaxConns bounds the open connections; 1024 (memcached's -c) if 0.
 	MaxConns int
+	// IdleTimeout, if set, closes a connection that sent nothing for
+	// that long (after between 3/4 and all of it on the loops).
+	IdleTimeout time.Duration
+}
+
+// activity is what the idle sweep knows of a connection on the loops: the
+// loop sets touched when it reads input.
+type activity struct {
+	touched atomic.Bool
+	idle    int // sweeps without input
 }
 
 // ProtoServer serves a Proto on a listener.
@@ -79,8 +90,10 @@ type ProtoServer struct {
 	mu    sync.Mutex
 	n     int
 	conns map[net.Conn]struct{}
-	evfds map[int]struct{}
+	evfds map[int]*activity
 	done  bool
+	idle  time.Duration
+	stop  chan struct{}
 }
 
 // ServeProto serves proto on ln's connections from the tier's event loops
@@ -89,10 +102,12 @@ func (t *Tier) ServeProto(ln net.Listener, proto Proto, opts ProtoOptions) *Prot
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 1024
 	}
-	s := &ProtoServer{t: t, ln: ln, proto: proto, pool: t.pool, log: t.log, max: opts.MaxConns, conns: map[net.Conn]struct{}{}, evfds: map[int]struct{}{}}
+	s := &ProtoServer{t: t, ln: ln, proto: proto, pool: t.pool, log: t.log, max: opts.MaxConns, idle: opts.IdleTimeout,
+		conns: map[net.Conn]struct{}{}, evfds: map[int]*activity{}, stop: make(chan struct{})}
 	t.mu.Lock()
 	if t.closed {
 		s.done = true // serves nothing: the loops are gone
+		close(s.stop)
 		ln.Close()
 	} else {
 		if t.protos == nil {
@@ -103,7 +118,38 @@ func (t *Tier) ServeProto(ln net.Listener, proto Proto, opts ProtoOptions) *Prot
 	t.mu.Unlock()
 	s.wg.Add(1)
 	go s.acceptLoop()
+	if s.idle > 0 {
+		s.wg.Add(1)
+		go s.sweep()
+	}
 	return s
+}
+
+// idleSweeps is how many sweeps without input close a connection.
+const idleSweeps = 4
+
+// sweep closes the loops' connections idle for IdleTimeout, looking every
+// quarter of it.
+func (s *ProtoServer) sweep() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.idle / idleSweeps)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		for fd, a := range s.evfds {
+			if a.touched.Swap(false) {
+				a.idle = 0
+			} else if a.idle++; a.idle >= idleSweeps {
+				shutdownFD(fd) // the loop sees the hang-up and closes it
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Addr is the bound address.
@@ -116,6 +162,9 @@ func (s *ProtoServer) Close() {
 	delete(s.t.protos, s)
 	s.t.mu.Unlock()
 	s.mu.Lock()
+	if !s.done {
+		close(s.stop)
+	}
 	s.done = true
 	s.ln.Close()
 	for c := range s.conns {
@@ -229,6 +278,9 @@ func (s *ProtoServer) serveConn(c net.Conn, pc ProtoConn, in, out []byte) {
 				return
 			}
 			in = append(make([]byte, 0, min(2*cap(in), limit)), in...)
+		}
+		if s.idle > 0 {
+			c.SetReadDeadline(time.Now().Add(s.idle))
 		}
 		n, err := c.Read(in[len(in):cap(in)])
 		if n == 0 && err != nil {

@@ -69,3 +69,47 @@ func TestProtoServerOnLoops(t *testing.T) {
 		}
 	}
 }
+
+// TestProtoIdleTimeout: a connection that sends nothing for IdleTimeout is
+// closed, on the loops and on a goroutine; one that keeps sending stays.
+func TestProtoIdleTimeout(t *testing.T) {
+	for _, opts := range []Options{{EventLoops: 1}, {NoEventLoop: true}} {
+		tier := New(nil, opts)
+		defer tier.Close()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tier.ServeProto(ln, echoProto{}, ProtoOptions{IdleTimeout: time.Second})
+		idle, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		busy, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		closed := make(chan time.Duration)
+		go func() {
+			idle.SetReadDeadline(time.Now().Add(20 * time.Second))
+			idle.Read(make([]byte, 1))
+			closed <- time.Since(start)
+		}()
+		busy.SetDeadline(time.Now().Add(20 * time.Second))
+		for range 25 { // 2.5 s of a byte every 100 ms
+			time.Sleep(100 * time.Millisecond)
+			if _, err := io.WriteString(busy, "a"); err != nil {
+				t.Fatalf("%+v: busy connection: %v", opts, err)
+			}
+			if _, err := io.ReadFull(busy, make([]byte, 1)); err != nil {
+				t.Fatalf("%+v: busy connection closed after %v: %v", opts, time.Since(start), err)
+			}
+		}
+		if d := <-closed; d < 700*time.Millisecond || d > 15*time.Second {
+			t.Fatalf("%+v: idle connection closed after %v", opts, d)
+		}
+		idle.Close()
+		busy.Close()
+	}
+}
