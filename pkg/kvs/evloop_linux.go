@@ -84,6 +84,8 @@ type evConn struct {
 	want      int
 	slow      []byte
 	slowClose bool
+	// closeAfter: close once the answers handed to a goroutine are out.
+	closeAfter bool
 }
 
 // newEvPool starts the event loops opts asks for: opts.EventLoops of them

@@ -64,12 +64,21 @@ func (l *evLoop) processProto(c *evConn) {
 		}()
 		return
 	}
+	l.writeProto(c, st.Close)
+}
+
+// writeProto writes c's answers, then closes c if closing. A socket that
+// takes only part of them hands c to a goroutine that may block.
+func (l *evLoop) writeProto(c *evConn, closing bool) {
 	blocked, err := writeOut(c)
 	switch {
-	case err != nil || st.Close:
+	case err != nil:
 		l.closeConn(c)
 	case blocked:
+		c.closeAfter = closing
 		l.handoff(c)
+	case closing:
+		l.closeConn(c)
 	}
 }
 
@@ -79,8 +88,7 @@ func (l *evLoop) resumeProto(c *evConn) {
 	c.out.buf = append(c.out.buf, c.slow...)
 	c.slow = nil
 	if c.slowClose {
-		writeOut(c)
-		l.closeConn(c)
+		l.writeProto(c, true)
 		return
 	}
 	if c.inOff {
@@ -108,5 +116,5 @@ func (l *evLoop) handoffProto(c *evConn) {
 		s.release()
 		return
 	}
-	go s.serveConn(nc, c.pc, c.in.buf, c.out.buf[c.out.off:])
+	go s.serveConn(nc, c.pc, c.in.buf, c.out.buf[c.out.off:], c.closeAfter)
 }

@@ -211,7 +211,7 @@ func (s *ProtoServer) acceptLoop() {
 			s.release()
 			continue
 		}
-		go s.serveConn(c, pc, nil, nil)
+		go s.serveConn(c, pc, nil, nil, false)
 	}
 }
 
@@ -233,9 +233,10 @@ func (s *ProtoServer) track(c net.Conn) bool {
 	return true
 }
 
-// serveConn serves c on this goroutine: first the answers already in out,
-// then the input already in in, then what c sends.
-func (s *ProtoServer) serveConn(c net.Conn, pc ProtoConn, in, out []byte) {
+// serveConn serves c on this goroutine: first the answers already in out
+// (then it closes c if closing), then the input already in in, then what c
+// sends.
+func (s *ProtoServer) serveConn(c net.Conn, pc ProtoConn, in, out []byte, closing bool) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -243,6 +244,11 @@ func (s *ProtoServer) serveConn(c net.Conn, pc ProtoConn, in, out []byte) {
 		c.Close()
 		s.release()
 	}()
+	if closing {
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.Write(out)
+		return
+	}
 	if cap(in) < protoInitBuf {
 		in = append(make([]byte, 0, protoInitBuf), in...)
 	}

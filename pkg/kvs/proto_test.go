@@ -24,10 +24,40 @@ func (echoConn) Serve(in, out []byte) Step {
 			return Step{Out: out, N: i + 1, Slow: func() ([]byte, bool) { return []byte("slow"), false }}
 		case 'q':
 			return Step{Out: out, N: len(in), Close: true}
+		case 'B':
+			out = append(out, bytes.Repeat([]byte("b"), bigAnswer)...)
+			continue
 		}
 		out = append(out, bytes.ToUpper([]byte{c})...)
 	}
 	return Step{Out: out, N: len(in)}
+}
+
+// bigAnswer is more than a loopback socket holds.
+const bigAnswer = 16 << 20
+
+// TestProtoBigAnswerThenClose: an answer bigger than the socket holds,
+// then a close, arrives whole before the connection closes.
+func TestProtoBigAnswerThenClose(t *testing.T) {
+	tier := New(nil, Options{EventLoops: 1})
+	defer tier.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tier.ServeProto(ln, echoProto{}, ProtoOptions{})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).SetReadBuffer(64 << 10)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "aBq")
+	time.Sleep(200 * time.Millisecond) // the loop's write blocks meanwhile
+	b, err := io.ReadAll(c)
+	if err != nil || len(b) != 1+bigAnswer {
+		t.Fatalf("%d bytes, %v; want %d", len(b), err, 1+bigAnswer)
+	}
 }
 
 // TestProtoServerOnLoops: a protocol served by the tier's loops answers in
