@@ -108,7 +108,14 @@ func (c *loopConn) quick(req *httpwire.Request) bool {
 // run serves req with the handler, recording into rec with hr as the
 // request, and appends its answer to out; closing reports that the
 // connection closes after it.
-func (c *loopConn) run(out []byte, req *httpwire.Request, rec *httpwire.Response, hr *http.Request) (_ []byte, closing bool) {
+func (c *loopConn) run(out []byte, req *httpwire.Request, rec *httpwire.Response, hr *http.Request) (res []byte, closing bool) {
+	defer func() {
+		// ServeHTTP recovers every panic but http.ErrAbortHandler, which
+		// aborts the answer: as net/http, close without one.
+		if v := recover(); v != nil {
+			res, closing = out, true
+		}
+	}()
 	*hr = http.Request{
 		Method: req.Method, URL: req.URL, RequestURI: req.Target, Host: req.Host,
 		Proto: req.Proto(), ProtoMajor: 1, ProtoMinor: req.Minor,
