@@ -145,6 +145,9 @@ func kvsClientMain(addrList, cmd string) int {
 	if mode == "load" {
 		return kvsLoad(addrs, prefix, f[3])
 	}
+	if mode == "rest" && len(f) == 5 {
+		return restClusterMain(addrs, prefix, n, strings.Split(f[4], ","))
+	}
 	pick := func(not int) int {
 		for {
 			i := rand.IntN(len(addrs))

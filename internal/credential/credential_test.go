@@ -203,3 +203,28 @@ func TestMerge(t *testing.T) {
 		}
 	}
 }
+
+// A secret is Verified (no hash to compute) only once Verify accepted it,
+// for its subject, and no longer after a revocation.
+func TestVerifiedOnlyAfterVerify(t *testing.T) {
+	s := New(nil, nil, fast)
+	secret, e, err := s.Issue("a", Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Verified("a", secret) {
+		t.Fatal("verified before Verify")
+	}
+	if !s.Verify("a", secret, Token) || !s.Verified("a", secret) {
+		t.Fatal("not verified after Verify")
+	}
+	if s.Verified("b", secret) || s.Verified("a", secret+"x") {
+		t.Fatal("verified for another subject or secret")
+	}
+	if err := s.Revoke("a", e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if s.Verified("a", secret) {
+		t.Fatal("verified after revocation")
+	}
+}
