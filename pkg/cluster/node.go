@@ -106,7 +106,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	n.client = newRPCClient(clientTLS)
 
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{chanListener: n.mux.raft, clientTLS: clientTLS},
+		Stream:  &streamLayer{chanListener: n.mux.raft, clientTLS: clientTLS, stop: n.ctx.Done()},
 		MaxPool: 3,
 		// No pipelining: with raft's default of 2 in flight, a refused
 		// append can deadlock a follower's replication and Shutdown
