@@ -66,6 +66,9 @@ type Daemon struct {
 	pendMu    sync.Mutex
 	pending   []*pendingChange
 	proposing bool
+	// pipe is the leader's chain of runtime changes in flight
+	// (pipeline.go).
+	pipe pipeline
 
 	// mu guards what the API reads while the loop changes it. Only the
 	// loop goroutine writes.

@@ -43,7 +43,9 @@ type pendingChange struct {
 	// forwarded: another node sent it to this one as the leader; it is
 	// never forwarded again (its origin looks for the leader itself).
 	forwarded bool
-	done      chan proposed
+	// tries counts the writes that carried it and did not commit.
+	tries int
+	done  chan proposed
 }
 
 // proposed is a pending change's outcome: the index of the write that
@@ -83,26 +85,6 @@ func (d *Daemon) proposeChanges(ctx context.Context, changes []Change, forwarded
 	return out
 }
 
-// drainPending proposes the pending changes, batch after batch, until
-// none is left. The batches carry many callers' changes: none is cut
-// short by one caller going away.
-func (d *Daemon) drainPending(ctx context.Context) {
-	for {
-		d.pendMu.Lock()
-		batch := d.pending
-		d.pending = nil
-		if len(batch) == 0 {
-			d.proposing = false
-			d.pendMu.Unlock()
-			return
-		}
-		d.pendMu.Unlock()
-		bctx, cancel := context.WithTimeout(ctx, batchTimeout)
-		d.proposeBatch(bctx, batch)
-		cancel()
-	}
-}
-
 // batchTimeout bounds the proposal of one batch of runtime changes.
 const batchTimeout = 15 * time.Second
 
@@ -136,10 +118,11 @@ func (d *Daemon) proposeLocal(ctx context.Context, batch []*pendingChange) {
 // proposes the result if any change is left; res holds each change's own
 // outcome (its failure, or an allow change's new list).
 func (d *Daemon) proposeOnce(ctx context.Context, batch []*pendingChange) (uint64, []proposed, error) {
-	base, ov, ver, err := d.current(ctx)
+	base, ov, oe, _, err := d.current(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
+	ver := oe.Version
 	merged, err := merge(base, ov)
 	if err != nil {
 		return 0, nil, fmt.Errorf("daemon: the cluster's runtime changes no longer fit its configuration: %w", err)
