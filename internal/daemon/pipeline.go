@@ -53,16 +53,19 @@ func (d *Daemon) drainPending(ctx context.Context) {
 		p.slots = make(chan struct{}, pipeDepth)
 	}
 	for {
+		// A slot first, then the batch: what arrives while every slot is
+		// taken goes into the next batch, not into many small ones.
+		p.slots <- struct{}{}
 		d.pendMu.Lock()
 		batch := d.pending
 		d.pending = nil
 		if len(batch) == 0 {
 			d.proposing = false
 			d.pendMu.Unlock()
+			<-p.slots
 			return
 		}
 		d.pendMu.Unlock()
-		p.slots <- struct{}{}
 		sub, self := d.submitter()
 		switch {
 		case self && sub != nil:
