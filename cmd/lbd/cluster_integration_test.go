@@ -543,6 +543,23 @@ func TestClusterJoin(t *testing.T) {
 			t.Errorf("st4's change is not in %s's kernel", n)
 		}
 	}
+	// Refusals made on the leader come back through the node that took
+	// the change, as the leader's API would have answered them; nothing
+	// is written.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := l.client("st4").AddTenant(ctx, config.Tenant{Name: "shop", Service: config.Service{VIP: "10.99.0.100", Port: 13109}, KVS: config.KVS{Memory: 8 << 20}})
+	if !errors.Is(err, api.ErrConflict) {
+		t.Errorf("a second tenant shop through st4: %v, want a conflict", err)
+	}
+	err = l.client("st4").AddTenant(ctx, config.Tenant{Name: "cafe", Service: config.Service{VIP: "10.99.0.100", Port: 13101}, KVS: config.KVS{Memory: 8 << 20}})
+	var ae *api.Error
+	if !errors.As(err, &ae) || !errors.Is(err, api.ErrInvalid) || len(ae.Problems) == 0 {
+		t.Errorf("a tenant on shop's port through st4: %v, want the configuration's problems", err)
+	}
+	if ts, err := l.client(leader).Tenants(ctx); err != nil || len(ts) != 1 {
+		t.Errorf("tenants after the refusals: %+v %v", ts, err)
+	}
 	var members string
 	eventually(t, 30*time.Second, "st4 in lbctl cluster members", func() bool {
 		out, err := l.lbctl(leader, "cluster", "members")
