@@ -470,3 +470,120 @@ func TestClusterFiveNodes(t *testing.T) {
 		}
 	}
 }
+
+const joinCluster = `
+nodes:
+  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
+  - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
+  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
+  - {name: st4, role: storage, address: 10.99.0.14, interface: eth0}
+defaults: {health: {type: none}}
+tenants:
+  - name: shop
+    service: {vip: 10.99.0.100, port: 13101}
+    allow: [10.99.0.10]
+    kvs: {memory: 8MiB}
+cluster:
+  voters: [lb1, lb2, st1]
+  tls:
+    ca: CERTS/ca.pem
+    cert: CERTS/{node}.pem
+    key: CERTS/{node}-key.pem
+  catchup_timeout: 3s
+`
+
+// lbctl runs bin/lbctl against node's socket and returns its output.
+func (l *clusterLab) lbctl(node string, args ...string) (string, error) {
+	bin, _ := filepath.Abs("../../bin/lbctl")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, append([]string{"--socket", l.nodes[node].d.sock}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// A storage node that is not one of the bootstrap voters joins a running
+// three-node cluster with one command (lbctl cluster join, sent to a
+// follower), catches up with what was written before it started, serves
+// its role (the tenant's fence with the cluster's list, the tenant's
+// store), takes writes of its own (forwarded to the leader), and
+// lbctl cluster members shows it; lbctl cluster remove takes it out and
+// the others go on writing.
+func TestClusterJoin(t *testing.T) {
+	l := newClusterLab(t, joinCluster, [][2]string{{"lb1", "10.99.0.2"}, {"lb2", "10.99.0.3"}, {"st1", "10.99.0.11"}, {"st4", "10.99.0.14"}})
+	three := []string{"lb1", "lb2", "st1"}
+	for _, n := range three {
+		l.startNode(n)
+	}
+	leader := l.leader(three...)
+	follower := "lb2"
+	if leader == follower {
+		follower = "lb1"
+	}
+	before := l.change(follower, three, allowOp("shop", api.AllowAdd, "10.99.0.21"))
+
+	// The one command, through a follower (forwarded to the leader):
+	// st4 is a member before its lbd even runs.
+	if out, err := l.lbctl(follower, "cluster", "join", "st4", "10.99.0.14:7380"); err != nil || !strings.Contains(out, "st4 joined as a non-voter") {
+		t.Fatalf("lbctl cluster join: %v\n%s", err, out)
+	}
+	l.startNode("st4")
+	four := append(slices.Clone(three), "st4")
+	l.waitApplied(leader, before, four)
+	if !l.kernelAllows("st4", "shop", "10.99.0.21") || !l.kernelAllows("st4", "shop", "10.99.0.10") {
+		t.Errorf("st4 fences shop with %s, not the cluster's list", l.allowOf("st4", "shop"))
+	}
+	eventually(t, 30*time.Second, "shop's store on st4", func() bool {
+		out, err := l.nc("lb1", "10.99.0.14:13101", "version")
+		return err == nil && strings.HasPrefix(out, "VERSION")
+	})
+	// A write through the new node reaches every node.
+	l.change("st4", four, allowOp("shop", api.AllowAdd, "10.99.0.22"))
+	for _, n := range four {
+		if !l.kernelAllows(n, "shop", "10.99.0.22") {
+			t.Errorf("st4's change is not in %s's kernel", n)
+		}
+	}
+	// Refusals made on the leader come back through the node that took
+	// the change, as the leader's API would have answered them; nothing
+	// is written.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := l.client("st4").AddTenant(ctx, config.Tenant{Name: "shop", Service: config.Service{VIP: "10.99.0.100", Port: 13109}, KVS: config.KVS{Memory: 8 << 20}})
+	if !errors.Is(err, api.ErrConflict) {
+		t.Errorf("a second tenant shop through st4: %v, want a conflict", err)
+	}
+	err = l.client("st4").AddTenant(ctx, config.Tenant{Name: "cafe", Service: config.Service{VIP: "10.99.0.100", Port: 13101}, KVS: config.KVS{Memory: 8 << 20}})
+	var ae *api.Error
+	if !errors.As(err, &ae) || !errors.Is(err, api.ErrInvalid) || len(ae.Problems) == 0 {
+		t.Errorf("a tenant on shop's port through st4: %v, want the configuration's problems", err)
+	}
+	if ts, err := l.client(leader).Tenants(ctx); err != nil || len(ts) != 1 {
+		t.Errorf("tenants after the refusals: %+v %v", ts, err)
+	}
+	var members string
+	eventually(t, 30*time.Second, "st4 in lbctl cluster members", func() bool {
+		out, err := l.lbctl(leader, "cluster", "members")
+		members = out
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if err == nil && len(f) >= 4 && f[0] == "st4" && f[1] == "10.99.0.14:7380" && f[2] == "no" && f[3] == "follower" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Out again: members no longer lists it, the three go on.
+	if out, err := l.lbctl(follower, "cluster", "remove", "st4"); err != nil || !strings.Contains(out, "removed st4") {
+		t.Fatalf("lbctl cluster remove: %v\n%s", err, out)
+	}
+	eventually(t, 30*time.Second, "st4 gone from lbctl cluster members", func() bool {
+		out, err := l.lbctl(leader, "cluster", "members")
+		members = out
+		return err == nil && strings.Contains(out, "lb1") && !strings.Contains(out, "st4")
+	})
+	l.change(leader, three, allowOp("shop", api.AllowDel, "10.99.0.21"))
+	if t.Failed() {
+		t.Logf("members:\n%s", members)
+	}
+}

@@ -31,6 +31,11 @@ func writeError(w http.ResponseWriter, err error) {
 	_ = json.NewEncoder(w).Encode(e)
 }
 
+// AsError classifies err as the API answers it: its status, message,
+// problems and code (a backend that passes an error on to another node
+// sends these, and the origin answers with them).
+func AsError(err error) *Error { return toError(err) }
+
 // toError classifies err: configuration problems and ErrInvalid are 400,
 // ErrNotFound 404, ErrConflict 409, anything else is the backend's failure.
 func toError(err error) *Error {

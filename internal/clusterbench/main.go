@@ -34,7 +34,7 @@ func main() {
 		n        = flag.Int("n", 200, "changes timed one by one")
 		writers  = flag.Int("writers", 8, "concurrent writers for the throughput run")
 		duration = flag.Duration("duration", 10*time.Second, "length of the throughput run")
-		mode     = flag.String("mode", "latency,throughput", "what to run: latency, throughput, writes:N (N changes as fast as one writer goes)")
+		mode     = flag.String("mode", "latency,throughput", "what to run: latency, throughput, writes:N (N changes by the writers, as fast as they go)")
 	)
 	flag.Parse()
 	socks := strings.Split(*via, ",")
@@ -49,7 +49,7 @@ func main() {
 		case strings.HasPrefix(m, "writes:"):
 			var k int
 			fmt.Sscan(strings.TrimPrefix(m, "writes:"), &k)
-			err = writes(ctx, socks[0], *tenant, k)
+			err = writes(ctx, socks, *tenant, k, *writers)
 		default:
 			err = fmt.Errorf("unknown mode %q", m)
 		}
@@ -172,23 +172,50 @@ func throughput(ctx context.Context, socks []string, tenant string, writers int,
 	return nil
 }
 
-// writes makes k changes through one node as fast as it takes them.
-func writes(ctx context.Context, sock, tenant string, k int) error {
-	c, err := api.NewClient(sock, "")
-	if err != nil {
+// writes makes k changes through the nodes, with writers concurrent
+// writers, as fast as they are taken, and prints the last index.
+func writes(ctx context.Context, socks []string, tenant string, k, writers int) error {
+	var next atomic.Int64
+	var last atomic.Uint64
+	errs := make(chan error, writers)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range max(writers, 1) {
+		c, err := api.NewClient(socks[w%len(socks)], "")
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			a := netip.AddrFrom4([4]byte{198, 51, 102, byte(1 + w%250)}).String()
+			for j := 0; ; j++ {
+				i := next.Add(1) - 1
+				if i >= int64(k) {
+					return
+				}
+				op := api.AllowAdd
+				if j%2 == 1 {
+					op = api.AllowDel
+				}
+				if _, err := c.ChangeAllow(ctx, tenant, op, []string{a}); err != nil {
+					errs <- fmt.Errorf("write %d: %w", i, err)
+					return
+				}
+				for idx := c.LastMeta().Index; ; {
+					have := last.Load()
+					if idx <= have || last.CompareAndSwap(have, idx) {
+						break
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
 		return err
 	}
-	start := time.Now()
-	for i := range k {
-		op := api.AllowAdd
-		if i%2 == 1 {
-			op = api.AllowDel
-		}
-		if _, err := c.ChangeAllow(ctx, tenant, op, []string{"198.51.102.1"}); err != nil {
-			return fmt.Errorf("write %d: %w", i, err)
-		}
-	}
-	fmt.Printf("writes: %d changes in %s (%.0f/s), last index %d\n", k, time.Since(start).Round(time.Millisecond),
-		float64(k)/time.Since(start).Seconds(), c.LastMeta().Index)
+	took := time.Since(start)
+	fmt.Printf("writes: %d changes by %d writers in %s (%.0f/s), last index %d\n", k, writers, took.Round(time.Millisecond),
+		float64(k)/took.Seconds(), last.Load())
 	return nil
 }

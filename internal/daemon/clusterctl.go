@@ -30,6 +30,12 @@ type clusterControl interface {
 	Remove(ctx context.Context, name string) error
 	// SetReconciled publishes this node's reconciled index to the others.
 	SetReconciled(index uint64)
+	// leader says whether this node is the leader (a Local store always
+	// is) and, if not, the leader's address ("" while none is known).
+	leader() (self bool, address string)
+	// post sends body to path on the node at address (node-to-node, over
+	// the cluster's mutual TLS) and returns the answer's body.
+	post(ctx context.Context, address, path string, body []byte) ([]byte, error)
 	// Close releases the Store.
 	Close() error
 }

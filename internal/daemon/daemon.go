@@ -61,11 +61,14 @@ type Daemon struct {
 	// cluster (with a cluster section; see joinKVSCluster).
 	kvsJoined atomic.Bool
 	fileData  []byte // the file as read at start (seeds an empty store)
-	// writeMu gives one writer at a time the turn to propose the pending
-	// runtime changes (pendMu guards pending; runtime.go).
-	writeMu sync.Mutex
-	pendMu  sync.Mutex
-	pending []*pendingChange
+	// pendMu guards the runtime changes pending and whether a proposer
+	// is draining them (runtime.go).
+	pendMu    sync.Mutex
+	pending   []*pendingChange
+	proposing bool
+	// pipe is the leader's chain of runtime changes in flight
+	// (pipeline.go).
+	pipe pipeline
 
 	// mu guards what the API reads while the loop changes it. Only the
 	// loop goroutine writes.

@@ -413,8 +413,9 @@ func (d *Daemon) waitReconciled(ctx context.Context, index uint64) error {
 
 // current reads the desired state from the Store for a write: the
 // configuration (parsed, or this node's if it is the same version), the
-// overlay and its version.
-func (d *Daemon) current(ctx context.Context) (*config.Config, *Overlay, uint64, error) {
+// overlay, and the overlay's entry as read (ok: present), both keys read
+// at one applied index.
+func (d *Daemon) current(ctx context.Context) (*config.Config, *Overlay, cluster.Entry, bool, error) {
 	// A node that restarted reads its Store only once it has replayed as
 	// far as the state it applied last (at most storeWait).
 	d.mu.RLock()
@@ -429,30 +430,38 @@ func (d *Daemon) current(ctx context.Context) (*config.Config, *Overlay, uint64,
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			if !ok && want == 0 {
-				return nil, nil, 0, fmt.Errorf("%w: the cluster has no configuration yet (it is seeded from the first node's file once a leader is elected)", api.ErrNoLeader)
+				return nil, nil, cluster.Entry{}, false, fmt.Errorf("%w: the cluster has no configuration yet (it is seeded from the first node's file once a leader is elected)", api.ErrNoLeader)
 			}
-			return nil, nil, 0, fmt.Errorf("%w: this node has not caught up with the cluster yet (its store is at index %d, it applied %d before)", api.ErrNoLeader, have, want)
+			return nil, nil, cluster.Entry{}, false, fmt.Errorf("%w: this node has not caught up with the cluster yet (its store is at index %d, it applied %d before)", api.ErrNoLeader, have, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	ce, _ := d.store.Get(cluster.KeyConfig)
-	oe, oko := d.store.Get(cluster.KeyOverlay)
+	var ce, oe cluster.Entry
+	var oko bool
+	for {
+		at := d.store.AppliedIndex()
+		ce, _ = d.store.Get(cluster.KeyConfig)
+		oe, oko = d.store.Get(cluster.KeyOverlay)
+		if d.store.AppliedIndex() == at {
+			break // no write applied between the two reads
+		}
+	}
 	d.mu.RLock()
 	base, cfgVer := d.file, d.st.cfgVer
 	d.mu.RUnlock()
 	if ce.Version != cfgVer {
 		c, cv, err := decodeConfig(ce)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, cluster.Entry{}, false, err
 		}
 		c.File = cv.Name
 		base = c
 	}
 	ov, err := decodeOverlay(oe, oko)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, cluster.Entry{}, false, err
 	}
-	return base, ov, oe.Version, nil
+	return base, ov, oe, oko, nil
 }
 
 // proposeErr says what a failed Propose means to the API's caller.

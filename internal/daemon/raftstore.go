@@ -60,6 +60,7 @@ func (d *Daemon) openRaft(ctx context.Context) (cluster.Store, clusterControl, e
 	}
 	rc := &raftControl{n: n, name: me.Name, tls: tlsConf}
 	n.Handle("GET "+pathReconciled, rc)
+	n.Handle("POST "+pathChanges, http.HandlerFunc(d.serveChanges))
 	return n, rc, nil
 }
 

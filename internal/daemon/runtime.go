@@ -20,134 +20,157 @@ import (
 // The daemon is the API's backend.
 var _ api.Backend = (*Daemon)(nil)
 
-// mutate makes a runtime change cluster-wide: change edits a copy of the
-// overlay read from the Store (it may read the desired state it gives),
-// the result is validated like a file, then proposed as a compare-and-set
-// on the overlay's version (re-read and re-validated on a conflict, a
-// bounded number of times), together with the changes that arrived on
-// this node meanwhile (proposeChange). It returns once this node has
-// applied it. Nothing changes if change or the validation fails.
-func (d *Daemon) mutate(ctx context.Context, what string, change func(ov *Overlay, cur *config.Config) error) error {
-	idx, err := d.proposeChange(ctx, change)
-	if err != nil {
-		return err
+// mutate makes a runtime change cluster-wide: it is proposed with the
+// other changes of the cluster (proposeChanges: on the leader, in its
+// group commit), validated there like a file, and the call returns once
+// this node has applied it. Nothing changes if the change or the
+// validation fails. It returns an allow change's new list.
+func (d *Daemon) mutate(ctx context.Context, c Change) ([]netip.Prefix, error) {
+	r := d.proposeChanges(ctx, []Change{c}, false)[0]
+	if r.err != nil {
+		return nil, r.err
 	}
-	api.NoteIndex(ctx, idx)
-	d.events.Publish(events.Config, "runtime change: "+what, "index", fmt.Sprint(idx))
-	d.log.Info("runtime change", "change", what, "index", idx)
-	return d.waitReconciled(ctx, idx)
+	api.NoteIndex(ctx, r.index)
+	what := c.String()
+	d.events.Publish(events.Config, "runtime change: "+what, "index", fmt.Sprint(r.index))
+	d.log.Info("runtime change", "change", what, "index", r.index)
+	return r.result, d.waitReconciled(ctx, r.index)
 }
 
 // pendingChange is a runtime change waiting for its turn to be proposed.
 type pendingChange struct {
-	change func(ov *Overlay, cur *config.Config) error
-	done   chan proposed
+	change Change
+	// forwarded: another node sent it to this one as the leader; it is
+	// never forwarded again (its origin looks for the leader itself).
+	forwarded bool
+	// tries counts the writes that carried it and did not commit.
+	tries int
+	done  chan proposed
 }
 
 // proposed is a pending change's outcome: the index of the write that
-// carries it, or why it was not written.
+// carries it (and an allow change's new list), or why it was not written.
 type proposed struct {
-	index uint64
-	err   error
+	index  uint64
+	result []netip.Prefix
+	err    error
 }
 
-// proposeChange has change proposed: the writer that gets the turn takes
-// every change waiting on this node and proposes them as one write (group
-// commit), each applied and validated in turn on top of the previous
-// ones; a change that fails alone is left out with its error. Writers on
-// this node thus never conflict with each other, only with other nodes.
-func (d *Daemon) proposeChange(ctx context.Context, change func(ov *Overlay, cur *config.Config) error) (uint64, error) {
-	p := &pendingChange{change: change, done: make(chan proposed, 1)}
-	d.pendMu.Lock()
-	d.pending = append(d.pending, p)
-	d.pendMu.Unlock()
-	d.writeMu.Lock()
-	d.pendMu.Lock()
-	batch := d.pending
-	d.pending = nil
-	d.pendMu.Unlock()
-	if len(batch) > 0 {
-		d.proposeBatch(ctx, batch)
+// proposeChanges has changes proposed: the writer that gets the turn
+// takes every change waiting on this node and proposes them as one write
+// (group commit), each applied and validated in turn on top of the
+// previous ones; a change that fails alone is left out with its error.
+// On a node that is not the leader the turn forwards the batch to the
+// leader, where it joins the leader's batch: the cluster's writers thus
+// never conflict with each other.
+func (d *Daemon) proposeChanges(ctx context.Context, changes []Change, forwarded bool) []proposed {
+	ps := make([]*pendingChange, len(changes))
+	for i, c := range changes {
+		ps[i] = &pendingChange{change: c, forwarded: forwarded, done: make(chan proposed, 1)}
 	}
-	d.writeMu.Unlock()
-	r := <-p.done // ours was in this batch or an earlier one
-	return r.index, r.err
+	d.pendMu.Lock()
+	d.pending = append(d.pending, ps...)
+	start := !d.proposing
+	d.proposing = true
+	d.pendMu.Unlock()
+	if start {
+		// One proposer at a time drains what is pending, batch after
+		// batch; a caller whose change is in a batch only waits for it.
+		go d.drainPending(context.WithoutCancel(ctx))
+	}
+	out := make([]proposed, len(ps))
+	for i, p := range ps {
+		out[i] = <-p.done // bounded by batchTimeout
+	}
+	return out
 }
 
-// proposeBatch proposes the changes of batch as one compare-and-set of the
-// overlay, re-read and redone on a conflict (a bounded number of times),
-// and tells each change its outcome.
-func (d *Daemon) proposeBatch(ctx context.Context, batch []*pendingChange) {
-	var errs []error
+// batchTimeout bounds the proposal of one batch of runtime changes.
+const batchTimeout = 15 * time.Second
+
+// proposeLocal proposes the changes of batch as one compare-and-set of
+// the overlay, re-read and redone on a conflict (a bounded number of
+// times: only a file apply or a seed races the leader), and tells each
+// change its outcome.
+func (d *Daemon) proposeLocal(ctx context.Context, batch []*pendingChange) {
+	var res []proposed
 	var idx uint64
 	err := cluster.ErrConflict
 	for try := 0; try < maxProposeTries && errors.Is(err, cluster.ErrConflict); try++ {
-		idx, errs, err = d.proposeOnce(ctx, batch)
+		idx, res, err = d.proposeOnce(ctx, batch)
 	}
 	if errors.Is(err, cluster.ErrConflict) {
 		err = fmt.Errorf("daemon: the runtime changes kept changing under this one (%d tries); try again: %w", maxProposeTries, err)
 	}
 	for i, p := range batch {
 		switch {
-		case errs != nil && errs[i] != nil:
-			p.done <- proposed{err: errs[i]}
+		case res != nil && res[i].err != nil:
+			p.done <- res[i]
 		case err != nil:
 			p.done <- proposed{err: err}
 		default:
-			p.done <- proposed{index: idx}
+			p.done <- proposed{index: idx, result: res[i].result}
 		}
 	}
 }
 
 // proposeOnce reads the overlay, applies and validates each change, and
-// proposes the result if any change is left; errs holds each change's own
-// failure.
-func (d *Daemon) proposeOnce(ctx context.Context, batch []*pendingChange) (uint64, []error, error) {
-	base, ov, ver, err := d.current(ctx)
+// proposes the result if any change is left; res holds each change's own
+// outcome (its failure, or an allow change's new list).
+func (d *Daemon) proposeOnce(ctx context.Context, batch []*pendingChange) (uint64, []proposed, error) {
+	base, ov, oe, _, err := d.current(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
+	ver := oe.Version
 	merged, err := merge(base, ov)
 	if err != nil {
 		return 0, nil, fmt.Errorf("daemon: the cluster's runtime changes no longer fit its configuration: %w", err)
 	}
-	errs := make([]error, len(batch))
+	res := make([]proposed, len(batch))
 	kept := 0
 	for i, p := range batch {
 		next := ov.clone()
-		if err := p.change(next, merged); err != nil {
-			errs[i] = err
-			continue
-		}
-		m, err := merge(base, next)
+		list, err := p.change.apply(next, merged)
 		if err != nil {
-			errs[i] = fmt.Errorf("%w: %w", api.ErrInvalid, err)
+			res[i].err = err
 			continue
 		}
-		// Saved state must be able to run: a change a store could not
-		// take is refused before it is proposed, so that no change in the
-		// log keeps a node from starting.
-		if err := runnable(m, d.stateDir(base)); err != nil {
-			errs[i] = fmt.Errorf("%w: %w", api.ErrInvalid, err)
-			continue
+		m := merged
+		// Allow-lists and weights do not change the merged
+		// configuration (effectiveServices applies them): only a
+		// structural change is merged and validated like a file again.
+		if p.change.structural() {
+			if m, err = merge(base, next); err != nil {
+				res[i].err = fmt.Errorf("%w: %w", api.ErrInvalid, err)
+				continue
+			}
+			// Saved state must be able to run: a change a store could
+			// not take is refused before it is proposed, so that no
+			// change in the log keeps a node from starting.
+			if err := runnable(m, d.stateDir(base)); err != nil {
+				res[i].err = fmt.Errorf("%w: %w", api.ErrInvalid, err)
+				continue
+			}
 		}
 		ov, merged = next, m
+		res[i].result = list
 		kept++
 	}
 	if kept == 0 {
-		return 0, errs, nil
+		return 0, res, nil
 	}
 	ov.Updated = time.Now()
 	op, err := overlayOp(ov)
 	if err != nil {
-		return 0, errs, err
+		return 0, res, err
 	}
 	op.IfVersion = cluster.Version(ver)
 	idx, err := d.store.Propose(ctx, op)
 	if err != nil && !errors.Is(err, cluster.ErrConflict) {
 		err = proposeErr(err)
 	}
-	return idx, errs, err
+	return idx, res, err
 }
 
 // runnable checks that every tenant's store could be run as cfg asks:
@@ -261,37 +284,14 @@ func findService(cfg *config.Config, name string) (config.ResolvedService, bool)
 
 // AddService implements api.Backend.
 func (d *Daemon) AddService(ctx context.Context, vs config.VirtualService) error {
-	name := serviceName(vs.Protocol, vs.VIP, vs.Port)
-	return d.mutate(ctx, "add service "+name, func(ov *Overlay, cur *config.Config) error {
-		if _, ok := findService(cur, name); ok {
-			return fmt.Errorf("%w: service %s", api.ErrConflict, name)
-		}
-		ov.Services = append(ov.Services, vs)
-		return nil
-	})
+	_, err := d.mutate(ctx, Change{Kind: ChangeAddService, VS: &vs})
+	return err
 }
 
 // DeleteService implements api.Backend.
 func (d *Daemon) DeleteService(ctx context.Context, name string) error {
-	return d.mutate(ctx, "delete service "+name, func(ov *Overlay, cur *config.Config) error {
-		s, ok := findService(cur, name)
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: service %s", api.ErrNotFound, name)
-		case s.Tenant != "":
-			return fmt.Errorf("%w: %s is tenant %s's service; use tenant del", api.ErrInvalid, name, s.Tenant)
-		}
-		n := len(ov.Services)
-		ov.Services = slices.DeleteFunc(ov.Services, func(v config.VirtualService) bool {
-			return serviceName(v.Protocol, v.VIP, v.Port) == name
-		})
-		if len(ov.Services) == n {
-			ov.DeletedServices = append(ov.DeletedServices, name)
-		}
-		delete(ov.Reals, name)
-		delete(ov.DeletedReals, name)
-		return nil
-	})
+	_, err := d.mutate(ctx, Change{Kind: ChangeDelService, Service: name})
+	return err
 }
 
 // plainService finds a plain virtual service for a real-server change.
@@ -312,71 +312,20 @@ func hasReal(s config.ResolvedService, ap netip.AddrPort) bool {
 
 // AddReal implements api.Backend.
 func (d *Daemon) AddReal(ctx context.Context, service string, r config.Real) error {
-	return d.mutate(ctx, "add real "+r.Address+" to "+service, func(ov *Overlay, cur *config.Config) error {
-		s, err := plainService(cur, service)
-		if err != nil {
-			return err
-		}
-		ap := realAddr(r, int(s.Port))
-		if !ap.Addr().IsValid() {
-			return fmt.Errorf("%w: real server address %q", api.ErrInvalid, r.Address)
-		}
-		if hasReal(s, ap) {
-			return fmt.Errorf("%w: real server %s in %s", api.ErrConflict, ap, service)
-		}
-		if ov.Reals == nil {
-			ov.Reals = map[string][]config.Real{}
-		}
-		ov.Reals[service] = append(slices.Clone(ov.Reals[service]), r)
-		return nil
-	})
+	_, err := d.mutate(ctx, Change{Kind: ChangeAddReal, Service: service, Real: &r})
+	return err
 }
 
 // DeleteReal implements api.Backend.
 func (d *Daemon) DeleteReal(ctx context.Context, service string, addr netip.AddrPort) error {
-	return d.mutate(ctx, "delete real "+addr.String()+" from "+service, func(ov *Overlay, cur *config.Config) error {
-		s, err := plainService(cur, service)
-		if err != nil {
-			return err
-		}
-		if !hasReal(s, addr) {
-			return fmt.Errorf("%w: real server %s in %s", api.ErrNotFound, addr, service)
-		}
-		added := ov.Reals[service]
-		kept := slices.DeleteFunc(slices.Clone(added), func(r config.Real) bool { return realAddr(r, int(s.Port)) == addr })
-		if len(kept) == len(added) {
-			if ov.DeletedReals == nil {
-				ov.DeletedReals = map[string][]netip.AddrPort{}
-			}
-			ov.DeletedReals[service] = append(slices.Clone(ov.DeletedReals[service]), addr)
-		} else if ov.Reals[service] = kept; len(kept) == 0 {
-			delete(ov.Reals, service)
-		}
-		delete(ov.Weights, realID(s, config.ResolvedReal{Addr: addr.Addr(), Port: addr.Port()}))
-		return nil
-	})
+	_, err := d.mutate(ctx, Change{Kind: ChangeDelReal, Service: service, Addr: addr})
+	return err
 }
 
 // SetWeight implements api.Backend.
 func (d *Daemon) SetWeight(ctx context.Context, service string, addr netip.AddrPort, weight int) error {
-	what := fmt.Sprintf("weight of %s in %s to %d", addr, service, weight)
-	return d.mutate(ctx, what, func(ov *Overlay, cur *config.Config) error {
-		if weight < 0 || weight > 65535 {
-			return fmt.Errorf("%w: weight %d out of range 0-65535", api.ErrInvalid, weight)
-		}
-		s, ok := findService(cur, service)
-		if !ok {
-			return fmt.Errorf("%w: service %s", api.ErrNotFound, service)
-		}
-		if !hasReal(s, addr) {
-			return fmt.Errorf("%w: real server %s in %s", api.ErrNotFound, addr, service)
-		}
-		if ov.Weights == nil {
-			ov.Weights = map[string]int{}
-		}
-		ov.Weights[realID(s, config.ResolvedReal{Addr: addr.Addr(), Port: addr.Port()})] = weight
-		return nil
-	})
+	_, err := d.mutate(ctx, Change{Kind: ChangeWeight, Service: service, Addr: addr, Weight: weight})
+	return err
 }
 
 // Tenants implements api.Backend.
@@ -401,61 +350,20 @@ func (d *Daemon) Tenants(context.Context) ([]api.Tenant, error) {
 
 // AddTenant implements api.Backend.
 func (d *Daemon) AddTenant(ctx context.Context, t config.Tenant) error {
-	return d.mutate(ctx, "add tenant "+t.Name, func(ov *Overlay, cur *config.Config) error {
-		if slices.ContainsFunc(cur.Tenants, func(x config.Tenant) bool { return x.Name == t.Name }) {
-			return fmt.Errorf("%w: tenant %s", api.ErrConflict, t.Name)
-		}
-		ov.Tenants = append(ov.Tenants, t)
-		return nil
-	})
+	_, err := d.mutate(ctx, Change{Kind: ChangeAddTenant, NewTenant: &t})
+	return err
 }
 
 // DeleteTenant implements api.Backend.
 func (d *Daemon) DeleteTenant(ctx context.Context, name string) error {
-	return d.mutate(ctx, "delete tenant "+name, func(ov *Overlay, cur *config.Config) error {
-		if !slices.ContainsFunc(cur.Tenants, func(x config.Tenant) bool { return x.Name == name }) {
-			return fmt.Errorf("%w: tenant %s", api.ErrNotFound, name)
-		}
-		n := len(ov.Tenants)
-		ov.Tenants = slices.DeleteFunc(ov.Tenants, func(x config.Tenant) bool { return x.Name == name })
-		if len(ov.Tenants) == n {
-			ov.DeletedTenants = append(ov.DeletedTenants, name)
-		}
-		delete(ov.Allow, name)
-		return nil
-	})
+	_, err := d.mutate(ctx, Change{Kind: ChangeDelTenant, Tenant: name})
+	return err
 }
 
 // ChangeAllow implements api.Backend. The new list is persisted before it
 // is applied, so a crash in between re-applies it at start.
 func (d *Daemon) ChangeAllow(ctx context.Context, tenant string, op api.AllowOp, entries []netip.Prefix) ([]netip.Prefix, error) {
-	var result []netip.Prefix
-	err := d.mutate(ctx, fmt.Sprintf("allow %s %s %v", op, tenant, entries), func(ov *Overlay, cur *config.Config) error {
-		s, ok := findService(cur, tenant)
-		if !ok || s.Tenant == "" {
-			return fmt.Errorf("%w: tenant %s", api.ErrNotFound, tenant)
-		}
-		for _, p := range entries {
-			if !p.IsValid() || p.Masked() != p {
-				return fmt.Errorf("%w: allow entry %s (host bits set or invalid)", api.ErrInvalid, p)
-			}
-		}
-		list, ok := ov.Allow[tenant]
-		if !ok {
-			list = s.Allow
-		}
-		next, err := changeAllow(list, op, entries)
-		if err != nil {
-			return err
-		}
-		if ov.Allow == nil {
-			ov.Allow = map[string][]netip.Prefix{}
-		}
-		ov.Allow[tenant] = next
-		result = next
-		return nil
-	})
-	return result, err
+	return d.mutate(ctx, Change{Kind: ChangeAllow, Tenant: tenant, Op: op, Entries: entries})
 }
 
 // changeAllow computes a new allow-list. Adding a present entry or

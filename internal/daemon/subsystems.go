@@ -30,6 +30,7 @@ type subsystems struct {
 	storACL  fencer       // storage nodes' second line (defaults.storage_acl)
 	aclRead  bool         // acl has read back what the last run fenced
 	storRead bool         // storACL has, likewise
+	storHave []acl.Tenant // what the last successful storage fence apply fenced
 	aclHave  []acl.Tenant // what the last successful ACL apply fenced
 	fenced   map[string]bool
 	wake     *time.Timer // next reconcile the IPVS reconciler asked for
@@ -332,7 +333,7 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 	if err := d.adoptFences(ctx, d.sub.storACL, &d.sub.storRead); err != nil {
 		errs = append(errs, err)
 	}
-	if err := d.sub.storACL.Apply(ctx, fence); err != nil {
+	if err := d.applyStorageFence(ctx, fence); err != nil {
 		errs = append(errs, err)
 	}
 	var ifaces []string
@@ -359,4 +360,31 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 	}
 	d.sub.kvs.report(d.log, d.events)
 	return errs
+}
+
+// applyStorageFence brings the storage fence in step: when only
+// allow-lists changed since the last successful apply it swaps just
+// those sets (O(change), no iptables call); otherwise, and when nothing
+// changed (a resync repairs what was changed by hand), it applies the
+// whole fence.
+func (d *Daemon) applyStorageFence(ctx context.Context, fence []acl.Tenant) error {
+	s := &d.sub
+	if changed, ok := onlyAllowChanged(s.storHave, fence); ok && len(changed) > 0 {
+		var errs []error
+		for _, t := range changed {
+			if err := s.storACL.SetAllow(ctx, t.Name, t.Allow); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			s.storHave = replaceTenant(s.storHave, t)
+		}
+		return errors.Join(errs...)
+	}
+	err := s.storACL.Apply(ctx, fence)
+	if err == nil {
+		s.storHave = fence
+	} else {
+		s.storHave = nil // unknown mix: the next reconcile applies in full
+	}
+	return err
 }

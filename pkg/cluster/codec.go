@@ -41,6 +41,8 @@ func ValidateOps(ops []Op) error {
 			return fmt.Errorf("cluster: ops[%d].key: %d bytes, more than %d", i, len(op.Key), MaxKeyLen)
 		case op.Delete && len(op.Value) > 0:
 			return fmt.Errorf("cluster: ops[%d] (%s): a delete carries a value", i, op.Key)
+		case op.IfHash != nil && len(op.IfHash) != 32:
+			return fmt.Errorf("cluster: ops[%d] (%s): if_hash of %d bytes, want 32 (SHA-256)", i, op.Key, len(op.IfHash))
 		}
 		if _, dup := seen[op.Key]; dup {
 			return fmt.Errorf("cluster: ops[%d].key: %s written twice in one transaction", i, op.Key)

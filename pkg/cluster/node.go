@@ -106,7 +106,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	n.client = newRPCClient(clientTLS)
 
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{chanListener: n.mux.raft, clientTLS: clientTLS},
+		Stream:  &streamLayer{chanListener: n.mux.raft, clientTLS: clientTLS, stop: n.ctx.Done()},
 		MaxPool: 3,
 		// No pipelining: with raft's default of 2 in flight, a refused
 		// append can deadlock a follower's replication and Shutdown
@@ -277,6 +277,43 @@ func (n *Node) Propose(ctx context.Context, ops ...Op) (uint64, error) {
 		return idx, fmt.Errorf("cluster: write %d committed, not yet applied on %s: %w", idx, n.opts.NodeID, werr)
 	}
 	return idx, err
+}
+
+// Submit proposes ops on this node, which must be the leader (nothing is
+// forwarded: ErrNoLeader otherwise), and returns at once with a function
+// that waits for the outcome as Propose reports it. Submissions from one
+// goroutine enter the log in call order, so a writer may submit a write
+// that depends (Op.IfHash) on one still in flight.
+func (n *Node) Submit(ctx context.Context, ops ...Op) (wait func() (uint64, error), err error) {
+	data, err := encodeTxn(ops)
+	if err != nil {
+		return nil, err
+	}
+	if n.ctx.Err() != nil {
+		return nil, ErrShutdown
+	}
+	if !n.IsLeader() {
+		return nil, fmt.Errorf("%w: %s is not the leader", ErrNoLeader, n.opts.NodeID)
+	}
+	f := n.raft.Apply(data, n.timeoutOf(ctx))
+	return func() (uint64, error) {
+		done := make(chan error, 1)
+		go func() { done <- f.Error() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				return 0, n.raftErr(err)
+			}
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: write in flight (it may still commit): %w", ErrNoLeader, ctx.Err())
+		}
+		idx := f.Index()
+		rerr, _ := f.Response().(error)
+		if werr := n.waitApplied(ctx, idx); werr != nil {
+			return idx, fmt.Errorf("cluster: write %d committed, not yet applied on %s: %w", idx, n.opts.NodeID, werr)
+		}
+		return idx, rerr
+	}, nil
 }
 
 // applyLocal applies a transaction on this node as the leader.

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,6 +52,12 @@ func (s *State) Apply(index uint64, ops []Op) error {
 	for _, op := range ops {
 		if op.Key == "" {
 			return fmt.Errorf("cluster: empty key")
+		}
+		if op.IfHash != nil {
+			e, ok := s.entries[op.Key]
+			if h := sha256.Sum256(e.Value); !ok || !bytes.Equal(h[:], op.IfHash) {
+				return fmt.Errorf("%w: %s (version %d) is not the value expected", ErrConflict, op.Key, e.Version)
+			}
 		}
 		if op.IfVersion == nil {
 			continue

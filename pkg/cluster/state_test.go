@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"testing"
 )
@@ -54,5 +55,33 @@ func TestMemoryWatch(t *testing.T) {
 	}
 	cancel()
 	for range ch {
+	}
+}
+
+// IfHash: a write conditional on the value's SHA-256 applies on that value
+// only, and a refused one writes nothing.
+func TestStateIfHash(t *testing.T) {
+	s := NewState()
+	if err := s.Apply(1, []Op{{Key: "k", Value: []byte("one")}}); err != nil {
+		t.Fatal(err)
+	}
+	one, two := sha256.Sum256([]byte("one")), sha256.Sum256([]byte("two"))
+	if err := s.Apply(2, []Op{{Key: "k", Value: []byte("two"), IfHash: one[:]}}); err != nil {
+		t.Fatalf("write on the expected value: %v", err)
+	}
+	if err := s.Apply(3, []Op{{Key: "k", Value: []byte("three"), IfHash: one[:]}, {Key: "x", Value: []byte("x")}}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("write on a stale value: %v, want a conflict", err)
+	}
+	if e, _ := s.Get("k"); string(e.Value) != "two" {
+		t.Errorf("k = %q after the refused write", e.Value)
+	}
+	if _, ok := s.Get("x"); ok {
+		t.Error("the refused transaction wrote x")
+	}
+	if err := s.Apply(4, []Op{{Key: "absent", Value: []byte("v"), IfHash: two[:]}}); !errors.Is(err, ErrConflict) {
+		t.Errorf("IfHash on an absent key: %v, want a conflict", err)
+	}
+	if err := ValidateOps([]Op{{Key: "k", IfHash: []byte("short")}}); err == nil {
+		t.Error("an if_hash that is not 32 bytes was accepted")
 	}
 }

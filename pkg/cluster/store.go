@@ -42,6 +42,11 @@ type Op struct {
 	// IfVersion, when set, makes the whole transaction fail with
 	// ErrConflict unless the key's current version equals it (0: absent).
 	IfVersion *uint64 `json:"if_version,omitempty"`
+	// IfHash, when set (32 bytes), makes the whole transaction fail with
+	// ErrConflict unless the key is present and its value's SHA-256 is
+	// IfHash: a writer that knows the value it proposed last can propose
+	// the next one on top of it before the first is committed.
+	IfHash []byte `json:"if_hash,omitempty"`
 }
 
 // Version returns a pointer to v, for Op.IfVersion.

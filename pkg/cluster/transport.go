@@ -186,24 +186,66 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 type streamLayer struct {
 	*chanListener
 	clientTLS *tls.Config
+	// stop ends the dials under way (the node shuts down).
+	stop <-chan struct{}
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
-// Dial implements raft.StreamLayer.
+// patientDial bounds how long Dial keeps trying a peer that does not
+// answer; dialRetry spaces the tries.
+const (
+	patientDial = 30 * time.Second
+	dialRetry   = 100 * time.Millisecond
+)
+
+// Dial implements raft.StreamLayer. A peer that is down (refused, no
+// route, no answer) is dialled again every dialRetry for up to
+// patientDial, or until the node shuts down, rather than failing at once:
+// raft's replication backs off exponentially after each failed call (up
+// to 10.24 s; hashicorp/raft#73), so a follower that was down for a while
+// would otherwise wait up to that long, once back, before the leader
+// sends it anything. Waiting here keeps the failures few: the follower is
+// served within dialRetry of its return. A TLS failure (wrong
+// certificate) fails at once.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	cfg, err := dialConfig(s.clientTLS, string(address), ProtoRaft)
 	if err != nil {
 		return nil, err
 	}
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: cfg}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, patientDial))
 	defer cancel()
-	c, err := d.DialContext(ctx, "tcp", string(address))
-	if err != nil {
+	if s.stop != nil {
+		go func() {
+			select {
+			case <-s.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	var raw net.Conn
+	for {
+		attempt, acancel := context.WithTimeout(ctx, min(timeout, time.Second))
+		raw, err = (&net.Dialer{}).DialContext(attempt, "tcp", string(address))
+		acancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cluster: dial raft %s: %w", address, err)
+		case <-time.After(dialRetry):
+		}
+	}
+	hctx, hcancel := context.WithTimeout(ctx, timeout)
+	defer hcancel()
+	c := tls.Client(raw, cfg)
+	if err := c.HandshakeContext(hctx); err != nil {
+		raw.Close()
 		return nil, fmt.Errorf("cluster: dial raft %s: %w", address, err)
 	}
-	if p := c.(*tls.Conn).ConnectionState().NegotiatedProtocol; p != ProtoRaft {
+	if p := c.ConnectionState().NegotiatedProtocol; p != ProtoRaft {
 		c.Close()
 		return nil, fmt.Errorf("cluster: dial raft %s: peer speaks %q, not %s", address, p, ProtoRaft)
 	}
