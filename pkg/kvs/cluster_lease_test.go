@@ -101,3 +101,40 @@ func TestClusterLapsedLeaseWaitsForMap(t *testing.T) {
 		t.Fatalf("after the heal: %q found %v ok %v, want new", v, found, ok)
 	}
 }
+
+// TestClusterShrinkOutlastsOldPrimary: a slot's primary moves to its
+// in-sync backup (as a rebalance moves it) while the old primary is cut
+// off but still holds its lease; the new primary's write cannot reach the
+// old one and takes it out of the in-sync set. The old primary, serving
+// under its old map until its lease runs out, must not read an old value
+// once that write is acknowledged.
+func TestClusterShrinkOutlastsOldPrimary(t *testing.T) {
+	tc := startCluster(t, 3, 1, slots.Sync)
+	p := 1 // node 0 is the leader
+	key, sl := keyOf(t, tc, p)
+	if !setVia(t, tc.addrs[p], key, "old") {
+		t.Fatal("set failed")
+	}
+	b := tc.nodeIndex(tc.slotMap().Slots[sl].InSync[0])
+	tc.partition(p, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := updateMap(ctx, tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
+		if cur.Slots[sl].Primary != tc.names[p] {
+			return nil, fmt.Errorf("slot %d moved already", sl)
+		}
+		next := cur.Clone()
+		next.Slots[sl] = slots.Slot{Primary: tc.names[b], Backups: []string{tc.names[p]}, InSync: []string{tc.names[p]}, Epoch: cur.MaxEpoch() + 1}
+		return next, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !setVia(t, tc.addrs[b], key, "new") {
+		if time.Now().After(deadline) {
+			t.Fatal("set at the new primary failed for 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	noStaleRead(t, tc.addrs[p], key, "old", time.Second)
+}
