@@ -110,6 +110,8 @@ type clusterNode struct {
 	// lease is the unix nanosecond until which this node may serve as a
 	// primary without hearing from the leader (see renewLease).
 	lease atomic.Int64
+	// syncing: a lapsed lease waits for a barrier (see renewLease).
+	syncing atomic.Bool
 	// cut simulates a network partition (tests): no peer connection in
 	// or out.
 	cut atomic.Bool

@@ -3,14 +3,17 @@ package kvs
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/lbd-project/lbd/pkg/cluster"
 	"github.com/lbd-project/lbd/pkg/healthcheck"
 	"github.com/lbd-project/lbd/pkg/slots"
 )
@@ -29,15 +32,73 @@ import (
 // MonitorInterval x MonitorThreshold. A primary cut off from the leader thus
 // stops answering before the leader can declare it down and promote a
 // backup, and never serves a read the new primary could contradict.
+//
+// A lease proves that the leader reaches the node, not that the node's slot
+// maps are current: a node back from a partition (or whose cluster state
+// lags) would serve, under the map it had, slots that moved meanwhile. So a
+// probe extends a running lease, but one that lapsed is granted again only
+// once the node has caught up with the cluster state: a write through it
+// (a barrier: Propose returns once the write is applied here, and with it
+// every earlier one) and a refresh of its maps. A node that cannot write to
+// the cluster state does not serve as a primary.
 
 // leaseFor is how long a probe lets a node serve as a primary.
 func (o *ClusterOptions) leaseFor() time.Duration {
 	return o.MonitorInterval * time.Duration(o.MonitorThreshold) * 2 / 3
 }
 
-// renewLease extends the node's lease from now.
+// renewLease extends the node's lease from now: at once if it is running,
+// after a barrier if it lapsed (see above).
 func (n *clusterNode) renewLease() {
-	n.lease.Store(time.Now().Add(n.opts.leaseFor()).UnixNano())
+	now := time.Now()
+	until := now.Add(n.opts.leaseFor()).UnixNano()
+	if now.UnixNano() < n.lease.Load() {
+		raiseLease(&n.lease, until)
+		return
+	}
+	if !n.syncing.CompareAndSwap(false, true) {
+		return // a barrier is under way
+	}
+	go func() {
+		defer n.syncing.Store(false)
+		if err := n.barrier(); err != nil {
+			n.log.Debug("kvs: lease not renewed: cluster state not reached", "err", err)
+			return
+		}
+		raiseLease(&n.lease, until)
+	}()
+}
+
+// barrier brings the node's slot maps up to date with the cluster state:
+// it writes the node's address record again (unchanged) and refreshes
+// every tenant's map once that write is applied here.
+func (n *clusterNode) barrier() error {
+	rec, _ := json.Marshal(nodeRecord{Peer: n.addr})
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.RequestTimeout)
+	defer cancel()
+	if _, err := n.opts.Store.Propose(ctx, cluster.Op{Key: NodeKey(n.opts.Node), Value: rec}); err != nil {
+		return fmt.Errorf("kvs: barrier: %w", err)
+	}
+	n.mu.Lock()
+	rs := make([]*router, 0, len(n.routers))
+	for _, r := range n.routers {
+		rs = append(rs, r)
+	}
+	n.mu.Unlock()
+	for _, r := range rs {
+		r.refresh()
+	}
+	return nil
+}
+
+// raiseLease raises v to at least until.
+func raiseLease(v *atomic.Int64, until int64) {
+	for {
+		c := v.Load()
+		if c >= until || v.CompareAndSwap(c, until) {
+			return
+		}
+	}
 }
 
 // serving reports whether this node may serve its primary slots now.

@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ type kvInput struct {
 	key    string
 	value  string // set, cas: the new value
 	expect string // cas: the value its gets read
+	node   int    // the node the client sent it to (for the report)
 }
 
 // kvOutput is an operation's outcome; unknown when the client got an error
@@ -33,6 +36,7 @@ type kvOutput struct {
 	found   bool   // get
 	value   string // get, incr
 	result  string // cas: STORED, EXISTS, NOT_FOUND; incr: NOT_FOUND or ""
+	raw     string // unknown: the reply or error (for the report)
 }
 
 type kvState struct {
@@ -104,14 +108,17 @@ var kvModel = porcupine.NondeterministicModel{
 
 // kvClient runs operations on new connections to random nodes.
 type kvClient struct {
-	tc  *testCluster
-	rng *rand.Rand
+	tc   *testCluster
+	rng  *rand.Rand
+	node int    // the node of the last call
+	last string // the last reply
 }
 
 // call sends req to a random node; sent is false if it was not run
 // anywhere (connection refused, or "unavailable").
 func (c *kvClient) call(req string) (reply string, sent bool, err error) {
 	reply, sent, err = c.call1(req)
+	c.last = reply
 	if strings.HasPrefix(reply, "SERVER_ERROR lbd: unavailable") {
 		sent = false
 	}
@@ -119,7 +126,8 @@ func (c *kvClient) call(req string) (reply string, sent bool, err error) {
 }
 
 func (c *kvClient) call1(req string) (reply string, sent bool, err error) {
-	conn, err := net.DialTimeout("tcp", c.tc.addrs[c.rng.IntN(len(c.tc.addrs))], time.Second)
+	c.node = c.rng.IntN(len(c.tc.addrs))
+	conn, err := net.DialTimeout("tcp", c.tc.addrs[c.node], time.Second)
 	if err != nil {
 		return "", false, err
 	}
@@ -154,24 +162,31 @@ func TestClusterLinearizable(t *testing.T) {
 	// The counters start at 0, in the history.
 	for _, k := range ctrKeys {
 		call := now()
-		if !setVia(t, tc.addrs[0], k, "0") {
-			t.Fatal("initial set failed")
+		for deadline := time.Now().Add(10 * time.Second); !setVia(t, tc.addrs[0], k, "0"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) { // a lease may lapse a moment on a loaded machine
+				t.Fatal("initial set failed for 10s")
+			}
 		}
 		record(0, kvInput{op: "set", key: k, value: "0"}, call, kvOutput{}, now())
 	}
 
 	var faults sync.WaitGroup
 	stop := make(chan struct{})
+	tl := watchTimeline(tc, append(slices.Clone(strKeys), ctrKeys...), now, stop)
 	faults.Add(1)
 	go func() {
 		defer faults.Done()
 		time.Sleep(1500 * time.Millisecond)
+		tl.add("kill node 2")
 		tc.kill(2)
 		time.Sleep(2500 * time.Millisecond)
+		tl.add("start node 2, empty")
 		tc.start(2)
 		time.Sleep(1500 * time.Millisecond)
+		tl.add("partition node 1")
 		tc.partition(1, true) // its clients still reach it
 		time.Sleep(2500 * time.Millisecond)
+		tl.add("heal node 1")
 		tc.partition(1, false)
 		time.Sleep(1500 * time.Millisecond)
 		close(stop)
@@ -208,7 +223,7 @@ func TestClusterLinearizable(t *testing.T) {
 					if out.found {
 						out.value = strings.Split(reply, "\r\n")[1]
 					}
-					record(cl, kvInput{op: "get", key: k}, call, out, ret)
+					record(cl, kvInput{op: "get", key: k, node: c.node}, call, out, ret)
 				case p < 6: // set
 					k := strKeys[c.rng.IntN(len(strKeys))]
 					call := now()
@@ -217,7 +232,7 @@ func TestClusterLinearizable(t *testing.T) {
 					if !sent {
 						continue
 					}
-					record(cl, kvInput{op: "set", key: k, value: val}, call, kvOutput{unknown: err != nil || reply != "STORED\r\n"}, ret)
+					record(cl, kvInput{op: "set", key: k, value: val, node: c.node}, call, kvOutput{unknown: err != nil || reply != "STORED\r\n", raw: unknownReply(err != nil || reply != "STORED\r\n", reply, err)}, ret)
 				case p < 8: // gets, then cas with its unique
 					k := strKeys[c.rng.IntN(len(strKeys))]
 					reply, _, err := c.call("gets " + k + "\r\n")
@@ -235,7 +250,8 @@ func TestClusterLinearizable(t *testing.T) {
 					}
 					out := kvOutput{result: strings.TrimSpace(reply)}
 					out.unknown = err != nil || (out.result != "STORED" && out.result != "EXISTS" && out.result != "NOT_FOUND")
-					record(cl, kvInput{op: "cas", key: k, value: val, expect: expect}, call, out, ret)
+					out.raw = unknownReply(out.unknown, reply, err)
+					record(cl, kvInput{op: "cas", key: k, value: val, expect: expect, node: c.node}, call, out, ret)
 				default: // incr
 					k := ctrKeys[c.rng.IntN(len(ctrKeys))]
 					call := now()
@@ -249,12 +265,13 @@ func TestClusterLinearizable(t *testing.T) {
 					switch {
 					case err != nil || strings.Contains(r, "ERROR"):
 						out.unknown = true
+						out.raw = unknownReply(true, reply, err)
 					case r == "NOT_FOUND":
 						out.result = r
 					default:
 						out.value = r
 					}
-					record(cl, kvInput{op: "incr", key: k}, call, out, ret)
+					record(cl, kvInput{op: "incr", key: k, node: c.node}, call, out, ret)
 				}
 			}
 		}()
@@ -268,12 +285,96 @@ func TestClusterLinearizable(t *testing.T) {
 		}
 	}
 	t.Logf("%d operations, %d with a known outcome", len(history), known)
+	<-tl.done
 	res, info := porcupine.CheckOperationsVerbose(kvModel.ToModel(), history, time.Minute)
 	if res != porcupine.Ok {
-		_ = info
 		reportViolation(t, history)
+		for _, e := range tl.events {
+			t.Log(e)
+		}
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("kvs-linearizability-%d.html", os.Getpid()))
+		if err := porcupine.VisualizePath(kvModel.ToModel(), info, path); err != nil {
+			t.Logf("visualization: %v", err)
+		} else {
+			t.Logf("visualization of the history: %s", path)
+		}
 		t.Fatalf("history is not linearizable: %v", res)
 	}
+}
+
+// unknownReply is what an operation of unknown outcome got, for the report.
+func unknownReply(unknown bool, reply string, err error) string {
+	if !unknown {
+		return ""
+	}
+	if err != nil {
+		return fmt.Sprintf("%q: %v", reply, err)
+	}
+	return strings.TrimSpace(reply)
+}
+
+// timeline records, while it runs, the changes of the slot map of keys
+// (primary, in-sync backups, epoch) and of each node's map version and
+// lease, for the report of a violation.
+type timeline struct {
+	now    func() int64
+	mu     sync.Mutex
+	events []string
+	done   chan struct{}
+}
+
+func (tl *timeline) add(format string, args ...any) {
+	tl.mu.Lock()
+	tl.events = append(tl.events, fmt.Sprintf("%v ", time.Duration(tl.now()))+fmt.Sprintf(format, args...))
+	tl.mu.Unlock()
+}
+
+func watchTimeline(tc *testCluster, keys []string, now func() int64, stop <-chan struct{}) *timeline {
+	tl := &timeline{now: now, done: make(chan struct{})}
+	add := tl.add
+	go func() {
+		defer close(tl.done)
+		last := map[string]string{}
+		for {
+			if e, ok := tc.store.Get(slots.Key("t")); ok {
+				if m, err := slots.Decode(e.Value); err == nil {
+					for _, k := range keys {
+						s := m.Slots[slots.Of([]byte(k))]
+						d := fmt.Sprintf("map v%d: %s slot %d primary %s backups %v in-sync %v epoch %d", e.Version, k, slots.Of([]byte(k)), s.Primary, s.Backups, s.InSync, s.Epoch)
+						if cut := d[strings.Index(d, ":"):]; last[k] != cut {
+							last[k] = cut
+							add("%s", d)
+						}
+					}
+				}
+			}
+			tc.mu.Lock()
+			tiers := slices.Clone(tc.tiers)
+			tc.mu.Unlock()
+			for i, tier := range tiers {
+				tier.mu.Lock()
+				var r *router
+				if tier.cluster != nil && !tier.closed {
+					r = tier.cluster.routers["t"]
+				}
+				tier.mu.Unlock()
+				d := "down"
+				if r != nil {
+					d = fmt.Sprintf("map v%d serving %v", r.ver.Load(), r.serving())
+				}
+				if k := tc.names[i]; last[k] != d {
+					last[k] = d
+					add("node %d %s: %s", i, k, d)
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	return tl
 }
 
 func pick(rng *rand.Rand, a, b []string) string {

@@ -144,7 +144,6 @@ type peerConn struct {
 
 func newPeerConn(c net.Conn, node string, timeout time.Duration, suffix string, read func(*bufio.Reader) ([]byte, error), autoFlush bool) *peerConn {
 	pc := &peerConn{c: c, node: node, timeout: timeout, suffix: suffix, read: read, bw: bufio.NewWriterSize(c, 32<<10)}
-	go pc.readLoop()
 	if autoFlush {
 		pc.kick = make(chan struct{}, 1)
 		go func() {
@@ -156,6 +155,8 @@ func newPeerConn(c net.Conn, node string, timeout time.Duration, suffix string, 
 			}
 		}()
 	}
+	// After kick is set: a connection that fails at once closes it (fail).
+	go pc.readLoop()
 	return pc
 }
 

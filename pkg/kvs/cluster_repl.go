@@ -52,6 +52,9 @@ type replicator struct {
 	// shrinkMu serializes in-sync shrinks.
 	shrinkMu sync.Mutex
 	rb       rebuilds
+	// holdUntil (unix nanoseconds): a backup left the in-sync sets, and
+	// writes are acknowledged only after this (see shrink).
+	holdUntil atomic.Int64
 	// fenced[slot] is 1 + the version of the slot map under which this
 	// node stopped serving the slot: a write it applied could be neither
 	// acknowledged by a backup nor the backup taken out of the in-sync set
@@ -159,7 +162,8 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 			waitFor = append(waitFor, b)
 		}
 	}
-	if len(waits) == 0 {
+	hold := m.Replication == slots.Sync && rp.holding()
+	if len(waits) == 0 && !hold {
 		l.mu.Unlock()
 		return it, nil
 	}
@@ -171,6 +175,9 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	l.mu.Unlock()
 
 	err = rp.await(i, s.Epoch, waits, waitFor)
+	if err == nil && m.Replication == slots.Sync {
+		rp.waitHold()
+	}
 
 	l.mu.Lock()
 	if err != nil {
@@ -219,7 +226,17 @@ func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []str
 // shrink takes backup out of the in-sync set of every slot this node is
 // the primary of, by compare-and-set on the slot map; it fails if slot is
 // no longer this node's at epoch.
+//
+// The backup may have been the slots' primary under an older map (a primary
+// moved to its in-sync backup, as a rebalance does, while the old one was
+// cut off): it serves reads under that map until its lease runs out, and
+// until the move it had every write this node acknowledged, as the in-sync
+// backup. So, from the shrink on, this node acknowledges no write before
+// the backup's lease, renewed at the latest when it stopped answering, has
+// run out (see holding): no read there misses an acknowledged write.
 func (rp *replicator) shrink(backup string, slot int, epoch uint64) error {
+	rp.hold()
+	defer rp.hold()
 	rp.shrinkMu.Lock()
 	defer rp.shrinkMu.Unlock()
 	self := rp.r.n.opts.Node
@@ -246,6 +263,31 @@ func (rp *replicator) shrink(backup string, slot int, epoch uint64) error {
 		rp.r.refresh()
 	}
 	return err
+}
+
+// hold makes writes wait for a lease from now (see shrink).
+func (rp *replicator) hold() {
+	raiseLease(&rp.holdUntil, time.Now().Add(rp.r.n.opts.leaseFor()).UnixNano())
+}
+
+// holding reports whether writes wait (see shrink).
+func (rp *replicator) holding() bool {
+	return time.Now().UnixNano() < rp.holdUntil.Load()
+}
+
+// waitHold waits until writes may be acknowledged (see shrink).
+func (rp *replicator) waitHold() {
+	for {
+		d := time.Duration(rp.holdUntil.Load() - time.Now().UnixNano())
+		if d <= 0 {
+			return
+		}
+		select {
+		case <-rp.r.n.ctx.Done():
+			return
+		case <-time.After(d):
+		}
+	}
 }
 
 // stream returns the replication stream to a backup, dialing it if it is

@@ -33,6 +33,9 @@ type testCluster struct {
 	external bool
 	// stores are the nodes' views of the state (cut off in a partition).
 	stores []*cutStore
+	// mu guards tiers against a reader while a node restarts (tests that
+	// watch the nodes).
+	mu sync.Mutex
 }
 
 // cutStore is a node's view of the cluster state that a partition cuts
@@ -157,7 +160,9 @@ func (tc *testCluster) start(i int) {
 		t.Fatal(err)
 	}
 	a, _ := tier.Addr("t")
+	tc.mu.Lock()
 	tc.tiers[i] = tier
+	tc.mu.Unlock()
 	if tc.addrs[i] == "" { // a node restarted keeps its address (read by clients meanwhile)
 		tc.addrs[i] = a.String()
 	}
