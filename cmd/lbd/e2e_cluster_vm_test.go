@@ -12,11 +12,7 @@ import (
 	"github.com/lbd-project/lbd/pkg/config"
 )
 
-const vmCluster = `
-nodes:
-  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
-  - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
-  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
+var vmCluster = clusterYAML([][2]string{{"lb1", "10.99.0.2"}, {"lb2", "10.99.0.3"}, {"st1", "10.99.0.11"}}, `
 vrrp: {virtual_router_id: 79, advert_interval: 100ms, vips: [10.99.0.100]}
 defaults: {health: {type: none}}
 tenants:
@@ -24,12 +20,7 @@ tenants:
     service: {vip: 10.99.0.100, port: 13101}
     allow: [10.99.0.10]
     kvs: {memory: 8MiB}
-cluster:
-  tls:
-    ca: CERTS/ca.pem
-    cert: CERTS/{node}.pem
-    key: CERTS/{node}-key.pem
-`
+`)
 
 // TestVMClusterTenantAdd: one tenant add, on a storage node, gives the
 // tenant an IPVS service on both directors, its fence, and its store; a

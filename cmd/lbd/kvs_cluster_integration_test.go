@@ -16,23 +16,17 @@ import (
 	"time"
 )
 
-const kvsCluster = `
-nodes:
-  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
-  - {name: st2, role: storage, address: 10.99.0.12, interface: eth0}
-  - {name: st3, role: storage, address: 10.99.0.13, interface: eth0}
+// kvsStorage are the storage nodes of the clustered store tests.
+var kvsStorage = [][2]string{{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
+
+// kvsTenant is the tenant of the clustered store tests.
+const kvsTenant = `
 defaults: {health: {type: none}}
 tenants:
   - name: shop
     service: {vip: 10.99.0.100, port: 13111}
     allow: [10.99.0.10]
     kvs: {memory: 8MiB, replicas: 1}
-cluster:
-  tls:
-    ca: CERTS/ca.pem
-    cert: CERTS/{node}.pem
-    key: CERTS/{node}-key.pem
-  catchup_timeout: 3s
 `
 
 // Three real lbd storage nodes with a cluster section are one store: 200
@@ -41,18 +35,16 @@ cluster:
 // still readable through the others (replicas: 1, the leader fails the
 // dead node's slots over).
 func TestClusterKVSReadYourWrites(t *testing.T) {
-	nodes := [][2]string{{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
-	testKVSCluster(t, kvsCluster, nodes, nil)
+	testKVSCluster(t, clusterYAML(kvsStorage, kvsTenant, "catchup_timeout: 3s"), kvsStorage, nil)
 }
 
 // The same with a director as the only voter: the raft leader is not a
 // storage node, and its kvs.RunMonitor renews the storage nodes' leases
 // and fails the dead node's slots over.
 func TestClusterKVSDirectorLeader(t *testing.T) {
-	nodes := [][2]string{{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
-	yaml := strings.Replace(kvsCluster, "nodes:\n", "nodes:\n  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0}\n", 1) +
-		"  voters: [lb1]\n"
-	testKVSCluster(t, yaml, nodes, [][2]string{{"lb1", "10.99.0.2"}})
+	lb1 := [][2]string{{"lb1", "10.99.0.2"}}
+	yaml := clusterYAML(append(slices.Clone(lb1), kvsStorage...), kvsTenant, "catchup_timeout: 3s", "voters: [lb1]")
+	testKVSCluster(t, yaml, kvsStorage, lb1)
 }
 
 // testKVSCluster runs the storage nodes (and the other nodes) of yaml and
