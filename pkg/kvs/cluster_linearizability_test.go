@@ -1,163 +1,43 @@
 package kvs
 
 import (
-	"bufio"
-	"cmp"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"net"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
+	"github.com/lbd-project/lbd/internal/testutil/kvhistory"
 	"github.com/lbd-project/lbd/pkg/slots"
 )
-
-// kvInput is one operation of a linearizability history.
-type kvInput struct {
-	op     string // get, set, cas, incr
-	key    string
-	value  string // set, cas: the new value
-	expect string // cas: the value its gets read
-}
-
-// kvOutput is an operation's outcome; unknown when the client got an error
-// (the write may or may not have happened).
-type kvOutput struct {
-	unknown bool
-	found   bool   // get
-	value   string // get, incr
-	result  string // cas: STORED, EXISTS, NOT_FOUND; incr: NOT_FOUND or ""
-}
-
-type kvState struct {
-	ok bool
-	v  string
-}
-
-// kvModel is memcached's semantics for one key: every set and cas writes a
-// unique value, so a cas compares values as the server compares uniques.
-var kvModel = porcupine.NondeterministicModel{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		by := map[string][]porcupine.Operation{}
-		for _, op := range h {
-			k := op.Input.(kvInput).key
-			by[k] = append(by[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range by {
-			out = append(out, ops)
-		}
-		return out
-	},
-	Init: func() []any { return []any{kvState{}} },
-	Step: func(st, in, out any) []any {
-		s, i, o := st.(kvState), in.(kvInput), out.(kvOutput)
-		var next kvState
-		var res string
-		switch i.op {
-		case "get":
-			if o.found == s.ok && (!s.ok || o.value == s.v) {
-				return []any{s}
-			}
-			return nil
-		case "set":
-			next = kvState{true, i.value}
-		case "cas":
-			switch {
-			case !s.ok:
-				next, res = s, "NOT_FOUND"
-			case s.v != i.expect:
-				next, res = s, "EXISTS"
-			default:
-				next, res = kvState{true, i.value}, "STORED"
-			}
-			if !o.unknown && o.result != res {
-				return nil
-			}
-		case "incr":
-			if !s.ok {
-				next, res = s, "NOT_FOUND"
-			} else {
-				n, _ := strconv.ParseUint(strings.TrimRight(s.v, " "), 10, 64)
-				next = kvState{true, strconv.FormatUint(n+1, 10)}
-			}
-			if !o.unknown && (o.result != res || (res == "" && o.value != next.v)) {
-				return nil
-			}
-		}
-		if o.unknown {
-			return []any{s, next}
-		}
-		return []any{next}
-	},
-	Equal: func(a, b any) bool { return a.(kvState) == b.(kvState) },
-	DescribeOperation: func(in, out any) string {
-		return fmt.Sprintf("%+v -> %+v", in, out)
-	},
-}
-
-// kvClient runs operations on new connections to random nodes.
-type kvClient struct {
-	tc  *testCluster
-	rng *rand.Rand
-}
-
-// call sends req to a random node; sent is false if it was not run
-// anywhere (connection refused, or "unavailable").
-func (c *kvClient) call(req string) (reply string, sent bool, err error) {
-	reply, sent, err = c.call1(req)
-	if strings.HasPrefix(reply, "SERVER_ERROR lbd: unavailable") {
-		sent = false
-	}
-	return reply, sent, err
-}
-
-func (c *kvClient) call1(req string) (reply string, sent bool, err error) {
-	conn, err := net.DialTimeout("tcp", c.tc.addrs[c.rng.IntN(len(c.tc.addrs))], time.Second)
-	if err != nil {
-		return "", false, err
-	}
-	defer conn.Close()
-	t := &textConn{c: conn, br: bufio.NewReader(conn)}
-	reply, err = t.do(req)
-	return reply, true, err
-}
 
 // TestClusterLinearizable checks, with porcupine, that concurrent get, set,
 // cas (after gets) and incr through random nodes of a replica-1 sync
 // cluster are linearizable while a storage node is killed and brought back
 // empty, and while another is cut off from the other nodes and the cluster
 // state but not from its clients: no acknowledged write is lost and no read
-// is stale.
+// is stale. (cmd/lbd's TestClusterKVSLinearizable does the same with real
+// lbd processes in network namespaces.)
 func TestClusterLinearizable(t *testing.T) {
 	tc := startCluster(t, 3, 1, slots.Sync)
 	strKeys := []string{"s0", "s1", "s2", "s3", "s4"}
 	ctrKeys := []string{"c0", "c1", "c2"}
-	start := time.Now()
-	var mu sync.Mutex
-	var history []porcupine.Operation
-	record := func(client int, in kvInput, call int64, out kvOutput, ret int64) {
-		if out.unknown {
-			ret = math.MaxInt64
-		}
-		mu.Lock()
-		history = append(history, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
-		mu.Unlock()
+	h, tally := kvhistory.New(), &kvhistory.Tally{}
+	var uniq atomic.Int64
+	worker := func(cl int) *kvhistory.Worker {
+		rng := rand.New(rand.NewPCG(uint64(cl), 99))
+		pool := &kvhistory.Pool{Addrs: tc.addrs, Rng: rng, Timeout: 10 * time.Second}
+		t.Cleanup(pool.Close)
+		return &kvhistory.Worker{Client: cl, Rng: rng, Call: pool.Call, H: h, T: tally, Strings: strKeys, Counters: ctrKeys,
+			Value: func() string { return fmt.Sprintf("v%d", uniq.Add(1)) }}
 	}
-	now := func() int64 { return int64(time.Since(start)) }
 	// The counters start at 0, in the history.
+	w0 := worker(0)
 	for _, k := range ctrKeys {
-		call := now()
-		if !setVia(t, tc.addrs[0], k, "0") {
+		if !w0.Set(k, "0") {
 			t.Fatal("initial set failed")
 		}
-		record(0, kvInput{op: "set", key: k, value: "0"}, call, kvOutput{}, now())
 	}
 
 	var faults sync.WaitGroup
@@ -178,127 +58,38 @@ func TestClusterLinearizable(t *testing.T) {
 	}()
 
 	var wg sync.WaitGroup
-	var seq sync.Mutex
-	uniq := 0
 	for cl := range 6 {
+		w := w0
+		if cl > 0 {
+			w = worker(cl)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &kvClient{tc: tc, rng: rand.New(rand.NewPCG(uint64(cl), 99))}
 			for n := 0; n < 2000; n++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				seq.Lock()
-				uniq++
-				val := fmt.Sprintf("v%d", uniq)
-				seq.Unlock()
-				switch p := c.rng.IntN(10); {
-				case p < 4: // get
-					k := pick(c.rng, strKeys, ctrKeys)
-					call := now()
-					reply, _, err := c.call("get " + k + "\r\n")
-					ret := now()
-					if err != nil || !strings.HasSuffix(reply, "END\r\n") {
-						continue // a failed read changes nothing
-					}
-					out := kvOutput{found: reply != "END\r\n"}
-					if out.found {
-						out.value = strings.Split(reply, "\r\n")[1]
-					}
-					record(cl, kvInput{op: "get", key: k}, call, out, ret)
-				case p < 6: // set
-					k := strKeys[c.rng.IntN(len(strKeys))]
-					call := now()
-					reply, sent, err := c.call(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(val), val))
-					ret := now()
-					if !sent {
-						continue
-					}
-					record(cl, kvInput{op: "set", key: k, value: val}, call, kvOutput{unknown: err != nil || reply != "STORED\r\n"}, ret)
-				case p < 8: // gets, then cas with its unique
-					k := strKeys[c.rng.IntN(len(strKeys))]
-					reply, _, err := c.call("gets " + k + "\r\n")
-					if err != nil || !strings.HasPrefix(reply, "VALUE ") {
-						continue
-					}
-					lines := strings.Split(reply, "\r\n")
-					f := strings.Fields(lines[0])
-					expect := lines[1]
-					call := now()
-					reply, sent, err := c.call(fmt.Sprintf("cas %s 0 0 %d %s\r\n%s\r\n", k, len(val), f[4], val))
-					ret := now()
-					if !sent {
-						continue
-					}
-					out := kvOutput{result: strings.TrimSpace(reply)}
-					out.unknown = err != nil || (out.result != "STORED" && out.result != "EXISTS" && out.result != "NOT_FOUND")
-					record(cl, kvInput{op: "cas", key: k, value: val, expect: expect}, call, out, ret)
-				default: // incr
-					k := ctrKeys[c.rng.IntN(len(ctrKeys))]
-					call := now()
-					reply, sent, err := c.call("incr " + k + " 1\r\n")
-					ret := now()
-					if !sent {
-						continue
-					}
-					r := strings.TrimSpace(reply)
-					out := kvOutput{}
-					switch {
-					case err != nil || strings.Contains(r, "ERROR"):
-						out.unknown = true
-					case r == "NOT_FOUND":
-						out.result = r
-					default:
-						out.value = r
-					}
-					record(cl, kvInput{op: "incr", key: k}, call, out, ret)
-				}
+				w.Step()
 			}
 		}()
 	}
 	wg.Wait()
 	faults.Wait()
+	ops := h.Ops()
 	known := 0
-	for _, op := range history {
-		if !op.Output.(kvOutput).unknown {
+	for _, op := range ops {
+		if !op.Out.Unknown {
 			known++
 		}
 	}
-	t.Logf("%d operations, %d with a known outcome", len(history), known)
-	res, info := porcupine.CheckOperationsVerbose(kvModel.ToModel(), history, time.Minute)
-	if res != porcupine.Ok {
-		_ = info
-		reportViolation(t, history)
-		t.Fatalf("history is not linearizable: %v", res)
+	t.Logf("%d operations, %d with a known outcome; %s", len(ops), known, tally)
+	if err := kvhistory.Check(ops, time.Minute); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func pick(rng *rand.Rand, a, b []string) string {
-	if rng.IntN(3) == 0 {
-		return b[rng.IntN(len(b))]
-	}
-	return a[rng.IntN(len(a))]
-}
-
-// reportViolation logs the operations of the first key whose history is
-// not linearizable, in call order.
-func reportViolation(t *testing.T, history []porcupine.Operation) {
-	m := kvModel.ToModel()
-	for _, part := range kvModel.Partition(history) {
-		if porcupine.CheckOperationsTimeout(porcupine.Model{Init: m.Init, Step: m.Step, Equal: m.Equal}, part, 20*time.Second) != porcupine.Illegal {
-			continue
-		}
-		slices.SortFunc(part, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
-		for _, op := range part {
-			ret := "inf"
-			if op.Return != math.MaxInt64 {
-				ret = time.Duration(op.Return).String()
-			}
-			t.Logf("client %d [%v, %s] %+v -> %+v", op.ClientId, time.Duration(op.Call), ret, op.Input, op.Output)
-		}
-		return
+	if len(tally.Odd) > 0 {
+		t.Errorf("answers that are neither memcached's nor SERVER_ERROR: %q", tally.Odd)
 	}
 }
