@@ -131,6 +131,9 @@ func (l *clusterLab) kvsClient(ns, mode, prefix string, n int, addrs []string) (
 // new connection to another; mode get reads them back. It prints "ok" or
 // the first failure.
 func kvsClientMain(addrList, cmd string) int {
+	if cmd == "KVS lin" {
+		return linClientMain(addrList)
+	}
 	f := strings.Fields(cmd)
 	n, _ := strconv.Atoi(f[3])
 	mode, prefix, addrs := f[1], f[2], strings.Split(addrList, ",")

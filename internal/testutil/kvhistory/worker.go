@@ -23,8 +23,10 @@ type Tally struct {
 	// "SERVER_ERROR ..." lines, Failures the requests that got no
 	// answer (refused, reset, timed out).
 	OK, ServerErrors, Failures int
-	// Odd lists any other answer (a client must never see one).
-	Odd []string
+	// Odds counts any other answer (a client must never see one), Odd
+	// lists the first ones.
+	Odds int
+	Odd  []string
 }
 
 func (t *Tally) count(reply string, err error, valid bool) {
@@ -38,7 +40,10 @@ func (t *Tally) count(reply string, err error, valid bool) {
 	case strings.HasPrefix(reply, "SERVER_ERROR ") && strings.HasSuffix(reply, "\r\n") && strings.Count(reply, "\n") == 1:
 		t.ServerErrors++
 	default:
-		t.Odd = append(t.Odd, reply)
+		if len(t.Odd) < 20 {
+			t.Odd = append(t.Odd, reply)
+		}
+		t.Odds++
 	}
 }
 
@@ -46,7 +51,7 @@ func (t *Tally) count(reply string, err error, valid bool) {
 func (t *Tally) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return fmt.Sprintf("%d answers, %d SERVER_ERROR, %d without an answer, %d odd", t.OK, t.ServerErrors, t.Failures, len(t.Odd))
+	return fmt.Sprintf("%d answers, %d SERVER_ERROR, %d without an answer, %d odd", t.OK, t.ServerErrors, t.Failures, t.Odds)
 }
 
 // Worker is one client making random operations (4 in 10 gets, 2 sets, 2
@@ -213,7 +218,11 @@ func (p *Pool) Call(req string) (string, bool, error) {
 	if p.idle == nil {
 		p.idle = map[string][]*poolConn{}
 	}
-	p.idle[addr] = append(p.idle[addr], pc)
+	if len(p.idle[addr]) >= 2 {
+		pc.c.Close() // keep a couple per node, not every one dialled
+	} else {
+		p.idle[addr] = append(p.idle[addr], pc)
+	}
 	return reply, true, nil
 }
 
