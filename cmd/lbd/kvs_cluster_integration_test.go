@@ -3,14 +3,9 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,82 +109,3 @@ func testKVSCluster(t *testing.T, yaml string, nodes, others [][2]string) {
 		return err == nil
 	})
 }
-
-// kvsClient runs the test binary in ns as a memcached client (see
-// kvsClientMain) and returns what it printed.
-func (l *clusterLab) kvsClient(ns, mode, prefix string, n int, addrs []string) (string, error) {
-	out, err := l.nc(ns, strings.Join(addrs, ","), "KVS "+mode+" "+prefix+" "+strconv.Itoa(n))
-	if err == nil && !strings.HasPrefix(out, "ok") {
-		err = fmt.Errorf("%s", strings.TrimSpace(out))
-	}
-	return out, err
-}
-
-// kvsClientMain is the client of kvsClient, run by probe when its command
-// is "KVS MODE PREFIX N" and its address a list: mode rw sets N keys, each
-// on a new connection to a random node, and reads each back at once on a
-// new connection to another; mode get reads them back. It prints "ok" or
-// the first failure.
-func kvsClientMain(addrList, cmd string) int {
-	if cmd == "KVS lin" {
-		return linClientMain(addrList)
-	}
-	f := strings.Fields(cmd)
-	n, _ := strconv.Atoi(f[3])
-	mode, prefix, addrs := f[1], f[2], strings.Split(addrList, ",")
-	pick := func(not int) int {
-		for {
-			i := rand.IntN(len(addrs))
-			if i != not || len(addrs) == 1 {
-				return i
-			}
-		}
-	}
-	for k := range n {
-		key, val := fmt.Sprintf("%s%d", prefix, k), fmt.Sprintf("v%d-%s", k, prefix)
-		from := -1
-		if mode == "rw" {
-			from = pick(-1)
-			if got, err := kvsRoundTrip(addrs[from], fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val), "\r\n"); err != nil || got != "STORED\r\n" {
-				fmt.Printf("set %s via %s: %q %v\n", key, addrs[from], got, err)
-				return 0
-			}
-		}
-		to := pick(from)
-		want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val)
-		if got, err := kvsRoundTrip(addrs[to], "get "+key+"\r\n", "END\r\n"); err != nil || got != want {
-			fmt.Printf("get %s via %s (set via %d): %q %v\n", key, addrs[to], from, got, err)
-			return 0
-		}
-	}
-	fmt.Println("ok")
-	return 0
-}
-
-// kvsRoundTrip sends req on a new connection and reads until a line ends
-// with end (or an error line).
-func kvsRoundTrip(addr, req, end string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(req)); err != nil {
-		return "", err
-	}
-	r := bufio.NewReader(c)
-	var b strings.Builder
-	for {
-		line, err := r.ReadString('\n')
-		b.WriteString(line)
-		if err != nil {
-			return b.String(), err
-		}
-		if strings.HasSuffix(b.String(), end) || strings.Contains(line, "ERROR") {
-			return b.String(), nil
-		}
-	}
-}
-
-func init() { kvsClient = kvsClientMain }

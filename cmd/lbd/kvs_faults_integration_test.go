@@ -3,17 +3,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lbd-project/lbd/internal/testutil/kvhistory"
+	"github.com/lbd-project/lbd/internal/testutil/netnstest"
 	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
@@ -180,83 +180,123 @@ func (l *clusterLab) mostPrimaries(all []string) string {
 	return ""
 }
 
-// linResult is what the linearizability clients print.
-type linResult struct {
-	Ops                              []kvhistory.Op `json:"ops"`
-	OK, ServerErrors, Failures, Odds int
-	Odd                              []string `json:"odd"`
-	Error                            string   `json:"error,omitempty"`
+// TestClusterKVSFailoverUnavailability measures, for make bench-cluster
+// (it runs only with BENCH_FAILOVER_RUNS set), how long a kill -9 of a
+// storage node (real lbd processes, the raft voters, replicas: 1 sync)
+// leaves its slots unavailable: 16 writers, one key each (so some keys'
+// primaries are on the victim), set their key again and again through the
+// other nodes; the gap of a key is its last acknowledged set before the
+// kill to its first after, and a run's unavailability the longest gap.
+// The victim goes round the nodes (the raft leader among them), and is
+// restarted and its slots rebuilt before the next run.
+func TestClusterKVSFailoverUnavailability(t *testing.T) {
+	runs, _ := strconv.Atoi(os.Getenv("BENCH_FAILOVER_RUNS"))
+	if runs <= 0 {
+		t.Skip("BENCH_FAILOVER_RUNS not set (make bench-cluster)")
+	}
+	l := newClusterLab(t, clusterYAML(kvsStorage, kvsTenant, "catchup_timeout: 3s"), kvsStorage)
+	l.host("cl", "10.99.0.10")
+	var all []string
+	for _, n := range kvsStorage {
+		all = append(all, n[0])
+		l.startNode(n[0])
+	}
+	l.leader(all...)
+	l.kvsSettled(all, "the tenant placed and served through every node")
+	var gaps []time.Duration
+	for run := range runs {
+		victim, role := all[run%len(all)], ""
+		if l.leader(all...) == victim {
+			role = " (the raft leader)"
+		}
+		var via []string
+		for _, n := range all {
+			if n != victim {
+				via = append(via, l.nodes[n].addr+":13111")
+			}
+		}
+		gap, err := l.failoverGap(victim, via, fmt.Sprintf("fo%d-", run))
+		if err != nil {
+			t.Fatalf("run %d (kill -9 %s): %v", run, victim, err)
+		}
+		t.Logf("run %d: kill -9 %s%s: %v", run, victim, role, gap.Round(time.Millisecond))
+		gaps = append(gaps, gap)
+		l.startNode(victim)
+		l.kvsSettled(all, victim+" back and every backup in sync")
+	}
+	slices.Sort(gaps)
+	t.Logf("failover unavailability: %d runs (real lbd processes, kill -9), median %v, worst %v",
+		runs, gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond))
 }
 
-// linClientMain runs the clients of TestClusterKVSLinearizable (probe's
-// "KVS lin"): six workers through random nodes of addrList until stdin
-// closes (at most 4,000 operations each, one every 10ms at most), then
-// every key read through every node, retried for up to 30s each; prints
-// a linResult.
-func linClientMain(addrList string) int {
-	addrs := strings.Split(addrList, ",")
-	h, tally := kvhistory.New(), &kvhistory.Tally{}
-	strKeys := []string{"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"}
-	ctrKeys := []string{"c0", "c1", "c2", "c3"}
-	var uniq atomic.Int64
-	worker := func(cl int, addrs []string) (*kvhistory.Worker, func()) {
-		rng := rand.New(rand.NewPCG(uint64(cl), uint64(time.Now().UnixNano())))
-		pool := &kvhistory.Pool{Addrs: addrs, Rng: rng, Timeout: 5 * time.Second}
-		return &kvhistory.Worker{Client: cl, Rng: rng, Call: pool.Call, H: h, T: tally, Strings: strKeys, Counters: ctrKeys,
-			Value: func() string { return fmt.Sprintf("v%d", uniq.Add(1)) }}, pool.Close
-	}
-	var res linResult
-	w0, closeW0 := worker(0, addrs)
-	for _, k := range ctrKeys {
-		for !w0.Set(k, "0") {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	closeW0()
-
-	stopped := make(chan struct{})
-	go func() { io.Copy(io.Discard, os.Stdin); close(stopped) }()
+// failoverGap runs the writers of TestClusterKVSFailoverUnavailability
+// from the client's namespace through the nodes via, kills victim once
+// every writer has an acknowledged set, and returns the longest gap.
+func (l *clusterLab) failoverGap(victim string, via []string, prefix string) (time.Duration, error) {
+	const writers = 16
+	var killed atomic.Int64 // when the victim was gone, UnixNano
+	gaps := make([]time.Duration, writers)
+	errs := make([]error, writers)
+	acked := make(chan struct{}, writers)
 	var wg sync.WaitGroup
-	for cl := 1; cl <= 6; cl++ {
-		w, closeW := worker(cl, addrs)
+	for w := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer closeW()
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for range 4000 {
-				select {
-				case <-stopped:
-					return
-				case <-tick.C:
+			key := fmt.Sprintf("%s%d", prefix, w)
+			var c *kvhistory.Pool
+			var last time.Time
+			first := true
+			deadline := time.Now().Add(60 * time.Second)
+			for time.Now().Before(deadline) {
+				if c == nil {
+					c = &kvhistory.Pool{Addrs: via, Rng: rand.New(rand.NewPCG(uint64(w), 1)), Timeout: 2 * time.Second}
 				}
-				w.Step()
+				var reply string
+				err := netnstest.Do(l.full("cl"), func() (err error) {
+					reply, _, err = c.Call(fmt.Sprintf("set %s 0 0 1\r\nx\r\n", key))
+					return err
+				})
+				now := time.Now()
+				if err != nil {
+					c.Close()
+					c = nil
+				}
+				k := killed.Load()
+				if reply == "STORED\r\n" {
+					if k != 0 && now.UnixNano() > k && !last.IsZero() {
+						gaps[w] = now.Sub(last)
+						c.Close()
+						return
+					}
+					last = now
+					if first {
+						first = false
+						acked <- struct{}{}
+					}
+				}
+				time.Sleep(2 * time.Millisecond)
 			}
+			errs[w] = fmt.Errorf("%s: no set acknowledged within 60s (last acknowledged %v)", key, last)
 		}()
 	}
-	wg.Wait()
-	<-stopped
-
-	// Every key through every node: an acknowledged write must be there.
-	for i, addr := range addrs {
-		w, closeW := worker(100+i, []string{addr})
-		for _, k := range slices.Concat(strKeys, ctrKeys) {
-			deadline := time.Now().Add(30 * time.Second)
-			for !w.Get(k) {
-				if time.Now().After(deadline) {
-					res.Error += fmt.Sprintf("no answer to get %s through %s for 30s; ", k, addr)
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+	for range writers {
+		select {
+		case <-acked:
+		case <-time.After(60 * time.Second):
+			return 0, fmt.Errorf("the writers got no acknowledged set before the kill")
 		}
-		closeW()
 	}
-	res.Ops = h.Ops()
-	res.OK, res.ServerErrors, res.Failures, res.Odds, res.Odd = tally.OK, tally.ServerErrors, tally.Failures, tally.Odds, tally.Odd
-	bw := bufio.NewWriter(os.Stdout)
-	json.NewEncoder(bw).Encode(res)
-	bw.Flush()
-	return 0
+	time.Sleep(200 * time.Millisecond)
+	l.kill(victim) // returns once the process is gone
+	killed.Store(time.Now().UnixNano())
+	wg.Wait()
+	worst := time.Duration(0)
+	for w := range writers {
+		if errs[w] != nil {
+			return 0, errs[w]
+		}
+		worst = max(worst, gaps[w])
+	}
+	return worst, nil
 }
