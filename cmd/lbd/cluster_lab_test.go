@@ -107,7 +107,7 @@ func (l *clusterLab) client(name string) *api.Client {
 func (l *clusterLab) leader(alive ...string) string {
 	l.t.Helper()
 	var leader string
-	eventually(l.t, 60*time.Second, fmt.Sprintf("a leader among %v", alive), func() bool {
+	eventually(l.t, 180*time.Second, fmt.Sprintf("a leader among %v", alive), func() bool {
 		leader = ""
 		for _, name := range alive {
 			f := l.client(name)
