@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The lbd lab: two directors (VRRP active/backup), two storage nodes serving a
 # memcached tenant in DR mode, an allowed client and an outsider, each in its
-# own network namespace on one bridge. Needs root and a kernel with IPVS; run
+# own network namespace on one bridge. The four nodes are one cluster (raft
+# over mutual TLS): one lbctl command on any node changes every node, and the
+# two storage nodes are one replicated store. Needs root and a kernel with IPVS; run
 # it through scripts/demo.sh, which boots a VM when this kernel has none.
 # Every namespace is named uniquely for this run and removed at the end; all
 # traffic stays inside them. Exits non-zero if anything does not happen.
@@ -27,9 +29,9 @@ trap cleanup EXIT
 
 # wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds.
 wait_for() {
-	local what=$1 secs=$2 i
+	local what=$1 end=$((SECONDS + $2))
 	shift 2
-	for ((i = 0; i < secs * 5; i++)); do
+	while ((SECONDS < end)); do
 		if "$@" >/dev/null 2>&1; then return 0; fi
 		sleep 0.2
 	done
@@ -42,10 +44,15 @@ wait_for() {
 mc() {
 	in_ns "$1" timeout 5 bash -c 'exec 3<>/dev/tcp/'$VIP/$PORT' && printf "%b" "$1quit\r\n" >&3 && cat <&3' _ "$2"
 }
+# mc_has NS COMMANDS TEXT: the reply to COMMANDS holds TEXT.
+mc_has() { mc "$1" "$2" 2>/dev/null | grep -q "$3"; }
+# both_answer: two connections in a row (one per storage node, round robin)
+# write and read through the VIP.
+both_answer() { mc_has cl "set warm 0 0 1\r\nx\r\n" STORED && mc_has cl "get warm\r\n" VALUE; }
 lbctl() { "$BIN/lbctl" --socket "$WORK/$1.sock" "${@:2}"; }
 
 start() { # start NODE; pid_NODE is lbd's own pid (ip netns exec execs it)
-	ip netns exec "$P$1" "$BIN/lbd" -f "$WORK/lbd.yaml" --node "$1" --state-dir "$WORK/state-$1" \
+	ip netns exec "$P$1" "$BIN/lbd" -f "$WORK/lbd-$1.yaml" --node "$1" --state-dir "$WORK/state-$1" \
 		--socket "$WORK/$1.sock" >>"$WORK/$1.log" 2>&1 &
 	pids+=($!)
 	eval "pid_$1=$!"
@@ -68,8 +75,14 @@ for n in cl out lb1 lb2 st1 st2; do
 	say "$n ${addr[$n]}"
 done
 
+bold "The cluster's CA and a certificate per node (lbctl cluster certs)"
+"$BIN/lbctl" cluster certs init --dir "$WORK/certs" | sed 's/^/   /'
+for n in lb1 lb2 st1 st2; do
+	"$BIN/lbctl" cluster certs issue --dir "$WORK/certs" "$n" "${addr[$n]}" | sed 's/^/   /'
+done
+
 cat >"$WORK/lbd.yaml" <<EOF
-# Two directors, two storage nodes, one tenant on VIP $VIP:$PORT.
+# Two directors, two storage nodes, one tenant on VIP $VIP:$PORT; one cluster.
 nodes:
   - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
   - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
@@ -85,8 +98,17 @@ tenants:
   - name: user1
     service: {vip: $VIP, port: $PORT}
     allow: [10.99.0.10]
-    kvs: {memory: 64MiB, storage: durable, sync: group}
+    # one store over both storage nodes: every key on a primary and 1 backup
+    kvs: {memory: 64MiB, storage: durable, sync: group, replicas: 1}
+cluster:              # raft on each node's port 7380, mutual TLS; voters lb1, lb2, st1
+  tls:
+    ca: $WORK/certs/ca.pem
+    cert: $WORK/certs/{node}.pem
+    key: $WORK/certs/{node}-key.pem
 EOF
+# Each node keeps its own copy of the file: lbd writes the configuration
+# applied cluster-wide back to it.
+for n in lb1 lb2 st1 st2; do cp "$WORK/lbd.yaml" "$WORK/lbd-$n.yaml"; done
 bold "The configuration ($WORK/lbd.yaml)"
 sed 's/^/   /' "$WORK/lbd.yaml"
 bold "lbd -t checks it"
@@ -94,9 +116,9 @@ bold "lbd -t checks it"
 
 bold "Starting lbd on every node (same file, role by --node)"
 for n in st1 st2 lb1 lb2; do start "$n"; say "lbd --node $n"; done
-wait_for "lb1 to become VRRP master with the VIP" 60 sh -c "ip netns exec ${P}lb1 ip -o addr show dev eth0 | grep -q ' $VIP/'"
-wait_for "the tenant's IPVS service" 60 sh -c "ip netns exec ${P}lb1 ipvsadm -Ln | grep -q 10.99.0.12:$PORT"
-wait_for "st1 to serve the tenant" 60 sh -c "ip netns exec ${P}st1 ip -o addr show dev lo | grep -q $VIP"
+wait_for "lb1 to become VRRP master with the VIP" 180 sh -c "ip netns exec ${P}lb1 ip -o addr show dev eth0 | grep -q ' $VIP/'"
+wait_for "the tenant's IPVS service" 120 sh -c "ip netns exec ${P}lb1 ipvsadm -Ln | grep -q 10.99.0.12:$PORT"
+wait_for "st1 to serve the tenant" 120 sh -c "ip netns exec ${P}st1 ip -o addr show dev lo | grep -q $VIP"
 say "storage nodes: VIP $VIP on lo, arp_ignore=$(in_ns st1 sysctl -n net.ipv4.conf.all.arp_ignore), arp_announce=$(in_ns st1 sysctl -n net.ipv4.conf.all.arp_announce)"
 
 bold "lbctl status on lb1 (ipvsadm -Ln style)"
@@ -104,39 +126,44 @@ lbctl lb1 status | sed 's/^/   /'
 bold "The kernel agrees: ipvsadm -Ln on lb1"
 in_ns lb1 ipvsadm -Ln | sed 's/^/   /'
 
+bold "One cluster: lbctl cluster status on st2 (any node answers)"
+wait_for "st2 to know the raft leader" 90 sh -c "'$BIN/lbctl' --socket '$WORK/st2.sock' cluster status | grep -qi leader"
+lbctl st2 cluster status | sed 's/^/   /'
+
 bold "The client stores and reads through the VIP (DR: replies come straight from the storage node)"
+wait_for "both storage nodes to answer through the VIP" 90 both_answer
 mc cl "set greeting 0 0 5\r\nhello\r\nget greeting\r\n" | sed 's/^/   /'
 for i in 1 2 3 4; do
-	say "connection $i answered by storage lbd pid $(mc cl 'stats\r\n' | tr -d '\r' | awk '$2=="pid"{print $3}')"
+	r=$(mc cl 'get greeting\r\nstats\r\n' | tr -d '\r')
+	v=$(printf '%s\n' "$r" | sed -n 2p)
+	[ "$v" = hello ] || { echo "demo: connection $i did not read its write: $r" >&2; exit 1; }
+	say "connection $i answered by storage lbd pid $(printf '%s\n' "$r" | awk '$2=="pid"{print $3}'): greeting=$v"
 done
-say "st1 pid $pid_st1, st2 pid $pid_st2: round robin"
-say "(this lab has no cluster: section, so each storage node keeps its own data;"
-say " with one, the storage nodes are one store: README \"The storage tier as one store\")"
+say "st1 pid $pid_st1, st2 pid $pid_st2: round robin, and one store: every connection reads the write"
+bold "lbctl kvs status: the tenant's 1024 slots, each with a primary and an in-sync backup"
+lbctl st1 kvs status | sed 's/^/   /'
 
 bold "The outsider (10.99.0.20) is fenced: its SYNs are dropped before IPVS"
 if mc out "version\r\n" >/dev/null 2>&1; then echo "demo: the outsider got in" >&2; exit 1; fi
 say "no answer"
-bold "lbctl tenant allow add user1 10.99.0.20: effective for the very next packet"
-# This lab has no cluster: section, so each node is its own island and the
-# change goes to every node that fences (the directors, and the storage
-# nodes: storage_acl is on by default). With a cluster: section, one
-# command on any node does it (see README "One cluster").
-lbctl lb1 tenant allow add user1 10.99.0.20 | sed 's/^/   /'
-for n in lb2 st1 st2; do lbctl $n tenant allow add user1 10.99.0.20 >/dev/null 2>&1; done
+bold "One command on the backup director lb2 admits it on every node (--wait: until all applied)"
+lbctl lb2 tenant allow add --wait 30s user1 10.99.0.20 2>&1 | sed 's/^/   /'
 mc out "version\r\n" | sed 's/^/   outsider: /'
-for n in lb1 lb2 st1 st2; do lbctl $n tenant allow del user1 10.99.0.20 >/dev/null 2>&1; done
+lbctl st2 tenant allow del --wait 30s user1 10.99.0.20 2>&1 | sed 's/^/   /'
 if mc out "version\r\n" >/dev/null 2>&1; then echo "demo: the outsider still got in" >&2; exit 1; fi
-say "removed again: no answer"
+say "removed again (through st2): no answer"
 
-bold "Killing storage node st1 (kill -9): it leaves the rotation"
+bold "Killing storage node st1 (kill -9): it leaves the rotation, st2 takes over its slots"
 kill -9 "$pid_st1"
 wait_for "st1 to reach weight 0" 60 sh -c "ip netns exec ${P}lb1 ipvsadm -Ln | grep '10.99.0.11:$PORT' | awk '{exit \$4!=0}'"
 lbctl lb1 status | sed 's/^/   /'
-for i in 1 2 3; do mc cl "get greeting\r\n" >/dev/null && say "request $i served by st2"; done
-bold "st1 comes back"
+wait_for "st2 to serve st1's keys" 60 mc_has cl "get greeting\r\n" hello
+for i in 1 2 3; do say "request $i: greeting=$(mc cl 'get greeting\r\n' | tr -d '\r' | sed -n 2p) (served by st2)"; done
+bold "st1 comes back: its slots are rebuilt from st2, then it rejoins the rotation"
 start st1
-wait_for "st1 to be back in rotation" 60 sh -c "ip netns exec ${P}lb1 ipvsadm -Ln | grep '10.99.0.11:$PORT' | awk '{exit \$4!=1}'"
+wait_for "st1 to be back in rotation" 90 sh -c "ip netns exec ${P}lb1 ipvsadm -Ln | grep '10.99.0.11:$PORT' | awk '{exit \$4!=1}'"
 lbctl lb1 status | sed -n '1,12p' | sed 's/^/   /'
+lbctl st2 kvs status | sed 's/^/   /'
 
 bold "Killing the active director lb1 (kill -9): lb2 takes the VIP"
 start_ms=$(date +%s%3N)
@@ -144,6 +171,8 @@ kill -9 "$pid_lb1"
 wait_for "lb2 to own the VIP" 30 sh -c "ip netns exec ${P}lb2 ip -o addr show dev eth0 | grep -q ' $VIP/'"
 say "lb2 owns $VIP after $(($(date +%s%3N) - start_ms)) ms (advert_interval 1s here, under emulation; make bench-vrrp measures 100ms)"
 mc cl "set after-failover 0 0 2\r\nok\r\nget after-failover\r\n" | sed 's/^/   via lb2: /'
+if mc out "version\r\n" >/dev/null 2>&1; then echo "demo: the outsider got in through lb2" >&2; exit 1; fi
+say "the outsider, removed before the failover, stays out through lb2"
 lbctl lb2 status | sed -n '1,4p' | sed 's/^/   /'
 bold "lb1 restarts and, having the higher priority, takes the VIP back (preempt)"
 start lb1
@@ -153,5 +182,7 @@ mc cl "set after-preempt 0 0 2\r\nok\r\nget after-preempt\r\n" | sed 's/^/   via
 bold "lbctl kvs stats on the storage nodes"
 lbctl st1 kvs stats | sed 's/^/   /'
 lbctl st2 kvs stats | sed 's/^/   /'
+bold "lbctl cluster members"
+lbctl lb1 cluster members | sed 's/^/   /'
 
-bold "Demo complete: DR balancing, health checks, instant allow-lists and VRRP failover all worked"
+bold "Demo complete: one cluster, DR balancing, one replicated store, health checks, allow-lists changed from any node and VRRP failover all worked"

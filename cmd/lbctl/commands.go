@@ -59,6 +59,7 @@ func commands() []*command {
 			{name: "stats", usage: "[TENANT]", summary: "per node and tenant: items, bytes, hits, misses, evictions, connections", run: runKVSStats},
 			{name: "status", summary: "this storage node's view of the cluster: slots, primaries, in-sync backups, rebuild progress", run: runKVSStatus},
 		}},
+		nodeCommand(),
 		clusterCommand(),
 		{name: "events", usage: "[--recent]", summary: "stream health, VRRP and reconcile events", run: runEvents},
 		{name: "import", summary: "convert another tool's configuration", sub: []*command{

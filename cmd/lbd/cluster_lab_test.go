@@ -32,12 +32,12 @@ func clusterYAML(nodes [][2]string, body string, cluster ...string) string {
 	var b strings.Builder
 	b.WriteString("nodes:\n")
 	for _, n := range nodes {
-		role := "storage"
 		if strings.HasPrefix(n[0], "lb") {
-			n, _ := strconv.Atoi(strings.TrimPrefix(n[0], "lb"))
-			role = "director, priority: " + strconv.Itoa(200-50*n)
+			i, _ := strconv.Atoi(strings.TrimPrefix(n[0], "lb"))
+			fmt.Fprintf(&b, "  - {name: %s, role: director, address: %s, interface: eth0, priority: %d}\n", n[0], n[1], 200-50*i)
+		} else {
+			fmt.Fprintf(&b, "  - {name: %s, role: storage, address: %s, interface: eth0}\n", n[0], n[1])
 		}
-		fmt.Fprintf(&b, "  - {name: %s, address: %s, interface: eth0, role: %s}\n", n[0], n[1], role)
 	}
 	b.WriteString(strings.TrimLeft(body, "\n"))
 	b.WriteString("cluster:\n  tls:\n    ca: CERTS/ca.pem\n    cert: CERTS/{node}.pem\n    key: CERTS/{node}-key.pem\n")

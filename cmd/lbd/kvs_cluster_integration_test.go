@@ -24,13 +24,16 @@ tenants:
     kvs: {memory: 8MiB, replicas: 1}
 `
 
+// kvsCluster is the clustered store tests' file: kvsStorage and kvsTenant.
+var kvsCluster = clusterYAML(kvsStorage, kvsTenant, "catchup_timeout: 3s")
+
 // Three real lbd storage nodes with a cluster section are one store: 200
 // keys, each set on a new connection to a random node, read back on a new
 // connection to another one; after a kill -9 of one node every key is
 // still readable through the others (replicas: 1, the leader fails the
 // dead node's slots over).
 func TestClusterKVSReadYourWrites(t *testing.T) {
-	testKVSCluster(t, clusterYAML(kvsStorage, kvsTenant, "catchup_timeout: 3s"), kvsStorage, nil)
+	testKVSCluster(t, kvsCluster, kvsStorage, nil)
 }
 
 // The same with a director as the only voter: the raft leader is not a

@@ -35,7 +35,7 @@ import (
 // in the history), and a client only ever sees memcached's answers, a
 // SERVER_ERROR line, or no answer (a timeout), never anything else.
 func TestClusterKVSLinearizable(t *testing.T) {
-	l := newClusterLab(t, clusterYAML(kvsStorage, kvsTenant, "catchup_timeout: 3s"), kvsStorage)
+	l := newClusterLab(t, kvsCluster, kvsStorage)
 	l.host("cl", "10.99.0.10")
 	var all, addrs []string
 	for _, n := range kvsStorage {
@@ -213,7 +213,7 @@ func TestClusterKVSFailoverUnavailability(t *testing.T) {
 	if runs <= 0 {
 		t.Skip("BENCH_FAILOVER_RUNS not set (make bench-cluster)")
 	}
-	l := newClusterLab(t, clusterYAML(kvsStorage, kvsTenant, "catchup_timeout: 3s"), kvsStorage)
+	l := newClusterLab(t, kvsCluster, kvsStorage)
 	l.host("cl", "10.99.0.10")
 	var all []string
 	for _, n := range kvsStorage {
@@ -339,4 +339,17 @@ func (l *clusterLab) failoverGap(victim string, via []string, prefix string) (ti
 		}
 	}
 	return slices.Max(gaps), nil
+}
+
+// The client's modes of the other integration tests: "load" runs
+// kvsLoad, "rest" with a fifth field (tokens) restClusterMain.
+func init() {
+	kvsClientModes["load"] = func(addrs, f []string) (int, bool) { return kvsLoad(addrs, f[2], f[3]), true }
+	kvsClientModes["rest"] = func(addrs, f []string) (int, bool) {
+		if len(f) != 5 {
+			return 0, false
+		}
+		n, _ := strconv.Atoi(f[3])
+		return restClusterMain(addrs, f[2], n, strings.Split(f[4], ",")), true
+	}
 }

@@ -122,6 +122,14 @@ type JoinRequest struct {
 // receiptKey carries a write's *atomic.Uint64 index in its context.
 type receiptKey struct{}
 
+// WithReceipt returns a context in which a write notes its index
+// (NoteIndex), and the function that reads it (0: no write noted): for
+// callers outside the API, such as the panel.
+func WithReceipt(ctx context.Context) (context.Context, func() uint64) {
+	idx := new(atomic.Uint64)
+	return context.WithValue(ctx, receiptKey{}, idx), idx.Load
+}
+
 // NoteIndex records, for the API answer, the index a write was committed
 // at. Backends call it; it does nothing outside an API request.
 func NoteIndex(ctx context.Context, index uint64) {

@@ -40,6 +40,8 @@ func (s *Server) routes() http.Handler {
 
 	mux.HandleFunc("GET /v1/kvs/stats", s.kvsStats)
 	mux.HandleFunc("GET /v1/kvs/cluster", s.kvsClusterStatus)
+	mux.HandleFunc("GET /v1/kvs/nodes", s.kvsNodes)
+	mux.HandleFunc("POST /v1/kvs/nodes/{name}", s.changeKVSNode)
 
 	mux.HandleFunc("GET /v1/cluster/status", s.clusterStatus)
 	mux.HandleFunc("GET /v1/cluster/applied", s.waitApplied)

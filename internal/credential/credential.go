@@ -69,17 +69,54 @@ var DefaultParams = Params{Time: 2, MemKiB: 19 << 10, Threads: 1}
 // cacheTTL is how long a verified secret is remembered.
 const cacheTTL = 5 * time.Minute
 
-// Persist stores the entries (the daemon's state, later the cluster's).
+// Persist stores the entries (a node's own file).
 type Persist func(entries []Entry) error
+
+// SaveSubject stores one subject's entries in shared state, the
+// cluster's: before are the subject's entries as this store knew them,
+// after what they become (none: the subject has no secret left). As
+// another node may have changed them meanwhile, it stores Merge(before,
+// after, the shared ones) and returns what it stored and the index of the
+// write. Only that subject is written.
+type SaveSubject func(subject string, before, after []Entry) (saved []Entry, index uint64, err error)
+
+// Merge is a subject's entries after a change from before to after made
+// on a view that may be stale, given current, the shared entries now: the
+// change, plus what was added elsewhere meanwhile, minus what was revoked
+// elsewhere meanwhile. A Login issued by the change replaces any other.
+func Merge(before, after, current []Entry) []Entry {
+	has := func(es []Entry, id string) bool {
+		return slices.ContainsFunc(es, func(e Entry) bool { return e.ID == id })
+	}
+	newLogin := slices.ContainsFunc(after, func(e Entry) bool { return e.Kind == Login && !has(before, e.ID) })
+	var out []Entry
+	for _, e := range after {
+		if has(before, e.ID) && !has(current, e.ID) {
+			continue // revoked elsewhere meanwhile
+		}
+		out = append(out, e)
+	}
+	for _, e := range current {
+		if has(before, e.ID) || has(after, e.ID) || (newLogin && e.Kind == Login) {
+			continue
+		}
+		out = append(out, e) // added elsewhere meanwhile
+	}
+	return out
+}
 
 // Store holds the entries. It is safe for concurrent use.
 type Store struct {
 	mu      sync.Mutex
 	entries []Entry
 	persist Persist
-	params  Params
-	now     func() time.Time
-	cache   map[[32]byte]cached
+	// save, once set (Share), replaces persist: the entries live in shared
+	// state, and index is the state's index they are as of.
+	save   SaveSubject
+	index  uint64
+	params Params
+	now    func() time.Time
+	cache  map[[32]byte]cached
 	// hashing holds the secrets being hashed now: a burst of requests with
 	// one new secret (a client opening many connections) hashes it once.
 	hashing map[[32]byte]chan struct{}
@@ -133,13 +170,9 @@ func (s *Store) Issue(subject string, kind Kind) (string, Entry, error) {
 		next = slices.DeleteFunc(next, func(x Entry) bool { return x.Subject == subject && x.Kind == Login })
 	}
 	next = append(next, e)
-	if s.persist != nil {
-		if err := s.persist(next); err != nil {
-			return "", Entry{}, fmt.Errorf("credential: save: %w", err)
-		}
+	if err := s.store(subject, next); err != nil {
+		return "", Entry{}, err
 	}
-	s.entries = next
-	clear(s.cache)
 	return secret, e, nil
 }
 
@@ -151,14 +184,7 @@ func (s *Store) Revoke(subject, id string) error {
 	if len(next) == len(s.entries) {
 		return fmt.Errorf("credential: %s has no secret %q", subjectName(subject), id)
 	}
-	if s.persist != nil {
-		if err := s.persist(next); err != nil {
-			return fmt.Errorf("credential: save: %w", err)
-		}
-	}
-	s.entries = next
-	clear(s.cache)
-	return nil
+	return s.store(subject, next)
 }
 
 // RevokeSubject removes every secret of subject (a tenant removed).
@@ -169,7 +195,20 @@ func (s *Store) RevokeSubject(subject string) error {
 	if len(next) == len(s.entries) {
 		return nil
 	}
-	if s.persist != nil {
+	return s.store(subject, next)
+}
+
+// store saves next, in which only subject's entries changed, and makes it
+// the entries. Called with s.mu held.
+func (s *Store) store(subject string, next []Entry) error {
+	if s.save != nil {
+		saved, idx, err := s.save(subject, Of(s.entries, subject), Of(next, subject))
+		if err != nil {
+			return fmt.Errorf("credential: save: %w", err)
+		}
+		next = append(slices.DeleteFunc(next, func(e Entry) bool { return e.Subject == subject }), saved...)
+		s.index = max(s.index, idx)
+	} else if s.persist != nil {
 		if err := s.persist(next); err != nil {
 			return fmt.Errorf("credential: save: %w", err)
 		}
@@ -177,6 +216,62 @@ func (s *Store) RevokeSubject(subject string) error {
 	s.entries = next
 	clear(s.cache)
 	return nil
+}
+
+// Of returns subject's entries among entries.
+func Of(entries []Entry, subject string) []Entry {
+	var out []Entry
+	for _, e := range entries {
+		if e.Subject == subject {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Share makes the store keep its entries in shared state from now on:
+// Issue and the revocations write one subject through save, and Replace
+// brings in the shared state's entries (as of index), which replace the
+// ones held.
+func (s *Store) Share(save SaveSubject, index uint64, entries []Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.save, s.persist = save, nil
+	s.index = 0
+	s.replace(index, entries)
+}
+
+// Shared reports whether the entries are kept in shared state (Share).
+func (s *Store) Shared() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.save != nil
+}
+
+// Replace sets the entries to the shared state's as of index; older than
+// what the store holds (a write of its own it has seen applied), it is
+// ignored. Verified secrets stay remembered unless the entries changed.
+func (s *Store) Replace(index uint64, entries []Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.replace(index, entries)
+}
+
+func (s *Store) replace(index uint64, entries []Entry) {
+	if index < s.index {
+		return
+	}
+	s.index = index
+	if slices.EqualFunc(s.entries, entries, sameEntry) {
+		return
+	}
+	s.entries = slices.Clone(entries)
+	clear(s.cache)
+}
+
+func sameEntry(a, b Entry) bool {
+	return a.Subject == b.Subject && a.Kind == b.Kind && a.ID == b.ID && a.Created.Equal(b.Created) &&
+		string(a.Hash) == string(b.Hash) && string(a.Salt) == string(b.Salt) && a.Params == b.Params
 }
 
 // Verify reports whether secret is one of subject's secrets of the kinds
@@ -230,6 +325,17 @@ func (s *Store) Verify(subject, secret string, kinds ...Kind) bool {
 	}
 	s.cache[key] = cached{subject: subject, until: s.now().Add(cacheTTL)}
 	return true
+}
+
+// Verified reports whether secret is subject's and verified already:
+// Verify would then answer at once, without hashing (an event loop may
+// call it in place).
+func (s *Store) Verified(subject, secret string) bool {
+	key := sha256.Sum256([]byte(secret))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cache[key]
+	return ok && c.subject == subject && s.now().Before(c.until)
 }
 
 // idOf extracts the entry id from a secret of the form lbd_ID_RANDOM.

@@ -99,3 +99,132 @@ func TestVerifyConcurrent(t *testing.T) {
 		t.Errorf("%d goroutines got a wrong answer", bad.Load())
 	}
 }
+
+// Two stores sharing one state (two nodes of a cluster): a secret issued
+// on one verifies on the other once its state is replaced; each write
+// names one subject only, so a store that has not heard of another's
+// write does not undo it; a replace older than a store's own write is
+// ignored.
+func TestShared(t *testing.T) {
+	shared := map[string][]Entry{}
+	var index uint64
+	state := func() (uint64, []Entry) {
+		var all []Entry
+		for _, s := range []string{Operator, "a", "b"} {
+			all = append(all, shared[s]...)
+		}
+		return index, all
+	}
+	save := func(subject string, before, after []Entry) ([]Entry, uint64, error) {
+		index++
+		entries := Merge(before, after, shared[subject])
+		if len(entries) == 0 {
+			delete(shared, subject)
+		} else {
+			shared[subject] = entries
+		}
+		return entries, index, nil
+	}
+	// Node A had a file with the operator's credential: imported.
+	a := New(nil, nil, fast)
+	op, _, _ := a.Issue(Operator, Login)
+	for _, e := range a.Entries() {
+		save(e.Subject, nil, []Entry{e})
+	}
+	i, all := state()
+	a.Share(save, i, all)
+	b := New(nil, nil, fast)
+	b.Share(save, 0, nil)
+	if b.Verify(Operator, op) {
+		t.Fatal("b verifies before it saw the state")
+	}
+	b.Replace(state())
+	if !b.Verify(Operator, op) {
+		t.Fatal("b refuses the operator's credential issued on a")
+	}
+	secA, _, err := a.Issue("a", Login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b has not seen a's write: issuing for b keeps a's.
+	secB, _, _ := b.Issue("b", Login)
+	a.Replace(state())
+	b.Replace(state())
+	for _, s := range []*Store{a, b} {
+		if !s.Verify("a", secA) || !s.Verify("b", secB) || !s.Verify(Operator, op) {
+			t.Error("a secret issued on one store does not verify on both")
+		}
+	}
+	// An old state does not undo b's own newer write.
+	old := index
+	b.Issue("a", Login) // revokes secA
+	b.Replace(old-1, nil)
+	if b.Verify("a", secA) || len(b.Entries()) != 3 {
+		t.Errorf("an older state replaced b's newer write: %d entries", len(b.Entries()))
+	}
+	// Revoking a subject deletes its entries from the shared state.
+	if err := a.RevokeSubject("b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := shared["b"]; ok {
+		t.Error("b's entries still shared after revoking b")
+	}
+	b.Replace(state())
+	if b.Verify("b", secB) {
+		t.Error("a revoked secret still verifies on another store")
+	}
+}
+
+// Two nodes change one subject's secrets at once, each on its own view:
+// neither undoes the other's change.
+func TestMerge(t *testing.T) {
+	e := func(id string, k Kind) Entry { return Entry{Subject: "a", ID: id, Kind: k} }
+	ids := func(es []Entry) string {
+		var out []string
+		for _, x := range es {
+			out = append(out, x.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		name                   string
+		before, after, current []Entry
+		want                   string
+	}{
+		{"no concurrent change", []Entry{e("L1", Login)}, []Entry{e("L1", Login), e("T1", Token)}, []Entry{e("L1", Login)}, "L1 T1"},
+		{"a token issued elsewhere stays", []Entry{e("L1", Login)}, []Entry{e("L1", Login), e("T1", Token)}, []Entry{e("L1", Login), e("T2", Token)}, "L1 T1 T2"},
+		{"a token revoked elsewhere stays revoked", []Entry{e("L1", Login), e("T1", Token)}, []Entry{e("L1", Login), e("T1", Token), e("T2", Token)}, []Entry{e("L1", Login)}, "L1 T2"},
+		{"our new login replaces one issued elsewhere", []Entry{e("L1", Login)}, []Entry{e("L2", Login)}, []Entry{e("L3", Login)}, "L2"},
+		{"a revocation keeps what was added elsewhere", []Entry{e("T1", Token)}, nil, []Entry{e("T1", Token), e("T2", Token)}, "T2"},
+		{"revoke the subject from an empty view", nil, nil, []Entry{e("T1", Token)}, "T1"},
+	} {
+		if got := ids(Merge(tc.before, tc.after, tc.current)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A secret is Verified (no hash to compute) only once Verify accepted it,
+// for its subject, and no longer after a revocation.
+func TestVerifiedOnlyAfterVerify(t *testing.T) {
+	s := New(nil, nil, fast)
+	secret, e, err := s.Issue("a", Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Verified("a", secret) {
+		t.Fatal("verified before Verify")
+	}
+	if !s.Verify("a", secret, Token) || !s.Verified("a", secret) {
+		t.Fatal("not verified after Verify")
+	}
+	if s.Verified("b", secret) || s.Verified("a", secret+"x") {
+		t.Fatal("verified for another subject or secret")
+	}
+	if err := s.Revoke("a", e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if s.Verified("a", secret) {
+		t.Fatal("verified after revocation")
+	}
+}

@@ -283,6 +283,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.runKVSCluster(ctx, &wg)
+	d.runCredentials(ctx, &wg)
+	d.handlePanelCalls()
 	d.runHistory(ctx, &wg)
 	srv, err := d.listenAPI()
 	if err != nil {

@@ -56,10 +56,18 @@ func (d *Daemon) runHistory(ctx context.Context, wg *sync.WaitGroup) {
 	})
 }
 
-// historySamples reads this node's tenants' counters.
+// historySamples reads this node's tenants' counters. A clustered
+// tenant's records are the node's primaries' share of them (primary
+// slots among the slots it holds: the replicas are counted on their
+// primaries), so that the nodes' series add up to the tenant's records;
+// its bytes are what the node holds, replicas included (the memory
+// graph, against the node's limit).
 func (d *Daemon) historySamples() []history.Sample {
 	var out []history.Sample
 	for _, s := range d.sub.kvs.tier.Stats() {
+		if p, b := d.slotsHeld(s.Name); p+b > 0 {
+			s.Items = int64(float64(s.Items)*float64(p)/float64(p+b) + 0.5)
+		}
 		out = append(out, history.Sample{Tenant: s.Name, Items: s.Items, Bytes: s.Bytes, Limit: s.LimitBytes,
 			Conns: s.CurrConnections, Hits: s.Hits, Misses: s.Misses, Evictions: s.Evictions, Commands: s.Commands})
 	}
@@ -82,7 +90,7 @@ func (d *Daemon) forgetRemovedTenants(cfg *config.Config) {
 	for _, t := range cfg.Tenants {
 		live[t.Name] = true
 	}
-	if d.creds != nil {
+	if d.creds != nil && !d.creds.Shared() { // shared: the leader drops them (dropRemovedCredentials)
 		for _, e := range d.creds.Entries() {
 			if e.Subject != credential.Operator && !live[e.Subject] {
 				if err := d.creds.RevokeSubject(e.Subject); err != nil {

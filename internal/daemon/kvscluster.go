@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -180,37 +179,55 @@ func storageNodes(cfg *config.Config) []string {
 	return out
 }
 
-// placeKVSTenants, on the raft leader, places the slot map of every tenant
-// that has none or whose replicas or replication changed, over the
-// storage nodes. A tenant that fails is retried by the next round.
+// placeKVSTenants, on the raft leader, keeps the storage membership
+// (seeded from the file's storage nodes when the cluster state has none;
+// a member no longer in the file is removed) and places the slot map of
+// every tenant that has none, or whose replicas, replication or active
+// storage nodes changed (kvs.PlaceMembers). A tenant that fails is
+// retried by the next round.
 func (d *Daemon) placeKVSTenants(ctx context.Context, cfg *config.Config) error {
 	rc := d.raftNode()
 	if cfg.Cluster == nil || rc == nil || !rc.n.IsLeader() {
 		return nil
 	}
-	nodes := storageNodes(cfg)
-	var errs []error
+	d.mu.RLock()
+	cfgIndex := d.st.index
+	d.mu.RUnlock()
+	file := storageNodes(cfg)
+	mctx, cancel := context.WithTimeout(ctx, kvsJoinTimeout)
+	mem, err := kvs.ChangeMembers(mctx, rc.n, file, func(cur *slots.Members, _ map[string]*slots.Map) (*slots.Members, error) {
+		// Only from a configuration at least as new as the membership:
+		// a node just added to the file and then to the tier stays.
+		if _, ver, ok, _ := kvs.Members(rc.n); ok && cfgIndex < ver {
+			return nil, nil
+		}
+		next, changed := cur.SyncFile(file)
+		if !changed {
+			return nil, nil
+		}
+		d.log.Info("kvs storage nodes no longer in the file leave the storage tier", "active", next.Placement())
+		return next, nil
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("kvs: placement: %w", err)
+	}
+	var ts []kvs.TenantPlacement
 	for _, t := range cfg.Tenants {
 		repl := t.KVS.Replication
 		if repl == "" {
 			repl = "sync" // the file's default, as config's checks fill it
 		}
-		if e, ok := rc.n.Get(slots.Key(t.Name)); ok {
-			if m, err := slots.Decode(e.Value); err == nil && m.Replicas == t.KVS.Replicas && m.Replication == repl {
-				continue
-			}
-		}
-		pctx, cancel := context.WithTimeout(ctx, kvsJoinTimeout)
-		_, err := kvs.PlaceTenant(pctx, rc.n, t.Name, nodes, t.KVS.Replicas, repl)
-		cancel()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		d.log.Info("kvs tenant placed", "tenant", t.Name, "nodes", nodes, "replicas", t.KVS.Replicas)
+		ts = append(ts, kvs.TenantPlacement{Tenant: t.Name, Replicas: t.KVS.Replicas, Replication: repl})
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("kvs: placement: %w", errors.Join(errs...))
+	pctx, cancel := context.WithTimeout(ctx, kvsJoinTimeout)
+	placed, err := kvs.PlaceMembers(pctx, rc.n, mem, ts)
+	cancel()
+	for _, t := range placed {
+		d.log.Info("kvs tenant placed", "tenant", t, "nodes", mem.Placement())
+	}
+	if err != nil {
+		return fmt.Errorf("kvs: placement: %w", err)
 	}
 	return nil
 }

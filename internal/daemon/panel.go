@@ -14,7 +14,6 @@ import (
 
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/internal/credential"
-	"github.com/lbd-project/lbd/internal/events"
 	"github.com/lbd-project/lbd/internal/history"
 	"github.com/lbd-project/lbd/internal/panel"
 	"github.com/lbd-project/lbd/pkg/kvs"
@@ -32,53 +31,90 @@ func (b panelBackend) Login(tenant, secret string) bool {
 // Tenants implements panel.Backend.
 func (b panelBackend) Tenants(ctx context.Context) ([]api.Tenant, error) { return b.d.Tenants(ctx) }
 
-// Status implements panel.Backend.
-func (b panelBackend) Status(ctx context.Context) (api.Status, error) { return b.d.Status(ctx) }
+// Cluster implements panel.Backend: every node's report (panelcluster.go).
+func (b panelBackend) Cluster(ctx context.Context) []panel.NodeView { return b.d.clusterView(ctx) }
 
-// Nodes implements panel.Backend: the file's nodes and roles.
-func (b panelBackend) Nodes() []panel.Node {
-	b.d.mu.RLock()
-	defer b.d.mu.RUnlock()
-	out := make([]panel.Node, 0, len(b.d.cfg.Nodes))
-	for _, n := range b.d.cfg.Nodes {
-		out = append(out, panel.Node{Name: n.Name, Role: string(n.Role), Address: n.Address, Self: n.Name == b.d.node.Name})
+// Figures implements panel.Backend: the tenant's counters on every
+// storage node.
+func (b panelBackend) Figures(ctx context.Context, tenant string) []panel.Member {
+	var out []panel.Member
+	for _, r := range b.d.askStorage(ctx, tenant, 0) {
+		out = append(out, r.member())
 	}
 	return out
 }
 
-// Events implements panel.Backend.
-func (b panelBackend) Events() []events.Event { return b.d.events.Recent() }
-
-// KVSStats implements panel.Backend.
-func (b panelBackend) KVSStats(ctx context.Context, tenant string) ([]api.KVSStats, error) {
-	return b.d.KVSStats(ctx, tenant)
+// History implements panel.Backend: the storage nodes' series, merged.
+func (b panelBackend) History(ctx context.Context, tenant string, from, to time.Time) ([]history.Point, []string) {
+	var series [][]history.Point
+	var missing []string
+	for _, r := range b.d.askStorage(ctx, tenant, from.Unix()) {
+		if r.Error != "" {
+			missing = append(missing, r.Node)
+			continue
+		}
+		series = append(series, r.Points)
+	}
+	return history.Merge(series, from, to, history.MergeStep(to.Sub(from))), missing
 }
 
-// History implements panel.Backend.
-func (b panelBackend) History(tenant string, since time.Time) []history.Point {
-	if h := b.d.History(); h != nil {
-		return h.Series(tenant, since)
+// Directors implements panel.Backend: every director's progress on the
+// cluster state's index (a node without a cluster section is its own
+// only director, if it is one).
+func (b panelBackend) Directors(ctx context.Context, index uint64) []api.NodeApplied {
+	ctl := b.d.control()
+	if ctl == nil {
+		return nil
 	}
-	return nil
+	if _, local := ctl.(*localControl); local && !b.d.node.Role.IsDirector() {
+		return nil // no cluster section: no director shares this node's state
+	}
+	ctx, cancel := context.WithTimeout(ctx, peerTimeout+time.Second)
+	defer cancel()
+	nodes, err := ctl.Reconciled(ctx)
+	if err != nil {
+		return []api.NodeApplied{{Name: b.d.node.Name, Error: err.Error()}}
+	}
+	b.d.mu.RLock()
+	cfg := b.d.cfg
+	b.d.mu.RUnlock()
+	var out []api.NodeApplied
+	for _, n := range cfg.Nodes {
+		if !n.Role.IsDirector() {
+			continue
+		}
+		if _, local := ctl.(*localControl); local && n.Name != b.d.node.Name {
+			continue // a director of the file, but with its own state
+		}
+		na := api.NodeApplied{Name: n.Name, Error: "not a member of the cluster state"}
+		for _, r := range nodes {
+			if r.Name == n.Name {
+				na = r
+				na.Applied = r.ReconciledIndex >= index
+			}
+		}
+		out = append(out, na)
+	}
+	return out
 }
 
-// Keys implements panel.Backend: a bounded crawl of the tenant's store on
-// this node.
-func (b panelBackend) Keys(tenant, cursor, prefix string, limit int) (kvs.KeyPage, error) {
-	if b.d.sub.kvs == nil {
-		return kvs.KeyPage{}, errors.New("this node serves no stores (it is not a storage node)")
-	}
-	l, ok := b.d.sub.kvs.tier.Local(tenant)
-	if !ok {
-		return kvs.KeyPage{}, fmt.Errorf("tenant %s has no store on this node", tenant)
-	}
-	return l.Keys(cursor, []byte(prefix), limit)
+// Keys implements panel.Backend: a bounded crawl of the tenant's store
+// on each storage node in turn (panelcluster.go).
+func (b panelBackend) Keys(ctx context.Context, tenant, cursor, prefix string, limit int) (kvs.KeyPage, error) {
+	return b.d.clusterKeys(ctx, tenant, cursor, prefix, limit)
 }
 
 // SetAllow implements panel.Backend: the same runtime change as `lbctl
-// tenant allow set`, returned once this node's fences apply it.
-func (b panelBackend) SetAllow(ctx context.Context, tenant string, allow []netip.Prefix) ([]netip.Prefix, error) {
-	return b.d.ChangeAllow(ctx, tenant, api.AllowSet, allow)
+// tenant allow set`, returned once this node's fences apply it, with the
+// write's index.
+func (b panelBackend) SetAllow(ctx context.Context, tenant string, allow []netip.Prefix) ([]netip.Prefix, uint64, error) {
+	ctx, index := api.WithReceipt(ctx)
+	got, err := b.d.ChangeAllow(ctx, tenant, api.AllowSet, allow)
+	idx := index()
+	if idx == 0 && err == nil && b.d.store != nil {
+		idx = b.d.store.AppliedIndex() // no write (the same list): the state as applied here
+	}
+	return got, idx, err
 }
 
 // listenPanel binds the panel's HTTPS listener (panel.listen), so that a

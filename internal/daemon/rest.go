@@ -18,24 +18,32 @@ import (
 	"github.com/lbd-project/lbd/internal/statefile"
 	"github.com/lbd-project/lbd/pkg/acl"
 	"github.com/lbd-project/lbd/pkg/config"
+	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
 // restRunner serves the tenants' REST data APIs on a storage node, each
 // on its tenant's REST port on every address, as the memcached ports.
+// The servers run on the KVS tier's event loops (rest.Handler.Proto), or
+// on net/http where there is no tier.
 type restRunner struct {
 	log     *slog.Logger
 	backend rest.Backend
+	tier    *kvs.Tier
 	servers map[string]*restServer // by tenant
 }
 
 type restServer struct {
 	port int
+	ps   *kvs.ProtoServer
 	srv  *http.Server
 	done chan struct{}
 }
 
-func newRESTRunner(log *slog.Logger, b rest.Backend) *restRunner {
-	return &restRunner{log: log, backend: b, servers: map[string]*restServer{}}
+// restIdleTimeout closes a REST connection that sent nothing for that long.
+const restIdleTimeout = 2 * time.Minute
+
+func newRESTRunner(log *slog.Logger, b rest.Backend, tier *kvs.Tier) *restRunner {
+	return &restRunner{log: log, backend: b, tier: tier, servers: map[string]*restServer{}}
 }
 
 // apply runs a server for each tenant of want (tenant -> port), stopping
@@ -59,10 +67,16 @@ func (r *restRunner) apply(ctx context.Context, want map[string]int) error {
 			errs = append(errs, fmt.Errorf("rest: tenant %s: %w", name, err))
 			continue
 		}
+		h := rest.NewHandler(name, r.backend, rest.Options{Logger: r.log})
+		if r.tier != nil {
+			r.servers[name] = &restServer{port: port, ps: r.tier.ServeProto(ln, h.Proto(), kvs.ProtoOptions{IdleTimeout: restIdleTimeout})}
+			r.log.Info("rest api serving", "tenant", name, "port", port)
+			continue
+		}
 		s := &restServer{port: port, done: make(chan struct{}), srv: &http.Server{
-			Handler:           rest.NewHandler(name, r.backend, rest.Options{Logger: r.log}),
+			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			IdleTimeout:       restIdleTimeout,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 		}}
@@ -79,6 +93,10 @@ func (r *restRunner) apply(ctx context.Context, want map[string]int) error {
 }
 
 func (s *restServer) stop() {
+	if s.ps != nil {
+		s.ps.Close()
+		return
+	}
 	s.srv.Close()
 	<-s.done
 }
@@ -123,10 +141,15 @@ func (d *Daemon) reconcileREST(ctx context.Context, cfg *config.Config, fence []
 // restBackend is the daemon as the REST API sees it.
 type restBackend struct{ d *Daemon }
 
-// Store implements rest.Backend: the tenant's store on this node.
+// Store implements rest.Backend: the tenant's store on this node; in a
+// cluster, its keys wherever their slots' primaries are (routed as the
+// memcached port routes them).
 func (b restBackend) Store(tenant string) (rest.KV, bool) {
 	if b.d.sub.kvs == nil {
 		return nil, false
+	}
+	if r, ok := b.d.sub.kvs.tier.Routed(tenant); ok {
+		return r, true
 	}
 	l, ok := b.d.sub.kvs.tier.Local(tenant)
 	if !ok {
@@ -139,6 +162,22 @@ func (b restBackend) Store(tenant string) (rest.KV, bool) {
 // apply it (the file's, or the runtime one) and its CORS origins.
 func (b restBackend) Policy(tenant string) (rest.Policy, bool) {
 	return b.d.tenantPolicy(tenant)
+}
+
+// Quick implements rest.Quick: a request runs in place on an event loop
+// unless its store is routed (a clustered tenant) or its secret still has
+// to be hashed.
+func (b restBackend) Quick(tenant, secret string) bool {
+	if secret == "" {
+		return true
+	}
+	if b.d.sub.kvs == nil {
+		return false
+	}
+	if _, routed := b.d.sub.kvs.tier.Routed(tenant); routed {
+		return false
+	}
+	return b.d.creds.Verified(tenant, secret)
 }
 
 // Authenticate implements rest.Backend.

@@ -42,8 +42,8 @@ tenants:
 	d := &Daemon{log: log, cfg: c, overlay: &Overlay{},
 		creds: credential.New(nil, nil, credential.Params{Time: 1, MemKiB: 64, Threads: 1}),
 		sub: subsystems{storACL: f, rs: fakeDR{},
-			kvs: &kvsRunner{tier: kvs.New(log, kvs.Options{NoEventLoop: true}), dir: t.TempDir()}}}
-	d.sub.rest = newRESTRunner(log, restBackend{d})
+			kvs: &kvsRunner{tier: kvs.New(log, kvs.Options{EventLoops: 1}), dir: t.TempDir()}}}
+	d.sub.rest = newRESTRunner(log, restBackend{d}, d.sub.kvs.tier)
 	t.Cleanup(func() { d.sub.rest.close(); d.sub.kvs.close() })
 	node, _ := c.NodeByName("st1")
 	restURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])

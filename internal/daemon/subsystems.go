@@ -94,7 +94,7 @@ func (d *Daemon) startSubsystems(ctx context.Context) error {
 		}
 		s.rs = rs
 		s.kvs = newKVSRunner(d.log, filepath.Join(dir, "kvs"), d.opts.KVS)
-		s.rest = newRESTRunner(d.log, restBackend{d})
+		s.rest = newRESTRunner(d.log, restBackend{d}, s.kvs.tier)
 		// Its own chain and set prefix: on a node that is both, the
 		// director's fences stay separate.
 		m, err := acl.New(acl.Options{Logger: d.log, Action: action, Chain: "LBD-ACL-RS", SetPrefix: "LBDRS"})

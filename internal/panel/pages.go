@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,7 +42,10 @@ var funcs = template.FuncMap{
 
 // page is what every template gets.
 type page struct {
-	Title   string
+	Title string
+	// Refresh, if set, reloads the page every that many seconds (a meta
+	// refresh: it works with JavaScript off).
+	Refresh int
 	Session *session
 	Who     string
 	CSRF    string
@@ -141,10 +145,23 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, sess *session) {
 	http.Redirect(w, r, homeOf(sess), http.StatusSeeOther)
 }
 
-// tenantRow is a tenant with its counters, for the operator's list.
+// tenantRow is a tenant with its cluster-wide counters, for the
+// operator's list.
 type tenantRow struct {
 	api.Tenant
-	Stats api.KVSStats
+	Sum Summary
+}
+
+// nodeEvent is an event with the node it happened on.
+type nodeEvent struct {
+	events.Event
+	Node string
+}
+
+// slotRow is one clustered tenant's slots on one node.
+type slotRow struct {
+	kvs.TenantClusterStatus
+	From string // the storage node that reported it
 }
 
 func (s *Server) operator(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -152,43 +169,132 @@ func (s *Server) operator(w http.ResponseWriter, r *http.Request, sess *session)
 		s.errorPageAs(w, r, sess, http.StatusForbidden, "Operator only", "This page is the operator's; you are logged in as "+sess.who()+".")
 		return
 	}
-	st, err := s.b.Status(r.Context())
-	if err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Status unavailable", err.Error())
-		return
-	}
 	ts, err := s.b.Tenants(r.Context())
 	if err != nil {
 		s.errorPage(w, r, http.StatusInternalServerError, "Tenants unavailable", err.Error())
 		return
 	}
-	stats, _ := s.b.KVSStats(r.Context(), "")
-	rows := make([]tenantRow, 0, len(ts))
-	for _, t := range ts {
-		row := tenantRow{Tenant: t}
-		for _, k := range stats {
-			if k.Tenant == t.Name {
-				row.Stats = k
+	nodes := s.b.Cluster(r.Context())
+	var self *api.Status
+	var evs []nodeEvent
+	var slots []slotRow
+	for _, n := range nodes {
+		if n.Self {
+			self = n.Status
+		}
+		for _, e := range n.Events {
+			evs = append(evs, nodeEvent{e, n.Name})
+		}
+		if n.KVS != nil && slots == nil {
+			for _, t := range n.KVS.Tenants {
+				slots = append(slots, slotRow{t, n.Name})
 			}
 		}
-		rows = append(rows, row)
 	}
-	evs := s.b.Events()
+	if self == nil {
+		self = &api.Status{}
+	}
+	rows := make([]tenantRow, 0, len(ts))
+	for _, t := range ts {
+		rows = append(rows, tenantRow{Tenant: t, Sum: Summarize(membersOf(nodes, t.Name))})
+	}
+	slices.SortStableFunc(evs, func(a, b nodeEvent) int { return a.Time.Compare(b.Time) })
 	evs = evs[max(0, len(evs)-50):]
 	slices.Reverse(evs)
 	s.render(w, http.StatusOK, "operator", page{Title: "Operator", Session: sess, Data: struct {
 		Status  api.Status
-		Nodes   []Node
+		Nodes   []NodeView
+		Slots   []slotRow
 		Tenants []tenantRow
-		Events  []events.Event
-	}{st, s.b.Nodes(), rows, evs}})
+		Events  []nodeEvent
+	}{*self, nodes, slots, rows, evs}})
+}
+
+// membersOf is a tenant's figures from the storage nodes' statuses.
+func membersOf(nodes []NodeView, tenant string) []Member {
+	var out []Member
+	for _, n := range nodes {
+		if n.Role != "storage" && n.Role != "both" {
+			continue
+		}
+		m := Member{Node: n.Name, Error: n.Error}
+		if n.Status != nil {
+			for _, k := range n.Status.KVS {
+				if k.Tenant == tenant {
+					m.Stats = &k
+				}
+			}
+		}
+		if n.KVS != nil {
+			for _, t := range n.KVS.Tenants {
+				if t.Tenant != tenant {
+					continue
+				}
+				for _, ns := range t.Nodes {
+					if ns.Node == n.Name {
+						m.Primaries, m.Backups = ns.Primaries, ns.Backups
+					}
+				}
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Summary is a tenant's figures summed over the storage nodes.
+type Summary struct {
+	// Records and Bytes are the primaries' (replicas not counted again);
+	// Estimated when a clustered tenant's are estimated (Member.Share).
+	Records, Bytes uint64
+	Estimated      bool
+	// Memory is what the nodes hold, replicas included, against the sum
+	// of their limits.
+	Memory, Limit                            uint64
+	Hits, Misses, Evictions, Conns, Commands uint64
+	OpsPerSec                                float64
+	// Nodes counts the nodes that reported the tenant; Missing names the
+	// nodes that did not answer (their figures are not in the sums).
+	Nodes   int
+	Missing []string
+}
+
+// Summarize sums a tenant's figures over its storage nodes.
+func Summarize(ms []Member) Summary {
+	var sum Summary
+	var records, bytes float64
+	for _, m := range ms {
+		if m.Error != "" {
+			sum.Missing = append(sum.Missing, m.Node)
+			continue
+		}
+		k := m.Stats
+		if k == nil || k.Error != "" {
+			continue
+		}
+		sh := m.Share()
+		sum.Estimated = sum.Estimated || sh < 1
+		sum.Nodes++
+		records += float64(k.Items) * sh
+		bytes += float64(k.Bytes) * sh
+		sum.Memory += k.Bytes
+		sum.Limit += k.LimitBytes
+		sum.Hits += k.Hits
+		sum.Misses += k.Misses
+		sum.Evictions += k.Evictions
+		sum.Conns += k.CurrConns
+		sum.Commands += k.Commands
+		sum.OpsPerSec += k.OpsPerSec
+	}
+	sum.Records, sum.Bytes = uint64(records+0.5), uint64(bytes+0.5)
+	return sum
 }
 
 // ranges are the spans a tenant page offers.
 var ranges = []struct {
 	Name string
 	D    time.Duration
-}{{"1h", time.Hour}, {"6h", 6 * time.Hour}, {"24h", 24 * time.Hour}, {"3d", 72 * time.Hour}}
+}{{"15m", 15 * time.Minute}, {"1h", time.Hour}, {"6h", 6 * time.Hour}, {"24h", 24 * time.Hour}, {"3d", 72 * time.Hour}}
 
 func rangeOf(r *http.Request) (string, time.Duration) {
 	q := r.URL.Query().Get("range")
@@ -222,31 +328,20 @@ func (s *Server) tenantPage(w http.ResponseWriter, r *http.Request, sess *sessio
 		return
 	}
 	rng, _ := rangeOf(r)
-	stats, _ := s.b.KVSStats(r.Context(), t.Name)
-	var sum api.KVSStats
-	for _, k := range stats {
-		sum.Items += k.Items
-		sum.Bytes += k.Bytes
-		sum.LimitBytes += k.LimitBytes
-		sum.Hits += k.Hits
-		sum.Misses += k.Misses
-		sum.Evictions += k.Evictions
-		sum.CurrConns += k.CurrConns
-		sum.OpsPerSec += k.OpsPerSec
-	}
+	members := s.b.Figures(r.Context(), t.Name)
 	type graph struct{ Name, Title, URL string }
 	var gs []graph
 	for _, m := range metrics {
 		gs = append(gs, graph{m.Name, m.Title, fmt.Sprintf("/tenants/%s/graph/%s?range=%s", url.PathEscape(t.Name), m.Name, rng)})
 	}
 	s.render(w, http.StatusOK, "tenant", page{Title: "Tenant " + t.Name, Session: sess, Data: struct {
-		Tenant api.Tenant
-		Stats  api.KVSStats
-		Nodes  int
-		Range  string
-		Ranges any
-		Graphs []graph
-	}{t, sum, len(stats), rng, ranges, gs}})
+		Tenant  api.Tenant
+		Stats   Summary
+		Members []Member
+		Range   string
+		Ranges  any
+		Graphs  []graph
+	}{t, Summarize(members), members, rng, ranges, gs}})
 }
 
 func (s *Server) graph(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -259,9 +354,8 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, sess *session) {
 		return
 	}
 	_, d := rangeOf(r)
-	now := s.now()
-	from := now.Add(-d)
-	svg := renderSVG(m, s.b.History(r.PathValue("tenant"), from), from, now)
+	pts, missing, now := s.history(r.Context(), r.PathValue("tenant"), d)
+	svg := renderSVG(m, pts, missing, now.Add(-d), now)
 	w.Header().Set("Content-Type", "image/svg+xml")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(svg)
@@ -269,9 +363,9 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, sess *session) {
 
 func (s *Server) seriesJSON(w http.ResponseWriter, r *http.Request, sess *session) {
 	_, d := rangeOf(r)
-	pts := s.b.History(r.PathValue("tenant"), s.now().Add(-d))
+	pts, missing, _ := s.history(r.Context(), r.PathValue("tenant"), d)
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"tenant": r.PathValue("tenant"), "points": pts})
+	json.NewEncoder(w).Encode(map[string]any{"tenant": r.PathValue("tenant"), "points": pts, "missing": missing})
 }
 
 // keysPerPage is the size of a key listing page.
@@ -294,7 +388,7 @@ func (s *Server) keys(w http.ResponseWriter, r *http.Request, sess *session) {
 		s.errorPage(w, r, http.StatusBadRequest, "Prefix too long", fmt.Sprintf("A key is at most %d bytes; so is a prefix.", kvs.KeyMaxLength))
 		return
 	}
-	pg, err := s.b.Keys(t.Name, cursor, prefix, keysPerPage)
+	pg, err := s.b.Keys(r.Context(), t.Name, cursor, prefix, keysPerPage)
 	if err != nil {
 		s.errorPage(w, r, http.StatusBadRequest, "Cannot list keys", err.Error())
 		return
@@ -325,8 +419,15 @@ type allowData struct {
 	Text     string
 	Error    string
 	Confirm  bool // ask to confirm an entry admitting everybody
-	Applied  string
 	Everyone []string
+	// Of a change just made: when, its index in the cluster state, each
+	// director's progress, whether all applied it, and the page's refresh
+	// interval in seconds while they have not.
+	Applied   string
+	Index     uint64
+	Directors []api.NodeApplied
+	All       bool
+	Refresh   int
 }
 
 func (s *Server) allowPage(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -334,7 +435,9 @@ func (s *Server) allowPage(w http.ResponseWriter, r *http.Request, sess *session
 	if !ok {
 		return
 	}
-	s.render(w, http.StatusOK, "allow", page{Title: "Allow-list of " + t.Name, Session: sess, Data: allowData{Tenant: t, Text: prefixLines(t.Allow)}})
+	data := allowData{Tenant: t, Text: prefixLines(t.Allow)}
+	s.allowChange(r, &data)
+	s.render(w, http.StatusOK, "allow", page{Title: "Allow-list of " + t.Name, Session: sess, Refresh: data.Refresh, Data: data})
 }
 
 func prefixLines(ps []netip.Prefix) string {
@@ -379,16 +482,42 @@ func (s *Server) setAllow(w http.ResponseWriter, r *http.Request, sess *session)
 		fail(http.StatusConflict, "The list admits (nearly) everybody ("+strings.Join(data.Everyone, ", ")+"): anyone on the internet could reach this tenant's store. Tick the confirmation to save it anyway.")
 		return
 	}
-	got, err := s.b.SetAllow(r.Context(), t.Name, allow)
+	got, index, err := s.b.SetAllow(r.Context(), t.Name, allow)
 	if err != nil {
 		fail(http.StatusBadRequest, "Not applied: "+err.Error())
 		return
 	}
-	t.Allow = got
 	if len(data.Everyone) > 0 {
 		s.log.Warn("panel: allow-list admits (nearly) everybody, confirmed", "tenant", t.Name, "by", sess.who(), "entries", data.Everyone)
 	}
-	s.log.Info("panel: allow-list changed", "tenant", t.Name, "by", sess.who(), "entries", len(got))
-	s.render(w, http.StatusOK, "allow", page{Title: "Allow-list of " + t.Name, Session: sess, Data: allowData{Tenant: t, Text: prefixLines(got),
-		Applied: s.now().UTC().Format("15:04:05 UTC")}})
+	s.log.Info("panel: allow-list changed", "tenant", t.Name, "by", sess.who(), "entries", len(got), "index", index)
+	// The page of the change: it follows the directors until every one
+	// has applied it (Post/Redirect/Get: a reload does not post again).
+	q := url.Values{"index": {fmt.Sprint(index)}, "at": {fmt.Sprint(s.now().Unix())}}
+	http.Redirect(w, r, fmt.Sprintf("/tenants/%s/allow?%s", url.PathEscape(t.Name), q.Encode()), http.StatusSeeOther)
+}
+
+// appliedRefresh is how often the page of a change refreshes until every
+// director applied it.
+const appliedRefresh = 2
+
+// allowChange fills data with the progress of the change at index (the
+// query of the page a change redirects to), and says whether the page
+// should refresh.
+func (s *Server) allowChange(r *http.Request, data *allowData) {
+	index, err := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
+	if err != nil || index == 0 {
+		return
+	}
+	at, _ := strconv.ParseInt(r.URL.Query().Get("at"), 10, 64)
+	data.Applied = time.Unix(at, 0).UTC().Format("15:04:05 UTC")
+	data.Index = index
+	data.Directors = s.b.Directors(r.Context(), index)
+	data.All = true
+	for _, d := range data.Directors {
+		data.All = data.All && d.Applied
+	}
+	if len(data.Directors) > 0 && !data.All {
+		data.Refresh = appliedRefresh
+	}
 }

@@ -31,28 +31,34 @@ import (
 	"github.com/lbd-project/lbd/pkg/kvs"
 )
 
-// Backend is what the panel needs of lbd; the daemon implements it.
+// Backend is what the panel needs of lbd; the daemon implements it. The
+// figures, the history and the cluster view are the cluster's: the
+// daemon asks every member over the node-to-node calls, and a member that
+// does not answer is reported as missing, never as zero.
 type Backend interface {
 	// Login reports whether secret is tenant's credential (tenant "" is
 	// the operator).
 	Login(tenant, secret string) bool
 	// Tenants lists the tenants with their allow-lists.
 	Tenants(ctx context.Context) ([]api.Tenant, error)
-	// Status is the node's status (roles, VRRP, services, reals).
-	Status(ctx context.Context) (api.Status, error)
-	// Nodes lists the cluster's nodes and their roles.
-	Nodes() []Node
-	// Events returns the recent events, oldest first.
-	Events() []events.Event
-	// KVSStats returns a tenant's store counters on this node.
-	KVSStats(ctx context.Context, tenant string) ([]api.KVSStats, error)
-	// History returns a tenant's series from since on.
-	History(tenant string, since time.Time) []history.Point
-	// Keys lists a page of a tenant's keys (a bounded crawl).
-	Keys(tenant, cursor, prefix string, limit int) (kvs.KeyPage, error)
-	// SetAllow replaces a tenant's allow-list and returns once the fences
-	// of this node apply it.
-	SetAllow(ctx context.Context, tenant string, allow []netip.Prefix) ([]netip.Prefix, error)
+	// Cluster returns every node of the cluster with what it reports
+	// (status, storage slots, recent events), in file order.
+	Cluster(ctx context.Context) []NodeView
+	// Figures returns a tenant's counters on every storage node.
+	Figures(ctx context.Context, tenant string) []Member
+	// History returns a tenant's series over [from, to], merged over the
+	// storage nodes, and the nodes whose series are missing.
+	History(ctx context.Context, tenant string, from, to time.Time) (pts []history.Point, missing []string)
+	// Keys lists a page of a tenant's keys (a bounded crawl; every key
+	// once, over the storage nodes).
+	Keys(ctx context.Context, tenant, cursor, prefix string, limit int) (kvs.KeyPage, error)
+	// SetAllow replaces a tenant's allow-list, returns once the fences
+	// of this node apply it, with the index of the write in the cluster
+	// state.
+	SetAllow(ctx context.Context, tenant string, allow []netip.Prefix) ([]netip.Prefix, uint64, error)
+	// Directors reports, for every director, whether it has reconciled
+	// the cluster state's index.
+	Directors(ctx context.Context, index uint64) []api.NodeApplied
 }
 
 // Node is one node of the cluster as the operator's page lists it.
@@ -60,6 +66,44 @@ type Node struct {
 	Name, Role, Address string
 	// Self is the node serving the panel.
 	Self bool
+}
+
+// NodeView is a node and what it reported.
+type NodeView struct {
+	Node
+	// Status is its status (nil: it did not answer, see Error).
+	Status *api.Status
+	// KVS is a storage node's view of the clustered tenants' slots.
+	KVS *kvs.ClusterStatus
+	// Events are its recent events, oldest first.
+	Events []events.Event
+	// Error says why the node did not answer.
+	Error string
+}
+
+// Member is one storage node's figures for a tenant.
+type Member struct {
+	Node string
+	// Stats are the tenant's counters there (nil: no store of the tenant
+	// on that node, or the node did not answer).
+	Stats *api.KVSStats
+	// Primaries and Backups are the slots of a clustered tenant the node
+	// holds (both 0: the tenant is not clustered).
+	Primaries, Backups int
+	// Error says why the node did not answer: its figures are missing.
+	Error string
+}
+
+// Share is the part of the node's records and bytes that counts as the
+// tenant's: its primary slots among the slots it holds (the rest are
+// replicas, counted on their primaries), 1 for a tenant not clustered.
+// Keys spread evenly over the slots, so this is an estimate of the
+// records in the node's primary slots, not a count.
+func (m Member) Share() float64 {
+	if m.Primaries+m.Backups == 0 {
+		return 1
+	}
+	return float64(m.Primaries) / float64(m.Primaries+m.Backups)
 }
 
 // Options tune the panel.
@@ -89,6 +133,7 @@ type Server struct {
 	limiter  *limiter
 	tmpl     *template.Template
 	mux      *http.ServeMux
+	series   seriesCache
 }
 
 // New returns the panel served from b.

@@ -28,9 +28,11 @@ import (
 // fake is a Backend for the panel's own logic (the daemon's is tested with
 // a real lbd and a browser).
 type fake struct {
-	mu    sync.Mutex
-	allow map[string][]netip.Prefix
-	keys  []string
+	mu        sync.Mutex
+	allow     map[string][]netip.Prefix
+	keys      []string
+	polls     int // Directors calls since the last SetAllow
+	histories int // History calls
 }
 
 func (f *fake) Login(t, s string) bool { return s == "pw-"+t }
@@ -43,27 +45,41 @@ func (f *fake) Tenants(context.Context) ([]api.Tenant, error) {
 	}
 	return out, nil
 }
-func (f *fake) Status(context.Context) (api.Status, error) {
-	return api.Status{Node: "lb1", Role: "both", VRRP: []api.VRRPStatus{{VRID: 51, State: "master"}},
-		Services: []api.ServiceStatus{{Name: "a", Tenant: "a", Protocol: "tcp", Port: 11211, Reals: []api.RealStatus{{Health: "up", Weight: 1}}}}}, nil
+func (f *fake) Cluster(context.Context) []NodeView {
+	lb1 := &api.Status{Node: "lb1", Role: "both", VRRP: []api.VRRPStatus{{VRID: 51, State: "master"}},
+		Services: []api.ServiceStatus{{Name: "a", Tenant: "a", Protocol: "tcp", Port: 11211, Reals: []api.RealStatus{{Health: "up", Weight: 1}}}},
+		KVS:      []api.KVSStats{{Tenant: "a", Items: 42, Bytes: 1000, LimitBytes: 1 << 20}}}
+	return []NodeView{
+		{Node: Node{Name: "lb1", Role: "both", Address: "192.0.2.2", Self: true}, Status: lb1,
+			KVS:    &kvs.ClusterStatus{Node: "lb1", Tenants: []kvs.TenantClusterStatus{{Tenant: "a", Replicas: 1, Nodes: []kvs.NodeSlots{{Node: "lb1", Primaries: 8, Backups: 8}}}}},
+			Events: []events.Event{{Time: time.Unix(1e9, 0), Kind: events.Health, Message: "real server up"}}},
+		{Node: Node{Name: "st1", Role: "storage", Address: "192.0.2.3"}, Error: "no answer: connection refused"},
+	}
 }
-func (f *fake) Nodes() []Node {
-	return []Node{{Name: "lb1", Role: "both", Address: "192.0.2.2", Self: true}, {Name: "st1", Role: "storage", Address: "192.0.2.3"}}
+func (f *fake) Figures(_ context.Context, t string) []Member {
+	return []Member{
+		{Node: "lb1", Stats: &api.KVSStats{Tenant: "a", Items: 42, Bytes: 1000, LimitBytes: 1 << 20, Hits: 3, Misses: 1}, Primaries: 8, Backups: 8},
+		{Node: "st2", Stats: &api.KVSStats{Tenant: "a", Items: 42, Bytes: 1000, LimitBytes: 1 << 20, Hits: 3, Misses: 1}, Primaries: 8, Backups: 8},
+		{Node: "st1", Error: "connection refused"},
+	}
 }
-func (f *fake) Events() []events.Event {
-	return []events.Event{{Time: time.Unix(1e9, 0), Kind: events.Health, Message: "real server up"}}
-}
-func (f *fake) KVSStats(_ context.Context, t string) ([]api.KVSStats, error) {
-	return []api.KVSStats{{Tenant: "a", Items: 42, Bytes: 1000, LimitBytes: 1 << 20, Hits: 3, Misses: 1}}, nil
-}
-func (f *fake) History(t string, since time.Time) []history.Point {
+func (f *fake) History(_ context.Context, t string, since, _ time.Time) ([]history.Point, []string) {
+	f.mu.Lock()
+	f.histories++
+	f.mu.Unlock()
 	var out []history.Point
 	for i := range 30 {
 		out = append(out, history.Point{T: since.Unix() + int64(i)*600, Items: int64(i), Bytes: int64(i * 100), Limit: 5000, Commands: 100, Secs: 10, Hits: 3, Misses: 1})
 	}
-	return out
+	return out, []string{"st1"}
 }
-func (f *fake) Keys(t, cursor, prefix string, limit int) (kvs.KeyPage, error) {
+func (f *fake) Directors(_ context.Context, index uint64) []api.NodeApplied {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.polls++
+	return []api.NodeApplied{{Name: "lb1", ReconciledIndex: index, Applied: true}, {Name: "lb2", ReconciledIndex: index - 1 + uint64(min(f.polls/2, 1)), Applied: f.polls >= 2}}
+}
+func (f *fake) Keys(_ context.Context, t, cursor, prefix string, limit int) (kvs.KeyPage, error) {
 	if cursor == "bad" {
 		return kvs.KeyPage{}, errors.New("kvs: bad crawl cursor")
 	}
@@ -82,11 +98,12 @@ func (f *fake) Keys(t, cursor, prefix string, limit int) (kvs.KeyPage, error) {
 	}
 	return kvs.KeyPage{Keys: ks, Next: next}, nil
 }
-func (f *fake) SetAllow(_ context.Context, t string, a []netip.Prefix) ([]netip.Prefix, error) {
+func (f *fake) SetAllow(_ context.Context, t string, a []netip.Prefix) ([]netip.Prefix, uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.allow[t] = a
-	return a, nil
+	f.polls = 0
+	return a, 77, nil
 }
 
 type browser struct {
@@ -299,6 +316,90 @@ func TestAllowListEdit(t *testing.T) {
 	}
 }
 
+// After an edit the page follows the directors: it names each one, says
+// which have applied the change, and refreshes (a meta refresh: no
+// script needed) until every one has.
+func TestAllowListAppliedByEveryDirector(t *testing.T) {
+	_, srv, _ := newPanel(t, Options{})
+	b := newBrowser(t, srv)
+	_, body := b.login("a", "pw-a")
+	code, body := b.post("/tenants/a/allow", url.Values{"csrf": {csrfOf(body)}, "allow": {"198.51.100.7"}})
+	if code != 200 || !strings.Contains(body, "change #77") || !strings.Contains(body, `data-node="lb2" data-applied="false"`) ||
+		!strings.Contains(body, `<meta http-equiv="refresh" content="2">`) || strings.Contains(body, "all-applied") {
+		t.Errorf("first view of the change: %d %s", code, body)
+	}
+	code, body = b.get("/tenants/a/allow?index=77&at=1")
+	if code != 200 || !strings.Contains(body, `id="all-applied"`) || !strings.Contains(body, `data-node="lb2" data-applied="true"`) ||
+		strings.Contains(body, "http-equiv") {
+		t.Errorf("once every director applied it: %d %s", code, body)
+	}
+	if _, body := b.get("/tenants/a/allow?index=junk"); strings.Contains(body, `id="directors"`) {
+		t.Error("a junk index shows a change")
+	}
+}
+
+// The figures are the cluster's: summed over the storage nodes, records
+// counted on the primaries, a node that does not answer named as missing
+// (on the page and on every graph), not counted as zero.
+func TestClusterFigures(t *testing.T) {
+	f, srv, _ := newPanel(t, Options{})
+	b := newBrowser(t, srv)
+	b.login("a", "pw-a")
+	_, body := b.get("/tenants/a")
+	for _, want := range []string{`<span id="records">42</span>`, "primaries", `id="memory">2.0 KiB of 2.0 MiB`, `id="missing">missing: st1`, "no answer: connection refused", "<td>8 / 8</td>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("tenant page lacks %q", want)
+		}
+	}
+	if _, body := b.get("/tenants/a/graph/records"); !strings.Contains(body, `class="missing">missing: st1`) {
+		t.Error("the graph does not name the missing node")
+	}
+	// The page's six graphs ask the nodes once.
+	f.mu.Lock()
+	f.histories = 0
+	f.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, m := range metrics {
+		wg.Go(func() { b.get("/tenants/a/graph/" + m.Name + "?range=15m") })
+	}
+	wg.Wait()
+	if f.histories != 1 {
+		t.Errorf("six graphs asked for the series %d times, want once", f.histories)
+	}
+	b2 := newBrowser(t, srv)
+	b2.login("", "pw-")
+	_, body = b2.get("/operator")
+	for _, want := range []string{"lb1: 8 / 8 (0)", "no answer: connection refused", "real server up", "<td>lb1</td><td>51</td>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("operator page lacks %q", want)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	k := func(items, bytes uint64) *api.KVSStats {
+		return &api.KVSStats{Items: items, Bytes: bytes, LimitBytes: 100, Hits: 1, CurrConns: 1}
+	}
+	for _, tc := range []struct {
+		name            string
+		ms              []Member
+		records, memory uint64
+		nodes           int
+		missing         int
+	}{
+		{"one node, not clustered", []Member{{Node: "a", Stats: k(10, 50)}}, 10, 50, 1, 0},
+		{"replicas not counted twice", []Member{{Node: "a", Stats: k(10, 50), Primaries: 2, Backups: 2}, {Node: "b", Stats: k(10, 50), Primaries: 2, Backups: 2}}, 10, 100, 2, 0},
+		{"a silent node is missing, not zero", []Member{{Node: "a", Stats: k(10, 50)}, {Node: "b", Error: "timeout"}}, 10, 50, 1, 1},
+		{"no store there", []Member{{Node: "a"}}, 0, 0, 0, 0},
+		{"halves add up before rounding", []Member{{Node: "a", Stats: k(201, 0), Primaries: 1, Backups: 1}, {Node: "b", Stats: k(201, 0), Primaries: 1, Backups: 1}}, 201, 0, 2, 0},
+	} {
+		s := Summarize(tc.ms)
+		if s.Records != tc.records || s.Memory != tc.memory || s.Nodes != tc.nodes || len(s.Missing) != tc.missing {
+			t.Errorf("%s: %+v", tc.name, s)
+		}
+	}
+}
+
 func TestKeysAndGraphs(t *testing.T) {
 	_, srv, _ := newPanel(t, Options{})
 	b := newBrowser(t, srv)
@@ -335,7 +436,7 @@ func TestKeysAndGraphs(t *testing.T) {
 
 func TestRenderSVGEmptyAndHuman(t *testing.T) {
 	now := time.Unix(2e9, 0)
-	svg := string(renderSVG(metrics[0], nil, now.Add(-time.Hour), now))
+	svg := string(renderSVG(metrics[0], nil, nil, now.Add(-time.Hour), now))
 	if !strings.Contains(svg, "no data yet") || strings.Contains(svg, "polyline") {
 		t.Errorf("empty graph: %s", svg)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/lbd-project/lbd/internal/history"
@@ -59,8 +60,9 @@ const (
 
 // renderSVG draws a metric's series over [from, to] as a standalone SVG:
 // a line, its latest value, the y range and the time span. A series
-// without points says so instead of drawing nothing.
-func renderSVG(m metric, pts []history.Point, from, to time.Time) []byte {
+// without points says so instead of drawing nothing; the nodes whose
+// series are missing (they did not answer) are named on the graph.
+func renderSVG(m metric, pts []history.Point, missing []string, from, to time.Time) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" class="graph" data-metric="%s">`,
 		gw, gh, gw, gh, html.EscapeString(m.Title), m.Name)
@@ -91,6 +93,10 @@ func renderSVG(m metric, pts []history.Point, from, to time.Time) []byte {
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="17" font-size="%d" font-family="sans-serif" font-weight="bold">%s</text>`, padL, graphTitleFontSize, html.EscapeString(m.Title))
 	fmt.Fprintf(&b, `<text x="%d" y="17" font-size="%d" font-family="sans-serif" text-anchor="end" class="latest">%s</text>`, gw-padR, graphFontSize, html.EscapeString(latest))
+	if len(missing) > 0 {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="%d" font-family="sans-serif" text-anchor="middle" fill="#c33" class="missing">missing: %s (no answer; not counted)</text>`,
+			padL+plotW/2, gh-6, graphFontSize, html.EscapeString(strings.Join(missing, ", ")))
+	}
 	if len(vals) == 0 {
 		b.WriteString(`</svg>`)
 		return b.Bytes()

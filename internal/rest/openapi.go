@@ -3,6 +3,7 @@ package rest
 import (
 	_ "embed"
 	"net/http"
+	"strconv"
 )
 
 // openAPIDoc describes the API (OpenAPI 3); the API serves it itself.
@@ -12,5 +13,6 @@ var openAPIDoc []byte
 
 func (h *Handler) openAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", typeJSON)
+	w.Header().Set("Content-Length", strconv.Itoa(len(openAPIDoc)))
 	w.Write(openAPIDoc)
 }

@@ -11,6 +11,9 @@
 // the list, is refused), then the tenant's credential or API token. Values
 // go straight to the tenant's store in-process, so what REST writes a
 // memcached client reads back byte for byte, and the reverse.
+//
+// The Handler is an http.Handler; the daemon serves it from the KVS event
+// loops instead (Handler.Proto, see loop.go), with the same answers.
 package rest
 
 import (

@@ -50,10 +50,36 @@ func (b *backend) Authenticate(t, s string) bool {
 
 const secret = "s3cret-token"
 
-// setup runs tenants a and b in a real tier, and a's REST API on loopback.
-func setup(t *testing.T) (*backend, *httptest.Server, string) {
+// The servers a test runs against: net/http (ServeHTTP), and the KVS event
+// loops (Proto) with every request run in place ("loop") or on a goroutine
+// ("loop-slow": a backend without Quick).
+var serverKinds = []string{"net/http", "loop", "loop-slow"}
+
+// eachServer runs test once per server kind.
+func eachServer(t *testing.T, test func(t *testing.T, kind string)) {
+	for _, k := range serverKinds {
+		t.Run(strings.ReplaceAll(k, "/", "-"), func(t *testing.T) { test(t, k) })
+	}
+}
+
+// quickBackend is backend with Quick: nothing it does blocks.
+type quickBackend struct{ *backend }
+
+func (quickBackend) Quick(string, string) bool { return true }
+
+// testServer is a REST server on loopback.
+type testServer struct {
+	URL    string
+	client *http.Client
+}
+
+func (s *testServer) Client() *http.Client { return s.client }
+
+// setup runs tenants a and b in a real tier, and a's REST API on loopback
+// served as kind says.
+func setup(t *testing.T, kind string) (*backend, *testServer, string) {
 	t.Helper()
-	tier := kvs.New(nil, kvs.Options{NoEventLoop: true})
+	tier := kvs.New(nil, kvs.Options{EventLoops: 1})
 	t.Cleanup(func() { tier.Close() })
 	err := tier.Apply(context.Background(), []kvs.TenantConfig{
 		{Name: "a", Listen: "127.0.0.1:0", MaxItemSize: 4096},
@@ -69,10 +95,28 @@ func setup(t *testing.T) (*backend, *httptest.Server, string) {
 		},
 		secret: map[string]string{"a": secret, "b": "other"},
 	}
-	srv := httptest.NewServer(NewHandler("a", b, Options{}))
-	t.Cleanup(srv.Close)
+	ts := &testServer{client: &http.Client{Timeout: 10 * time.Second}}
+	switch kind {
+	case "net/http":
+		srv := httptest.NewServer(NewHandler("a", b, Options{}))
+		t.Cleanup(srv.Close)
+		ts.URL = srv.URL
+	default:
+		var bk Backend = quickBackend{b}
+		if kind == "loop-slow" {
+			bk = b
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := tier.ServeProto(ln, NewHandler("a", bk, Options{}).Proto(), kvs.ProtoOptions{})
+		t.Cleanup(ps.Close)
+		ts.URL = "http://" + ln.Addr().String()
+	}
+	t.Cleanup(ts.client.CloseIdleConnections)
 	addr, _ := tier.Addr("a")
-	return b, srv, addr.String()
+	return b, ts, addr.String()
 }
 
 type req struct {
@@ -81,7 +125,7 @@ type req struct {
 	auth               bool
 }
 
-func do(t *testing.T, srv *httptest.Server, q req) (*http.Response, string) {
+func do(t *testing.T, srv *testServer, q req) (*http.Response, string) {
 	t.Helper()
 	r, err := http.NewRequest(q.method, srv.URL+q.path, strings.NewReader(q.body))
 	if err != nil {
@@ -149,7 +193,11 @@ func (m *mc) get(t *testing.T, key string) (flags int, val []byte, ok bool) {
 }
 
 func TestRESTAndMemcachedSeeTheSameBytes(t *testing.T) {
-	_, srv, mcAddr := setup(t)
+	eachServer(t, testRESTAndMemcachedSeeTheSameBytes)
+}
+
+func testRESTAndMemcachedSeeTheSameBytes(t *testing.T, kind string) {
+	_, srv, mcAddr := setup(t, kind)
 	m := dialMC(t, mcAddr)
 	bin := "\x00\x01\xff\r\nbinary"
 	resp, body := do(t, srv, req{method: "PUT", path: "/v1/keys/bin?flags=9&ttl=100", body: bin, auth: true,
@@ -232,8 +280,10 @@ func TestRESTAndMemcachedSeeTheSameBytes(t *testing.T) {
 	}
 }
 
-func TestXML(t *testing.T) {
-	_, srv, mcAddr := setup(t)
+func TestXML(t *testing.T) { eachServer(t, testXML) }
+
+func testXML(t *testing.T, kind string) {
+	_, srv, mcAddr := setup(t, kind)
 	m := dialMC(t, mcAddr)
 	m.set(t, "x", 7, []byte("a<b>&c"))
 	resp, body := do(t, srv, req{method: "GET", path: "/v1/keys/x", auth: true, hdr: map[string]string{"Accept": "application/xml"}})
@@ -259,8 +309,10 @@ func TestXML(t *testing.T) {
 	}
 }
 
-func TestCORS(t *testing.T) {
-	_, srv, _ := setup(t)
+func TestCORS(t *testing.T) { eachServer(t, testCORS) }
+
+func testCORS(t *testing.T, kind string) {
+	_, srv, _ := setup(t, kind)
 	pre := map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "authorization, content-type"}
 	resp, body := do(t, srv, req{method: "OPTIONS", path: "/v1/keys/k", hdr: pre})
 	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
@@ -283,8 +335,10 @@ func TestCORS(t *testing.T) {
 	}
 }
 
-func TestBadInput(t *testing.T) {
-	b, srv, _ := setup(t)
+func TestBadInput(t *testing.T) { eachServer(t, testBadInput) }
+
+func testBadInput(t *testing.T, kind string) {
+	b, srv, _ := setup(t, kind)
 	long := strings.Repeat("k", 251)
 	for _, tc := range []struct {
 		name   string
@@ -340,8 +394,10 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func TestOpenAPIServed(t *testing.T) {
-	_, srv, _ := setup(t)
+func TestOpenAPIServed(t *testing.T) { eachServer(t, testOpenAPIServed) }
+
+func testOpenAPIServed(t *testing.T, kind string) {
+	_, srv, _ := setup(t, kind)
 	resp, body := do(t, srv, req{method: "GET", path: "/v1/openapi.json"})
 	var doc struct {
 		OpenAPI string         `json:"openapi"`
@@ -357,8 +413,10 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 }
 
-func TestTenantsDoNotMix(t *testing.T) {
-	b, srv, _ := setup(t)
+func TestTenantsDoNotMix(t *testing.T) { eachServer(t, testTenantsDoNotMix) }
+
+func testTenantsDoNotMix(t *testing.T, kind string) {
+	b, srv, _ := setup(t, kind)
 	lb, _ := b.tier.Local("b")
 	lb.Set([]byte("secret"), []byte("b's"), 0, 0)
 	resp, _ := do(t, srv, req{method: "GET", path: "/v1/keys/secret", auth: true})

@@ -211,6 +211,12 @@ func (t *Tier) PeerAddr() string {
 // conflicts: the raft leader calls it when a tenant is added or changes its
 // replicas, and when storage nodes are added or removed.
 func PlaceTenant(ctx context.Context, st cluster.Store, tenant string, nodes []string, replicas int, replication string) (*slots.Map, error) {
+	return placeTenant(ctx, st, tenant, nodes, nil, replicas, replication)
+}
+
+// placeTenant is PlaceTenant keeping the in-sync copies on draining nodes
+// while the slots' new backups are rebuilt (slots.KeepDraining).
+func placeTenant(ctx context.Context, st cluster.Store, tenant string, nodes, draining []string, replicas int, replication string) (*slots.Map, error) {
 	for {
 		e, ok := st.Get(slots.Key(tenant))
 		var prev *slots.Map
@@ -224,6 +230,7 @@ func PlaceTenant(ctx context.Context, st cluster.Store, tenant string, nodes []s
 		if err != nil {
 			return nil, fmt.Errorf("kvs: place %s: %w", tenant, err)
 		}
+		m = slots.KeepDraining(prev, m, draining)
 		_, err = st.Propose(ctx, cluster.Op{Key: slots.Key(tenant), Value: m.Encode(), IfVersion: cluster.Version(e.Version)})
 		if errors.Is(err, cluster.ErrConflict) {
 			continue
@@ -431,9 +438,10 @@ func (r *router) owner(key []byte) (node string, slot int, ok bool) {
 	return m.Slots[slot].Primary, slot, true
 }
 
-// SetStorageNodes places every clustered tenant over nodes (the leader's
-// part of `lbctl node add` and `lbctl node drain`: the members with the
-// new node, or without the drained one). A node added gets backups,
+// SetStorageNodes places every clustered tenant over nodes (the members
+// with a new node, or without a drained one), at once: for a store without
+// a storage membership (lbd keeps one: ChangeMembers, then the leader's
+// PlaceMembers). A node added gets backups,
 // rebuilt, then its share of primaries (see rebalance); a node drained
 // hands its primaries to their in-sync backups and its backups to the
 // others. Watch the maps (or Tier.ClusterStatus) for the end of the move.
@@ -451,8 +459,9 @@ func SetStorageNodes(ctx context.Context, st cluster.Store, nodes []string) erro
 	return nil
 }
 
-// RemoveNode forgets a storage node (`lbctl node remove`) once no tenant's
-// map places anything on it (drain it first).
+// RemoveNode forgets a storage node's address once no tenant's map places
+// anything on it (drain it first): for a store without a storage
+// membership (lbd's `lbctl node remove` marks the member removed instead).
 func RemoveNode(ctx context.Context, st cluster.Store, node string) error {
 	for _, e := range st.List(slots.KeyPrefix) {
 		m, err := slots.Decode(e.Value)

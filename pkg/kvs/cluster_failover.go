@@ -192,8 +192,12 @@ func movesPrimaries(a, b *slots.Map) bool {
 func (n *clusterNode) targets() []healthcheck.Target {
 	var ts []healthcheck.Target
 	iv := n.opts.MonitorInterval
+	mem, _, hasMem, _ := Members(n.opts.Store)
 	for _, e := range n.opts.Store.List(NodeKeyPrefix) {
 		node := strings.TrimPrefix(e.Key, NodeKeyPrefix)
+		if hasMem && mem.State(node) != slots.Active && mem.State(node) != slots.Draining {
+			continue // not (or no longer) in the storage tier: not watched
+		}
 		addr, err := n.peerAddr(node)
 		if err != nil {
 			continue

@@ -417,6 +417,9 @@ type orderedWriter struct {
 	async bool
 	segs  []segment
 	peers []*peerConn // with requests queued since the last Flush
+	// sticky and retries: see forwardSlot.
+	sticky  map[int]stickyFwd
+	retries retryQueue
 }
 
 // segment is bytes written, or a reply to wait for.

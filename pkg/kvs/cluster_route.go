@@ -211,14 +211,16 @@ func (s *session) routeOne(line, key []byte, dataTok int) (bool, error) {
 	case !ok:
 		s.outErr("SERVER_ERROR lbd: unavailable: tenant " + r.tenant + " has no slot map")
 	case node == r.n.opts.Node && !s.peer && r.servingSlot(slot):
-		f, pc := s.forward(node, req)
+		f, pc := s.forwardSlot(slot, node, req)
 		s.ow.await(f, pc)
-	case s.peer || node == r.n.opts.Node:
+	case s.peer:
 		s.outErr("SERVER_ERROR lbd: unavailable: node " + r.n.opts.Node + " is not serving slot " + strconv.Itoa(slot))
+	case node == r.n.opts.Node:
+		s.unavailableSlot(slot, req, "node "+r.n.opts.Node+" is not serving slot "+strconv.Itoa(slot))
 	case node == "":
 		s.outErr("SERVER_ERROR lbd: unavailable: slot " + strconv.Itoa(slot) + " has no primary")
 	default:
-		f, pc := s.forward(node, req)
+		f, pc := s.forwardSlot(slot, node, req)
 		s.ow.await(f, pc)
 	}
 	return true, nil
@@ -293,6 +295,10 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	if len(nodes) == 1 && nodes[0] == self && serving && !selfPeer {
 		return false
 	}
+	if !s.peer && len(keys) == 1 && nodes[0] == self && !serving {
+		s.unavailableSlot(slots.Of(keys[0]), append(bytes.Clone(line), '\r', '\n'), "node "+self+" is not serving every key")
+		return true
+	}
 	if s.peer || (containsStr(nodes, self) && !serving) {
 		s.outErr("SERVER_ERROR lbd: unavailable: node " + self + " is not serving every key")
 		return true
@@ -303,7 +309,13 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	}
 	if len(nodes) == 1 {
 		req := append(bytes.Clone(line), '\r', '\n')
-		f, pc := s.forward(nodes[0], req)
+		var f *future
+		var pc *peerConn
+		if len(keys) == 1 {
+			f, pc = s.forwardSlot(slots.Of(keys[0]), nodes[0], req)
+		} else {
+			f, pc = s.forward(nodes[0], req)
+		}
 		s.ow.await(f, pc)
 		return true
 	}

@@ -15,6 +15,9 @@ import (
 type ClusterStatus struct {
 	// Node is this node's name.
 	Node string `json:"node"`
+	// Members are the storage nodes of the storage membership (see
+	// MembersStatus).
+	Members []MemberStatus `json:"members,omitempty"`
 	// Tenants are the clustered tenants, sorted by name.
 	Tenants []TenantClusterStatus `json:"tenants"`
 }
@@ -65,6 +68,7 @@ func (t *Tier) ClusterStatus() (ClusterStatus, bool) {
 		return ClusterStatus{}, false
 	}
 	st := ClusterStatus{Node: n.opts.Node}
+	st.Members, _ = MembersStatus(n.opts.Store)
 	n.mu.Lock()
 	routers := make([]*router, 0, len(n.routers))
 	for _, r := range n.routers {
@@ -79,6 +83,9 @@ func (t *Tier) ClusterStatus() (ClusterStatus, bool) {
 			ts = mapStatus(r.tenant, m)
 		}
 		for _, p := range r.repl.progress() {
+			if m != nil && !slices.Contains(m.Nodes, p.Backup) {
+				continue // a node no longer in the map (drained, removed)
+			}
 			ts.Rebuilds = append(ts.Rebuilds, RebuildProgress{Backup: p.Backup, Slots: p.Slots, ItemsSent: p.ItemsSent, ItemsTotal: p.ItemsAll, Done: p.Done, Error: p.Err})
 		}
 		st.Tenants = append(st.Tenants, ts)
@@ -124,6 +131,9 @@ func mapStatus(tenant string, m *slots.Map) TenantClusterStatus {
 // WriteClusterStatus prints st as `lbctl kvs status` shows it; bars draws
 // rebuild progress bars (for a terminal).
 func WriteClusterStatus(w io.Writer, st ClusterStatus, bars bool) {
+	if len(st.Members) > 0 {
+		WriteMembers(w, st.Members, bars)
+	}
 	for _, ts := range st.Tenants {
 		fmt.Fprintf(w, "tenant %s: %d slots, replicas %d %s, epoch %d, %d unavailable, %d backups out of sync\n",
 			ts.Tenant, slots.Count, ts.Replicas, ts.Replication, ts.Epoch, ts.Unavailable, ts.OutOfSync)

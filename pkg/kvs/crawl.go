@@ -156,3 +156,13 @@ func (l *Local) Keys(cursor string, prefix []byte, limit int) (KeyPage, error) {
 	keys, next, err := c.Crawl(cursor, prefix, limit, crawlBudget, l.svc.now())
 	return KeyPage{Keys: keys, Next: next}, err
 }
+
+// Crawl implements Crawler for a clustered tenant's store: this node's
+// copy (the slots it is primary of and those it backs up).
+func (rp *replicator) Crawl(cursor string, prefix []byte, limit, budget int, now int64) ([]KeyInfo, string, error) {
+	c, ok := rp.inner.(Crawler)
+	if !ok {
+		return nil, "", errors.New("kvs: this store cannot list its keys")
+	}
+	return c.Crawl(cursor, prefix, limit, budget, now)
+}

@@ -63,6 +63,10 @@ func (l *evLoop) resumePosted() {
 			continue // closed meanwhile
 		}
 		c.parked = false
+		if c.pc != nil {
+			l.resumeProto(c)
+			continue
+		}
 		c.sess.ow.drain()
 		if c.inOff {
 			l.watchInput(c, true)

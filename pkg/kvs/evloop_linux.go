@@ -76,6 +76,16 @@ type evConn struct {
 	parked  bool
 	inOff   bool
 	waiting atomic.Int32
+	// A protocol's connection (ps set; sess is nil): its state, the input
+	// its next request wants, and the answer of a Slow step (see Step).
+	ps        *ProtoServer
+	pc        ProtoConn
+	act       *activity
+	want      int
+	slow      []byte
+	slowClose bool
+	// closeAfter: close once the answers handed to a goroutine are out.
+	closeAfter bool
 }
 
 // newEvPool starts the event loops opts asks for: opts.EventLoops of them
@@ -288,24 +298,10 @@ func (p *evPool) close() {
 // add takes nc out of Go's poller and serves it on a loop. It reports
 // false if the connection could not be moved (the caller serves it).
 func (p *evPool) add(srv *server, nc net.Conn) bool {
-	tc, ok := nc.(*net.TCPConn)
-	if !ok || len(p.loops) == 0 {
+	fd, ok := p.takeFD(nc)
+	if !ok {
 		return false
 	}
-	raw, err := tc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	fd := -1
-	raw.Control(func(s uintptr) {
-		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	})
-	if err != nil || fd < 0 {
-		return false
-	}
-	// The duplicate shares the socket (and its O_NONBLOCK); closing the
-	// original only removes it from Go's poller.
-	nc.Close()
 	cfg := srv.svc.cfg()
 	c := &evConn{fd: fd, srv: srv}
 	c.in.buf = make([]byte, 0, evInitBuf)
@@ -338,6 +334,30 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 		l.closeConn(c)
 	}
 	return true
+}
+
+// takeFD takes nc's socket out of Go's poller: it returns a duplicate of
+// its descriptor and closes nc; false if nc cannot be moved to the loops.
+func (p *evPool) takeFD(nc net.Conn) (int, bool) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok || len(p.loops) == 0 {
+		return -1, false
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return -1, false
+	}
+	fd := -1
+	raw.Control(func(s uintptr) {
+		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if err != nil || fd < 0 {
+		return -1, false
+	}
+	// The duplicate shares the socket (and its O_NONBLOCK); closing the
+	// original only removes it from Go's poller.
+	nc.Close()
+	return fd, true
 }
 
 func (l *evLoop) run() {
@@ -392,7 +412,9 @@ func (l *evLoop) lookAhead(cs []*evConn) {
 	la := l.la[:0]
 	for _, c := range cs {
 		var a lookahead
-		if st, ok := c.sess.svc.store.(prefetcher); ok {
+		if c.sess == nil {
+			// A protocol's connection: nothing to guess.
+		} else if st, ok := c.sess.svc.store.(prefetcher); ok {
 			if key := requestKey(c.in.buf); key != nil {
 				a = st.prefetchSlot(key)
 			}
@@ -473,17 +495,25 @@ const holdWait = 5
 // there is input to process; if not, c may have been closed or handed off.
 func (l *evLoop) fill(c *evConn) bool {
 	in := &c.in
+	limit := evMaxIn
+	if c.pc != nil {
+		limit = protoLimit(c.want)
+	}
 	if len(in.buf) == cap(in.buf) {
-		if c.parked && cap(in.buf) >= evMaxIn {
+		if c.parked && cap(in.buf) >= limit {
 			l.watchInput(c, false)
 			return false
 		}
-		if cap(in.buf) >= evMaxIn {
+		if cap(in.buf) >= limit {
+			if c.pc != nil {
+				l.closeConn(c) // a request over the protocol's limits
+				return false
+			}
 			// A request bigger than the buffer: let a goroutine stream it.
 			l.handoff(c)
 			return false
 		}
-		nb := make([]byte, len(in.buf), min(2*cap(in.buf), evMaxIn))
+		nb := make([]byte, len(in.buf), min(2*cap(in.buf), limit))
 		copy(nb, in.buf)
 		in.buf = nb
 	}
@@ -500,12 +530,19 @@ func (l *evLoop) fill(c *evConn) bool {
 		return false
 	}
 	in.buf = in.buf[:len(in.buf)+n]
+	if c.act != nil {
+		c.act.touched.Store(true)
+	}
 	return true
 }
 
 // process runs every complete request in c's input buffer and writes the
 // replies.
 func (l *evLoop) process(c *evConn) {
+	if c.pc != nil {
+		l.processProto(c)
+		return
+	}
 	in := &c.in
 	for {
 		quit, handoff, full := runBuffered(c.sess, in, &c.out)
@@ -567,6 +604,14 @@ func (l *evLoop) forget(c *evConn) {
 // closeConn closes an event-loop connection.
 func (l *evLoop) closeConn(c *evConn) {
 	l.forget(c)
+	if c.ps != nil {
+		c.ps.mu.Lock()
+		delete(c.ps.evfds, c.fd)
+		unix.Close(c.fd)
+		c.ps.mu.Unlock()
+		c.ps.release()
+		return
+	}
 	srv := c.srv
 	srv.mu.Lock()
 	delete(srv.evconns, c)
@@ -580,6 +625,10 @@ func (l *evLoop) closeConn(c *evConn) {
 func (l *evLoop) handoff(c *evConn) {
 	l.forget(c)
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	if c.ps != nil {
+		l.handoffProto(c)
+		return
+	}
 	srv := c.srv
 	f := os.NewFile(uintptr(c.fd), "kvs")
 	nc, err := net.FileConn(f)

@@ -22,3 +22,5 @@ func (p *evPool) add(*server, net.Conn) bool           { return false }
 type evConn struct{ fd int }
 
 func shutdownFD(int) {}
+
+func (p *evPool) addProto(*ProtoServer, net.Conn, ProtoConn) bool { return false }

@@ -92,6 +92,8 @@ type Tier struct {
 	pool    *evPool
 	// cluster is set by JoinCluster.
 	cluster *clusterNode
+	// protos are the ProtoServers serving from the loops.
+	protos map[*ProtoServer]struct{}
 }
 
 // tenant is one running tenant.
@@ -401,7 +403,12 @@ func (t *Tier) Close() error {
 	}
 	t.closed = true
 	cl := t.cluster
+	protos := t.protos
+	t.protos = nil
 	t.mu.Unlock()
+	for s := range protos {
+		s.Close() // their requests first, while the stores and loops run
+	}
 	if cl != nil {
 		// The other nodes' requests first: none may reach a store
 		// being closed.

@@ -1,0 +1,246 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbd-project/lbd/internal/api"
+	"github.com/lbd-project/lbd/pkg/kvs"
+)
+
+// TestClusterKVSNodes: three real lbd storage nodes under a running
+// read-your-writes load through random nodes; `lbctl node add` of a
+// fourth (first added to the file by apply) gets it slots, rebuilt
+// online, then its share of primaries, serving the keys written before;
+// `lbctl node drain` of one moves every slot off it with no client error;
+// `lbctl node remove` takes it out of `lbctl kvs status`. lbctl's checks
+// refuse what would lose data.
+func TestClusterKVSNodes(t *testing.T) {
+	three := [][2]string{{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
+	st4 := [2]string{"st4", "10.99.0.14"}
+	l := newClusterLab(t, kvsCluster, append(three, st4))
+	line3 := "  - {name: st3, role: storage, address: 10.99.0.13, interface: eth0}\n"
+	yaml4 := strings.Replace(strings.ReplaceAll(kvsCluster, "CERTS", l.certDir), line3,
+		line3+"  - {name: st4, role: storage, address: 10.99.0.14, interface: eth0}\n", 1)
+	if err := os.WriteFile(l.nodes["st4"].cfg, []byte(yaml4), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.host("cl", "10.99.0.10")
+	var names, addrs []string
+	for _, n := range three {
+		names, addrs = append(names, n[0]), append(addrs, n[1]+":13111")
+		l.startNode(n[0])
+	}
+	l.leader(names...)
+	eventually(t, 60*time.Second, "the tenant served through every node", func() bool {
+		_, err := l.kvsClient("cl", "rw", "warm", 12, addrs)
+		return err == nil
+	})
+	if out, err := l.kvsClient("cl", "rw", "pre", 300, addrs); err != nil {
+		t.Fatalf("keys written before the moves: %v\n%s", err, out)
+	}
+	lbctl, _ := filepath.Abs("../../bin/lbctl")
+	run := func(node string, args ...string) (string, error) {
+		out, err := exec.Command(lbctl, append([]string{"--socket", l.nodes[node].d.sock}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+
+	// The load: set then get on new connections to random nodes, until
+	// the stop file appears.
+	stop := filepath.Join(l.dir, "load.stop")
+	loadOut := make(chan string, 1)
+	go func() {
+		out, err := l.nc("cl", strings.Join(addrs, ","), "KVS load ld "+stop)
+		if err != nil {
+			out += " " + err.Error()
+		}
+		loadOut <- out
+	}()
+	stopLoad := func() string {
+		os.WriteFile(stop, nil, 0o600)
+		select {
+		case out := <-loadOut:
+			return strings.TrimSpace(out)
+		case <-time.After(60 * time.Second):
+			t.Fatal("the load did not stop")
+			return ""
+		}
+	}
+	defer func() {
+		if _, err := os.Stat(stop); err != nil {
+			stopLoad()
+		}
+	}()
+
+	// Refused: a node not in the file, a remove of an active node.
+	if out, err := run("st1", "node", "add", "st9"); err == nil || !strings.Contains(out, "unknown node st9") {
+		t.Errorf("node add st9: %v\n%s", err, out)
+	}
+	if out, err := run("st1", "node", "remove", "st3"); err == nil || !strings.Contains(out, "drain it first") {
+		t.Errorf("node remove of an active node: %v\n%s", err, out)
+	}
+
+	// Add: the file first (apply on any node), then lbd on st4, then
+	// lbctl node add once st4 joined the storage tier.
+	l.change("st1", names, func(ctx context.Context, c *api.Client) error {
+		_, err := c.Apply(ctx, []byte(yaml4), "lbd.yaml")
+		return err
+	})
+	if out, err := run("st2", "node", "add", "st4"); err == nil || !strings.Contains(out, "not joined") {
+		t.Errorf("node add before st4 runs: %v\n%s", err, out)
+	}
+	l.startNode("st4")
+	eventually(t, 60*time.Second, "lbctl node add st4", func() bool {
+		out, err := run("st2", "node", "add", "st4")
+		if err != nil {
+			t.Logf("node add st4: %s", strings.TrimSpace(out))
+		}
+		return err == nil
+	})
+	l.waitNodes(t, "st2", "st4 with its share of primaries, every backup in sync", func(ms []kvs.MemberStatus) bool {
+		m := member(ms, "st4")
+		return m != nil && m.Primaries >= 1024/4-2 && allInSync(ms)
+	})
+	all4 := append(append([]string(nil), addrs...), st4[1]+":13111")
+	if out, err := l.kvsClient("cl", "get", "pre", 300, all4); err != nil {
+		t.Errorf("keys written before the add, read through st4 too: %v\n%s", err, out)
+	}
+
+	// Drain st2: every slot moves off it under the load.
+	if out, err := run("st3", "node", "drain", "st2"); err != nil {
+		t.Fatalf("node drain st2: %v\n%s", err, out)
+	}
+	if out, err := run("st1", "node", "drain", "st2"); err == nil || !strings.Contains(out, "already draining") {
+		t.Errorf("a second node drain st2: %v\n%s", err, out)
+	}
+	l.waitNodes(t, "st3", "st2 drained, every backup in sync", func(ms []kvs.MemberStatus) bool {
+		m := member(ms, "st2")
+		return m != nil && m.Primaries+m.Backups == 0 && allInSync(ms)
+	})
+	if out := stopLoad(); !strings.HasPrefix(out, "ok") {
+		t.Errorf("the load during add and drain: %s", out)
+	} else {
+		t.Logf("the load during add and drain: %s", out)
+	}
+	out, _ := run("st3", "kvs", "status")
+	t.Logf("after the drain:\n%s", out)
+
+	// Remove st2: gone from lbctl kvs status, every key still there.
+	if out, err := run("st1", "node", "remove", "st2"); err != nil {
+		t.Fatalf("node remove st2: %v\n%s", err, out)
+	}
+	eventually(t, 30*time.Second, "st2 gone from lbctl kvs status", func() bool {
+		out, err := run("st4", "kvs", "status")
+		if err != nil || strings.Contains(out, "st2") || !strings.Contains(out, "  st4 ") {
+			t.Logf("lbctl kvs status on st4: %v\n%s", err, out)
+			return false
+		}
+		return true
+	})
+	left := []string{addrs[0], addrs[2], st4[1] + ":13111"}
+	if out, err := l.kvsClient("cl", "get", "pre", 300, left); err != nil {
+		t.Errorf("keys written before the moves, after st2's removal: %v\n%s", err, out)
+	}
+
+	// A storage node that dies and leaves the file (apply -f) leaves the
+	// storage tier: its slots go to their in-sync backups and new backups
+	// are rebuilt on the others; no map names it.
+	l.kill("st4")
+	// (st2, removed, stays out although the file still names it.)
+	l.change("st1", []string{"st1", "st3"}, func(ctx context.Context, c *api.Client) error {
+		_, err := c.Apply(ctx, []byte(strings.ReplaceAll(kvsCluster, "CERTS", l.certDir)), "lbd.yaml")
+		return err
+	})
+	l.waitNodes(t, "st1", "st4 gone, st1 and st3 hold every slot in sync", func(ms []kvs.MemberStatus) bool {
+		return member(ms, "st4") == nil && member(ms, "st2") == nil && member(ms, "st1") != nil && member(ms, "st1").Primaries+member(ms, "st3").Primaries == 1024 && allInSync(ms)
+	})
+	if out, err := l.kvsClient("cl", "get", "pre", 300, []string{addrs[0], addrs[2]}); err != nil {
+		t.Errorf("keys written before the moves, after st4 left the file: %v\n%s", err, out)
+	}
+}
+
+// waitNodes polls node's lbctl node view until ok.
+func (l *clusterLab) waitNodes(t *testing.T, node, what string, ok func([]kvs.MemberStatus) bool) {
+	t.Helper()
+	var last []kvs.MemberStatus
+	defer func() {
+		if t.Failed() {
+			t.Logf("last view: %+v", last)
+		}
+	}()
+	eventually(t, 60*time.Second, what, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ns, err := l.client(node).KVSNodes(ctx)
+		if err != nil {
+			return false
+		}
+		last = ns.Nodes
+		return ok(ns.Nodes)
+	})
+}
+
+func member(ms []kvs.MemberStatus, name string) *kvs.MemberStatus {
+	for i := range ms {
+		if ms[i].Name == name {
+			return &ms[i]
+		}
+	}
+	return nil
+}
+
+func allInSync(ms []kvs.MemberStatus) bool {
+	for _, m := range ms {
+		if m.InSync != m.Backups {
+			return false
+		}
+	}
+	return true
+}
+
+// kvsLoad is the probe's "KVS load PREFIX STOPFILE": until STOPFILE exists
+// (at most two minutes), it sets a key of 200 on a new connection to a
+// random node and reads it back at once on a new connection to another.
+// It prints "ok N ops", or "errors" with the count and the first ones.
+func kvsLoad(addrs []string, prefix, stop string) int {
+	var errs []string
+	nerr, ops := 0, 0
+	deadline := time.Now().Add(2 * time.Minute)
+	for n := 0; time.Now().Before(deadline); n++ {
+		if n%20 == 0 {
+			if _, err := os.Stat(stop); err == nil {
+				break
+			}
+		}
+		key, val := prefix+strconv.Itoa(n%200), fmt.Sprintf("v%d", n)
+		from := rand.IntN(len(addrs))
+		to := (from + 1 + rand.IntN(len(addrs)-1)) % len(addrs)
+		got, err := kvsRoundTrip(addrs[from], fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val), "\r\n")
+		if err == nil && got == "STORED\r\n" {
+			want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val)
+			if got, err = kvsRoundTrip(addrs[to], "get "+key+"\r\n", "END\r\n"); err == nil && got == want {
+				ops++
+				continue
+			}
+		}
+		if nerr++; len(errs) < 5 {
+			errs = append(errs, fmt.Sprintf("%s: %q %v", key, got, err))
+		}
+	}
+	if nerr > 0 {
+		fmt.Printf("errors: %d of %d ops: %s\n", nerr, ops+nerr, strings.Join(errs, "; "))
+		return 0
+	}
+	fmt.Printf("ok %d ops\n", ops)
+	return 0
+}
