@@ -150,10 +150,10 @@ func TestVMClusterStoreThroughVIP(t *testing.T) {
 	// Until the leader placed the tenant and every node joined, a node
 	// answers SERVER_ERROR.
 	eventually(t, 5*time.Minute, "the tenant served through the VIP", func() bool {
-		_, err := l.kvsClient("cl", "rw", "warm", 8, []string{vip})
+		_, err := l.kvsClient("cl", "rw-retry", "warm", 8, []string{vip})
 		return err == nil
 	})
-	if out, err := l.kvsClient("cl", "rw", "k", 200, []string{vip}); err != nil {
+	if out, err := l.kvsClient("cl", "rw-retry", "k", 200, []string{vip}); err != nil {
 		t.Fatalf("read-your-writes through the VIP: %v\n%s", err, out)
 	}
 	if out, err := l.nc("out", vip, "version"); err == nil {
@@ -171,7 +171,7 @@ func TestVMClusterStoreThroughVIP(t *testing.T) {
 	}
 	var last string
 	eventually(t, 60*time.Second, "every key read back through the VIP after "+victim+" was killed", func() bool {
-		out, err := l.kvsClient("cl", "get", "k", 200, []string{vip})
+		out, err := l.kvsClient("cl", "get-retry", "k", 200, []string{vip})
 		last = out
 		return err == nil
 	})
