@@ -14,9 +14,12 @@
 #
 # Then the failover unavailability (last acknowledged write before a
 # storage node is killed to the first acknowledged write to one of its
-# slots after), BENCH_FAILOVER_RUNS times, median and worst: measured
-# in-process (TestFailoverUnavailability in pkg/kvs) with the in-memory
-# cluster state, as the raft-backed state is not wired into `lbd kvs`.
+# slots after), BENCH_FAILOVER_RUNS times, median and worst: with real lbd
+# processes (three storage nodes in network namespaces, one raft-backed
+# cluster state, kill -9 of each in turn, the raft leader among them:
+# TestClusterKVSFailoverUnavailability in cmd/lbd; needs root), and
+# in-process (TestFailoverUnavailability in pkg/kvs: the store's failover
+# alone, with the in-memory cluster state).
 #
 # Env: BENCH_DURATION (s per run, default 5), BENCH_ROUNDS (default 3),
 #      BENCH_CONNS (default 48), BENCH_FAILOVER_RUNS (default 20).
@@ -180,6 +183,14 @@ END {
 	}
 }' "$RESULTS"
 
+echo "# failover unavailability, $FAILOVERS kills -9 (real lbd processes in namespaces, replicas 1 sync):"
+if [ "$(id -u)" = 0 ]; then
+	(cd "$ROOT" && LBD_BIN=$TMP/lbd BENCH_FAILOVER_RUNS=$FAILOVERS go test -count=1 -tags integration -timeout 30m \
+		-run '^TestClusterKVSFailoverUnavailability$' -v ./cmd/lbd/ 2>&1 |
+		sed -n 's/^ *kvs_faults_integration_test.go:[0-9]*: //p; /^\(--- FAIL\|FAIL\)/p')
+else
+	echo "(skipped: needs root for the network namespaces)"
+fi
 echo "# failover unavailability, $FAILOVERS kills (in-process nodes, replicas 1 sync):"
 (cd "$ROOT" && BENCH_FAILOVER_RUNS=$FAILOVERS go test -count=1 -run '^TestFailoverUnavailability$' -v ./pkg/kvs/ 2>&1 |
 	sed -n 's/.*failover unavailability: /failover unavailability: /p')

@@ -21,11 +21,7 @@ import (
 	"github.com/lbd-project/lbd/pkg/config"
 )
 
-const failoverCluster = `
-nodes:
-  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
-  - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
-  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
+var failoverCluster = clusterYAML([][2]string{{"lb1", "10.99.0.2"}, {"lb2", "10.99.0.3"}, {"st1", "10.99.0.11"}}, `
 vrrp: {virtual_router_id: 78, advert_interval: 100ms, vips: [10.99.0.100]}
 defaults: {health: {type: none}, acl_action: reject}
 tenants:
@@ -33,13 +29,7 @@ tenants:
     service: {vip: 10.99.0.100, port: 13101}
     allow: [10.99.0.10, 10.99.0.20]
     kvs: {memory: 8MiB}
-cluster:
-  tls:
-    ca: CERTS/ca.pem
-    cert: CERTS/{node}.pem
-    key: CERTS/{node}-key.pem
-  catchup_timeout: 5s
-`
+`, "catchup_timeout: 5s")
 
 // A source removed from an allow-list through any node, once applied on
 // every node, never gets through either director's fence again: not after
@@ -171,27 +161,14 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-const partitionCluster = `
-nodes:
-  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
-  - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
-  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
-  - {name: st8, role: storage, address: 10.99.0.18, interface: eth0}
-  - {name: st9, role: storage, address: 10.99.0.19, interface: eth0}
+var partitionCluster = clusterYAML([][2]string{{"lb1", "10.99.0.2"}, {"lb2", "10.99.0.3"}, {"st1", "10.99.0.11"}, {"st8", "10.99.0.18"}, {"st9", "10.99.0.19"}}, `
 defaults: {health: {type: none}}
 tenants:
   - name: shop
     service: {vip: 10.99.0.100, port: 13101}
     allow: [10.99.0.10]
     kvs: {memory: 8MiB}
-cluster:
-  voters: [lb1, lb2, st1]
-  tls:
-    ca: CERTS/ca.pem
-    cert: CERTS/{node}.pem
-    key: CERTS/{node}-key.pem
-  catchup_timeout: 3s
-`
+`, "voters: [lb1, lb2, st1]", "catchup_timeout: 3s")
 
 // allowOf is a tenant's allow-list as a node's API reports it.
 func (l *clusterLab) allowOf(node, tenant string) string {
@@ -341,29 +318,14 @@ func TestClusterPartition(t *testing.T) {
 	}
 }
 
-const fiveNodes = `
-nodes:
-  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0, priority: 150}
-  - {name: lb2, role: director, address: 10.99.0.3, interface: eth0, priority: 100}
-  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
-  - {name: st2, role: storage, address: 10.99.0.12, interface: eth0}
-  - {name: st3, role: storage, address: 10.99.0.13, interface: eth0}
+var fiveNodes = clusterYAML([][2]string{{"lb1", "10.99.0.2"}, {"lb2", "10.99.0.3"}, {"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}, `
 defaults: {health: {type: none}}
 tenants:
   - name: shop
     service: {vip: 10.99.0.100, port: 13101}
     allow: [10.99.0.10]
     kvs: {memory: 8MiB}
-cluster:
-  tls:
-    ca: CERTS/ca.pem
-    cert: CERTS/{node}.pem
-    key: CERTS/{node}-key.pem
-  catchup_timeout: 3s
-  raft_snapshot_threshold: 64
-  raft_snapshot_interval: 200ms
-  raft_trailing_logs: 16
-`
+`, "catchup_timeout: 3s", "raft_snapshot_threshold: 64", "raft_snapshot_interval: 200ms", "raft_trailing_logs: 16")
 
 // Five voters: a change made on any node is applied on all; one tenant
 // add gives a fence on both directors and a store on every storage node;

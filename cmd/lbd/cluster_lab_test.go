@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +21,31 @@ import (
 	"github.com/lbd-project/lbd/internal/api"
 	"github.com/lbd-project/lbd/pkg/cluster/certs"
 )
+
+// clusterYAML is a cluster lab's file: the nodes (a name starting with lb
+// is a director with VRRP priority 150 for lb1, 100 for lb2; any other a
+// storage node; each on eth0), then body (the test's own sections: vrrp,
+// defaults, tenants), then the cluster section with the lab's certificates
+// (CERTS, see newClusterLab) and the extra lines of cluster, each
+// "key: value".
+func clusterYAML(nodes [][2]string, body string, cluster ...string) string {
+	var b strings.Builder
+	b.WriteString("nodes:\n")
+	for _, n := range nodes {
+		if strings.HasPrefix(n[0], "lb") {
+			i, _ := strconv.Atoi(strings.TrimPrefix(n[0], "lb"))
+			fmt.Fprintf(&b, "  - {name: %s, role: director, address: %s, interface: eth0, priority: %d}\n", n[0], n[1], 200-50*i)
+		} else {
+			fmt.Fprintf(&b, "  - {name: %s, role: storage, address: %s, interface: eth0}\n", n[0], n[1])
+		}
+	}
+	b.WriteString(strings.TrimLeft(body, "\n"))
+	b.WriteString("cluster:\n  tls:\n    ca: CERTS/ca.pem\n    cert: CERTS/{node}.pem\n    key: CERTS/{node}-key.pem\n")
+	for _, line := range cluster {
+		b.WriteString("  " + line + "\n")
+	}
+	return b.String()
+}
 
 // clusterNode is one node of a cluster lab.
 type clusterNode struct {
@@ -81,7 +107,7 @@ func (l *clusterLab) client(name string) *api.Client {
 func (l *clusterLab) leader(alive ...string) string {
 	l.t.Helper()
 	var leader string
-	eventually(l.t, 60*time.Second, fmt.Sprintf("a leader among %v", alive), func() bool {
+	eventually(l.t, 180*time.Second, fmt.Sprintf("a leader among %v", alive), func() bool {
 		leader = ""
 		for _, name := range alive {
 			f := l.client(name)

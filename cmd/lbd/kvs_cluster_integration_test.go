@@ -3,37 +3,29 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-const kvsCluster = `
-nodes:
-  - {name: st1, role: storage, address: 10.99.0.11, interface: eth0}
-  - {name: st2, role: storage, address: 10.99.0.12, interface: eth0}
-  - {name: st3, role: storage, address: 10.99.0.13, interface: eth0}
+// kvsStorage are the storage nodes of the clustered store tests.
+var kvsStorage = [][2]string{{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
+
+// kvsTenant is the tenant of the clustered store tests.
+const kvsTenant = `
 defaults: {health: {type: none}}
 tenants:
   - name: shop
     service: {vip: 10.99.0.100, port: 13111}
     allow: [10.99.0.10]
     kvs: {memory: 8MiB, replicas: 1}
-cluster:
-  tls:
-    ca: CERTS/ca.pem
-    cert: CERTS/{node}.pem
-    key: CERTS/{node}-key.pem
-  catchup_timeout: 3s
 `
+
+// kvsCluster is the clustered store tests' file: kvsStorage and kvsTenant.
+var kvsCluster = clusterYAML(kvsStorage, kvsTenant, "catchup_timeout: 3s")
 
 // Three real lbd storage nodes with a cluster section are one store: 200
 // keys, each set on a new connection to a random node, read back on a new
@@ -41,18 +33,16 @@ cluster:
 // still readable through the others (replicas: 1, the leader fails the
 // dead node's slots over).
 func TestClusterKVSReadYourWrites(t *testing.T) {
-	nodes := [][2]string{{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
-	testKVSCluster(t, kvsCluster, nodes, nil)
+	testKVSCluster(t, kvsCluster, kvsStorage, nil)
 }
 
 // The same with a director as the only voter: the raft leader is not a
 // storage node, and its kvs.RunMonitor renews the storage nodes' leases
 // and fails the dead node's slots over.
 func TestClusterKVSDirectorLeader(t *testing.T) {
-	nodes := [][2]string{{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
-	yaml := strings.Replace(kvsCluster, "nodes:\n", "nodes:\n  - {name: lb1, role: director, address: 10.99.0.2, interface: eth0}\n", 1) +
-		"  voters: [lb1]\n"
-	testKVSCluster(t, yaml, nodes, [][2]string{{"lb1", "10.99.0.2"}})
+	lb1 := [][2]string{{"lb1", "10.99.0.2"}}
+	yaml := clusterYAML(append(slices.Clone(lb1), kvsStorage...), kvsTenant, "catchup_timeout: 3s", "voters: [lb1]")
+	testKVSCluster(t, yaml, kvsStorage, lb1)
 }
 
 // testKVSCluster runs the storage nodes (and the other nodes) of yaml and
@@ -122,85 +112,3 @@ func testKVSCluster(t *testing.T, yaml string, nodes, others [][2]string) {
 		return err == nil
 	})
 }
-
-// kvsClient runs the test binary in ns as a memcached client (see
-// kvsClientMain) and returns what it printed.
-func (l *clusterLab) kvsClient(ns, mode, prefix string, n int, addrs []string) (string, error) {
-	out, err := l.nc(ns, strings.Join(addrs, ","), "KVS "+mode+" "+prefix+" "+strconv.Itoa(n))
-	if err == nil && !strings.HasPrefix(out, "ok") {
-		err = fmt.Errorf("%s", strings.TrimSpace(out))
-	}
-	return out, err
-}
-
-// kvsClientMain is the client of kvsClient, run by probe when its command
-// is "KVS MODE PREFIX N" and its address a list: mode rw sets N keys, each
-// on a new connection to a random node, and reads each back at once on a
-// new connection to another; mode get reads them back. It prints "ok" or
-// the first failure.
-func kvsClientMain(addrList, cmd string) int {
-	f := strings.Fields(cmd)
-	n, _ := strconv.Atoi(f[3])
-	mode, prefix, addrs := f[1], f[2], strings.Split(addrList, ",")
-	if mode == "load" {
-		return kvsLoad(addrs, prefix, f[3])
-	}
-	if mode == "rest" && len(f) == 5 {
-		return restClusterMain(addrs, prefix, n, strings.Split(f[4], ","))
-	}
-	pick := func(not int) int {
-		for {
-			i := rand.IntN(len(addrs))
-			if i != not || len(addrs) == 1 {
-				return i
-			}
-		}
-	}
-	for k := range n {
-		key, val := fmt.Sprintf("%s%d", prefix, k), fmt.Sprintf("v%d-%s", k, prefix)
-		from := -1
-		if mode == "rw" {
-			from = pick(-1)
-			if got, err := kvsRoundTrip(addrs[from], fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val), "\r\n"); err != nil || got != "STORED\r\n" {
-				fmt.Printf("set %s via %s: %q %v\n", key, addrs[from], got, err)
-				return 0
-			}
-		}
-		to := pick(from)
-		want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val)
-		if got, err := kvsRoundTrip(addrs[to], "get "+key+"\r\n", "END\r\n"); err != nil || got != want {
-			fmt.Printf("get %s via %s (set via %d): %q %v\n", key, addrs[to], from, got, err)
-			return 0
-		}
-	}
-	fmt.Println("ok")
-	return 0
-}
-
-// kvsRoundTrip sends req on a new connection and reads until a line ends
-// with end (or an error line).
-func kvsRoundTrip(addr, req, end string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(req)); err != nil {
-		return "", err
-	}
-	r := bufio.NewReader(c)
-	var b strings.Builder
-	for {
-		line, err := r.ReadString('\n')
-		b.WriteString(line)
-		if err != nil {
-			return b.String(), err
-		}
-		if strings.HasSuffix(b.String(), end) || strings.Contains(line, "ERROR") {
-			return b.String(), nil
-		}
-	}
-}
-
-func init() { kvsClient = kvsClientMain }

@@ -58,6 +58,9 @@ func (d *Daemon) joinKVSCluster(ctx context.Context, rc *raftControl, cfg *confi
 			ClientTLS:  rc.tls.Clone(),
 			IsLeader:   rc.n.IsLeader,
 			AllowPeer:  d.isClusterNode,
+
+			MonitorInterval:  cfg.Cluster.KVSMonitorInterval.D(),
+			MonitorThreshold: cfg.Cluster.KVSMonitorThreshold,
 		})
 		cancel()
 		if err == nil {
@@ -158,6 +161,7 @@ func (d *Daemon) runKVSMonitor(ctx context.Context, cfg *config.Config, node con
 	}
 	err := kvs.RunMonitor(ctx, d.log.With("component", "kvs-monitor"), kvs.ClusterOptions{
 		Node: node.Name, Store: rc.n, IsLeader: rc.n.IsLeader, ClientTLS: rc.tls.Clone(),
+		MonitorInterval: cfg.Cluster.KVSMonitorInterval.D(), MonitorThreshold: cfg.Cluster.KVSMonitorThreshold,
 	})
 	if err != nil {
 		d.log.Error("storage tier monitor", "error", err)

@@ -127,6 +127,9 @@ func (k *checker) cluster() {
 	if c.CatchupTimeout.D() <= 0 {
 		k.errf(p("catchup_timeout"), "catchup_timeout must be positive")
 	}
+	if c.KVSMonitorThreshold < 0 {
+		k.errf(p("kvs_monitor_threshold"), "kvs_monitor_threshold %d: want a positive number of probes", c.KVSMonitorThreshold)
+	}
 	for _, f := range []struct{ key, v string }{{"ca", c.TLS.CA}, {"cert", c.TLS.Cert}, {"key", c.TLS.Key}} {
 		if f.v == "" {
 			k.errf(at("cluster", "tls"), "cluster.tls.%s is required: nodes talk over mutual TLS only (lbctl cluster certs init makes the files)", f.key)

@@ -72,6 +72,8 @@ func TestClusterErrors(t *testing.T) {
 		{clusterNodes + clusterTLS + "  kvs_peer_port: 70000\n", "c.yaml:12: kvs_peer_port 70000 out of range"},
 		{clusterNodes + clusterTLS + "  port: 7500\n  kvs_peer_port: 7500\n", "c.yaml:13: kvs_peer_port 7500 is the cluster port"},
 		{clusterNodes + clusterTLS + "  catchup_timeout: -1s\n", "catchup_timeout must be positive"},
+		{clusterNodes + clusterTLS + "  kvs_monitor_interval: -1s\n", "c.yaml:12: invalid duration \"-1s\""},
+		{clusterNodes + clusterTLS + "  kvs_monitor_threshold: -2\n", "c.yaml:12: kvs_monitor_threshold -2: want a positive number"},
 		{strings.Replace(clusterNodes, "10.0.0.11}", "10.0.0.11, cluster_address: 10.0.0.1:7380}", 1) + clusterTLS, "share the cluster address 10.0.0.1:7380"},
 		{strings.Replace(clusterNodes, "10.0.0.11}", "10.0.0.11, cluster_address: nowhere}", 1) + clusterTLS, "c.yaml:3: node \"st1\": cluster_address \"nowhere\": want host:port"},
 		{strings.Replace(clusterNodes, "10.0.0.11}", "10.0.0.11, cluster_address: 127.0.0.1:1}", 1), "cluster_address without a cluster section"},

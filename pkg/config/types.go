@@ -387,6 +387,16 @@ type Cluster struct {
 	// listener of the storage tier (forwarded requests, replication,
 	// probes; the cluster's mutual TLS). Default 7381.
 	KVSPeerPort int `yaml:"kvs_peer_port,omitempty"`
+	// KVSMonitorInterval and KVSMonitorThreshold: the raft leader probes
+	// every storage node's peer listener KVSMonitorInterval apart and
+	// declares it down, failing its primaries over, after
+	// KVSMonitorThreshold failed probes (Flare's monitor-interval and
+	// monitor-threshold; defaults 300ms and 3). A node serves its
+	// primaries for two thirds of their product after its last probe, so
+	// every node must use the same values: they are read when lbd starts;
+	// change them on every node together.
+	KVSMonitorInterval  Duration `yaml:"kvs_monitor_interval,omitempty"`
+	KVSMonitorThreshold int      `yaml:"kvs_monitor_threshold,omitempty"`
 }
 
 // ClusterTLS names the PEM files of the cluster's mutual TLS.

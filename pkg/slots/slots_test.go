@@ -327,3 +327,43 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestRebalanceKeepsACopy: the leader's rebalance after nodes died and
+// came back (failovers, rebuilds, then Place over the same nodes) moves
+// primaries back, and a slot whose primary moves keeps its old primary as
+// an in-sync backup, even over that node's share of backups: the slot
+// never has its data on one node only while a new backup is rebuilt (a
+// kill -9 of the new primary then would leave it unavailable).
+//
+// It fails today: Place hands an over-share node's backups to another
+// node out of sync (round 0: slot 512, primary st3, loses its in-sync
+// backup st1 for st2 until st2 is rebuilt). The fix is make-before-break:
+// the new backup joins as an extra one and the old leaves once the new is
+// in sync. Found by cmd/lbd's TestClusterKVSFailoverUnavailability (a kill
+// -9 right after a rebalance left a node's slots unavailable until it
+// came back).
+func TestRebalanceKeepsACopy(t *testing.T) {
+	t.Skip("known: Place's backup handover is break-before-make (README, Known limits)")
+	nodes := nodesN(3)
+	m, _ := Place(nil, nodes, 1, Sync)
+	for round, down := range []string{"st1", "st2", "st3", "st1", "st2", "st3", "st1"} {
+		m, _ = Failover(m, map[string]bool{down: true})
+		allInSync(m) // the node came back and was rebuilt
+		next, err := Place(m, nodes, 1, Sync)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range next.Slots {
+			old := m.Slots[i]
+			if s.Primary != old.Primary && !slices.Contains(s.InSync, old.Primary) {
+				t.Fatalf("round %d: slot %d moved from %s to %s, its backups %v in sync %v: the old primary is no in-sync backup",
+					round, i, old.Primary, s.Primary, s.Backups, s.InSync)
+			}
+			if old.Primary == s.Primary && len(old.InSync) > 0 && len(s.InSync) == 0 {
+				t.Fatalf("round %d: slot %d (primary %s) lost its in-sync backup %v for %v", round, i, s.Primary, old.InSync, s.Backups)
+			}
+		}
+		m = next
+		allInSync(m)
+	}
+}
