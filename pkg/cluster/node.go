@@ -297,18 +297,13 @@ func (n *Node) Submit(ctx context.Context, ops ...Op) (wait func() (uint64, erro
 	}
 	f := n.raft.Apply(data, n.timeoutOf(ctx))
 	return func() (uint64, error) {
-		done := make(chan error, 1)
-		go func() { done <- f.Error() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				return 0, n.raftErr(err)
+		idx, rerr := n.await(ctx, f)
+		if idx == 0 {
+			if ctx.Err() != nil {
+				rerr = fmt.Errorf("%w: %w", ErrNoLeader, rerr)
 			}
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%w: write in flight (it may still commit): %w", ErrNoLeader, ctx.Err())
+			return 0, rerr
 		}
-		idx := f.Index()
-		rerr, _ := f.Response().(error)
 		if werr := n.waitApplied(ctx, idx); werr != nil {
 			return idx, fmt.Errorf("cluster: write %d committed, not yet applied on %s: %w", idx, n.opts.NodeID, werr)
 		}
@@ -318,11 +313,12 @@ func (n *Node) Submit(ctx context.Context, ops ...Op) (wait func() (uint64, erro
 
 // applyLocal applies a transaction on this node as the leader.
 func (n *Node) applyLocal(ctx context.Context, data []byte) (uint64, error) {
-	timeout := n.opts.RPCTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
-	f := n.raft.Apply(data, timeout)
+	return n.await(ctx, n.raft.Apply(data, n.timeoutOf(ctx)))
+}
+
+// await waits for a write this node applied as the leader: its index and
+// the FSM's answer once committed, or why it was not (0).
+func (n *Node) await(ctx context.Context, f raft.ApplyFuture) (uint64, error) {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {

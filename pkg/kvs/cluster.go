@@ -335,15 +335,20 @@ func (n *clusterNode) peerSet(node, tenant string) *peerSet {
 func (n *clusterNode) watchLoop(ch <-chan uint64) {
 	defer n.wg.Done()
 	for range ch {
-		n.mu.Lock()
-		rs := make([]*router, 0, len(n.routers))
-		for _, r := range n.routers {
-			rs = append(rs, r)
-		}
-		n.mu.Unlock()
-		for _, r := range rs {
-			r.refresh()
-		}
+		n.refreshAll()
+	}
+}
+
+// refreshAll refreshes every tenant's map from the cluster state.
+func (n *clusterNode) refreshAll() {
+	n.mu.Lock()
+	rs := make([]*router, 0, len(n.routers))
+	for _, r := range n.routers {
+		rs = append(rs, r)
+	}
+	n.mu.Unlock()
+	for _, r := range rs {
+		r.refresh()
 	}
 }
 

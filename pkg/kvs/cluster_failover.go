@@ -79,15 +79,7 @@ func (n *clusterNode) barrier() error {
 	if _, err := n.opts.Store.Propose(ctx, cluster.Op{Key: NodeKey(n.opts.Node), Value: rec}); err != nil {
 		return fmt.Errorf("kvs: barrier: %w", err)
 	}
-	n.mu.Lock()
-	rs := make([]*router, 0, len(n.routers))
-	for _, r := range n.routers {
-		rs = append(rs, r)
-	}
-	n.mu.Unlock()
-	for _, r := range rs {
-		r.refresh()
-	}
+	n.refreshAll()
 	return nil
 }
 
