@@ -101,6 +101,7 @@ tenants:
     # one store over both storage nodes: every key on a primary and 1 backup
     kvs: {memory: 64MiB, storage: durable, sync: group, replicas: 1}
 cluster:              # raft on each node's port 7380, mutual TLS; voters lb1, lb2, st1
+  kvs_monitor_interval: 1s   # the storage probes (300ms by default) are slow under emulation
   tls:
     ca: $WORK/certs/ca.pem
     cert: $WORK/certs/{node}.pem
