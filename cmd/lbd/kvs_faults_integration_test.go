@@ -213,7 +213,17 @@ func TestClusterKVSFailoverUnavailability(t *testing.T) {
 	if runs <= 0 {
 		t.Skip("BENCH_FAILOVER_RUNS not set (make bench-cluster)")
 	}
-	l := newClusterLab(t, kvsCluster, kvsStorage)
+	yaml := kvsCluster
+	if hb := os.Getenv("BENCH_RAFT_HEARTBEAT"); hb != "" {
+		// raft_heartbeat_timeout and raft_election_timeout HB, the
+		// leader's lease half of it.
+		d, err := time.ParseDuration(hb)
+		if err != nil {
+			t.Fatalf("BENCH_RAFT_HEARTBEAT: %v", err)
+		}
+		yaml += fmt.Sprintf("  raft_heartbeat_timeout: %s\n  raft_election_timeout: %s\n  raft_leader_lease_timeout: %s\n", d, d, d/2)
+	}
+	l := newClusterLab(t, yaml, kvsStorage)
 	l.host("cl", "10.99.0.10")
 	var all []string
 	for _, n := range kvsStorage {

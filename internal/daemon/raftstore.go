@@ -54,6 +54,10 @@ func (d *Daemon) openRaft(ctx context.Context) (cluster.Store, clusterControl, e
 		SnapshotThreshold: uint64(cfg.Cluster.RaftSnapshotThreshold),
 		SnapshotInterval:  cfg.Cluster.RaftSnapshotInterval.D(),
 		TrailingLogs:      uint64(cfg.Cluster.RaftTrailingLogs),
+
+		HeartbeatTimeout:   cfg.Cluster.RaftHeartbeatTimeout.D(),
+		ElectionTimeout:    cfg.Cluster.RaftElectionTimeout.D(),
+		LeaderLeaseTimeout: cfg.Cluster.RaftLeaderLeaseTimeout.D(),
 	})
 	if err != nil {
 		return nil, nil, err

@@ -124,6 +124,23 @@ func (k *checker) cluster() {
 	if c.RaftSnapshotInterval < 0 {
 		k.errf(p("raft_snapshot_interval"), "raft_snapshot_interval must be positive")
 	}
+	for _, t := range []struct {
+		key string
+		d   Duration
+	}{{"raft_heartbeat_timeout", c.RaftHeartbeatTimeout}, {"raft_election_timeout", c.RaftElectionTimeout}, {"raft_leader_lease_timeout", c.RaftLeaderLeaseTimeout}} {
+		if t.d != 0 && t.d.D() < 10*time.Millisecond {
+			k.errf(p(t.key), "%s %s: want at least 10ms", t.key, t.d.D())
+		}
+	}
+	if hb, lease := c.RaftHeartbeatTimeout.D(), c.RaftLeaderLeaseTimeout.D(); (hb != 0 || lease != 0) &&
+		orDefault(lease, 500*time.Millisecond) > orDefault(hb, time.Second) {
+		key := "raft_leader_lease_timeout"
+		if lease == 0 {
+			key = "raft_heartbeat_timeout"
+		}
+		k.errf(p(key), "raft_leader_lease_timeout %s is longer than the heartbeat timeout %s (raft refuses that)",
+			orDefault(lease, 500*time.Millisecond), orDefault(hb, time.Second))
+	}
 	if c.CatchupTimeout.D() <= 0 {
 		k.errf(p("catchup_timeout"), "catchup_timeout must be positive")
 	}
@@ -192,4 +209,12 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("port %q out of range 1-65535", port)
 	}
 	return nil
+}
+
+// orDefault is d, or def when d is zero.
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }

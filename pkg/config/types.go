@@ -383,6 +383,16 @@ type Cluster struct {
 	RaftSnapshotThreshold int      `yaml:"raft_snapshot_threshold,omitempty"`
 	RaftSnapshotInterval  Duration `yaml:"raft_snapshot_interval,omitempty"`
 	RaftTrailingLogs      int      `yaml:"raft_trailing_logs,omitempty"`
+	// RaftHeartbeatTimeout, RaftElectionTimeout and RaftLeaderLeaseTimeout
+	// are hashicorp/raft's timing (defaults 1s, 1s and 500ms, Consul's
+	// raft_multiplier 1): a follower that has not heard from the leader
+	// for one to two heartbeat timeouts stands for election. Shorter
+	// values elect a new leader sooner after a kill -9 (and so fail a
+	// storage node that led raft over sooner); too short for the network
+	// or the machines' load, and leaders come and go.
+	RaftHeartbeatTimeout   Duration `yaml:"raft_heartbeat_timeout,omitempty"`
+	RaftElectionTimeout    Duration `yaml:"raft_election_timeout,omitempty"`
+	RaftLeaderLeaseTimeout Duration `yaml:"raft_leader_lease_timeout,omitempty"`
 	// KVSPeerPort is the TCP port of every storage node's node-to-node
 	// listener of the storage tier (forwarded requests, replication,
 	// probes; the cluster's mutual TLS). Default 7381.
