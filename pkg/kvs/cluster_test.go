@@ -781,34 +781,7 @@ func (tc *testCluster) addNode() int {
 // primaries; no acknowledged write is lost on the way.
 func TestClusterNodeAdd(t *testing.T) {
 	tc := startCluster(t, 3, 1, slots.Sync)
-	var mu sync.Mutex
-	last := map[string]string{}  // key: last acknowledged value
-	later := map[string]string{} // key: a value written later, not acknowledged
-	failed := 0
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	addrs := slices.Clone(tc.addrs)
-	go func() {
-		defer close(done)
-		for n := 0; ; n++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			k, v := fmt.Sprintf("add:%d", n%400), fmt.Sprintf("v%d", n)
-			ok := setVia(t, addrs[n%3], k, v)
-			mu.Lock()
-			if ok {
-				last[k] = v
-				delete(later, k)
-			} else {
-				later[k] = v
-				failed++
-			}
-			mu.Unlock()
-		}
-	}()
+	load := startWriteLoad(t, tc.addrs[:3], "add")
 	time.Sleep(200 * time.Millisecond)
 	added := tc.addNode()
 	tc.waitReady()
@@ -834,17 +807,9 @@ func TestClusterNodeAdd(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	close(stop)
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	for k, v := range last {
-		got, found, ok := getEventually(t, tc.addrs[added], k)
-		if !ok || !found || (got != v && got != later[k]) {
-			t.Fatalf("%s = %q (found %v, ok %v), last acknowledged %q", k, got, found, ok, v)
-		}
-	}
-	t.Logf("%d keys read back through the new node; %d writes failed during the move", len(last), failed)
+	load.stop()
+	n, failed := load.check(tc.addrs[added])
+	t.Logf("%d keys read back through the new node; %d writes failed during the move", n, failed)
 }
 
 // TestClusterNodeDrain: a node drained under a write load (the leader
@@ -853,31 +818,7 @@ func TestClusterNodeAdd(t *testing.T) {
 // write is lost.
 func TestClusterNodeDrain(t *testing.T) {
 	tc := startCluster(t, 4, 1, slots.Sync)
-	var mu sync.Mutex
-	last, later := map[string]string{}, map[string]string{}
-	failed := 0
-	stop, done := make(chan struct{}), make(chan struct{})
-	addrs := slices.Clone(tc.addrs)
-	go func() {
-		defer close(done)
-		for n := 0; ; n++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			k, v := fmt.Sprintf("drain:%d", n%400), fmt.Sprintf("v%d", n)
-			ok := setVia(t, addrs[n%3], k, v)
-			mu.Lock()
-			if ok {
-				last[k] = v
-				delete(later, k)
-			} else {
-				later[k], failed = v, failed+1
-			}
-			mu.Unlock()
-		}
-	}()
+	load := startWriteLoad(t, tc.addrs[:3], "drain")
 	time.Sleep(200 * time.Millisecond)
 	if err := RemoveNode(context.Background(), tc.store, "st4"); err == nil {
 		t.Fatal("a node holding slots was removed")
@@ -903,21 +844,73 @@ func TestClusterNodeDrain(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	close(stop)
-	<-done
+	load.stop()
 	if err := RemoveNode(context.Background(), tc.store, "st4"); err != nil {
 		t.Fatal(err)
 	}
 	tc.kill(3) // drained: nothing is lost with it
-	mu.Lock()
-	defer mu.Unlock()
-	for k, v := range last {
-		got, found, ok := getEventually(t, tc.addrs[0], k)
-		if !ok || !found || (got != v && got != later[k]) {
-			t.Fatalf("%s = %q (found %v, ok %v), last acknowledged %q", k, got, found, ok, v)
+	n, failed := load.check(tc.addrs[0])
+	t.Logf("%d keys read back after the drain; %d writes failed during it", n, failed)
+}
+
+// writeLoad sets 400 keys again and again through the nodes of addrs, in
+// turn, and remembers each key's last acknowledged value and the value of
+// a later set that failed (it may or may not have been applied).
+type writeLoad struct {
+	t           *testing.T
+	mu          sync.Mutex
+	last, later map[string]string
+	failed      int
+	halt, done  chan struct{}
+}
+
+func startWriteLoad(t *testing.T, addrs []string, prefix string) *writeLoad {
+	w := &writeLoad{t: t, last: map[string]string{}, later: map[string]string{},
+		halt: make(chan struct{}), done: make(chan struct{})}
+	addrs = slices.Clone(addrs)
+	go func() {
+		defer close(w.done)
+		for n := 0; ; n++ {
+			select {
+			case <-w.halt:
+				return
+			default:
+			}
+			k, v := fmt.Sprintf("%s:%d", prefix, n%400), fmt.Sprintf("v%d", n)
+			ok := setVia(t, addrs[n%len(addrs)], k, v)
+			w.mu.Lock()
+			if ok {
+				w.last[k] = v
+				delete(w.later, k)
+			} else {
+				w.later[k] = v
+				w.failed++
+			}
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+// stop ends the load and waits for its last set.
+func (w *writeLoad) stop() {
+	close(w.halt)
+	<-w.done
+}
+
+// check reads every key back through addr: it must hold its last
+// acknowledged value (or the later, unacknowledged one). It returns the
+// number of keys and of failed writes.
+func (w *writeLoad) check(addr string) (keys, failed int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, v := range w.last {
+		got, found, ok := getEventually(w.t, addr, k)
+		if !ok || !found || (got != v && got != w.later[k]) {
+			w.t.Fatalf("%s = %q (found %v, ok %v), last acknowledged %q", k, got, found, ok, v)
 		}
 	}
-	t.Logf("%d keys read back after the drain; %d writes failed during it", len(last), failed)
+	return len(w.last), w.failed
 }
 
 // TestClusterAllowPeer: the peer listener refuses addresses AllowPeer does
