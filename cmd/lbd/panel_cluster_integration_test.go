@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/lbd-project/lbd/internal/credential"
@@ -162,20 +161,7 @@ func TestPanelClusterInBrowser(t *testing.T) {
 	}()
 
 	sh := newShots(t)
-	load := func(a chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, a)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
+	load, eval := browserActions(t, ctx)
 	login := func(base, user, secret string) {
 		t.Helper()
 		load(chromedp.Navigate(base + "/login"))

@@ -176,20 +176,7 @@ func TestPanelInBrowser(t *testing.T) {
 	ctx := l.browserIn(t, "cl")
 	sh := newShots(t)
 	base := "https://10.99.0.11:8443"
-	load := func(a chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, a)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
+	load, eval := browserActions(t, ctx)
 	location := func() string {
 		u, err := chromedp.Run(ctx, chromedp.Location())
 		if err != nil {
@@ -341,4 +328,25 @@ func TestPanelInBrowser(t *testing.T) {
 	if u := location(); !slices.Contains([]string{base + "/tenants/b"}, u) || eval(`document.title`) != "Tenant b · lbd" {
 		t.Errorf("the operator cannot open tenant b: %s", u)
 	}
+}
+
+// browserActions returns, for the browser of ctx, load (run an action and
+// wait for the page it loads) and eval (a script's string result); both
+// fail t.
+func browserActions(t *testing.T, ctx context.Context) (load func(chromedp.Action[chromedp.Void]), eval func(string) string) {
+	load = func(a chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eval = func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return v
+	}
+	return load, eval
 }
