@@ -237,15 +237,7 @@ func (d *Daemon) reconcileACL(ctx context.Context, eff []config.ResolvedService)
 	}
 	want := withLingering(aclTenants(eff), s.acl.Tenants(), d.ownedServices())
 	if changed, ok := onlyAllowChanged(s.aclHave, want); ok {
-		var errs []error
-		for _, t := range changed {
-			if err := s.acl.SetAllow(ctx, t.Name, t.Allow); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			s.aclHave = replaceTenant(s.aclHave, t)
-		}
-		return errors.Join(errs...)
+		return swapAllows(ctx, s.acl, &s.aclHave, changed)
 	}
 	err := s.acl.Apply(ctx, want)
 	// Whatever went wrong, a tenant counts as fenced only if the manager
@@ -370,15 +362,7 @@ func (d *Daemon) reconcileStorage(ctx context.Context, cfg *config.Config, node 
 func (d *Daemon) applyStorageFence(ctx context.Context, fence []acl.Tenant) error {
 	s := &d.sub
 	if changed, ok := onlyAllowChanged(s.storHave, fence); ok && len(changed) > 0 {
-		var errs []error
-		for _, t := range changed {
-			if err := s.storACL.SetAllow(ctx, t.Name, t.Allow); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			s.storHave = replaceTenant(s.storHave, t)
-		}
-		return errors.Join(errs...)
+		return swapAllows(ctx, s.storACL, &s.storHave, changed)
 	}
 	err := s.storACL.Apply(ctx, fence)
 	if err == nil {
@@ -387,4 +371,18 @@ func (d *Daemon) applyStorageFence(ctx context.Context, fence []acl.Tenant) erro
 		s.storHave = nil // unknown mix: the next reconcile applies in full
 	}
 	return err
+}
+
+// swapAllows sets the allow-lists of changed on m, each an atomic set
+// swap, and records in have those that took.
+func swapAllows(ctx context.Context, m fencer, have *[]acl.Tenant, changed []acl.Tenant) error {
+	var errs []error
+	for _, t := range changed {
+		if err := m.SetAllow(ctx, t.Name, t.Allow); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		*have = replaceTenant(*have, t)
+	}
+	return errors.Join(errs...)
 }
