@@ -19,7 +19,8 @@ import (
 )
 
 // TestClusterKVSNodes: three real lbd storage nodes under a running
-// read-your-writes load through random nodes; `lbctl node add` of a
+// read-your-writes load through random nodes (sets, gets, and multi-gets
+// whose keys live on several nodes); `lbctl node add` of a
 // fourth (first added to the file by apply) gets it slots, rebuilt
 // online, then its share of primaries, serving the keys written before;
 // `lbctl node drain` of one moves every slot off it with no client error;
@@ -210,11 +211,17 @@ func allInSync(ms []kvs.MemberStatus) bool {
 
 // kvsLoad is the probe's "KVS load PREFIX STOPFILE": until STOPFILE exists
 // (at most two minutes), it sets a key of 200 on a new connection to a
-// random node and reads it back at once on a new connection to another.
-// It prints "ok N ops", or "errors" with the count and the first ones.
+// random node and reads it back at once on a new connection to another;
+// every fourth time it also reads the key and three others with one
+// multi-get (their slots on different nodes, split and merged by the
+// cluster) through a third, which must hold every value last
+// acknowledged, in order. It prints "ok N ops, M multi-gets", or "errors"
+// with the count and the first ones.
 func kvsLoad(addrs []string, prefix, stop string) int {
 	var errs []string
-	nerr, ops := 0, 0
+	nerr, ops, mgets := 0, 0, 0
+	last := map[string]string{} // acknowledged values
+	unsure := map[string]bool{} // a set failed: it may have applied
 	deadline := time.Now().Add(2 * time.Minute)
 	for n := 0; time.Now().Before(deadline); n++ {
 		if n%20 == 0 {
@@ -227,11 +234,35 @@ func kvsLoad(addrs []string, prefix, stop string) int {
 		to := (from + 1 + rand.IntN(len(addrs)-1)) % len(addrs)
 		got, err := kvsRoundTrip(addrs[from], fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val), "\r\n")
 		if err == nil && got == "STORED\r\n" {
+			last[key] = val
+			delete(unsure, key)
 			want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val)
 			if got, err = kvsRoundTrip(addrs[to], "get "+key+"\r\n", "END\r\n"); err == nil && got == want {
-				ops++
-				continue
+				if n%4 != 0 {
+					ops++
+					continue
+				}
+				keys := []string{key}
+				for j := 1; j <= 3; j++ {
+					keys = append(keys, prefix+strconv.Itoa((n+j*67)%200))
+				}
+				want, check := "", true
+				for _, k := range keys {
+					check = check && !unsure[k]
+					if v, ok := last[k]; ok {
+						want += fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\n", k, len(v), v)
+					}
+				}
+				want += "END\r\n"
+				got, err = kvsRoundTrip(addrs[rand.IntN(len(addrs))], "get "+strings.Join(keys, " ")+"\r\n", "END\r\n")
+				if err == nil && (got == want || !check && strings.HasSuffix(got, "END\r\n") && !strings.Contains(got, "SERVER_ERROR")) {
+					ops++
+					mgets++
+					continue
+				}
 			}
+		} else {
+			unsure[key] = true
 		}
 		if nerr++; len(errs) < 5 {
 			errs = append(errs, fmt.Sprintf("%s: %q %v", key, got, err))
@@ -241,6 +272,6 @@ func kvsLoad(addrs []string, prefix, stop string) int {
 		fmt.Printf("errors: %d of %d ops: %s\n", nerr, ops+nerr, strings.Join(errs, "; "))
 		return 0
 	}
-	fmt.Printf("ok %d ops\n", ops)
+	fmt.Printf("ok %d ops, %d multi-gets\n", ops, mgets)
 	return 0
 }

@@ -2,8 +2,12 @@ package kvs
 
 import (
 	"bytes"
-	"sync"
+	"slices"
+	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/lbd-project/lbd/pkg/slots"
 )
 
 // Moves without client errors. When a slot's primary moves (a node added
@@ -15,12 +19,31 @@ import (
 // on Redis Cluster's MOVED or Couchbase's NOT_MY_VBUCKET: once its own map
 // is a newer one than the request was routed by, it sends the request to
 // the slot's primary in that map, at most moveWait after it first sent
-// it, and the client sees only the final answer. Only a new map sends a
-// request again (never a timer: a node cut off from the cluster state,
-// whose map is old, keeps answering the error). A session's requests for a
+// it, and the client sees only the final answer. Since that primary may
+// learn the map a little later than this node, a request it refuses is
+// sent again after a short backoff (see lagRetry). A node cut off from the
+// cluster state sends it to the primary of its old map, which refuses it
+// again: it answers the error after moveWait, never from a map it has not
+// refreshed (the node that serves decides). A session's requests for a
 // slot go to the node its request still in flight for that slot went to
-// (see forwardSlot), so they fail and are retried in order behind it, one
-// at a time per session (retryQueue).
+// (see inFlight), so they fail behind it, and each is sent again only once
+// the one before it has its final reply (see retried): a pipelined write
+// and read of a key stay in order, and the read reads the write.
+//
+// Every command is sent again so, not only single-key ones: a multi-get's
+// part for a node is split again by the new map (see retryGet), and
+// flush_all and stats ask again the nodes they could not reach (see
+// retryBroadcast). A write is sent again only when it is certain it ran
+// nowhere (see ranNowhere): never twice.
+
+// lagRetry and maxLagRetry: a request that ran nowhere is sent again at
+// once under a newer map of this node, or after lagRetry (doubled on each
+// try, up to maxLagRetry) under the same one: the slot's primary in it may
+// learn it a little later than this node.
+const (
+	lagRetry    = 10 * time.Millisecond
+	maxLagRetry = 160 * time.Millisecond
+)
 
 // moveWait bounds how long a request that ran nowhere waits for its slot's
 // primary to move before its error goes to the client.
@@ -30,54 +53,52 @@ const moveWait = 2 * time.Second
 type stickyFwd struct {
 	node string
 	f    *future
+	ver  uint64 // the map version it was routed by
+	// queued: it ran nowhere and waits on the retry queue.
+	queued *atomic.Bool
 }
 
-// retryQueue runs a session's retries one at a time, in order, on a
-// goroutine of its own (never on the event loop or a reader).
-type retryQueue struct {
-	mu      sync.Mutex
-	q       []func()
-	running bool
-}
-
-func (rq *retryQueue) push(fn func()) {
-	rq.mu.Lock()
-	rq.q = append(rq.q, fn)
-	if rq.running {
-		rq.mu.Unlock()
-		return
+// inFlight returns the session's last forward for slot whose final reply
+// is not in yet: a later request of the slot goes where it went (and
+// never runs here before it), so that it fails, if it does, behind it and
+// is retried after it; once that one waits on the retry queue, the later
+// one waits there too, behind it.
+func (s *session) inFlight(slot int) (stickyFwd, bool) {
+	if s.ow == nil {
+		return stickyFwd{}, false
 	}
-	rq.running = true
-	rq.mu.Unlock()
-	go rq.run()
+	st, ok := s.ow.sticky[slot]
+	if !ok || st.f.isDone() {
+		return stickyFwd{}, false
+	}
+	return st, true
 }
 
-func (rq *retryQueue) run() {
-	for {
-		rq.mu.Lock()
-		if len(rq.q) == 0 {
-			rq.running = false
-			rq.mu.Unlock()
-			return
-		}
-		fn := rq.q[0]
-		rq.q = rq.q[1:]
-		rq.mu.Unlock()
-		fn()
+// stick records out, the final reply of a request for slot sent to node
+// by the map of version ver, as the session's last forward for slot.
+func (s *session) stick(slot int, node string, out *future, ver uint64, queued *atomic.Bool) {
+	o := s.ow
+	if o.sticky == nil {
+		o.sticky = map[int]stickyFwd{} // at most one entry per slot
 	}
+	o.sticky[slot] = stickyFwd{node: node, f: out, ver: ver, queued: queued}
 }
+
+// behindRetry is the reply of a request that waits on the retry queue
+// behind an earlier one of its slot (see inFlight).
+const behindRetry = "behind a request sent again"
 
 // ranNowhere reports whether a forwarded request's reply says it ran
-// nowhere and may run at the slot's new primary: unavailable, or a write
-// refused by a backup under a newer epoch (undone at the old primary) when
-// the slot has at most one backup (with two, the other may have applied
-// it, and an incr run again would count twice).
-func ranNowhere(reply []byte, backups int) bool {
-	if bytes.HasPrefix(reply, []byte("SERVER_ERROR lbd: unavailable: ")) {
-		return true
-	}
-	return backups <= 1 && bytes.HasPrefix(reply, []byte("SERVER_ERROR lbd: slot ")) && bytes.Contains(reply, []byte(" is stale at "))
+// nowhere and may run at the slot's new primary: "unavailable". A write
+// refused by a backup under a newer epoch says so only when the primary
+// knows that no backup applied it (see replicator.await): an incr, an
+// append or a cas run again must never count twice.
+func ranNowhere(reply []byte) bool {
+	return bytes.HasPrefix(reply, []byte(unavailablePrefix))
 }
+
+// unavailablePrefix starts the reply of a request that ran nowhere.
+const unavailablePrefix = "SERVER_ERROR lbd: unavailable: "
 
 // forwardSlot forwards req, a request of slot's keys, to node (or to the
 // node of the session's request for slot still in flight), and retries it
@@ -85,8 +106,13 @@ func ranNowhere(reply []byte, backups int) bool {
 // ranNowhere), for at most moveWait.
 func (s *session) forwardSlot(slot int, node string, req []byte) (*future, *peerConn) {
 	ver := s.svc.router.ver.Load()
-	if st, ok := s.ow.sticky[slot]; ok && !st.f.isDone() {
-		node = st.node
+	if st, ok := s.inFlight(slot); ok {
+		// Routed by the older map: once it fails there, this request is
+		// sent again under the current one at once.
+		node, ver = st.node, st.ver
+		if st.queued.Load() {
+			return s.retrySlot(slot, node, req, failed(behindRetry), ver), nil
+		}
 	}
 	f, pc := s.forward(node, req)
 	return s.retrySlot(slot, node, req, f, ver), pc
@@ -101,69 +127,117 @@ func (s *session) unavailableSlot(slot int, req []byte, msg string) {
 	s.ow.await(s.retrySlot(slot, r.n.opts.Node, req, failed(msg), r.ver.Load()), nil)
 }
 
-// retrySlot returns the final reply of req, routed by the map of version
-// ver and sent to node with reply f: f, or while f says the request ran
-// nowhere, the reply of req sent again to the slot's primary once this
-// node's map changed (see waitMap).
+// retrySlot returns the final reply of req, a request of slot's keys
+// routed by the map of version ver and sent to node with reply f: f, or
+// while f says the request ran nowhere, the reply of req sent again to the
+// slot's primary once this node's map changed (see retried).
 func (s *session) retrySlot(slot int, node string, req []byte, f *future, ver uint64) *future {
-	o := s.ow
-	r := s.svc.router
-	sid := s.sid
-	out := newFuture()
-	deadline := time.Now().Add(moveWait)
-	var watch func(f *future, ver uint64)
-	watch = func(f *future, ver uint64) {
-		f.attach(func() {
-			m := r.m.Load()
-			if m == nil || !ranNowhere(f.data, len(m.Slots[slot].Backups)) || !time.Now().Before(deadline) {
-				out.complete(f.data)
-				return
-			}
-			o.retries.push(func() {
-				next, nver := r.waitMap(slot, ver, deadline)
-				if next == "" {
-					out.complete(f.data)
-					return
-				}
-				pc, why := r.n.peerSet(next, r.tenant).conn(int(sid % peerConnsPerNode))
-				if pc == nil {
-					watch(failed(why), nver)
-					return
-				}
-				f2 := pc.send(req)
-				pc.flush()
-				watch(f2, nver)
-			})
-		})
-	}
-	watch(f, ver)
-	if o.sticky == nil {
-		o.sticky = map[int]stickyFwd{} // at most one entry per slot
-	}
-	o.sticky[slot] = stickyFwd{node: node, f: out}
+	r, sid := s.svc.router, s.sid
+	out, queued := s.retried(f, ver, s.before([]int{slot}), func(m *slots.Map) []byte {
+		p := m.Slots[slot].Primary
+		if p == "" {
+			return []byte(unavailablePrefix + "slot " + strconv.Itoa(slot) + " has no primary\r\n")
+		}
+		return r.sendWait(p, sid, req)
+	})
+	s.stick(slot, node, out, ver, queued)
 	return out
 }
 
-// waitMap waits until this node's map is another than version ver (the
+// retried returns the final reply of a request routed by the map of
+// version ver whose first reply is f: f's, or while it says the request
+// ran nowhere, attempt's under each newer map of this node (see waitVer)
+// or, without one, under the same map after a backoff (see lagRetry), for
+// at most moveWait. The attempts run on a goroutine, after the final
+// replies of preds, the session's requests before it for the same slots
+// (see before), so that they run in order at the new primaries too;
+// queued is set once the first reply said "ran nowhere".
+func (s *session) retried(f *future, ver uint64, preds []*future, attempt func(m *slots.Map) []byte) (out *future, queued *atomic.Bool) {
+	r := s.svc.router
+	out, queued = newFuture(), new(atomic.Bool)
+	deadline := time.Now().Add(moveWait)
+	f.attach(func() {
+		if !ranNowhere(f.data) || !time.Now().Before(deadline) {
+			out.complete(f.data)
+			return
+		}
+		queued.Store(true)
+		go func() {
+			for _, p := range preds {
+				<-p.done
+			}
+			data, v, backoff := f.data, ver, lagRetry
+			for ranNowhere(data) && time.Now().Before(deadline) {
+				until := time.Now().Add(backoff)
+				if until.After(deadline) {
+					until = deadline
+				}
+				m, nv := r.waitVer(v, until)
+				if m == nil {
+					// No newer map: the same again (its primary may not
+					// have learned it yet).
+					if m, nv = r.m.Load(), r.ver.Load(); m == nil || !time.Now().Before(deadline) {
+						break
+					}
+					backoff = min(2*backoff, maxLagRetry)
+				}
+				data, v = attempt(m), nv
+			}
+			out.complete(data)
+		}()
+	})
+	return out, queued
+}
+
+// before returns the final replies of the session's requests still in
+// flight for slots (see inFlight).
+func (s *session) before(slots []int) []*future {
+	var fs []*future
+	for _, sl := range slots {
+		if st, ok := s.inFlight(sl); ok && !slices.Contains(fs, st.f) {
+			fs = append(fs, st.f)
+		}
+	}
+	return fs
+}
+
+// sendWait sends req to node on the connection of session sid and waits
+// for its reply (on a retry's goroutine, never on an event loop).
+func (r *router) sendWait(node string, sid uint64, req []byte) []byte {
+	f := r.send(node, sid, req)
+	<-f.done
+	return f.data
+}
+
+// send sends req to node at once on the connection of session sid.
+func (r *router) send(node string, sid uint64, req []byte) *future {
+	pc, why := r.n.peerSet(node, r.tenant).conn(int(sid % peerConnsPerNode))
+	if pc == nil {
+		return failed(why)
+	}
+	f := pc.send(req)
+	pc.flush()
+	return f
+}
+
+// waitVer waits until this node's map is another than version ver (the
 // one a request that ran nowhere was routed by: a move, a failover, a
-// fence lifted) and returns the slot's primary in it and its version; ""
-// at deadline, or if the slot has no primary. Only a new map sends a
-// request again: a node cut off keeps failing fast rather than serve from
-// a map it has not refreshed.
-func (r *router) waitMap(slot int, ver uint64, deadline time.Time) (string, uint64) {
+// fence lifted) and returns it and its version; nil at deadline. Only a
+// new map sends a request again: a node cut off keeps failing fast rather
+// than serve from a map it has not refreshed.
+func (r *router) waitVer(ver uint64, deadline time.Time) (*slots.Map, uint64) {
 	for {
 		if v := r.ver.Load(); v != ver {
-			if m := r.m.Load(); m != nil && m.Slots[slot].Primary != "" {
-				return m.Slots[slot].Primary, v
+			if m := r.m.Load(); m != nil {
+				return m, v
 			}
-			return "", v
 		}
 		if !time.Now().Before(deadline) {
-			return "", ver
+			return nil, ver
 		}
 		select {
 		case <-r.n.ctx.Done():
-			return "", ver
+			return nil, ver
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -418,9 +418,8 @@ type orderedWriter struct {
 	async bool
 	segs  []segment
 	peers []*peerConn // with requests queued since the last Flush
-	// sticky and retries: see forwardSlot.
-	sticky  map[int]stickyFwd
-	retries retryQueue
+	// sticky: see inFlight.
+	sticky map[int]stickyFwd
 }
 
 // segment is bytes written, or a reply to wait for.

@@ -2,6 +2,7 @@ package kvs
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -153,10 +154,11 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 		return it, err
 	}
 	rec := encodeRecord(s.Epoch, i, op, key, it)
-	var waits []*future
+	var waits, all []*future
 	var waitFor []string
 	for _, b := range s.Backups {
 		f := rp.stream(b).send(rec)
+		all = append(all, f)
 		if m.Replication == slots.Sync && slices.Contains(s.InSync, b) {
 			waits = append(waits, f)
 			waitFor = append(waitFor, b)
@@ -174,7 +176,7 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	l.pending[k]++
 	l.mu.Unlock()
 
-	err = rp.await(i, s.Epoch, waits, waitFor)
+	err = rp.await(i, s.Epoch, waits, waitFor, all)
 	if err == nil && m.Replication == slots.Sync {
 		rp.waitHold()
 	}
@@ -203,9 +205,13 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	return it, nil
 }
 
-// await waits for the backups' answers to a record of slot at epoch; a
-// backup that did not apply it leaves the in-sync set first.
-func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []string) error {
+// await waits for the in-sync backups' answers (waits, from nodes) to a
+// record of slot at epoch, sent to every backup (all); a backup that did
+// not apply it leaves the in-sync set first. A record refused as stale is
+// an error that says "unavailable" (the write ran nowhere: a forwarding
+// node may send it to the slot's new primary) only when no backup applied
+// it (see appliedNowhere).
+func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []string, all []*future) error {
 	for j, f := range waits {
 		<-f.done
 		ans := string(f.data)
@@ -213,6 +219,9 @@ func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []str
 		case ans == "A\r\n":
 			continue
 		case strings.HasPrefix(ans, "S "):
+			if appliedNowhere(all) {
+				return fmt.Errorf("lbd: unavailable: slot %d epoch %d is stale at %s, the write applied nowhere", slot, epoch, nodes[j])
+			}
 			return fmt.Errorf("lbd: slot %d epoch %d is stale at %s", slot, epoch, nodes[j])
 		}
 		if err := rp.shrink(nodes[j], slot, epoch); err != nil {
@@ -221,6 +230,21 @@ func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []str
 		}
 	}
 	return nil
+}
+
+// appliedNowhere waits for every backup's answer to a record and reports
+// whether none applied it: each refused it (stale epoch, or an error
+// storing it) or never got it (its stream was down). An answer lost with
+// its connection may hide an applied record.
+func appliedNowhere(all []*future) bool {
+	for _, f := range all {
+		<-f.done
+		a := f.data
+		if !bytes.HasPrefix(a, []byte("S ")) && !bytes.HasPrefix(a, []byte("E ")) && !ranNowhere(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // shrink takes backup out of the in-sync set of every slot this node is

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/lbd-project/lbd/pkg/slots"
 )
@@ -89,30 +91,134 @@ func (s *session) routed(line []byte, n int, rest []byte) (bool, error) {
 // settings-like figures stay this node's. A node that does not answer is
 // left out.
 func (s *session) routeStats(line []byte) bool {
-	return s.broadcast(line, mergeStats)
+	return s.broadcast(line, false, mergeStats)
 }
 
 // broadcast runs line here and on every other node of the tenant's map,
 // and answers with merge of the replies (this node's first). It reports
-// false, running nothing, while the tenant has no map.
-func (s *session) broadcast(line []byte, merge func(parts [][]byte) []byte) bool {
+// false, running nothing, while the tenant has no map. A node that did
+// not run it (see unrun) is asked again once this node's map changes
+// (see retryBroadcast): within moveWait if wait, else only if it changed
+// already.
+func (s *session) broadcast(line []byte, wait bool, merge func(parts [][]byte) []byte) bool {
 	r := s.svc.router
 	m := r.m.Load()
 	if m == nil {
 		return false
 	}
+	ver := r.ver.Load()
 	req := append(bytes.Clone(line), '\r', '\n')
-	fs := []*future{s.runLocal(req)}
+	local := s.runLocal(req).data
+	var nodes []string
+	var fs []*future
 	for _, node := range m.Nodes {
 		if node == r.n.opts.Node {
 			continue
 		}
 		f, pc := s.forward(node, req)
 		s.ow.sent(pc)
-		fs = append(fs, f)
+		nodes, fs = append(nodes, node), append(fs, f)
 	}
-	s.ow.awaitMerged(fs, merge)
+	s.ow.await(s.retryBroadcast(req, local, nodes, fs, ver, wait, merge), nil)
 	return true
+}
+
+// unrun reports whether a node's reply to a broadcast says the request
+// did not run there (unreachable), or may not have (its connection lost):
+// flush_all and stats may run twice.
+func unrun(reply []byte) bool {
+	return ranNowhere(reply) || bytes.HasPrefix(reply, []byte("SERVER_ERROR lbd: node "))
+}
+
+// retryBroadcast returns the merged reply of a broadcast of req, routed by
+// the map of version ver: local is this node's reply, fs the replies of
+// nodes. While a node's reply says it did not run there, req is sent again
+// under each newer map of this node (see waitVer) to those nodes and to
+// the nodes the newer map adds; a node it leaves out is left out. The
+// attempts run on a goroutine.
+func (s *session) retryBroadcast(req, local []byte, nodes []string, fs []*future, ver uint64, wait bool, merge func(parts [][]byte) []byte) *future {
+	r, sid := s.svc.router, s.sid
+	self := r.n.opts.Node
+	out := newFuture()
+	deadline := time.Now().Add(moveWait)
+	answers := make(map[string][]byte, len(nodes))
+	missing := func() bool {
+		for _, a := range answers {
+			if unrun(a) {
+				return true
+			}
+		}
+		return false
+	}
+	finish := func() {
+		parts := [][]byte{local}
+		for _, n := range nodes {
+			if a, ok := answers[n]; ok {
+				parts = append(parts, a)
+			}
+		}
+		out.complete(merge(parts))
+	}
+	whenAll(fs, func() {
+		for j, n := range nodes {
+			answers[n] = fs[j].data
+		}
+		if !missing() || !time.Now().Before(deadline) || (!wait && r.ver.Load() == ver) {
+			finish()
+			return
+		}
+		go func() {
+			v := ver
+			for missing() && time.Now().Before(deadline) && (wait || r.ver.Load() != v) {
+				m, nv := r.waitVer(v, deadline)
+				if m == nil {
+					break
+				}
+				v = nv
+				var ask []string
+				for n, a := range answers {
+					if !containsStr(m.Nodes, n) {
+						delete(answers, n)
+					} else if unrun(a) {
+						ask = append(ask, n)
+					}
+				}
+				for _, n := range m.Nodes {
+					if _, ok := answers[n]; !ok && n != self {
+						ask = append(ask, n)
+						if !containsStr(nodes, n) {
+							nodes = append(nodes, n)
+						}
+					}
+				}
+				afs := make([]*future, len(ask))
+				for j, n := range ask {
+					afs[j] = r.send(n, sid, req)
+				}
+				for j, n := range ask {
+					<-afs[j].done
+					answers[n] = afs[j].data
+				}
+			}
+			finish()
+		}()
+	})
+	return out
+}
+
+// whenAll runs fn once every future of fs is complete.
+func whenAll(fs []*future, fn func()) {
+	left := atomic.Int32{}
+	left.Store(int32(len(fs)) + 1)
+	done := func() {
+		if left.Add(-1) == 0 {
+			fn()
+		}
+	}
+	for _, f := range fs {
+		f.attach(done)
+	}
+	done()
 }
 
 // notSummed are the general stats that are not added up across nodes.
@@ -188,12 +294,14 @@ func (s *session) routeOne(line, key []byte, dataTok int) (bool, error) {
 	r := s.svc.router
 	node, slot, ok := r.owner(key)
 	if ok && node == r.n.opts.Node && r.servingSlot(slot) {
-		if !s.loopWaits(slot) {
+		if _, busy := s.inFlight(slot); !busy && !s.loopWaits(slot) {
 			return false, nil
 		}
 		// On an event loop, a write to a replicated slot would wait
 		// for the backups: it goes to this node's own peer listener,
 		// whose session may wait, and the loop parks the connection.
+		// A request behind one of its slot still in flight goes where
+		// that one went (see inFlight).
 	}
 	// Build the request before reading the data: line lives in the read
 	// buffer.
@@ -207,10 +315,11 @@ func (s *session) routeOne(line, key []byte, dataTok int) (bool, error) {
 		}
 		s.ctr[cBytesRead] += uint64(vlen + 2)
 	}
+	_, busy := s.inFlight(slot)
 	switch {
 	case !ok:
 		s.outErr("SERVER_ERROR lbd: unavailable: tenant " + r.tenant + " has no slot map")
-	case node == r.n.opts.Node && !s.peer && r.servingSlot(slot):
+	case busy || node == r.n.opts.Node && !s.peer && r.servingSlot(slot):
 		f, pc := s.forwardSlot(slot, node, req)
 		s.ow.await(f, pc)
 	case s.peer:
@@ -218,7 +327,7 @@ func (s *session) routeOne(line, key []byte, dataTok int) (bool, error) {
 	case node == r.n.opts.Node:
 		s.unavailableSlot(slot, req, "node "+r.n.opts.Node+" is not serving slot "+strconv.Itoa(slot))
 	case node == "":
-		s.outErr("SERVER_ERROR lbd: unavailable: slot " + strconv.Itoa(slot) + " has no primary")
+		s.unavailableSlot(slot, req, "slot "+strconv.Itoa(slot)+" has no primary")
 	default:
 		f, pc := s.forwardSlot(slot, node, req)
 		s.ow.await(f, pc)
@@ -249,10 +358,13 @@ func (s *session) forward(node string, req []byte) (*future, *peerConn) {
 
 // routeGet routes a retrieval of the keys from token first on (and rest):
 // all at one node, it runs there (or here); spread over nodes, one request
-// per node, and the replies merged in the order of the keys.
+// per node, and the replies merged in the order of the keys. A request
+// that runs nowhere while a slot moves is sent again, split by the new map
+// (see retryGet).
 func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	r := s.svc.router
 	m := r.m.Load()
+	ver := r.ver.Load()
 	keys := make([][]byte, 0, n-first)
 	for i := first; i < n; i++ {
 		keys = append(keys, s.toks[i])
@@ -277,9 +389,17 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	owners := make([]string, len(keys))
 	var nodes []string
 	serving := r.serving()
+	// behind: a key goes where the session's request in flight for its
+	// slot went; queued: that one waits on the retry queue.
+	behind, queued := false, false
 	for i, k := range keys {
 		sl := slots.Of(k)
 		o := m.Slots[sl].Primary
+		if st, ok := s.inFlight(sl); ok {
+			o, behind = st.node, true
+			ver = min(ver, st.ver)
+			queued = queued || st.queued.Load()
+		}
 		owners[i] = o
 		if !containsStr(nodes, o) {
 			nodes = append(nodes, o)
@@ -291,48 +411,42 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	// gat and gats write: on an event loop, a replicated tenant's run at
 	// this node's own peer listener (see loopWaits), and so do reads
 	// behind requests still in flight there, to stay behind them.
-	selfPeer := !s.peer && s.ow != nil && s.ow.async && m.Replicas > 0 && (first == 2 || s.ow.pending() || r.repl.anyPending(keys))
+	selfPeer := !s.peer && s.ow != nil && (behind || s.ow.async && m.Replicas > 0 && (first == 2 || s.ow.pending() || r.repl.anyPending(keys)))
 	if len(nodes) == 1 && nodes[0] == self && serving && !selfPeer {
 		return false
 	}
-	if !s.peer && len(keys) == 1 && nodes[0] == self && !serving {
+	if !s.peer && len(keys) == 1 && nodes[0] == self && !serving && !behind {
 		s.unavailableSlot(slots.Of(keys[0]), append(bytes.Clone(line), '\r', '\n'), "node "+self+" is not serving every key")
 		return true
 	}
-	if s.peer || (containsStr(nodes, self) && !serving) {
+	if s.peer {
 		s.outErr("SERVER_ERROR lbd: unavailable: node " + self + " is not serving every key")
 		return true
 	}
-	if containsStr(nodes, "") {
-		s.outErr("SERVER_ERROR lbd: unavailable: a slot has no primary")
-		return true
-	}
-	if len(nodes) == 1 {
-		req := append(bytes.Clone(line), '\r', '\n')
-		var f *future
-		var pc *peerConn
-		if len(keys) == 1 {
-			f, pc = s.forwardSlot(slots.Of(keys[0]), nodes[0], req)
-		} else {
-			f, pc = s.forward(nodes[0], req)
-		}
-		s.ow.await(f, pc)
-		return true
-	}
-	// One request per node, with its keys in order.
 	prefix := append([]byte(nil), s.toks[0]...)
 	if first == 2 {
 		prefix = append(append(prefix, ' '), s.toks[1]...)
 	}
+	switch {
+	case queued:
+		s.retryGetAll(prefix, keys, behindRetry, ver)
+		return true
+	case containsStr(nodes, self) && !serving && !behind:
+		s.retryGetAll(prefix, keys, "node "+self+" is not serving every key", ver)
+		return true
+	case containsStr(nodes, ""):
+		s.retryGetAll(prefix, keys, "a slot has no primary", ver)
+		return true
+	case len(nodes) == 1 && len(keys) == 1:
+		f, pc := s.forwardSlot(slots.Of(keys[0]), nodes[0], append(bytes.Clone(line), '\r', '\n'))
+		s.ow.await(f, pc)
+		return true
+	}
+	// One request per node, with its keys in order.
 	fs := make([]*future, len(nodes))
 	for j, node := range nodes {
-		req := bytes.Clone(prefix)
-		for i, k := range keys {
-			if owners[i] == node {
-				req = append(append(req, ' '), k...)
-			}
-		}
-		req = append(req, '\r', '\n')
+		part := partKeys(keys, owners, node)
+		req := getRequest(prefix, part)
 		if node == self && !selfPeer {
 			fs[j] = s.runLocal(req)
 			continue
@@ -340,9 +454,88 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 		var pc *peerConn
 		fs[j], pc = s.forward(node, req)
 		s.ow.sent(pc)
+		var q *atomic.Bool
+		fs[j], q = s.retryGet(prefix, part, fs[j], ver)
+		for _, k := range part {
+			s.stick(slots.Of(k), node, fs[j], ver, q)
+		}
+	}
+	if len(nodes) == 1 {
+		s.ow.await(fs[0], nil)
+		return true
 	}
 	s.ow.awaitMerged(fs, func(parts [][]byte) []byte { return mergeGets(keys, owners, nodes, parts) })
 	return true
+}
+
+// partKeys returns the keys whose owner is node, in order.
+func partKeys(keys [][]byte, owners []string, node string) [][]byte {
+	var part [][]byte
+	for i, k := range keys {
+		if owners[i] == node {
+			part = append(part, k)
+		}
+	}
+	return part
+}
+
+// getRequest builds a retrieval of keys ("get k1 k2\r\n"; prefix is the
+// command, and gat's exptime).
+func getRequest(prefix []byte, keys [][]byte) []byte {
+	req := bytes.Clone(prefix)
+	for _, k := range keys {
+		req = append(append(req, ' '), k...)
+	}
+	return append(req, '\r', '\n')
+}
+
+// retryGetAll answers a retrieval of keys that cannot be sent now (msg
+// says why) once it ran at the primaries of a newer map (see retryGet).
+func (s *session) retryGetAll(prefix []byte, keys [][]byte, msg string, ver uint64) {
+	f, q := s.retryGet(prefix, keys, failed(msg), ver)
+	for _, k := range keys {
+		s.stick(slots.Of(k), s.svc.router.n.opts.Node, f, ver, q)
+	}
+	s.ow.await(f, nil)
+}
+
+// retryGet returns the final reply of a retrieval of keys routed by the map
+// of version ver whose first reply is f: while it says it ran nowhere,
+// the keys are sent again split by this node's newer map, one request per
+// node, and the replies merged in the order of the keys.
+func (s *session) retryGet(prefix []byte, keys [][]byte, f *future, ver uint64) (*future, *atomic.Bool) {
+	r, sid := s.svc.router, s.sid
+	sls := make([]int, len(keys))
+	for i, k := range keys {
+		sls[i] = slots.Of(k)
+	}
+	return s.retried(f, ver, s.before(sls), func(m *slots.Map) []byte {
+		owners := make([]string, len(keys))
+		var nodes []string
+		for i, k := range keys {
+			o := m.Slots[slots.Of(k)].Primary
+			if o == "" {
+				return []byte(unavailablePrefix + "a slot has no primary\r\n")
+			}
+			owners[i] = o
+			if !containsStr(nodes, o) {
+				nodes = append(nodes, o)
+			}
+		}
+		fs := make([]*future, len(nodes))
+		for j, node := range nodes {
+			fs[j] = r.send(node, sid, getRequest(prefix, partKeys(keys, owners, node)))
+		}
+		parts := make([][]byte, len(nodes))
+		for j, f := range fs {
+			<-f.done
+			parts[j] = f.data
+		}
+		if len(nodes) == 1 {
+			return parts[0]
+		}
+		return mergeGets(keys, owners, nodes, parts)
+	})
 }
 
 func containsStr(list []string, s string) bool {
@@ -442,7 +635,7 @@ func splitValues(p []byte) ([][]byte, bool) {
 // routeFlushAll runs flush_all here and on every other node of the
 // tenant's map; the reply is this node's unless another node's differs.
 func (s *session) routeFlushAll(line []byte) bool {
-	return s.broadcast(line, func(parts [][]byte) []byte {
+	return s.broadcast(line, true, func(parts [][]byte) []byte {
 		for _, p := range parts[1:] {
 			if !bytes.Equal(p, parts[0]) {
 				return p
