@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,19 +211,47 @@ func allInSync(ms []kvs.MemberStatus) bool {
 }
 
 // kvsLoad is the probe's "KVS load PREFIX STOPFILE": until STOPFILE exists
-// (at most two minutes), it sets a key of 200 on a new connection to a
-// random node and reads it back at once on a new connection to another;
-// every fourth time it also reads the key and three others with one
-// multi-get (their slots on different nodes, split and merged by the
-// cluster) through a third, which must hold every value last
+// (at most two minutes), kvsLoadWorkers clients each set a key of 200 on a
+// new connection to a random node and read it back at once on a new
+// connection to another; every fourth time also the key and three others
+// with one multi-get (their slots on different nodes, split and merged by
+// the cluster) through a third, which must hold every value last
 // acknowledged, in order. It prints "ok N ops, M multi-gets", or "errors"
 // with the count and the first ones.
 func kvsLoad(addrs []string, prefix, stop string) int {
+	var mu sync.Mutex
 	var errs []string
 	nerr, ops, mgets := 0, 0, 0
+	deadline := time.Now().Add(2 * time.Minute)
+	var wg sync.WaitGroup
+	for w := range kvsLoadWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, m, e, es := kvsLoadWorker(addrs, fmt.Sprintf("%s%d:", prefix, w), stop, deadline)
+			mu.Lock()
+			defer mu.Unlock()
+			ops, mgets, nerr = ops+o, mgets+m, nerr+e
+			errs = append(errs, es...)
+		}()
+	}
+	wg.Wait()
+	if nerr > 0 {
+		fmt.Printf("errors: %d of %d ops: %s\n", nerr, ops+nerr, strings.Join(errs, "; "))
+		return 0
+	}
+	fmt.Printf("ok %d ops, %d multi-gets\n", ops, mgets)
+	return 0
+}
+
+// kvsLoadWorkers is how many clients kvsLoad runs at once.
+const kvsLoadWorkers = 4
+
+// kvsLoadWorker is one client of kvsLoad, on keys of its own: it returns
+// its operations, multi-gets and errors, and the first errors.
+func kvsLoadWorker(addrs []string, prefix, stop string, deadline time.Time) (ops, mgets, nerr int, errs []string) {
 	last := map[string]string{} // acknowledged values
 	unsure := map[string]bool{} // a set failed: it may have applied
-	deadline := time.Now().Add(2 * time.Minute)
 	for n := 0; time.Now().Before(deadline); n++ {
 		if n%20 == 0 {
 			if _, err := os.Stat(stop); err == nil {
@@ -268,10 +297,5 @@ func kvsLoad(addrs []string, prefix, stop string) int {
 			errs = append(errs, fmt.Sprintf("%s: %q %v", key, got, err))
 		}
 	}
-	if nerr > 0 {
-		fmt.Printf("errors: %d of %d ops: %s\n", nerr, ops+nerr, strings.Join(errs, "; "))
-		return 0
-	}
-	fmt.Printf("ok %d ops, %d multi-gets\n", ops, mgets)
-	return 0
+	return ops, mgets, nerr, errs
 }

@@ -14,8 +14,8 @@ import (
 // or drained, a rebalance, a failover), the nodes learn the new map at
 // slightly different times: a request forwarded to the old primary meanwhile
 // comes back "SERVER_ERROR lbd: unavailable: ..." (it ran nowhere), and a
-// write the old primary ran is refused by its backup under the newer epoch
-// (and undone there). The forwarding node does what a smart client would
+// write the old primary ran is refused by its backups under the newer
+// epoch (and undone there). The forwarding node does what a smart client would
 // on Redis Cluster's MOVED or Couchbase's NOT_MY_VBUCKET: once its own map
 // is a newer one than the request was routed by, it sends the request to
 // the slot's primary in that map, at most moveWait after it first sent
@@ -54,15 +54,15 @@ type stickyFwd struct {
 	node string
 	f    *future
 	ver  uint64 // the map version it was routed by
-	// queued: it ran nowhere and waits on the retry queue.
+	// queued: it ran nowhere and is being sent again.
 	queued *atomic.Bool
 }
 
 // inFlight returns the session's last forward for slot whose final reply
 // is not in yet: a later request of the slot goes where it went (and
 // never runs here before it), so that it fails, if it does, behind it and
-// is retried after it; once that one waits on the retry queue, the later
-// one waits there too, behind it.
+// is sent again after it; once that one is being sent again, the later one
+// is sent only after it (see before).
 func (s *session) inFlight(slot int) (stickyFwd, bool) {
 	if s.ow == nil {
 		return stickyFwd{}, false
@@ -84,7 +84,7 @@ func (s *session) stick(slot int, node string, out *future, ver uint64, queued *
 	o.sticky[slot] = stickyFwd{node: node, f: out, ver: ver, queued: queued}
 }
 
-// behindRetry is the reply of a request that waits on the retry queue
+// behindRetry is the first reply of a request that waits to be sent
 // behind an earlier one of its slot (see inFlight).
 const behindRetry = "behind a request sent again"
 

@@ -390,7 +390,7 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	var nodes []string
 	serving := r.serving()
 	// behind: a key goes where the session's request in flight for its
-	// slot went; queued: that one waits on the retry queue.
+	// slot went; queued: that one is being sent again.
 	behind, queued := false, false
 	for i, k := range keys {
 		sl := slots.Of(k)
