@@ -439,3 +439,36 @@ func TestClusterMoveTargetBehind(t *testing.T) {
 	}
 	t.Logf("set through st3, st2 behind: STORED after %v", time.Since(start).Round(time.Millisecond))
 }
+
+// TestClusterMovePipelinedMeta: the meta protocol's write, arithmetic and
+// reads of one key, pipelined through a node whose map is behind while
+// the key's slot moves (as TestClusterMovePipelined): in order, each
+// reading the one before, the arithmetic applied once.
+func TestClusterMovePipelinedMeta(t *testing.T) {
+	tc := startCluster(t, 3, 1, slots.Sync)
+	k := keysWhere(tc.slotMap(), "plm:", 1, func(s slots.Slot) bool {
+		return s.Primary == "st1" && slices.Equal(s.InSync, []string{"st2"})
+	})[0]
+	if !setVia(t, tc.addrs[0], k, "old") {
+		t.Fatal("set before the move failed")
+	}
+	c := dialText(t, tc.addrs[2])
+	defer c.close()
+	tc.stores[2].cut(true)
+	tc.moveSlot(t, k, "st2")
+	io.WriteString(c.c, fmt.Sprintf("ms %s 3\r\n100\r\nmg %s v\r\nma %s\r\nmg %s v\r\nma %s q D5 MD\r\nmg %s v\r\nmn\r\n", k, k, k, k, k, k))
+	tc.thawLater(2, 300*time.Millisecond)
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got strings.Builder
+	for !strings.HasSuffix(got.String(), "MN\r\n") {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %q: %v", got.String(), err)
+		}
+		got.WriteString(line)
+	}
+	// (A decrement keeps the value's length, as memcached's: "96 ".)
+	if want := "HD\r\nVA 3\r\n100\r\nHD\r\nVA 3\r\n101\r\nVA 3\r\n96 \r\nMN\r\n"; got.String() != want {
+		t.Fatalf("meta pipeline through st3 during the move:\n%q\nwant\n%q", got.String(), want)
+	}
+}
