@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -111,4 +112,33 @@ func testKVSCluster(t *testing.T, yaml string, nodes, others [][2]string) {
 		last = out
 		return err == nil
 	})
+}
+
+// TestClusterKVSMemccapable runs libmemcached's conformance checker from a
+// client's namespace through each of three real lbd storage nodes of one
+// store (replicas: 1 sync): most of its keys are forwarded to another
+// node's primary and replicated to a third, and its flush_all goes to the
+// whole cluster.
+func TestClusterKVSMemccapable(t *testing.T) {
+	path, err := exec.LookPath("memccapable")
+	if err != nil {
+		t.Fatalf("memccapable not installed (Debian package libmemcached-tools, make deps): %v", err)
+	}
+	l := newClusterLab(t, kvsCluster, kvsStorage)
+	l.host("cl", "10.99.0.10")
+	var all []string
+	for _, n := range kvsStorage {
+		all = append(all, n[0])
+		l.startNode(n[0])
+	}
+	l.leader(all...)
+	l.kvsSettled(all, "the tenant placed and served through every node")
+	for _, n := range kvsStorage {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.full("cl"), path, "-a", "-h", n[1], "-p", "13111").CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), "All tests passed") {
+			t.Errorf("memccapable through %s: %v\n%s", n[0], err, out)
+		}
+	}
 }

@@ -162,10 +162,11 @@ func (d *Daemon) askPeer(ctx context.Context, rc *raftControl, cfg *config.Confi
 	return nil
 }
 
-// askStorage asks every storage node of the cluster (in parallel; this
-// node in-process) for tenant's figures and, with since set, its series.
-// Without a cluster section only this node is asked.
-func (d *Daemon) askStorage(ctx context.Context, tenant string, since int64) []tenantReport {
+// storagePeers is what the panel asks storage nodes with: the file, this
+// node, the raft node (nil without a cluster section) and the storage
+// nodes to ask, in file order: every one in a cluster, otherwise this node
+// alone if it is one.
+func (d *Daemon) storagePeers() (*config.Config, config.Node, *raftControl, []config.Node) {
 	d.mu.RLock()
 	cfg, self := d.cfg, d.node
 	d.mu.RUnlock()
@@ -176,6 +177,14 @@ func (d *Daemon) askStorage(ctx context.Context, tenant string, since int64) []t
 			nodes = append(nodes, n)
 		}
 	}
+	return cfg, self, rc, nodes
+}
+
+// askStorage asks every storage node of the cluster (in parallel; this
+// node in-process) for tenant's figures and, with since set, its series.
+// Without a cluster section only this node is asked.
+func (d *Daemon) askStorage(ctx context.Context, tenant string, since int64) []tenantReport {
+	cfg, self, rc, nodes := d.storagePeers()
 	out := make([]tenantReport, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
@@ -288,16 +297,7 @@ func (d *Daemon) slotMap(tenant string) *slots.Map {
 // A node that does not answer stops the listing with an error naming it
 // (its keys are not skipped silently).
 func (d *Daemon) clusterKeys(ctx context.Context, tenant, cursor, prefix string, limit int) (kvs.KeyPage, error) {
-	d.mu.RLock()
-	cfg, self := d.cfg, d.node
-	d.mu.RUnlock()
-	rc := d.raftNode()
-	var nodes []config.Node
-	for _, n := range cfg.Nodes {
-		if n.Role.IsStorage() && (rc != nil || n.Name == self.Name) {
-			nodes = append(nodes, n)
-		}
-	}
+	cfg, self, rc, nodes := d.storagePeers()
 	if len(nodes) == 0 {
 		return kvs.KeyPage{}, errors.New("no storage node to list the keys of")
 	}

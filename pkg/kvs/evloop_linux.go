@@ -324,16 +324,25 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	srv.evconns[c] = struct{}{}
 	srv.mu.Unlock()
 
-	l := p.pick(fd)
-	l.mu.Lock()
-	l.conns[int32(fd)] = c
-	l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		srv.svc.log.Warn("kvs: epoll_ctl add", "tenant", srv.svc.name, "err", err)
-		l.closeConn(c)
+	if err := p.attach(c); err != nil {
+		srv.svc.log.Warn("kvs: connection not served", "tenant", srv.svc.name, "err", err)
 	}
 	return true
+}
+
+// attach puts c on its loop and has the loop watch its socket; if the
+// loop cannot, c is closed and the error returned.
+func (p *evPool) attach(c *evConn) error {
+	l := p.pick(c.fd)
+	l.mu.Lock()
+	l.conns[int32(c.fd)] = c
+	l.mu.Unlock()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		l.closeConn(c)
+		return fmt.Errorf("kvs: epoll_ctl add: %w", err)
+	}
+	return nil
 }
 
 // takeFD takes nc's socket out of Go's poller: it returns a duplicate of

@@ -35,14 +35,8 @@ func (p *evPool) addProto(s *ProtoServer, nc net.Conn, pc ProtoConn) bool {
 	}
 	s.evfds[fd] = c.act
 	s.mu.Unlock()
-	l := p.pick(fd)
-	l.mu.Lock()
-	l.conns[int32(fd)] = c
-	l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		s.log.Warn("kvs: epoll_ctl add", "err", err)
-		l.closeConn(c)
+	if err := p.attach(c); err != nil {
+		s.log.Warn("kvs: connection not served", "err", err)
 	}
 	return true
 }
