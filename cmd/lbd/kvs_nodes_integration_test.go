@@ -211,13 +211,13 @@ func allInSync(ms []kvs.MemberStatus) bool {
 }
 
 // kvsLoad is the probe's "KVS load PREFIX STOPFILE": until STOPFILE exists
-// (at most two minutes), kvsLoadWorkers clients each set a key of 200 on a
-// new connection to a random node and read it back at once on a new
-// connection to another; every fourth time also the key and three others
-// with one multi-get (their slots on different nodes, split and merged by
-// the cluster) through a third, which must hold every value last
-// acknowledged, in order. It prints "ok N ops, M multi-gets", or "errors"
-// with the count and the first ones.
+// (at most two minutes), kvsLoadWorkers clients at once each set a key of
+// their share of PREFIX0..PREFIX199 on a new connection to a random node
+// and read it back at once on a new connection to another; every fourth
+// time also the key and three others with one multi-get (their slots on
+// different nodes, split and merged by the cluster) through a third, which
+// must hold every value last acknowledged, in order. It prints "ok N ops,
+// M multi-gets", or "errors" with the count and the first ones.
 func kvsLoad(addrs []string, prefix, stop string) int {
 	var mu sync.Mutex
 	var errs []string
@@ -228,7 +228,7 @@ func kvsLoad(addrs []string, prefix, stop string) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o, m, e, es := kvsLoadWorker(addrs, fmt.Sprintf("%s%d:", prefix, w), stop, deadline)
+			o, m, e, es := kvsLoadWorker(addrs, prefix, w, stop, deadline)
 			mu.Lock()
 			defer mu.Unlock()
 			ops, mgets, nerr = ops+o, mgets+m, nerr+e
@@ -247,9 +247,12 @@ func kvsLoad(addrs []string, prefix, stop string) int {
 // kvsLoadWorkers is how many clients kvsLoad runs at once.
 const kvsLoadWorkers = 4
 
-// kvsLoadWorker is one client of kvsLoad, on keys of its own: it returns
-// its operations, multi-gets and errors, and the first errors.
-func kvsLoadWorker(addrs []string, prefix, stop string, deadline time.Time) (ops, mgets, nerr int, errs []string) {
+// kvsLoadWorker is client w of kvsLoad, on keys of its own (PREFIXi, i
+// modulo kvsLoadWorkers w): it returns its operations, multi-gets and
+// errors, and the first errors.
+func kvsLoadWorker(addrs []string, prefix string, w int, stop string, deadline time.Time) (ops, mgets, nerr int, errs []string) {
+	const share = 200 / kvsLoadWorkers
+	keyOf := func(n int) string { return prefix + strconv.Itoa(n%share*kvsLoadWorkers+w) }
 	last := map[string]string{} // acknowledged values
 	unsure := map[string]bool{} // a set failed: it may have applied
 	for n := 0; time.Now().Before(deadline); n++ {
@@ -258,7 +261,7 @@ func kvsLoadWorker(addrs []string, prefix, stop string, deadline time.Time) (ops
 				break
 			}
 		}
-		key, val := prefix+strconv.Itoa(n%200), fmt.Sprintf("v%d", n)
+		key, val := keyOf(n), fmt.Sprintf("v%d-%d", n, w)
 		from := rand.IntN(len(addrs))
 		to := (from + 1 + rand.IntN(len(addrs)-1)) % len(addrs)
 		got, err := kvsRoundTrip(addrs[from], fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val), "\r\n")
@@ -273,7 +276,7 @@ func kvsLoadWorker(addrs []string, prefix, stop string, deadline time.Time) (ops
 				}
 				keys := []string{key}
 				for j := 1; j <= 3; j++ {
-					keys = append(keys, prefix+strconv.Itoa((n+j*67)%200))
+					keys = append(keys, keyOf(n+j*17))
 				}
 				want, check := "", true
 				for _, k := range keys {
