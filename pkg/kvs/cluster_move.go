@@ -103,8 +103,7 @@ func (s *session) unavailableSlot(slot int, req []byte, msg string) {
 
 // retrySlot returns the final reply of req, routed by the map of version
 // ver and sent to node with reply f: f, or while f says the request ran
-// nowhere, the reply of req sent again to the slot's primary once this
-// node's map changed (see waitMap).
+// nowhere, the reply of req sent again once it may run (see waitMap).
 func (s *session) retrySlot(slot int, node string, req []byte, f *future, ver uint64) *future {
 	o := s.ow
 	r := s.svc.router
@@ -120,7 +119,7 @@ func (s *session) retrySlot(slot int, node string, req []byte, f *future, ver ui
 				return
 			}
 			o.retries.push(func() {
-				next, nver := r.waitMap(slot, ver, deadline)
+				next, nver := r.waitMap(slot, ver, f.data, deadline)
 				if next == "" {
 					out.complete(f.data)
 					return
@@ -144,19 +143,51 @@ func (s *session) retrySlot(slot int, node string, req []byte, f *future, ver ui
 	return out
 }
 
-// waitMap waits until this node's map is another than version ver (the
-// one a request that ran nowhere was routed by: a move, a failover, a
-// fence lifted) and returns the slot's primary in it and its version; ""
-// at deadline, or if the slot has no primary. Only a new map sends a
-// request again: a node cut off keeps failing fast rather than serve from
-// a map it has not refreshed.
-func (r *router) waitMap(slot int, ver uint64, deadline time.Time) (string, uint64) {
+// refusalPoll is how soon a request that the slot's primary in this
+// node's map refused is sent to it again (see waitMap).
+const refusalPoll = 20 * time.Millisecond
+
+// waitMap waits until a request of slot that ran nowhere (its reply),
+// routed by this node's map of version ver, may run, and returns the node
+// to send it to and the map version; "" at deadline, or if the slot has no
+// primary. It may run:
+//   - at the slot's primary in this node's map once that map is another
+//     than version ver (a move, a failover, a fence lifted). A node cut
+//     off, whose map is old, keeps failing rather than serve from a map it
+//     has not refreshed;
+//   - here, once this node is the slot's primary and serves it again (its
+//     lease granted again after a leader change);
+//   - at the slot's primary, another node, that refused it: after
+//     refusalPoll, for its own map may be behind this one, or its lease
+//     being granted again, which this node does not see. (A node that
+//     could not be reached is not tried again before the map changes.)
+//
+// It waits on the node's changes (see clusterNode.changes): a request is
+// sent again as soon as the map or the lease that lets it run is here.
+func (r *router) waitMap(slot int, ver uint64, reply []byte, deadline time.Time) (string, uint64) {
+	self := r.n.opts.Node
+	r.waiting.Add(1)
+	defer r.waiting.Add(-1)
+	var poll <-chan time.Time
+	wait := time.NewTimer(time.Until(deadline))
+	defer wait.Stop()
 	for {
-		if v := r.ver.Load(); v != ver {
-			if m := r.m.Load(); m != nil && m.Slots[slot].Primary != "" {
-				return m.Slots[slot].Primary, v
-			}
-			return "", v
+		ch := r.n.changes()
+		v, m := r.ver.Load(), r.m.Load()
+		primary := ""
+		if m != nil {
+			primary = m.Slots[slot].Primary
+		}
+		switch {
+		case v != ver:
+			return primary, v
+		case primary == self && r.servingSlot(slot):
+			return self, v
+		case primary != "" && primary != self && poll == nil &&
+			bytes.HasPrefix(reply, []byte("SERVER_ERROR lbd: unavailable: node "+primary+" is not serving")):
+			t := time.NewTimer(refusalPoll)
+			defer t.Stop()
+			poll = t.C
 		}
 		if !time.Now().Before(deadline) {
 			return "", ver
@@ -164,7 +195,11 @@ func (r *router) waitMap(slot int, ver uint64, deadline time.Time) (string, uint
 		select {
 		case <-r.n.ctx.Done():
 			return "", ver
-		case <-time.After(5 * time.Millisecond):
+		case <-wait.C:
+			return "", ver
+		case <-poll:
+			return primary, v
+		case <-ch:
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,9 @@ type testCluster struct {
 	cfg   TenantConfig
 	// external: the leader is a RunMonitor, not node 0.
 	external bool
+	// notLeading makes the external leader's monitor stop probing (as
+	// while raft elects a new leader).
+	notLeading atomic.Bool
 	// stores are the nodes' views of the state (cut off in a partition).
 	stores []*cutStore
 	// mu guards tiers against a reader while a node restarts (tests that
@@ -132,7 +136,7 @@ func startClusterWith(t testing.TB, n, replicas int, replication string, externa
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			RunMonitor(ctx, testLogger(t), ClusterOptions{Store: tc.store, IsLeader: func() bool { return true }})
+			RunMonitor(ctx, testLogger(t), ClusterOptions{Store: tc.store, IsLeader: func() bool { return !tc.notLeading.Load() }})
 		}()
 		t.Cleanup(func() { cancel(); <-done })
 	}
