@@ -48,6 +48,9 @@ type cutStore struct {
 	cluster.Store
 	mu     sync.Mutex
 	frozen map[string]cluster.Entry // nil: not cut
+	// gate, if set, holds the node's writes until it is closed (a
+	// leader being elected).
+	gate chan struct{}
 }
 
 func (s *cutStore) cut(on bool) {
@@ -91,10 +94,17 @@ func (s *cutStore) List(prefix string) []cluster.Entry {
 
 func (s *cutStore) Propose(ctx context.Context, ops ...cluster.Op) (uint64, error) {
 	s.mu.Lock()
-	cut := s.frozen != nil
+	cut, gate := s.frozen != nil, s.gate
 	s.mu.Unlock()
 	if cut {
 		return 0, cluster.ErrNoLeader
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
 	return s.Store.Propose(ctx, ops...)
 }
