@@ -22,7 +22,11 @@
 # alone, with the in-memory cluster state).
 #
 # Env: BENCH_DURATION (s per run, default 5), BENCH_ROUNDS (default 3),
-#      BENCH_CONNS (default 48), BENCH_FAILOVER_RUNS (default 20).
+#      BENCH_CONNS (default 48), BENCH_FAILOVER_RUNS (default 20),
+#      BENCH_RAFT_HEARTBEAT (raft's heartbeat and election timeouts of the
+#      real-process failover, e.g. 500ms; lbd's defaults if unset),
+#      BENCH_FAILOVER_TRACE (a directory: each kill's writer trace and
+#      node logs, to see where a request waited).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -207,7 +207,10 @@ func (l *clusterLab) mostPrimaries(all []string) string {
 // other nodes; the gap of a key is its last acknowledged set before the
 // kill to its first after, and a run's unavailability the longest gap.
 // The victim goes round the nodes (the raft leader among them), and is
-// restarted and its slots rebuilt before the next run.
+// restarted and its slots rebuilt before the next run. With
+// BENCH_FAILOVER_TRACE=DIR, each run leaves in DIR the writers' calls that
+// failed or ended after the kill (start and end from the kill, the node,
+// the answer) and the nodes' logs (debug level): where a request waited.
 func TestClusterKVSFailoverUnavailability(t *testing.T) {
 	runs, _ := strconv.Atoi(os.Getenv("BENCH_FAILOVER_RUNS"))
 	if runs <= 0 {
@@ -286,6 +289,12 @@ func (l *clusterLab) failoverGap(victim string, via []string, prefix string) (ti
 	gaps := make([]time.Duration, writers)
 	errs := make([]error, writers)
 	acked := make(chan struct{}, writers)
+	type call struct {
+		w          int
+		start, end time.Time
+		addr, what string
+	}
+	traces := make([][]call, writers)
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Add(1)
@@ -303,11 +312,15 @@ func (l *clusterLab) failoverGap(victim string, via []string, prefix string) (ti
 					c = &kvhistory.Pool{Addrs: via, Rng: rand.New(rand.NewPCG(uint64(w), 1)), Timeout: 2 * time.Second}
 				}
 				var reply string
+				start := time.Now()
 				err := netnstest.Do(l.full("cl"), func() (err error) {
 					reply, _, err = c.Call(fmt.Sprintf("set %s 0 0 1\r\nx\r\n", key))
 					return err
 				})
 				now := time.Now()
+				if reply != "STORED\r\n" || killed.Load() != 0 {
+					traces[w] = append(traces[w], call{w, start, now, c.Last, strings.TrimSpace(reply) + fmt.Sprint(" ", err)})
+				}
 				lastReply, lastErr = reply, err
 				if err != nil {
 					c.Close()
@@ -343,6 +356,28 @@ func (l *clusterLab) failoverGap(victim string, via []string, prefix string) (ti
 	l.kill(victim) // returns once the process is gone
 	killed.Store(time.Now().UnixNano())
 	wg.Wait()
+	if dir := os.Getenv("BENCH_FAILOVER_TRACE"); dir != "" {
+		k := time.Unix(0, killed.Load())
+		var all []call
+		for _, t := range traces {
+			all = append(all, t...)
+		}
+		slices.SortFunc(all, func(a, b call) int { return a.start.Compare(b.start) })
+		var b strings.Builder
+		fmt.Fprintf(&b, "kill %s at %s\n", victim, k.Format(time.StampMicro))
+		for _, c := range all {
+			fmt.Fprintf(&b, "w%02d %+8.3fs %+8.3fs %6.3fs %s %s\n", c.w, c.start.Sub(k).Seconds(), c.end.Sub(k).Seconds(), c.end.Sub(c.start).Seconds(), c.addr, c.what)
+		}
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, prefix+"trace.txt"), []byte(b.String()), 0o644)
+		for name, n := range l.nodes {
+			if n.d != nil {
+				if data, err := os.ReadFile(n.d.log); err == nil {
+					os.WriteFile(filepath.Join(dir, prefix+name+".log"), data, 0o644)
+				}
+			}
+		}
+	}
 	for w := range writers {
 		if errs[w] != nil {
 			return 0, errs[w]

@@ -115,6 +115,33 @@ type clusterNode struct {
 	// cut simulates a network partition (tests): no peer connection in
 	// or out.
 	cut atomic.Bool
+	// changed is closed, and replaced, when something that decides where
+	// a request may run changes here: a tenant's map, the lease granted
+	// again (see changes).
+	chMu    sync.Mutex
+	changed chan struct{}
+}
+
+// changes returns a channel closed at the next change of a map or of the
+// lease: a request waiting to run (see waitVer) takes it before it looks
+// at the state, so that no change is missed.
+func (n *clusterNode) changes() <-chan struct{} {
+	n.chMu.Lock()
+	defer n.chMu.Unlock()
+	if n.changed == nil {
+		n.changed = make(chan struct{})
+	}
+	return n.changed
+}
+
+// notify wakes the requests waiting for a change (see changes).
+func (n *clusterNode) notify() {
+	n.chMu.Lock()
+	defer n.chMu.Unlock()
+	if n.changed != nil {
+		close(n.changed)
+		n.changed = nil
+	}
 }
 
 // partition cuts the node off from the other nodes (tests), or heals it:
@@ -415,6 +442,9 @@ type router struct {
 	m      atomic.Pointer[slots.Map]
 	ver    atomic.Uint64
 	sessID atomic.Uint64
+	// waiting counts the requests that ran nowhere and wait to be sent
+	// again (see waitVer).
+	waiting atomic.Int32
 }
 
 // refresh loads the tenant's map if it changed, and raises the store's cas
@@ -433,6 +463,7 @@ func (r *router) refresh() {
 	r.ver.Store(e.Version)
 	raiseCAS(r.repl.inner, m.MaxEpoch()<<slots.EpochShift)
 	r.repl.mapChanged(m)
+	r.n.notify()
 }
 
 // owner returns the node that serves key's slot.

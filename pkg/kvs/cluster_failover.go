@@ -65,7 +65,9 @@ func (n *clusterNode) renewLease() {
 			n.log.Debug("kvs: lease not renewed: cluster state not reached", "err", err)
 			return
 		}
+		n.log.Debug("kvs: lease granted again after a barrier", "barrier", time.Since(now))
 		raiseLease(&n.lease, until)
+		n.notify() // the requests waiting for the lease run now
 	}()
 }
 
@@ -133,8 +135,14 @@ func RunMonitor(ctx context.Context, log *slog.Logger, opts ClusterOptions) erro
 	return nil
 }
 
+// leaderPoll is how often the monitor looks whether this node became the
+// leader, at most: a new leader starts probing at once (the nodes' leases
+// lapse while no leader probes them).
+const leaderPoll = 50 * time.Millisecond
+
 // monitorLoop runs the health checks of the storage nodes while this node
-// is the leader, and fails their slots over when they go down.
+// is the leader, and fails their slots over when they go down: at once
+// when a check says so, and every MonitorInterval.
 func (n *clusterNode) monitorLoop() {
 	defer n.wg.Done()
 	var chk *healthcheck.Checker
@@ -150,23 +158,35 @@ func (n *clusterNode) monitorLoop() {
 		}
 	}
 	defer stopChecker()
+	// down is kicked by a check's transition (a node down or up).
+	down := make(chan struct{}, 1)
+	kick := func(healthcheck.Transition) {
+		select {
+		case down <- struct{}{}:
+		default:
+		}
+	}
 	var last string // the targets given to chk
+	var next time.Time
 	ticks := 0
-	tick := time.NewTicker(n.opts.MonitorInterval)
+	tick := time.NewTicker(min(leaderPoll, n.opts.MonitorInterval))
 	defer tick.Stop()
 	for {
+		kicked := false
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-tick.C:
+		case <-down:
+			kicked = true
 		}
 		if !n.opts.IsLeader() {
 			stopChecker()
 			continue
 		}
 		if chk == nil {
-			last = ""
-			opts := healthcheck.Options{Logger: n.log, Jitter: -1}
+			last, next = "", time.Time{}
+			opts := healthcheck.Options{Logger: n.log, Jitter: -1, OnTransition: kick}
 			if n.opts.ClientTLS != nil {
 				opts.Dialer = tlsDialer{n.opts.ClientTLS}
 			}
@@ -178,15 +198,23 @@ func (n *clusterNode) monitorLoop() {
 				chk.Run(ctx)
 			}(chk, run.done)
 		}
-		if ts := n.targets(); fmt.Sprint(ts) != last {
-			if err := chk.Update(ts); err != nil {
-				n.log.Warn("kvs: storage node checks", "err", err)
+		due := !time.Now().Before(next)
+		if due {
+			next = time.Now().Add(n.opts.MonitorInterval)
+			if ts := n.targets(); fmt.Sprint(ts) != last {
+				if err := chk.Update(ts); err != nil {
+					n.log.Warn("kvs: storage node checks", "err", err)
+				}
+				last = fmt.Sprint(ts)
 			}
-			last = fmt.Sprint(ts)
 		}
-		n.failover(chk)
-		if ticks++; ticks%rebalanceTicks == 0 {
-			n.rebalance(chk)
+		if due || kicked {
+			n.failover(chk)
+		}
+		if due {
+			if ticks++; ticks%rebalanceTicks == 0 {
+				n.rebalance(chk)
+			}
 		}
 	}
 }

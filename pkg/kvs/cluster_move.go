@@ -220,25 +220,33 @@ func (r *router) send(node string, sid uint64, req []byte) *future {
 	return f
 }
 
-// waitVer waits until this node's map is another than version ver (the
-// one a request that ran nowhere was routed by: a move, a failover, a
-// fence lifted) and returns it and its version; nil at deadline. Only a
-// new map sends a request again: a node cut off keeps failing fast rather
-// than serve from a map it has not refreshed.
+// waitVer waits until something that decides where a request may run
+// changes here (see clusterNode.changes): this node's map is another than
+// version ver (the one a request that ran nowhere was routed by: a move, a
+// failover, a fence lifted), or its lease is granted again (it may be the
+// slot's primary); it returns the map and its version, nil at deadline.
+// The requests waiting are woken by the change itself, not by a poll.
+// Only a change sends a request again at once: a node cut off keeps
+// failing rather than serve from a map it has not refreshed.
 func (r *router) waitVer(ver uint64, deadline time.Time) (*slots.Map, uint64) {
+	r.waiting.Add(1)
+	defer r.waiting.Add(-1)
+	wait := time.NewTimer(time.Until(deadline))
+	defer wait.Stop()
 	for {
-		if v := r.ver.Load(); v != ver {
-			if m := r.m.Load(); m != nil {
-				return m, v
-			}
-		}
-		if !time.Now().Before(deadline) {
-			return nil, ver
+		ch := r.n.changes()
+		if v, m := r.ver.Load(), r.m.Load(); v != ver && m != nil {
+			return m, v
 		}
 		select {
 		case <-r.n.ctx.Done():
 			return nil, ver
-		case <-time.After(5 * time.Millisecond):
+		case <-wait.C:
+			return nil, ver
+		case <-ch:
+			if m := r.m.Load(); m != nil && r.ver.Load() == ver {
+				return m, ver // the lease granted again, or another tenant's map
+			}
 		}
 	}
 }

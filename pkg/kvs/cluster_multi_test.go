@@ -301,14 +301,6 @@ func readReply(c *textConn) (string, error) {
 	}
 }
 
-// router returns node i's router of tenant t.
-func (tc *testCluster) router(i int) *router {
-	tier := tc.tiers[i]
-	tier.mu.Lock()
-	defer tier.mu.Unlock()
-	return tier.cluster.routers["t"]
-}
-
 // TestStaleWriteAppliedNowhere: a write refused by a backup under a newer
 // epoch says "unavailable" (it may be sent again to the new primary) only
 // when no backup applied it: with two backups, the other one may have, and

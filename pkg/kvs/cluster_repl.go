@@ -50,8 +50,9 @@ type replicator struct {
 	mu      sync.Mutex
 	streams map[string]*peerConn // backup node → its stream
 	closed  bool
-	// shrinkMu serializes in-sync shrinks.
+	// shrinkMu serializes in-sync shrinks; shrinks counts them.
 	shrinkMu sync.Mutex
+	shrinks  atomic.Int64
 	rb       rebuilds
 	// holdUntil (unix nanoseconds): a backup left the in-sync sets, and
 	// writes are acknowledged only after this (see shrink).
@@ -140,6 +141,13 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	l.mu.Lock()
 	for l.pending[string(key)] > 0 && m.Replication == slots.Sync {
 		l.cond.Wait() // a read-modify-write reads acknowledged data only
+		// A backup may have left the in-sync set meanwhile: the write
+		// does not wait for it (and hold writes again, see shrink). Under
+		// another primary or epoch the old placement stays, and the
+		// backups refuse the record as stale.
+		if _, cur, cm := rp.slot(key); cur.Primary == s.Primary && cur.Epoch == s.Epoch {
+			s, m = cur, cm
+		}
 	}
 	var op Op
 	var prev Item
@@ -259,6 +267,7 @@ func appliedNowhere(all []*future) bool {
 // the backup's lease, renewed at the latest when it stopped answering, has
 // run out (see holding): no read there misses an acknowledged write.
 func (rp *replicator) shrink(backup string, slot int, epoch uint64) error {
+	rp.shrinks.Add(1)
 	rp.hold()
 	defer rp.hold()
 	rp.shrinkMu.Lock()
@@ -266,7 +275,9 @@ func (rp *replicator) shrink(backup string, slot int, epoch uint64) error {
 	self := rp.r.n.opts.Node
 	ctx, cancel := context.WithTimeout(rp.r.n.ctx, rp.r.n.opts.RequestTimeout)
 	defer cancel()
+	shrunk := false
 	_, err := updateMap(ctx, rp.r.n.opts.Store, rp.r.tenant, func(cur *slots.Map) (*slots.Map, error) {
+		shrunk = false
 		s := cur.Slots[slot]
 		if s.Primary != self || s.Epoch != epoch {
 			return nil, fmt.Errorf("%w: slot %d", slots.ErrNotPrimary, slot)
@@ -280,10 +291,13 @@ func (rp *replicator) shrink(backup string, slot int, epoch uint64) error {
 		if len(epochs) == 0 {
 			return nil, nil // already out
 		}
+		shrunk = true
 		return cur.ShrinkInSync(self, backup, epochs)
 	})
 	if err == nil {
-		rp.r.n.log.Warn("kvs: backup left the in-sync set", "tenant", rp.r.tenant, "backup", backup)
+		if shrunk {
+			rp.r.n.log.Warn("kvs: backup left the in-sync set", "tenant", rp.r.tenant, "backup", backup)
+		}
 		rp.r.refresh()
 	}
 	return err

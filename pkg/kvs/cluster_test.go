@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,9 @@ type testCluster struct {
 	cfg   TenantConfig
 	// external: the leader is a RunMonitor, not node 0.
 	external bool
+	// notLeading makes the external leader's monitor stop probing (as
+	// while raft elects a new leader).
+	notLeading atomic.Bool
 	// stores are the nodes' views of the state (cut off in a partition).
 	stores []*cutStore
 	// mu guards tiers against a reader while a node restarts (tests that
@@ -44,6 +48,9 @@ type cutStore struct {
 	cluster.Store
 	mu     sync.Mutex
 	frozen map[string]cluster.Entry // nil: not cut
+	// gate, if set, holds the node's writes until it is closed (a
+	// leader being elected).
+	gate chan struct{}
 }
 
 func (s *cutStore) cut(on bool) {
@@ -87,10 +94,17 @@ func (s *cutStore) List(prefix string) []cluster.Entry {
 
 func (s *cutStore) Propose(ctx context.Context, ops ...cluster.Op) (uint64, error) {
 	s.mu.Lock()
-	cut := s.frozen != nil
+	cut, gate := s.frozen != nil, s.gate
 	s.mu.Unlock()
 	if cut {
 		return 0, cluster.ErrNoLeader
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
 	return s.Store.Propose(ctx, ops...)
 }
@@ -132,7 +146,7 @@ func startClusterWith(t testing.TB, n, replicas int, replication string, externa
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			RunMonitor(ctx, testLogger(t), ClusterOptions{Store: tc.store, IsLeader: func() bool { return true }})
+			RunMonitor(ctx, testLogger(t), ClusterOptions{Store: tc.store, IsLeader: func() bool { return !tc.notLeading.Load() }})
 		}()
 		t.Cleanup(func() { cancel(); <-done })
 	}

@@ -188,7 +188,9 @@ type Pool struct {
 	Addrs   []string
 	Rng     *rand.Rand
 	Timeout time.Duration // per request, dial included
-	idle    map[string][]*poolConn
+	// Last is the address of the last Call.
+	Last string
+	idle map[string][]*poolConn
 }
 
 type poolConn struct {
@@ -199,6 +201,7 @@ type poolConn struct {
 // Call is a Caller.
 func (p *Pool) Call(req string) (string, bool, error) {
 	addr := p.Addrs[p.Rng.IntN(len(p.Addrs))]
+	p.Last = addr
 	var pc *poolConn
 	if idle := p.idle[addr]; len(idle) > 0 && p.Rng.IntN(2) == 0 {
 		pc, p.idle[addr] = idle[len(idle)-1], idle[:len(idle)-1]
