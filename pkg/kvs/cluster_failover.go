@@ -212,25 +212,26 @@ func (n *clusterNode) monitorLoop() {
 			n.failover(chk)
 		}
 		if due {
-			if ticks++; ticks%rebalanceTicks == 0 {
-				n.rebalance(chk)
-			}
+			ticks++
+			n.rebalance(chk, ticks%rebalanceTicks == 0)
 		}
 	}
 }
 
 // rebalanceTicks is how many monitor intervals apart the leader looks for
-// primaries to move (see rebalance).
+// slots to move (see rebalance); moves under way advance every interval.
 const rebalanceTicks = 5
 
-// rebalance moves primaries towards an even spread once the backups they
-// move to are in sync (a node added gets its backups rebuilt first, then
-// its share of primaries): for each tenant whose backups are all in sync
-// and whose nodes are all up, the map slots.Place gives, by
-// compare-and-set. A primary moves only to an in-sync backup (the two
-// swap), so no acknowledged write is lost; a write in flight at the old
-// primary meanwhile fails (its backup refuses the old epoch).
-func (n *clusterNode) rebalance(chk *healthcheck.Checker) {
+// rebalance carries the slots' moves (a rebalance, a node added or
+// drained) one step further and, with plan and none under way, starts the
+// moves towards an even spread (slots.Rebalance): for each tenant, while
+// every storage node is up, by compare-and-set. Every move is
+// make-before-break: a new backup joins and is rebuilt before the copy it
+// replaces leaves, and a primary moves only to an in-sync backup (the two
+// swap), so no slot has fewer in-sync copies meanwhile and no acknowledged
+// write is lost; a write in flight at the old primary fails (its backup
+// refuses the old epoch).
+func (n *clusterNode) rebalance(chk *healthcheck.Checker, plan bool) {
 	for _, st := range chk.States() {
 		if !st.Up {
 			return
@@ -240,16 +241,18 @@ func (n *clusterNode) rebalance(chk *healthcheck.Checker) {
 		tenant := strings.TrimPrefix(e.Key, slots.KeyPrefix)
 		ctx, cancel := context.WithTimeout(n.ctx, n.opts.RequestTimeout)
 		_, err := updateMap(ctx, n.opts.Store, tenant, func(cur *slots.Map) (*slots.Map, error) {
-			for _, s := range cur.Slots {
-				if len(s.InSync) != len(s.Backups) {
-					return nil, nil // a rebuild is under way
-				}
+			if !plan && cur.Moving() == 0 {
+				return nil, nil
 			}
-			next, err := slots.Place(cur, cur.Nodes, cur.Replicas, cur.Replication)
-			if err != nil || !movesPrimaries(cur, next) {
+			next, changed, err := slots.Rebalance(cur)
+			if err != nil || !changed {
 				return nil, err
 			}
-			n.log.Info("kvs: rebalancing primaries", "tenant", tenant)
+			if cur.Moving() == 0 {
+				n.log.Info("kvs: rebalancing", "tenant", tenant, "slots", next.Moving())
+			} else if next.Moving() == 0 {
+				n.log.Info("kvs: rebalanced", "tenant", tenant)
+			}
 			return next, nil
 		})
 		cancel()
@@ -257,16 +260,6 @@ func (n *clusterNode) rebalance(chk *healthcheck.Checker) {
 			n.log.Error("kvs: rebalance", "tenant", tenant, "err", err)
 		}
 	}
-}
-
-// movesPrimaries reports whether b gives any slot another primary than a.
-func movesPrimaries(a, b *slots.Map) bool {
-	for i := range a.Slots {
-		if a.Slots[i].Primary != b.Slots[i].Primary {
-			return true
-		}
-	}
-	return false
 }
 
 // targets are the storage nodes' peer listeners.

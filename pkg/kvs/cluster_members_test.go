@@ -24,6 +24,48 @@ func TestClusterMembersPlace(t *testing.T) {
 	if err != nil || !slices.Equal(mem.Placement(), file) {
 		t.Fatalf("seed: %v %v", mem, err)
 	}
+	// rebuilt marks every backup in sync (the rebuilds' part).
+	rebuilt := func() {
+		t.Helper()
+		for tn := range mustMaps(t, st) {
+			if _, err := updateMap(ctx, st, tn, func(cur *slots.Map) (*slots.Map, error) {
+				c := cur.Clone()
+				for i := range c.Slots {
+					c.Slots[i].InSync = slices.Clone(c.Slots[i].Backups)
+				}
+				return c, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// settle runs the rebuilds and the monitor's rebalance until it
+	// changes nothing.
+	settle := func() {
+		t.Helper()
+		for round := 0; ; round++ {
+			if round == 20 {
+				t.Fatal("the rebalance does not settle")
+			}
+			rebuilt()
+			changed := false
+			for tn := range mustMaps(t, st) {
+				if _, err := updateMap(ctx, st, tn, func(cur *slots.Map) (*slots.Map, error) {
+					next, ch, err := slots.Rebalance(cur)
+					if !ch {
+						return nil, err
+					}
+					changed = true
+					return next, err
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !changed {
+				return
+			}
+		}
+	}
 	place := func(want ...string) {
 		t.Helper()
 		mem, _, _, err := Members(st)
@@ -33,6 +75,7 @@ func TestClusterMembersPlace(t *testing.T) {
 		if _, err := PlaceMembers(ctx, st, mem, ts); err != nil {
 			t.Fatal(err)
 		}
+		settle()
 		maps, _ := Maps(st)
 		for tn, m := range maps {
 			if !slices.Equal(m.Nodes, want) {
@@ -49,6 +92,11 @@ func TestClusterMembersPlace(t *testing.T) {
 					}
 				}
 				p[s.Primary]++
+			}
+			for _, n := range want {
+				if p[n] < slots.Count/len(want) || p[n] > slots.Count/len(want)+1 {
+					t.Fatalf("%s primaries %v: uneven", tn, p)
+				}
 			}
 			t.Logf("%s primaries %v", tn, p)
 		}
@@ -67,22 +115,6 @@ func TestClusterMembersPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	place("st1", "st2", "st3", "st4")
-	// Every backup in sync again (the rebuild's part).
-	rebuilt := func() {
-		t.Helper()
-		for tn := range mustMaps(t, st) {
-			if _, err := updateMap(ctx, st, tn, func(cur *slots.Map) (*slots.Map, error) {
-				c := cur.Clone()
-				for i := range c.Slots {
-					c.Slots[i].InSync = slices.Clone(c.Slots[i].Backups)
-				}
-				return c, nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	rebuilt()
 
 	// Drain st2 while its slots' backups of a are out of sync: refused.
 	a := mustMaps(t, st)["a"]

@@ -36,6 +36,15 @@ type TenantClusterStatus struct {
 	// OutOfSync counts the backups (slot, node) not in sync: they miss
 	// writes until rebuilt (the lag in slots).
 	OutOfSync int `json:"out_of_sync"`
+	// Moving counts slots with a move under way (slots.Slot.Next).
+	Moving int `json:"moving"`
+	// MinInSync is the fewest in-sync copies (the primary and its in-sync
+	// backups) of any slot: below replicas+1 only while a failed node's
+	// copies are rebuilt, never because of a move.
+	MinInSync int `json:"min_in_sync"`
+	// Degraded counts slots with fewer in-sync copies than replicas+1 (or
+	// than the nodes, if fewer): a failed node's copies not rebuilt yet.
+	Degraded int `json:"degraded"`
 	// Rebuilds are the rebuilds this node runs as a primary.
 	Rebuilds []RebuildProgress `json:"rebuilds,omitempty"`
 }
@@ -106,11 +115,22 @@ func mapStatus(tenant string, m *slots.Map) TenantClusterStatus {
 	for _, n := range m.Nodes {
 		get(n)
 	}
+	want := min(m.Replicas+1, len(m.Nodes))
+	ts.MinInSync = want
 	for _, s := range m.Slots {
+		if len(s.Next) > 0 {
+			ts.Moving++
+		}
+		c := len(s.InSync)
 		if s.Primary == "" {
 			ts.Unavailable++
 		} else {
 			get(s.Primary).Primaries++
+			c++
+		}
+		ts.MinInSync = min(ts.MinInSync, c)
+		if c < want {
+			ts.Degraded++
 		}
 		for _, b := range s.Backups {
 			get(b).Backups++
@@ -135,8 +155,8 @@ func WriteClusterStatus(w io.Writer, st ClusterStatus, bars bool) {
 		WriteMembers(w, st.Members, bars)
 	}
 	for _, ts := range st.Tenants {
-		fmt.Fprintf(w, "tenant %s: %d slots, replicas %d %s, epoch %d, %d unavailable, %d backups out of sync\n",
-			ts.Tenant, slots.Count, ts.Replicas, ts.Replication, ts.Epoch, ts.Unavailable, ts.OutOfSync)
+		fmt.Fprintf(w, "tenant %s: %d slots, replicas %d %s, epoch %d, %d unavailable, %d backups out of sync, %d degraded, %d moving\n",
+			ts.Tenant, slots.Count, ts.Replicas, ts.Replication, ts.Epoch, ts.Unavailable, ts.OutOfSync, ts.Degraded, ts.Moving)
 		fmt.Fprintf(w, "  %-16s %9s %8s %8s\n", "node", "primaries", "backups", "in-sync")
 		for _, n := range ts.Nodes {
 			fmt.Fprintf(w, "  %-16s %9d %8d %8d\n", n.Node, n.Primaries, n.Backups, n.InSync)

@@ -738,7 +738,8 @@ func TestClusterStatus(t *testing.T) {
 		prim += n.Primaries
 		back += n.InSync
 	}
-	if ts.Replicas != 1 || prim != slots.Count || back != slots.Count || ts.OutOfSync != 0 || ts.Unavailable != 0 {
+	if ts.Replicas != 1 || prim != slots.Count || back != slots.Count || ts.OutOfSync != 0 || ts.Unavailable != 0 ||
+		ts.Moving != 0 || ts.MinInSync != 2 || ts.Degraded != 0 {
 		t.Fatalf("tenant status %+v", ts)
 	}
 	var b strings.Builder

@@ -125,18 +125,30 @@ func TestMembersWaiting(t *testing.T) {
 	if n, c := m.Waiting("a", rebuilding); n != "st1" || c != want {
 		t.Fatalf("waiting %s %d, want st1 %d", n, c, want)
 	}
-	// Once placed over the others, the drained node holds nothing.
+	// Placed over the others, the drained node serves no slot and keeps
+	// its in-sync copies until the new backups are in sync; then it
+	// holds nothing.
 	next, err := Place(r1, m.Placement(), 1, Sync)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tn, c := HeldSlots(map[string]*Map{"a": next}, "st1"); c != 0 {
-		t.Fatalf("st1 still holds %d slots of %s", c, tn)
-	}
 	for i, s := range next.Slots {
+		if s.Primary == "st1" {
+			t.Fatalf("slot %d: primary on the draining node", i)
+		}
 		if r1.Slots[i].Primary == "st1" && !slices.Contains(r1.Slots[i].InSync, s.Primary) {
 			t.Fatalf("slot %d: primary %s was not an in-sync backup", i, s.Primary)
 		}
+		if len(s.InSync)+1 < len(r1.Slots[i].InSync)+1 {
+			t.Fatalf("slot %d: %+v has fewer in-sync copies than %+v", i, s, r1.Slots[i])
+		}
+	}
+	allInSync(next)
+	if next, _ = Advance(next); next.Moving() != 0 {
+		t.Fatalf("%d slots still moving once every backup is in sync", next.Moving())
+	}
+	if tn, c := HeldSlots(map[string]*Map{"a": next}, "st1"); c != 0 {
+		t.Fatalf("st1 still holds %d slots of %s", c, tn)
 	}
 }
 

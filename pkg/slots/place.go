@@ -8,25 +8,32 @@ import (
 
 // Place returns the placement of a tenant over nodes (the storage nodes
 // that are members, alive or not), starting from prev (nil for a new
-// tenant): every slot gets a primary and min(replicas, len(nodes)-1)
-// backups on distinct nodes, each node about the same number of primaries
-// and of backups, and as few slots as possible move:
+// tenant). Place is pure: the raft leader calls it and commits the result
+// by compare-and-set.
 //
-//   - a primary stays where it is while its node is a member and under its
-//     share; a primary moves only to one of the slot's in-sync backups (the
-//     two swap, and no acknowledged write is lost) or, for a tenant without
-//     replicas (a cache), to any node (its items there are lost, as a cache's
-//     may be); otherwise it stays over its share until a backup it can move
-//     to is in sync (rebuilt), and a later Place moves it;
-//   - a slot whose primary is no longer a member goes to an in-sync backup
-//     if it has one, else to the least loaded node;
-//   - backups stay where they are within their node's share; new backups
-//     are not in sync until rebuilt (those of a new tenant, placed with
-//     prev nil, are: there is nothing to miss).
+// A new tenant is placed at once, every backup in sync (there is nothing
+// to miss). Otherwise Place computes the target placement (see target:
+// every slot a primary and min(replicas, len(nodes)-1) backups on
+// distinct nodes, each node within one of its share of primaries and of
+// backups, as few slots moved as possible) and starts the moves towards
+// it: each slot that differs gets Next, the nodes it lacks join as
+// backups out of sync (to be rebuilt), and Advance carries the moves as
+// far as they go now. A move is make-before-break: no copy in sync leaves
+// a slot before its replacement is in sync, and a primary moves only to
+// an in-sync backup (the two swap), so a slot never has fewer in-sync
+// copies than before, and no acknowledged write is lost. Only a tenant
+// without replicas (a cache) moves a primary at once to a node without
+// its items (they are lost, as a cache's may be), and so does a slot whose
+// primary left the members with no in-sync backup (its data is gone).
 //
-// Every slot whose primary changes gets one new epoch, above every epoch of
-// prev. Place is pure: the raft leader calls it and commits the result by
-// compare-and-set.
+// While prev has moves under way over the same nodes, replicas and
+// replication, Place only advances them: a plan is made from a settled
+// map and carried out to its end, so that the rebalance converges rather
+// than chases a target that shifts with every step. A change of nodes,
+// replicas or replication plans anew from where the slots are.
+//
+// Every slot whose primary changes gets one new epoch, above every epoch
+// of prev.
 func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, error) {
 	nodes = slices.Clone(nodes)
 	slices.Sort(nodes)
@@ -38,16 +45,199 @@ func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, e
 	if err := m.validateHeader(); err != nil {
 		return nil, err
 	}
-	fresh := prev == nil
-	if fresh {
-		prev = &Map{Slots: make([]Slot, Count)}
+	if prev == nil {
+		for i, t := range target(&Map{Slots: make([]Slot, Count)}, nodes, replicas) {
+			m.Slots[i] = Slot{Primary: t.Primary, Backups: t.Backups, InSync: slices.Clone(t.Backups), Epoch: 1}
+		}
+		return m, nil
+	}
+	if prev.Moving() > 0 && prev.Replicas == replicas && prev.Replication == replication && slices.Equal(prev.Nodes, nodes) {
+		next, _ := Advance(prev)
+		return next, nil
 	}
 	member := make(map[string]bool, len(nodes))
 	for _, n := range nodes {
 		member[n] = true
 	}
-	r := min(replicas, len(nodes)-1)
 	epoch := prev.MaxEpoch() + 1
+	for i, t := range target(prev, nodes, replicas) {
+		ps := prev.Slots[i]
+		s := Slot{Primary: ps.Primary, Backups: slices.Clone(ps.Backups), InSync: slices.Clone(ps.InSync), Epoch: ps.Epoch}
+		switch {
+		case t.Primary == s.Primary && sameSet(t.Backups, s.Backups):
+			// In place (its backups may still be rebuilt).
+		case t.Primary != s.Primary && !slices.Contains(s.InSync, t.Primary) &&
+			(replicas == 0 || s.Primary == "" || !member[s.Primary]):
+			// A cache, or a slot whose data left with its primary: no
+			// copy to keep.
+			s = Slot{Primary: t.Primary, Backups: t.Backups, Epoch: epoch}
+			for _, b := range t.Backups {
+				if slices.Contains(ps.InSync, b) {
+					s.InSync = append(s.InSync, b)
+				}
+			}
+		default:
+			s.Next = append([]string{t.Primary}, t.Backups...)
+		}
+		m.Slots[i] = s
+	}
+	for i := range m.Slots {
+		advanceSlot(&m.Slots[i], epoch)
+	}
+	return m, nil
+}
+
+// Moving is the number of slots with a move under way.
+func (m *Map) Moving() int {
+	n := 0
+	for _, s := range m.Slots {
+		if len(s.Next) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// Advance returns m with every move under way (Slot.Next) carried as far
+// as it goes now, in this order for each slot:
+//
+//   - make: every node of Next holds the slot (a node it lacks joins as a
+//     backup out of sync, which its primary then rebuilds);
+//   - a backup that is neither in Next nor in sync leaves (it counts for
+//     nothing, and its rebuild would be wasted);
+//   - shed: while the slot has more in-sync copies than its move wants
+//     (len(Next): the primary and replicas backups), a backup in sync that
+//     is not in Next leaves;
+//   - hand over, unless a copy was shed in this step: once Next[0] is an
+//     in-sync backup, it becomes the primary under a new epoch and the old
+//     primary takes its place as an in-sync backup (it has every
+//     acknowledged write), so the slot keeps as many in-sync copies;
+//   - break, not in the step of a hand-over: once the primary is Next[0]
+//     and every other node of Next is in sync, the slot's backups are
+//     Next[1:] and the move is done.
+//
+// The hand-over waits for the commit after a shed so that a slot with one
+// replica changes its primary with no other backup than the new primary:
+// a write the old primary ran meanwhile, refused by the new one under the
+// newer epoch, ran nowhere and is sent again (pkg/kvs's ranNowhere). The
+// break waits for the commit after a hand-over so that a node which
+// forwarded a request by the new map to a new primary whose map was still
+// the old one (it ran nowhere) sees one more map soon, and sends it again
+// (pkg/kvs's waitMap).
+// changed is false if nothing moved. The raft leader calls it (through
+// Place and Rebalance) and commits the result by compare-and-set.
+func Advance(m *Map) (next *Map, changed bool) {
+	c := m.Clone()
+	epoch := m.MaxEpoch() + 1
+	for i := range c.Slots {
+		if advanceSlot(&c.Slots[i], epoch) {
+			changed = true
+		}
+	}
+	if !changed {
+		return m, false
+	}
+	return c, true
+}
+
+// advanceSlot carries s's move one step further (see Advance).
+func advanceSlot(s *Slot, epoch uint64) (changed bool) {
+	if len(s.Next) == 0 {
+		return false
+	}
+	for _, n := range s.Next {
+		if n != s.Primary && !slices.Contains(s.Backups, n) {
+			s.Backups = append(s.Backups, n)
+			changed = true
+		}
+	}
+	n := len(s.Backups)
+	s.Backups = slices.DeleteFunc(s.Backups, func(b string) bool {
+		return !slices.Contains(s.Next, b) && !slices.Contains(s.InSync, b)
+	})
+	changed = changed || n != len(s.Backups)
+	shed := false
+	for j := len(s.Backups) - 1; j >= 0 && s.Primary != "" && 1+len(s.InSync) > len(s.Next); j-- {
+		if b := s.Backups[j]; !slices.Contains(s.Next, b) {
+			s.Backups = slices.Delete(s.Backups, j, j+1)
+			s.InSync = slices.DeleteFunc(s.InSync, func(x string) bool { return x == b })
+			shed = true
+		}
+	}
+	changed = changed || shed
+	handed := false
+	if to := s.Next[0]; !shed && s.Primary != to && slices.Contains(s.InSync, to) {
+		j := slices.Index(s.Backups, to)
+		s.InSync = slices.DeleteFunc(s.InSync, func(b string) bool { return b == to })
+		if s.Primary != "" {
+			s.Backups[j] = s.Primary
+			s.InSync = append(s.InSync, s.Primary)
+		} else {
+			s.Backups = slices.Delete(s.Backups, j, j+1)
+		}
+		s.Primary, s.Epoch = to, epoch
+		changed, handed = true, true
+	}
+	if !handed && s.Primary == s.Next[0] && !slices.ContainsFunc(s.Next[1:], func(b string) bool { return !slices.Contains(s.InSync, b) }) {
+		s.Backups, s.InSync, s.Next = slices.Clone(s.Next[1:]), slices.Clone(s.Next[1:]), nil
+		if len(s.Backups) == 0 {
+			s.Backups, s.InSync = nil, nil
+		}
+		changed = true
+	}
+	return changed
+}
+
+// Rebalance returns the leader's next step for m over its own nodes,
+// replicas and replication (see Place): the moves under way advanced, or,
+// if none is, the moves towards an even spread started. changed is false
+// if m is already there.
+func Rebalance(m *Map) (next *Map, changed bool, err error) {
+	next, err = Place(m, m.Nodes, m.Replicas, m.Replication)
+	if err != nil {
+		return nil, false, err
+	}
+	if string(next.Encode()) == string(m.Encode()) {
+		return m, false, nil
+	}
+	return next, true, nil
+}
+
+// sameSet reports whether a and b hold the same nodes.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, n := range a {
+		if !slices.Contains(b, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// target returns where prev's slots should be over nodes: each a primary
+// and min(replicas, len(nodes)-1) backups on distinct nodes (Primary and
+// Backups only), each node within one of its share of primaries and of
+// backups, as few slots as possible moved from prev:
+//
+//   - a primary stays where it is while its node is a member and under its
+//     share; one that moves goes to one of the slot's in-sync backups if
+//     one is under its share (no rebuild needed), else to another of its
+//     backups under its share, else to the node with the fewest;
+//   - a slot whose primary is no longer a member goes to an in-sync backup
+//     if it has one (over its share if need be: it has the data);
+//   - the old primary of a slot whose primary moves is its backup (the two
+//     swap), over its node's share if need be; other backups stay where
+//     they are within their node's share, in-sync ones first; the rest go
+//     to the nodes with the fewest.
+func target(prev *Map, nodes []string, replicas int) []Slot {
+	out := make([]Slot, Count)
+	member := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		member[n] = true
+	}
+	r := min(replicas, len(nodes)-1)
 
 	// Primaries.
 	var prevP map[string]int = map[string]int{}
@@ -59,51 +249,45 @@ func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, e
 	var todo []int
 	for i, s := range prev.Slots {
 		if member[s.Primary] && load[s.Primary] < quota[s.Primary] {
-			m.Slots[i] = Slot{Primary: s.Primary, Epoch: s.Epoch}
+			out[i].Primary = s.Primary
 			load[s.Primary]++
 			continue
 		}
 		todo = append(todo, i)
 	}
-	for _, i := range todo {
-		s := prev.Slots[i]
-		// An in-sync backup that is a member and under its share.
-		var to string
-		for _, b := range s.InSync {
-			if member[b] && load[b] < quota[b] && (to == "" || load[b] < load[to]) {
+	pick := func(cands []string, underQuota bool) string {
+		to := ""
+		for _, b := range cands {
+			if member[b] && (!underQuota || load[b] < quota[b]) && (to == "" || load[b] < load[to]) {
 				to = b
 			}
 		}
+		return to
+	}
+	for _, i := range todo {
+		s := prev.Slots[i]
+		to := pick(s.InSync, true)
 		if to == "" && !member[s.Primary] {
-			// The primary leaves: any in-sync backup that stays, over
-			// its share if need be (it has every acknowledged write).
-			for _, b := range s.InSync {
-				if member[b] && (to == "" || load[b] < load[to]) {
-					to = b
-				}
-			}
+			// The primary left: any in-sync backup that stays, over its
+			// share if need be (it has every acknowledged write).
+			to = pick(s.InSync, false)
 		}
-		switch {
-		case to != "":
-		case member[s.Primary] && replicas > 0:
-			to = s.Primary // no safe move yet: stays over its share
-		default:
+		if to == "" {
+			to = pick(s.Backups, true)
+		}
+		if to == "" {
 			if to = leastLoaded(nodes, load, quota, nil); to == "" {
 				// Every node is full (a kept primary went over): the least loaded.
 				to = leastLoaded(nodes, load, nil, nil)
 			}
 		}
-		m.Slots[i].Primary = to
-		m.Slots[i].Epoch = s.Epoch
-		if to != s.Primary {
-			m.Slots[i].Epoch = epoch
-		}
+		out[i].Primary = to
 		load[to]++
 	}
 
 	// Backups.
 	if r == 0 {
-		return m, nil
+		return out
 	}
 	prevB := map[string]int{}
 	for _, s := range prev.Slots {
@@ -113,16 +297,25 @@ func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, e
 	}
 	bquota := quotas(Count*r, nodes, prevB)
 	bload := map[string]int{}
-	for i := range m.Slots {
-		s, ps := &m.Slots[i], prev.Slots[i]
-		// Candidates in order: in-sync backups, other backups, the old
-		// primary if it moved (it has every acknowledged write).
+	// A primary that moves stays the slot's backup, over its node's share
+	// if need be: the two swap, and with one replica the slot changes
+	// primary with no other backup than the new primary (see Advance). A
+	// later rebalance evens the backups out.
+	swapped := make([]bool, Count)
+	for i := range out {
+		s, ps := &out[i], prev.Slots[i]
+		if ps.Primary != s.Primary && member[ps.Primary] {
+			s.Backups = append(s.Backups, ps.Primary)
+			bload[ps.Primary]++
+			swapped[i] = true
+		}
+	}
+	for i := range out {
+		s, ps := &out[i], prev.Slots[i]
+		// Candidates in order: in-sync backups, other backups.
 		var cands []string
 		cands = append(cands, ps.InSync...)
 		cands = append(cands, ps.Backups...)
-		if ps.Primary != s.Primary && ps.Primary != "" {
-			cands = append(cands, ps.Primary)
-		}
 		for _, b := range cands {
 			if len(s.Backups) == r {
 				break
@@ -132,14 +325,10 @@ func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, e
 			}
 			s.Backups = append(s.Backups, b)
 			bload[b]++
-			inSync := slices.Contains(ps.InSync, b) || (b == ps.Primary && s.Primary != ps.Primary && slices.Contains(ps.InSync, s.Primary))
-			if inSync {
-				s.InSync = append(s.InSync, b)
-			}
 		}
 	}
-	for i := range m.Slots {
-		s := &m.Slots[i]
+	for i := range out {
+		s := &out[i]
 		for len(s.Backups) < r {
 			excl := append([]string{s.Primary}, s.Backups...)
 			b := leastLoaded(nodes, bload, bquota, excl)
@@ -147,18 +336,14 @@ func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, e
 				b = leastLoaded(nodes, bload, nil, excl)
 			}
 			s.Backups = append(s.Backups, b)
-			if fresh {
-				s.InSync = append(s.InSync, b) // a new tenant has no data to miss
-			}
 			bload[b]++
 		}
 	}
-	// A node over its share hands backups to one under it (a new backup,
-	// out of sync until rebuilt).
-	for i := range m.Slots {
-		s := &m.Slots[i]
+	// A node over its share hands backups to one under it.
+	for i := range out {
+		s := &out[i]
 		for j, b := range s.Backups {
-			if bload[b] <= bquota[b] {
+			if bload[b] <= bquota[b] || (j == 0 && swapped[i]) {
 				continue
 			}
 			u := leastLoaded(nodes, bload, bquota, append([]string{s.Primary}, s.Backups...))
@@ -166,12 +351,11 @@ func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, e
 				continue
 			}
 			s.Backups[j] = u
-			s.InSync = slices.DeleteFunc(s.InSync, func(x string) bool { return x == b })
 			bload[b]--
 			bload[u]++
 		}
 	}
-	return m, nil
+	return out
 }
 
 // validateHeader checks the fields Place is given.
@@ -219,7 +403,8 @@ func leastLoaded(nodes []string, load, quota map[string]int, excl []string) stri
 // demoted primary takes the promoted backup's place). A slot of a tenant
 // without replicas moves to the least loaded live node (a cache: its items
 // are lost); a slot with replicas but no live in-sync backup keeps its dead
-// primary and stays unavailable rather than lose acknowledged writes.
+// primary and stays unavailable rather than lose acknowledged writes. A
+// slot failed over drops its move under way (Slot.Next), if any.
 // changed is false if nothing had to change.
 func Failover(m *Map, down map[string]bool) (next *Map, changed bool) {
 	c := m.Clone()
@@ -260,7 +445,9 @@ func Failover(m *Map, down map[string]bool) (next *Map, changed bool) {
 		}
 		load[s.Primary]--
 		load[to]++
-		s.Primary, s.Epoch = to, epoch
+		// A move under way is dropped (its copies stay backups): the
+		// next rebalance plans from where the slot is.
+		s.Primary, s.Epoch, s.Next = to, epoch, nil
 		changed = true
 	}
 	return c, changed

@@ -67,6 +67,14 @@ type Slot struct {
 	// Epoch changes every time the primary does; replication records and
 	// forwarded requests carry it, and stale ones are refused.
 	Epoch uint64 `json:"e"`
+	// Next is the slot's move under way (a rebalance, a node added or
+	// drained), empty when none is: Next[0] is the primary it moves to,
+	// Next[1:] its backups. A move is make-before-break: the nodes of
+	// Next join as backups (rebuilt, then in sync), the primary moves to
+	// Next[0] once it is in sync (the old one stays an in-sync backup),
+	// and the copies not in Next leave once all of Next is in sync, so a
+	// move never leaves a slot fewer in-sync copies (see Advance).
+	Next []string `json:"n,omitempty"`
 }
 
 // Map is one tenant's placement.
@@ -129,6 +137,11 @@ func (m *Map) Validate() error {
 				return fmt.Errorf("slots: slot %d: in-sync %q is not a backup", i, n)
 			}
 		}
+		for j, n := range s.Next {
+			if n == "" || slices.Contains(s.Next[:j], n) {
+				return fmt.Errorf("slots: slot %d: move to %q: empty or twice", i, n)
+			}
+		}
 	}
 	return nil
 }
@@ -139,7 +152,7 @@ func (m *Map) Clone() *Map {
 	c.Nodes = slices.Clone(m.Nodes)
 	c.Slots = make([]Slot, len(m.Slots))
 	for i, s := range m.Slots {
-		c.Slots[i] = Slot{Primary: s.Primary, Backups: slices.Clone(s.Backups), InSync: slices.Clone(s.InSync), Epoch: s.Epoch}
+		c.Slots[i] = Slot{Primary: s.Primary, Backups: slices.Clone(s.Backups), InSync: slices.Clone(s.InSync), Epoch: s.Epoch, Next: slices.Clone(s.Next)}
 	}
 	return &c
 }
