@@ -1,0 +1,174 @@
+//go:build integration
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbd-project/lbd/pkg/kvs"
+	"github.com/lbd-project/lbd/pkg/slots"
+)
+
+// TestClusterKVSRebalance: three real lbd storage nodes (replicas: 1
+// sync); a storage node that is not the raft leader is killed -9, its
+// slots fail over, and it is brought back empty under a read-your-writes
+// load through the two others. The leader rebuilds its copies and moves
+// its share of primaries and backups back, make-before-break: polled all
+// along (`lbctl kvs status`'s JSON), no slot that had its two in-sync
+// copies ever has fewer (the slots below two, the failed node's, only
+// shrink), the spread ends within one of 1,024/3 for primaries and for
+// backups with nothing left moving, and the load sees no client error.
+func TestClusterKVSRebalance(t *testing.T) {
+	l := newClusterLab(t, kvsCluster, kvsStorage)
+	l.host("cl", "10.99.0.10")
+	var all []string
+	for _, n := range kvsStorage {
+		all = append(all, n[0])
+		l.startNode(n[0])
+	}
+	leader := l.leader(all...)
+	l.kvsSettled(all, "the tenant placed and served through every node")
+	victim := all[0]
+	if victim == leader {
+		victim = all[1]
+	}
+	var via, others []string
+	for _, n := range all {
+		if n != victim {
+			others, via = append(others, n), append(via, l.nodes[n].addr+":13111")
+		}
+	}
+	if out, err := l.kvsClient("cl", "rw", "pre", 200, via); err != nil {
+		t.Fatalf("keys written before the kill: %v\n%s", err, out)
+	}
+
+	l.kill(victim)
+	eventually(t, 30*time.Second, victim+"'s slots failed over", func() bool {
+		st, err := l.kvsStatus(others[0])
+		return err == nil && len(st.Tenants) == 1 && st.Tenants[0].Unavailable == 0 &&
+			nodeSlots(st.Tenants[0], victim).Primaries == 0
+	})
+
+	// The load, through the two others, from before the victim is back
+	// until every move is done.
+	stop := filepath.Join(l.dir, "load.stop")
+	loadOut := make(chan string, 1)
+	go func() {
+		out, err := l.nc("cl", strings.Join(via, ","), "KVS load rb "+stop)
+		if err != nil {
+			out += " " + err.Error()
+		}
+		loadOut <- out
+	}()
+	stopLoad := func() string {
+		os.WriteFile(stop, nil, 0o600)
+		select {
+		case out := <-loadOut:
+			return strings.TrimSpace(out)
+		case <-time.After(60 * time.Second):
+			t.Fatal("the load did not stop")
+			return ""
+		}
+	}
+	defer func() {
+		if _, err := os.Stat(stop); err != nil {
+			stopLoad()
+		}
+	}()
+
+	// The poller: one survivor's view of the map, in raft order.
+	var (
+		mu       sync.Mutex
+		polls    []kvs.TenantClusterStatus
+		pollDone = make(chan struct{})
+		pollStop = make(chan struct{})
+	)
+	go func() {
+		defer close(pollDone)
+		for {
+			select {
+			case <-pollStop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			st, err := l.kvsStatus(others[0])
+			if err != nil || len(st.Tenants) != 1 {
+				continue
+			}
+			mu.Lock()
+			polls = append(polls, st.Tenants[0])
+			mu.Unlock()
+		}
+	}()
+
+	l.startNode(victim)
+	l.kvsSettled(all, victim+" back, its slots rebuilt and rebalanced")
+	close(pollStop)
+	<-pollDone
+	if out := stopLoad(); !strings.HasPrefix(out, "ok") {
+		t.Errorf("the load during the rebuild and rebalance: %s", out)
+	} else {
+		t.Logf("the load during the rebuild and rebalance: %s", out)
+	}
+
+	// Every poll: the degraded slots (the victim's copies not rebuilt
+	// yet) only shrink, and once none is, every slot has two in-sync
+	// copies.
+	moving, degraded, whole := 0, slots.Count+1, false
+	for i, p := range polls {
+		if p.Moving > 0 {
+			moving++
+		}
+		if p.Degraded > degraded {
+			t.Errorf("poll %d: %d slots with fewer than 2 in-sync copies, %d before: a move took a copy away (%+v)", i, p.Degraded, degraded, p)
+		}
+		degraded = p.Degraded
+		if p.MinInSync >= 2 {
+			whole = true
+		} else if whole {
+			t.Errorf("poll %d: a slot with %d in-sync copies after every slot had two (%+v)", i, p.MinInSync, p)
+		}
+	}
+	if moving == 0 {
+		t.Errorf("no poll of %d saw a slot moving", len(polls))
+	}
+	t.Logf("%d polls, %d with slots moving", len(polls), moving)
+
+	// The end: even, nothing moving, every key still there.
+	st, err := l.kvsStatus(victim)
+	if err != nil || len(st.Tenants) != 1 {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	ts := st.Tenants[0]
+	if ts.Moving != 0 || ts.Degraded != 0 || ts.MinInSync != 2 {
+		t.Errorf("after settling: %+v", ts)
+	}
+	for _, n := range all {
+		ns := nodeSlots(ts, n)
+		if ns.Primaries < slots.Count/3 || ns.Primaries > slots.Count/3+1 || ns.Backups < slots.Count/3 || ns.Backups > slots.Count/3+1 {
+			t.Errorf("%s holds %d primaries and %d backups, want %d or %d of each: %+v", n, ns.Primaries, ns.Backups, slots.Count/3, slots.Count/3+1, ts.Nodes)
+		}
+	}
+	addrs := append([]string{l.nodes[victim].addr + ":13111"}, via...)
+	if out, err := l.kvsClient("cl", "get", "pre", 200, addrs); err != nil {
+		t.Errorf("keys written before the kill, after the rebalance: %v\n%s", err, out)
+	}
+	var b strings.Builder
+	kvs.WriteClusterStatus(&b, st, false)
+	t.Logf("lbctl kvs status on %s:\n%s", victim, b.String())
+}
+
+// nodeSlots is what node holds of a tenant (zero if nothing).
+func nodeSlots(ts kvs.TenantClusterStatus, node string) kvs.NodeSlots {
+	for _, n := range ts.Nodes {
+		if n.Node == node {
+			return n
+		}
+	}
+	return kvs.NodeSlots{Node: node}
+}
