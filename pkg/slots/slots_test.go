@@ -358,6 +358,8 @@ func FuzzDecode(f *testing.F) {
 	m, _ := Place(nil, nodesN(3), 1, Sync)
 	f.Add(m.Encode())
 	f.Add([]byte(`{"replicas":7}`))
+	moving, _ := Place(m, nodesN(4), 1, Sync) // moves under way (Next)
+	f.Add(moving.Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {
