@@ -25,6 +25,7 @@ import (
 // fourth (first added to the file by apply) gets it slots, rebuilt
 // online, then its share of primaries, serving the keys written before;
 // `lbctl node drain` of one moves every slot off it with no client error;
+// all along, every slot keeps two in-sync copies (make-before-break);
 // `lbctl node remove` takes it out of `lbctl kvs status`. lbctl's checks
 // refuse what would lose data.
 func TestClusterKVSNodes(t *testing.T) {
@@ -102,6 +103,7 @@ func TestClusterKVSNodes(t *testing.T) {
 		t.Errorf("node add before st4 runs: %v\n%s", err, out)
 	}
 	l.startNode("st4")
+	polled := l.pollSlots("st1") // every slot keeps two in-sync copies
 	eventually(t, 60*time.Second, "lbctl node add st4", func() bool {
 		out, err := run("st2", "node", "add", "st4")
 		if err != nil {
@@ -134,6 +136,7 @@ func TestClusterKVSNodes(t *testing.T) {
 	} else {
 		t.Logf("the load during add and drain: %s", out)
 	}
+	checkMoves(t, polled())
 	out, _ := run("st3", "kvs", "status")
 	t.Logf("after the drain:\n%s", out)
 

@@ -82,62 +82,16 @@ func TestClusterKVSRebalance(t *testing.T) {
 	}()
 
 	// The poller: one survivor's view of the map, in raft order.
-	var (
-		mu       sync.Mutex
-		polls    []kvs.TenantClusterStatus
-		pollDone = make(chan struct{})
-		pollStop = make(chan struct{})
-	)
-	go func() {
-		defer close(pollDone)
-		for {
-			select {
-			case <-pollStop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			st, err := l.kvsStatus(others[0])
-			if err != nil || len(st.Tenants) != 1 {
-				continue
-			}
-			mu.Lock()
-			polls = append(polls, st.Tenants[0])
-			mu.Unlock()
-		}
-	}()
-
+	polled := l.pollSlots(others[0])
 	l.startNode(victim)
 	l.kvsSettled(all, victim+" back, its slots rebuilt and rebalanced")
-	close(pollStop)
-	<-pollDone
+	polls := polled()
 	if out := stopLoad(); !strings.HasPrefix(out, "ok") {
 		t.Errorf("the load during the rebuild and rebalance: %s", out)
 	} else {
 		t.Logf("the load during the rebuild and rebalance: %s", out)
 	}
-
-	// Every poll: the degraded slots (the victim's copies not rebuilt
-	// yet) only shrink, and once none is, every slot has two in-sync
-	// copies.
-	moving, degraded, whole := 0, slots.Count+1, false
-	for i, p := range polls {
-		if p.Moving > 0 {
-			moving++
-		}
-		if p.Degraded > degraded {
-			t.Errorf("poll %d: %d slots with fewer than 2 in-sync copies, %d before: a move took a copy away (%+v)", i, p.Degraded, degraded, p)
-		}
-		degraded = p.Degraded
-		if p.MinInSync >= 2 {
-			whole = true
-		} else if whole {
-			t.Errorf("poll %d: a slot with %d in-sync copies after every slot had two (%+v)", i, p.MinInSync, p)
-		}
-	}
-	if moving == 0 {
-		t.Errorf("no poll of %d saw a slot moving", len(polls))
-	}
-	t.Logf("%d polls, %d with slots moving", len(polls), moving)
+	checkMoves(t, polls)
 
 	// The end: even, nothing moving, every key still there.
 	st, err := l.kvsStatus(victim)
@@ -161,6 +115,70 @@ func TestClusterKVSRebalance(t *testing.T) {
 	var b strings.Builder
 	kvs.WriteClusterStatus(&b, st, false)
 	t.Logf("lbctl kvs status on %s:\n%s", victim, b.String())
+}
+
+// pollSlots polls node's view of the tenant's slots (`lbctl kvs status`'s
+// JSON) every 100ms until the returned function is called, which returns
+// the polls, in the order of the node's maps.
+func (l *clusterLab) pollSlots(node string) func() []kvs.TenantClusterStatus {
+	var (
+		mu    sync.Mutex
+		polls []kvs.TenantClusterStatus
+		done  = make(chan struct{})
+		stop  = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			st, err := l.kvsStatus(node)
+			if err != nil || len(st.Tenants) != 1 {
+				continue
+			}
+			mu.Lock()
+			polls = append(polls, st.Tenants[0])
+			mu.Unlock()
+		}
+	}()
+	return func() []kvs.TenantClusterStatus {
+		close(stop)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return polls
+	}
+}
+
+// checkMoves checks polls of a tenant with replicas 1 taken while its slots
+// moved: the slots with fewer than two in-sync copies (a failed node's,
+// not rebuilt yet) only shrink, never grow (no move takes an in-sync copy
+// away), once none is every poll shows every slot with two, and some poll
+// saw slots moving.
+func checkMoves(t *testing.T, polls []kvs.TenantClusterStatus) {
+	t.Helper()
+	moving, degraded, whole := 0, slots.Count+1, false
+	for i, p := range polls {
+		if p.Moving > 0 {
+			moving++
+		}
+		if p.Degraded > degraded {
+			t.Errorf("poll %d: %d slots with fewer than 2 in-sync copies, %d before: a move took a copy away (%+v)", i, p.Degraded, degraded, p)
+		}
+		degraded = p.Degraded
+		if p.MinInSync >= 2 {
+			whole = true
+		} else if whole {
+			t.Errorf("poll %d: a slot with %d in-sync copies after every slot had two (%+v)", i, p.MinInSync, p)
+		}
+	}
+	if moving == 0 {
+		t.Errorf("no poll of %d saw a slot moving", len(polls))
+	}
+	t.Logf("%d polls, %d with slots moving", len(polls), moving)
 }
 
 // nodeSlots is what node holds of a tenant (zero if nothing).
