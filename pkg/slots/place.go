@@ -222,9 +222,11 @@ func sameSet(a, b []string) bool {
 // backups, as few slots as possible moved from prev:
 //
 //   - a primary stays where it is while its node is a member and under its
-//     share; one that moves goes to one of the slot's in-sync backups if
-//     one is under its share (no rebuild needed), else to another of its
-//     backups under its share, else to the node with the fewest;
+//     share (a node over it lets go first of the slots with a copy, in
+//     sync first, on a node under its share); one that moves goes to one
+//     of the slot's in-sync backups if one is under its share (no rebuild
+//     needed), else to another of its backups under its share, else to
+//     the node with the fewest;
 //   - a slot whose primary is no longer a member goes to an in-sync backup
 //     if it has one (over its share if need be: it has the data);
 //   - the old primary of a slot whose primary moves is its backup (the two
@@ -246,8 +248,28 @@ func target(prev *Map, nodes []string, replicas int) []Slot {
 	}
 	quota := quotas(Count, nodes, prevP)
 	load := map[string]int{}
+	// A node over its share keeps first the slots that have no copy on a
+	// node under its share (moving them would need a new copy), then
+	// those with one out of sync, and lets go of those with one in sync:
+	// as few new copies as possible.
+	under := func(n string) bool { return member[n] && prevP[n] < quota[n] }
+	rank := func(s Slot) int {
+		switch {
+		case slices.ContainsFunc(s.InSync, under):
+			return 0
+		case slices.ContainsFunc(s.Backups, under):
+			return 1
+		}
+		return 2
+	}
+	order := make([]int, Count)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(rank(prev.Slots[b]), rank(prev.Slots[a])) })
 	var todo []int
-	for i, s := range prev.Slots {
+	for _, i := range order {
+		s := prev.Slots[i]
 		if member[s.Primary] && load[s.Primary] < quota[s.Primary] {
 			out[i].Primary = s.Primary
 			load[s.Primary]++
@@ -255,6 +277,7 @@ func target(prev *Map, nodes []string, replicas int) []Slot {
 		}
 		todo = append(todo, i)
 	}
+	slices.Sort(todo)
 	pick := func(cands []string, underQuota bool) string {
 		to := ""
 		for _, b := range cands {
