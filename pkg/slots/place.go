@@ -124,6 +124,7 @@ func (m *Map) Moving() int {
 // forwarded a request by the new map to a new primary whose map was still
 // the old one (it ran nowhere) sees one more map soon, and sends it again
 // (pkg/kvs's waitMap).
+//
 // changed is false if nothing moved. The raft leader calls it (through
 // Place and Rebalance) and commits the result by compare-and-set.
 func Advance(m *Map) (next *Map, changed bool) {
