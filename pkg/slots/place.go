@@ -118,12 +118,12 @@ func (m *Map) Moving() int {
 //
 // The hand-over waits for the commit after a shed so that a slot with one
 // replica changes its primary with no other backup than the new primary:
-// a write the old primary ran meanwhile, refused by the new one under the
-// newer epoch, ran nowhere and is sent again (pkg/kvs's ranNowhere). The
-// break waits for the commit after a hand-over so that a node which
-// forwarded a request by the new map to a new primary whose map was still
-// the old one (it ran nowhere) sees one more map soon, and sends it again
-// (pkg/kvs's waitMap).
+// a write the old primary ran meanwhile either ran there too or, refused
+// under the newer epoch, ran nowhere and is sent again (pkg/kvs's
+// ranNowhere), never applied by one backup and refused by another. The
+// break waits for the commit after a hand-over, so that the nodes that
+// forward requests see one more map soon after it (pkg/kvs's retrySlot
+// sends again at once under a newer map).
 //
 // changed is false if nothing moved. The raft leader calls it (through
 // Place and Rebalance) and commits the result by compare-and-set.
