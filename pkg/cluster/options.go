@@ -59,8 +59,8 @@ type Options struct {
 	// RetainSnapshots: snapshots kept on disk (default 2).
 	RetainSnapshots int
 
-	// HeartbeatTimeout, ElectionTimeout (default 1s each) and
-	// LeaderLeaseTimeout (default 500ms) are raft's timing. CommitTimeout
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout (default
+	// 500ms each) are raft's timing. CommitTimeout
 	// (default 10ms; raft's is 50ms) is how long the leader waits, with
 	// no new writes, before telling followers the commit index: a write
 	// is applied on the followers within one to two of it.
@@ -98,8 +98,8 @@ func (o *Options) setDefaults() {
 		o.RetainSnapshots = 2
 	}
 	def(&o.SnapshotInterval, 30*time.Second)
-	def(&o.HeartbeatTimeout, time.Second)
-	def(&o.ElectionTimeout, time.Second)
+	def(&o.HeartbeatTimeout, 500*time.Millisecond)
+	def(&o.ElectionTimeout, 500*time.Millisecond)
 	def(&o.LeaderLeaseTimeout, 500*time.Millisecond)
 	def(&o.CommitTimeout, 10*time.Millisecond)
 	def(&o.LeaderWait, 3*time.Second)

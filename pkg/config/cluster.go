@@ -133,13 +133,13 @@ func (k *checker) cluster() {
 		}
 	}
 	if hb, lease := c.RaftHeartbeatTimeout.D(), c.RaftLeaderLeaseTimeout.D(); (hb != 0 || lease != 0) &&
-		orDefault(lease, 500*time.Millisecond) > orDefault(hb, time.Second) {
+		orDefault(lease, 500*time.Millisecond) > orDefault(hb, 500*time.Millisecond) {
 		key := "raft_leader_lease_timeout"
 		if lease == 0 {
 			key = "raft_heartbeat_timeout"
 		}
 		k.errf(p(key), "raft_leader_lease_timeout %s is longer than the heartbeat timeout %s (raft refuses that)",
-			orDefault(lease, 500*time.Millisecond), orDefault(hb, time.Second))
+			orDefault(lease, 500*time.Millisecond), orDefault(hb, 500*time.Millisecond))
 	}
 	if c.CatchupTimeout.D() <= 0 {
 		k.errf(p("catchup_timeout"), "catchup_timeout must be positive")

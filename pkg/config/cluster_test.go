@@ -76,7 +76,7 @@ func TestClusterErrors(t *testing.T) {
 		{clusterNodes + clusterTLS + "  kvs_monitor_threshold: -2\n", "c.yaml:12: kvs_monitor_threshold -2: want a positive number"},
 		{clusterNodes + clusterTLS + "  raft_heartbeat_timeout: 5ms\n", "c.yaml:12: raft_heartbeat_timeout 5ms: want at least 10ms"},
 		{clusterNodes + clusterTLS + "  raft_heartbeat_timeout: 300ms\n", "c.yaml:12: raft_leader_lease_timeout 500ms is longer than the heartbeat timeout 300ms"},
-		{clusterNodes + clusterTLS + "  raft_leader_lease_timeout: 2s\n", "raft_leader_lease_timeout 2s is longer than the heartbeat timeout 1s"},
+		{clusterNodes + clusterTLS + "  raft_leader_lease_timeout: 2s\n", "raft_leader_lease_timeout 2s is longer than the heartbeat timeout 500ms"},
 		{strings.Replace(clusterNodes, "10.0.0.11}", "10.0.0.11, cluster_address: 10.0.0.1:7380}", 1) + clusterTLS, "share the cluster address 10.0.0.1:7380"},
 		{strings.Replace(clusterNodes, "10.0.0.11}", "10.0.0.11, cluster_address: nowhere}", 1) + clusterTLS, "c.yaml:3: node \"st1\": cluster_address \"nowhere\": want host:port"},
 		{strings.Replace(clusterNodes, "10.0.0.11}", "10.0.0.11, cluster_address: 127.0.0.1:1}", 1), "cluster_address without a cluster section"},

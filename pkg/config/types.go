@@ -384,12 +384,15 @@ type Cluster struct {
 	RaftSnapshotInterval  Duration `yaml:"raft_snapshot_interval,omitempty"`
 	RaftTrailingLogs      int      `yaml:"raft_trailing_logs,omitempty"`
 	// RaftHeartbeatTimeout, RaftElectionTimeout and RaftLeaderLeaseTimeout
-	// are hashicorp/raft's timing (defaults 1s, 1s and 500ms, Consul's
-	// raft_multiplier 1): a follower that has not heard from the leader
-	// for one to two heartbeat timeouts stands for election. Shorter
-	// values elect a new leader sooner after a kill -9 (and so fail a
-	// storage node that led raft over sooner); too short for the network
-	// or the machines' load, and leaders come and go.
+	// are hashicorp/raft's timing (default 500ms each: half of Consul's
+	// raft_multiplier 1, and half of etcd's 1s election timeout): a
+	// follower that has not heard from the leader for one to two heartbeat
+	// timeouts stands for election. Shorter values elect a new leader
+	// sooner after a kill -9 (and so fail a storage node that led raft
+	// over sooner: at 1s the election alone takes 1-2.7s, too much for the
+	// storage tier's 3s); too short for the network or the machines' load,
+	// and leaders come and go. A LAN cluster's default; raise all three
+	// together for slow links.
 	RaftHeartbeatTimeout   Duration `yaml:"raft_heartbeat_timeout,omitempty"`
 	RaftElectionTimeout    Duration `yaml:"raft_election_timeout,omitempty"`
 	RaftLeaderLeaseTimeout Duration `yaml:"raft_leader_lease_timeout,omitempty"`
