@@ -177,20 +177,16 @@ func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *reb
 	defer cancel()
 	self := rp.r.n.opts.Node
 	_, err := updateMap(ctx, rp.r.n.opts.Store, rp.r.tenant, func(cur *slots.Map) (*slots.Map, error) {
-		next := cur
+		add := map[int]uint64{}
 		for _, i := range ss {
-			if slices.Contains(next.Slots[i].InSync, backup) {
-				continue
-			}
-			var err error
-			if next, err = next.AddInSync(self, backup, i, epochs[i]); err != nil {
-				return nil, err
+			if !slices.Contains(cur.Slots[i].InSync, backup) {
+				add[i] = epochs[i]
 			}
 		}
-		if next == cur {
+		if len(add) == 0 {
 			return nil, nil
 		}
-		return next, nil
+		return cur.AddInSyncAll(self, backup, add)
 	})
 	return err
 }

@@ -192,13 +192,24 @@ func (m *Map) ShrinkInSync(node, backup string, epochs map[int]uint64) (*Map, er
 // AddInSync returns the map with backup added to slot's in-sync set, if
 // node is still its primary at epoch and backup still one of its backups.
 func (m *Map) AddInSync(node, backup string, slot int, epoch uint64) (*Map, error) {
-	s := m.Slots[slot]
-	if s.Primary != node || s.Epoch != epoch || !slices.Contains(s.Backups, backup) {
-		return nil, fmt.Errorf("%w: slot %d", ErrNotPrimary, slot)
+	return m.AddInSyncAll(node, backup, map[int]uint64{slot: epoch})
+}
+
+// AddInSyncAll is AddInSync for every slot of epochs (slot → epoch) in
+// one copy of the map (a rebuild marks hundreds of slots in sync at once:
+// a copy per slot made that quadratic). It fails with ErrNotPrimary if any
+// of those slots has changed primary or epoch, or lost backup.
+func (m *Map) AddInSyncAll(node, backup string, epochs map[int]uint64) (*Map, error) {
+	for i, e := range epochs {
+		if s := m.Slots[i]; s.Primary != node || s.Epoch != e || !slices.Contains(s.Backups, backup) {
+			return nil, fmt.Errorf("%w: slot %d", ErrNotPrimary, i)
+		}
 	}
 	c := m.Clone()
-	if !slices.Contains(c.Slots[slot].InSync, backup) {
-		c.Slots[slot].InSync = append(c.Slots[slot].InSync, backup)
+	for i := range epochs {
+		if s := &c.Slots[i]; !slices.Contains(s.InSync, backup) {
+			s.InSync = append(s.InSync, backup)
+		}
 	}
 	return c, nil
 }

@@ -1,6 +1,7 @@
 package slots
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -323,6 +324,31 @@ func TestShrinkAndAddInSync(t *testing.T) {
 	}
 	if _, err := got.AddInSync(s0.Backups[1], s0.Backups[0], 0, s0.Epoch); err == nil {
 		t.Fatal("a non-primary added to the in-sync set")
+	}
+	// Many slots in one copy: every one in sync, the original untouched;
+	// one slot at a stale epoch refuses them all.
+	none, _ := m.ShrinkInSync(s0.Primary, s0.Backups[0], map[int]uint64{0: s0.Epoch})
+	epochs := map[int]uint64{}
+	for i, s := range m.Slots {
+		if s.Primary == s0.Primary && s.Backups[0] == s0.Backups[0] {
+			epochs[i] = s.Epoch
+		}
+	}
+	all, err := none.AddInSyncAll(s0.Primary, s0.Backups[0], epochs)
+	if err != nil || len(epochs) < 2 {
+		t.Fatalf("add all (%d slots): %v", len(epochs), err)
+	}
+	for i := range epochs {
+		if n := len(slices.DeleteFunc(slices.Clone(all.Slots[i].InSync), func(b string) bool { return b != s0.Backups[0] })); n != 1 {
+			t.Fatalf("slot %d: %d copies of %s in sync: %v", i, n, s0.Backups[0], all.Slots[i].InSync)
+		}
+	}
+	if slices.Contains(none.Slots[0].InSync, s0.Backups[0]) {
+		t.Fatal("AddInSyncAll changed the map it was called on")
+	}
+	epochs[0]++
+	if _, err := none.AddInSyncAll(s0.Primary, s0.Backups[0], epochs); !errors.Is(err, ErrNotPrimary) {
+		t.Fatalf("a stale epoch among many: %v", err)
 	}
 }
 
