@@ -58,6 +58,7 @@ func (d *Daemon) openRaft(ctx context.Context) (cluster.Store, clusterControl, e
 		HeartbeatTimeout:   cfg.Cluster.RaftHeartbeatTimeout.D(),
 		ElectionTimeout:    cfg.Cluster.RaftElectionTimeout.D(),
 		LeaderLeaseTimeout: cfg.Cluster.RaftLeaderLeaseTimeout.D(),
+		CommitTimeout:      cfg.Cluster.RaftCommitTimeout.D(),
 	})
 	if err != nil {
 		return nil, nil, err

@@ -132,6 +132,9 @@ func (k *checker) cluster() {
 			k.errf(p(t.key), "%s %s: want at least 10ms", t.key, t.d.D())
 		}
 	}
+	if c.RaftCommitTimeout != 0 && c.RaftCommitTimeout.D() < time.Millisecond {
+		k.errf(p("raft_commit_timeout"), "raft_commit_timeout %s: want at least 1ms (raft refuses less)", c.RaftCommitTimeout.D())
+	}
 	if hb, lease := c.RaftHeartbeatTimeout.D(), c.RaftLeaderLeaseTimeout.D(); (hb != 0 || lease != 0) &&
 		orDefault(lease, 500*time.Millisecond) > orDefault(hb, 500*time.Millisecond) {
 		key := "raft_leader_lease_timeout"

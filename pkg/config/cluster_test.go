@@ -75,6 +75,7 @@ func TestClusterErrors(t *testing.T) {
 		{clusterNodes + clusterTLS + "  kvs_monitor_interval: -1s\n", "c.yaml:12: invalid duration \"-1s\""},
 		{clusterNodes + clusterTLS + "  kvs_monitor_threshold: -2\n", "c.yaml:12: kvs_monitor_threshold -2: want a positive number"},
 		{clusterNodes + clusterTLS + "  raft_heartbeat_timeout: 5ms\n", "c.yaml:12: raft_heartbeat_timeout 5ms: want at least 10ms"},
+		{clusterNodes + clusterTLS + "  raft_commit_timeout: 500us\n", "c.yaml:12: raft_commit_timeout 500µs: want at least 1ms"},
 		{clusterNodes + clusterTLS + "  raft_heartbeat_timeout: 300ms\n", "c.yaml:12: raft_leader_lease_timeout 500ms is longer than the heartbeat timeout 300ms"},
 		{clusterNodes + clusterTLS + "  raft_leader_lease_timeout: 2s\n", "raft_leader_lease_timeout 2s is longer than the heartbeat timeout 500ms"},
 		{strings.Replace(clusterNodes, "10.0.0.11}", "10.0.0.11, cluster_address: 10.0.0.1:7380}", 1) + clusterTLS, "share the cluster address 10.0.0.1:7380"},

@@ -396,6 +396,13 @@ type Cluster struct {
 	RaftHeartbeatTimeout   Duration `yaml:"raft_heartbeat_timeout,omitempty"`
 	RaftElectionTimeout    Duration `yaml:"raft_election_timeout,omitempty"`
 	RaftLeaderLeaseTimeout Duration `yaml:"raft_leader_lease_timeout,omitempty"`
+	// RaftCommitTimeout is hashicorp/raft's CommitTimeout: with no new
+	// writes, the leader tells each follower the commit index this often
+	// (one to two of it apart), so a write is applied on the followers
+	// within that. Default 10ms (raft's is 50ms); each such message is an
+	// RPC per follower, so an idle cluster of N nodes makes about
+	// 70*(N-1) RPCs a second at 10ms: longer spares slow machines.
+	RaftCommitTimeout Duration `yaml:"raft_commit_timeout,omitempty"`
 	// KVSPeerPort is the TCP port of every storage node's node-to-node
 	// listener of the storage tier (forwarded requests, replication,
 	// probes; the cluster's mutual TLS). Default 7381.
