@@ -123,6 +123,16 @@ func (d *Daemon) runKVSCluster(ctx context.Context, wg *sync.WaitGroup) {
 		t := time.NewTicker(kvsPlaceInterval)
 		defer t.Stop()
 		last := ""
+		// A round is a function of the configuration and the cluster
+		// state: once one succeeded as the leader, the next runs only
+		// when either changed (each decodes every tenant's map: on a
+		// slow machine a round a second cost the leader a sixth of its
+		// CPU for nothing).
+		type input struct {
+			cfg         *config.Config
+			term, index uint64
+		}
+		var done input
 		for {
 			select {
 			case <-ctx.Done():
@@ -132,7 +142,14 @@ func (d *Daemon) runKVSCluster(ctx context.Context, wg *sync.WaitGroup) {
 			d.mu.RLock()
 			cfg := d.cfg
 			d.mu.RUnlock()
+			in := input{cfg: cfg, term: rc.n.Term(), index: rc.n.AppliedIndex()}
+			if in == done {
+				continue
+			}
 			err := d.placeKVSTenants(ctx, cfg)
+			if err == nil && rc.n.IsLeader() && rc.n.Term() == in.term {
+				done = in
+			}
 			if msg := errString(err); msg != last {
 				if err != nil {
 					d.log.Warn("kvs tenants not placed yet; retrying", "error", err)
