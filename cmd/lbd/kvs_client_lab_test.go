@@ -35,8 +35,8 @@ func (l *clusterLab) kvsClient(ns, mode, prefix string, n int, addrs []string) (
 // kvsClientMain is the client of kvsClient, run by probe when its command
 // is "KVS MODE PREFIX N" and its address a list: mode rw sets N keys, each
 // on a new connection to a random node, and reads each back at once on a
-// new connection to another; mode get reads them back. It prints "ok" or
-// the first failure.
+// new connection to another; mode get reads them back. It prints "ok"
+// (and how many requests it sent again, see -retry) or the first failure.
 func kvsClientMain(addrList, cmd string) int {
 	if cmd == "KVS lin" {
 		return linClientMain(addrList)
@@ -62,6 +62,7 @@ func kvsClientMain(addrList, cmd string) int {
 	// up to 20 times 500ms apart: in the emulated VM a late probe lets a
 	// node's lease lapse now and then.
 	roundTrip := kvsRoundTrip
+	again := 0 // requests sent again
 	if m, ok := strings.CutSuffix(mode, "-retry"); ok {
 		mode = m
 		roundTrip = func(addr, req, end string) (string, error) {
@@ -70,6 +71,7 @@ func kvsClientMain(addrList, cmd string) int {
 				if err != nil || !strings.HasPrefix(got, "SERVER_ERROR lbd: unavailable") {
 					return got, err
 				}
+				again++
 				time.Sleep(500 * time.Millisecond)
 			}
 			return kvsRoundTrip(addr, req, end)
@@ -92,7 +94,7 @@ func kvsClientMain(addrList, cmd string) int {
 			return 0
 		}
 	}
-	fmt.Println("ok")
+	fmt.Printf("ok, %d requests sent again\n", again)
 	return 0
 }
 
