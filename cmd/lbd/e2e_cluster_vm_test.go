@@ -102,9 +102,9 @@ tenants:
 // 40 keys: each storage node is the primary of a quarter of the slots, so
 // the killed node is the primary of some of them but with a chance of
 // (3/4)^40, about 1 in 100,000. Six lbd processes in the emulated VM are
-// slow (about 4 minutes at a host load of 13, most of it their start: see
-// the phases it logs, with each lbd's CPU seconds), so the test keeps its
-// traffic small.
+// slow (about 70 s, over 2 minutes at a host load of 12, most of it their
+// start: see the phases it logs, with each lbd's CPU seconds), so the test
+// keeps its traffic small.
 func TestVMClusterStoreThroughVIP(t *testing.T) {
 	nodes := [][2]string{{"lb1", "10.99.0.2"}, {"lb2", "10.99.0.3"},
 		{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}, {"st4", "10.99.0.14"}}
