@@ -76,7 +76,10 @@ func TestVMClusterTenantAdd(t *testing.T) {
 // the director's own stack, which refuses it); the leader probes the
 // storage nodes every 2s (a probe is a TLS handshake); raft tells idle
 // followers the commit index every 100-200ms, not 10-20ms (at 10ms the
-// leader's empty messages to five followers took a quarter of its CPU).
+// leader's empty messages to five followers took a quarter of its CPU),
+// and its heartbeat timeout is 1s, not 500ms (a heartbeat to each
+// follower a tenth of it apart; a follower that misses it for that long
+// forgets the leader, and a storage node's writes then wait).
 var seedCluster = clusterYAML([][2]string{{"lb1", "10.99.0.2"}, {"lb2", "10.99.0.3"},
 	{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}, {"st4", "10.99.0.14"}}, `
 vrrp: {virtual_router_id: 80, advert_interval: 1s, vips: [10.99.0.100]}
@@ -89,7 +92,8 @@ tenants:
     service: {vip: 10.99.0.100, port: 13111}
     allow: [10.99.0.10]
     kvs: {memory: 8MiB, replicas: 1}
-`, "catchup_timeout: 5s", "voters: [lb1]", "kvs_monitor_interval: 2s", "raft_commit_timeout: 100ms")
+`, "catchup_timeout: 5s", "voters: [lb1]", "kvs_monitor_interval: 2s", "raft_commit_timeout: 100ms",
+	"raft_heartbeat_timeout: 1s", "raft_election_timeout: 1s")
 
 // TestVMClusterStoreThroughVIP is the seed's story with the store made
 // one: a client writes 40 keys through the VIP, each on a new connection
