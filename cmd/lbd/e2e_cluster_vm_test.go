@@ -106,7 +106,7 @@ tenants:
 // 40 keys: each storage node is the primary of a quarter of the slots, so
 // the killed node is the primary of some of them but with a chance of
 // (3/4)^40, about 1 in 100,000. Six lbd processes in the emulated VM are
-// slow (about 70 s, over 2 minutes at a host load of 12, most of it their
+// slow (50-70 s, over 2 minutes at a host load of 12, most of it their
 // start: see the phases it logs, with each lbd's CPU seconds), so the test
 // keeps its traffic small.
 func TestVMClusterStoreThroughVIP(t *testing.T) {
