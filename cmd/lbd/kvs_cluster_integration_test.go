@@ -124,15 +124,7 @@ func TestClusterKVSMemccapable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("memccapable not installed (Debian package libmemcached-tools, make deps): %v", err)
 	}
-	l := newClusterLab(t, kvsCluster, kvsStorage)
-	l.host("cl", "10.99.0.10")
-	var all []string
-	for _, n := range kvsStorage {
-		all = append(all, n[0])
-		l.startNode(n[0])
-	}
-	l.leader(all...)
-	l.kvsSettled(all, "the tenant placed and served through every node")
+	l, _, _ := startKVSCluster(t, kvsCluster)
 	for _, n := range kvsStorage {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.full("cl"), path, "-a", "-h", n[1], "-p", "13111").CombinedOutput()

@@ -35,15 +35,7 @@ import (
 // in the history), and a client only ever sees memcached's answers, a
 // SERVER_ERROR line, or no answer (a timeout), never anything else.
 func TestClusterKVSLinearizable(t *testing.T) {
-	l := newClusterLab(t, kvsCluster, kvsStorage)
-	l.host("cl", "10.99.0.10")
-	var all, addrs []string
-	for _, n := range kvsStorage {
-		all, addrs = append(all, n[0]), append(addrs, n[1]+":13111")
-		l.startNode(n[0])
-	}
-	l.leader(all...)
-	l.kvsSettled(all, "the tenant placed and served through every node")
+	l, all, addrs := startKVSCluster(t, kvsCluster)
 
 	// The clients run in cl until their stdin closes, then read every key
 	// through every node and print the history.
@@ -131,6 +123,53 @@ func TestClusterKVSLinearizable(t *testing.T) {
 	if res.Odds > 0 {
 		t.Errorf("%d answers that are neither memcached's nor SERVER_ERROR, the first: %q", res.Odds, res.Odd)
 	}
+}
+
+// startKVSCluster starts the kvsStorage nodes with the file yaml and a
+// client namespace cl (10.99.0.10, the tenant's allow-list), and waits
+// until the tenant is placed and served through every node; it returns
+// the lab, the nodes' names and their memcached addresses.
+func startKVSCluster(t *testing.T, yaml string) (l *clusterLab, all, addrs []string) {
+	l = newClusterLab(t, yaml, kvsStorage)
+	l.host("cl", "10.99.0.10")
+	for _, n := range kvsStorage {
+		all, addrs = append(all, n[0]), append(addrs, n[1]+":13111")
+		l.startNode(n[0])
+	}
+	l.leader(all...)
+	l.kvsSettled(all, "the tenant placed and served through every node")
+	return l, all, addrs
+}
+
+// startLoad runs the probe's "KVS load PREFIX STOPFILE" (see kvsLoad) in
+// cl through addrs until stop is called, which returns what the load
+// printed; a load not stopped is stopped when the test ends.
+func (l *clusterLab) startLoad(prefix string, addrs []string) (stop func() string) {
+	file := filepath.Join(l.dir, prefix+".stop")
+	out := make(chan string, 1)
+	go func() {
+		o, err := l.nc("cl", strings.Join(addrs, ","), "KVS load "+prefix+" "+file)
+		if err != nil {
+			o += " " + err.Error()
+		}
+		out <- o
+	}()
+	var once sync.Once
+	var got string
+	stop = func() string {
+		once.Do(func() {
+			os.WriteFile(file, nil, 0o600)
+			select {
+			case o := <-out:
+				got = strings.TrimSpace(o)
+			case <-time.After(3 * time.Minute):
+				got = "the load did not stop"
+			}
+		})
+		return got
+	}
+	l.t.Cleanup(func() { stop() })
+	return stop
 }
 
 // kvsSettled waits until every node of all serves (a set and a get on
@@ -226,15 +265,7 @@ func TestClusterKVSFailoverUnavailability(t *testing.T) {
 		}
 		yaml += fmt.Sprintf("  raft_heartbeat_timeout: %s\n  raft_election_timeout: %s\n  raft_leader_lease_timeout: %s\n", d, d, d/2)
 	}
-	l := newClusterLab(t, yaml, kvsStorage)
-	l.host("cl", "10.99.0.10")
-	var all []string
-	for _, n := range kvsStorage {
-		all = append(all, n[0])
-		l.startNode(n[0])
-	}
-	l.leader(all...)
-	l.kvsSettled(all, "the tenant placed and served through every node")
+	l, all, _ := startKVSCluster(t, yaml)
 	var gaps, ofLeader, ofOthers []time.Duration
 	for run := range runs {
 		victim, role := all[run%len(all)], ""

@@ -59,31 +59,8 @@ func TestClusterKVSNodes(t *testing.T) {
 	}
 
 	// The load: set then get on new connections to random nodes, until
-	// the stop file appears.
-	stop := filepath.Join(l.dir, "load.stop")
-	loadOut := make(chan string, 1)
-	go func() {
-		out, err := l.nc("cl", strings.Join(addrs, ","), "KVS load ld "+stop)
-		if err != nil {
-			out += " " + err.Error()
-		}
-		loadOut <- out
-	}()
-	stopLoad := func() string {
-		os.WriteFile(stop, nil, 0o600)
-		select {
-		case out := <-loadOut:
-			return strings.TrimSpace(out)
-		case <-time.After(60 * time.Second):
-			t.Fatal("the load did not stop")
-			return ""
-		}
-	}
-	defer func() {
-		if _, err := os.Stat(stop); err != nil {
-			stopLoad()
-		}
-	}()
+	// stopped.
+	stopLoad := l.startLoad("ld", addrs)
 
 	// Refused: a node not in the file, a remove of an active node.
 	if out, err := run("st1", "node", "add", "st9"); err == nil || !strings.Contains(out, "unknown node st9") {

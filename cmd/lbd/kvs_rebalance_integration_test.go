@@ -3,8 +3,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,15 +22,8 @@ import (
 // shrink), the spread ends within one of 1,024/3 for primaries and for
 // backups with nothing left moving, and the load sees no client error.
 func TestClusterKVSRebalance(t *testing.T) {
-	l := newClusterLab(t, kvsCluster, kvsStorage)
-	l.host("cl", "10.99.0.10")
-	var all []string
-	for _, n := range kvsStorage {
-		all = append(all, n[0])
-		l.startNode(n[0])
-	}
+	l, all, _ := startKVSCluster(t, kvsCluster)
 	leader := l.leader(all...)
-	l.kvsSettled(all, "the tenant placed and served through every node")
 	victim := all[0]
 	if victim == leader {
 		victim = all[1]
@@ -56,30 +47,7 @@ func TestClusterKVSRebalance(t *testing.T) {
 
 	// The load, through the two others, from before the victim is back
 	// until every move is done.
-	stop := filepath.Join(l.dir, "load.stop")
-	loadOut := make(chan string, 1)
-	go func() {
-		out, err := l.nc("cl", strings.Join(via, ","), "KVS load rb "+stop)
-		if err != nil {
-			out += " " + err.Error()
-		}
-		loadOut <- out
-	}()
-	stopLoad := func() string {
-		os.WriteFile(stop, nil, 0o600)
-		select {
-		case out := <-loadOut:
-			return strings.TrimSpace(out)
-		case <-time.After(60 * time.Second):
-			t.Fatal("the load did not stop")
-			return ""
-		}
-	}
-	defer func() {
-		if _, err := os.Stat(stop); err != nil {
-			stopLoad()
-		}
-	}()
+	stopLoad := l.startLoad("rb", via)
 
 	// The poller: one survivor's view of the map, in raft order.
 	polled := l.pollSlots(others[0])

@@ -22,30 +22,14 @@ import (
 // written before and during the rebuild reads back as it did through the
 // primaries before the kills.
 func TestClusterKVSRebuildEqualsPrimary(t *testing.T) {
-	l := newClusterLab(t, kvsCluster, kvsStorage)
-	l.host("cl", "10.99.0.10")
-	var all, addrs []string
-	for _, n := range kvsStorage {
-		all, addrs = append(all, n[0]), append(addrs, n[1]+":13111")
-		l.startNode(n[0])
-	}
-	l.leader(all...)
-	l.kvsSettled(all, "the tenant placed and served through every node")
+	l, all, addrs := startKVSCluster(t, kvsCluster)
 	if out, err := l.kvsClient("cl", "rw", "pre", 500, addrs); err != nil {
 		t.Fatalf("keys written before the kill: %v\n%s", err, out)
 	}
 
 	// A write load (keys ld0..ld199) through random nodes during the kill,
 	// the restart and the rebuild.
-	stop := filepath.Join(l.dir, "load.stop")
-	loadOut := make(chan string, 1)
-	go func() {
-		out, err := l.nc("cl", strings.Join(addrs, ","), "KVS load ld "+stop)
-		if err != nil {
-			out += " " + err.Error()
-		}
-		loadOut <- out
-	}()
+	stopLoad := l.startLoad("ld", addrs)
 	time.Sleep(time.Second)
 	victim := l.mostPrimaries(all)
 	t.Logf("kill -9 %s, wipe its state dir, restart", victim)
@@ -56,18 +40,13 @@ func TestClusterKVSRebuildEqualsPrimary(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	l.startNode(victim)
 	l.kvsSettled(all, victim+" back empty, rebuilt, every backup in sync")
-	os.WriteFile(stop, nil, 0o600)
-	select {
-	case out := <-loadOut:
-		// Errors are allowed here: the kill leaves the victim's slots
-		// unavailable until their failover.
-		if !strings.HasPrefix(out, "ok") && !strings.HasPrefix(out, "errors") {
-			t.Fatalf("the load: %s", out)
-		}
-		t.Logf("the load: %s", strings.TrimSpace(out))
-	case <-time.After(3 * time.Minute):
-		t.Fatal("the load did not stop")
+	// Errors are allowed here: the kill leaves the victim's slots
+	// unavailable until their failover.
+	out := stopLoad()
+	if !strings.HasPrefix(out, "ok") && !strings.HasPrefix(out, "errors") {
+		t.Fatalf("the load: %s", out)
 	}
+	t.Logf("the load: %s", out)
 
 	want := l.kvsDump(addrs)
 	for i := range 500 {

@@ -685,13 +685,7 @@ func TestFailoverUnavailability(t *testing.T) {
 	var gaps []time.Duration
 	for run := range runs {
 		tc := startCluster(t, 3, 1, slots.Sync)
-		m := tc.slotMap()
-		key := ""
-		for i := 0; key == ""; i++ {
-			if k := fmt.Sprintf("fo:%d", i); m.Slots[slots.Of([]byte(k))].Primary == "st3" {
-				key = k
-			}
-		}
+		key := keyWhere(tc.slotMap(), "fo:", func(s slots.Slot) bool { return s.Primary == "st3" })
 		c := dialText(t, tc.addrs[0])
 		var lastAck time.Time
 		for range 50 {
@@ -948,5 +942,15 @@ func TestClusterAllowPeer(t *testing.T) {
 	// Closed unanswered (EOF, or a reset: the version line was unread).
 	if b, _ := io.ReadAll(c); len(b) != 0 {
 		t.Fatalf("a refused peer read %q", b)
+	}
+}
+
+// keyWhere returns the first key PREFIX0, PREFIX1, ... whose slot in m
+// satisfies ok.
+func keyWhere(m *slots.Map, prefix string, ok func(slots.Slot) bool) string {
+	for i := 0; ; i++ {
+		if k := prefix + strconv.Itoa(i); ok(m.Slots[slots.Of([]byte(k))]) {
+			return k
+		}
 	}
 }

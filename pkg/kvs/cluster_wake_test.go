@@ -69,14 +69,7 @@ func setAsync(t *testing.T, addr, key string) <-chan string {
 func TestClusterRetryLaggingPrimary(t *testing.T) {
 	tc := startCluster(t, 3, 1, slots.Sync)
 	m := tc.slotMap()
-	key := ""
-	for i := 0; key == ""; i++ {
-		k := fmt.Sprintf("lag%d", i)
-		s := m.Slots[slots.Of([]byte(k))]
-		if s.Primary == "st1" && slices.Equal(s.InSync, []string{"st2"}) {
-			key = k
-		}
-	}
+	key := keyWhere(m, "lag", func(s slots.Slot) bool { return s.Primary == "st1" && slices.Equal(s.InSync, []string{"st2"}) })
 	sl := slots.Of([]byte(key))
 	tc.stores[1].cut(true) // st2's view stays the old one
 	if _, err := updateMap(context.Background(), tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
@@ -146,14 +139,7 @@ func TestClusterLeaseRegainWakes(t *testing.T) {
 func TestClusterQueuedWriteSeesShrink(t *testing.T) {
 	tc := startCluster(t, 3, 1, slots.Sync)
 	m := tc.slotMap()
-	key := ""
-	for i := 0; key == ""; i++ {
-		k := fmt.Sprintf("q%d", i)
-		s := m.Slots[slots.Of([]byte(k))]
-		if s.Primary == "st2" && slices.Equal(s.InSync, []string{"st3"}) {
-			key = k
-		}
-	}
+	key := keyWhere(m, "q", func(s slots.Slot) bool { return s.Primary == "st2" && slices.Equal(s.InSync, []string{"st3"}) })
 	gate := make(chan struct{})
 	tc.stores[1].mu.Lock()
 	tc.stores[1].gate = gate
