@@ -62,6 +62,9 @@ type evLoop struct {
 	// posted are parked connections whose replies are all in (see park).
 	postMu sync.Mutex
 	posted []*evConn
+	// peers are the peer connections with forwarded requests queued in
+	// this turn of the loop: sent together at its end (see park).
+	peers []*peerConn
 }
 
 // evConn is a connection served by an event loop.
@@ -404,6 +407,7 @@ func (l *evLoop) run() {
 			l.process(c)
 		}
 		clear(ready) // holds no connection, and so no store, past its turn
+		l.sendPeers()
 	}
 }
 
