@@ -349,7 +349,7 @@ func (s *session) loopWaits(slot int) bool {
 func (s *session) forward(node string, req []byte) (*future, *peerConn) {
 	r := s.svc.router
 	ps := r.n.peerSet(node, r.tenant)
-	pc, why := ps.conn(int(s.sid % peerConnsPerNode))
+	pc, why := ps.connFor(s.sid)
 	if pc == nil {
 		return failed(why), nil
 	}

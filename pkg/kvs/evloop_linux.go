@@ -43,6 +43,14 @@ type evPool struct {
 	cpuLoop map[int]int
 }
 
+// size returns the number of event loops (0 for no pool).
+func (p *evPool) size() int {
+	if p == nil {
+		return 0
+	}
+	return len(p.loops)
+}
+
 type evLoop struct {
 	epfd     int
 	wakefd   int
