@@ -585,4 +585,9 @@ func (o *orderedWriter) drain() {
 		o.segs[i] = segment{}
 	}
 	o.segs = o.segs[:0]
+	// Every forward recorded in sticky was awaited above: none is in
+	// flight. Emptied, the map stays as small as one batch of requests
+	// (rather than one entry per slot the session ever used), and the
+	// lookups of the next requests are cheap.
+	clear(o.sticky)
 }
