@@ -352,7 +352,16 @@ func (n *clusterNode) peerSet(node, tenant string) *peerSet {
 	k := node + "\x00" + tenant
 	ps := n.peers[k]
 	if ps == nil {
-		ps = &peerSet{n: n, node: node, tenant: tenant}
+		ps = &peerSet{n: n, node: node, tenant: tenant, size: peerConnsPerNode}
+		// Fixed for the set's life: a session's requests stay on one
+		// connection, in order.
+		if r := n.routers[tenant]; r != nil && n.tier != nil {
+			if m := r.m.Load(); m != nil && m.Replicas == 0 {
+				if loops := n.tier.pool.size(); loops > 0 {
+					ps.size = min(loops, peerConnsPerNode)
+				}
+			}
+		}
 		n.peers[k] = ps
 	}
 	return ps

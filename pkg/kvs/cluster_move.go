@@ -211,7 +211,7 @@ func (r *router) sendWait(node string, sid uint64, req []byte) []byte {
 
 // send sends req to node at once on the connection of session sid.
 func (r *router) send(node string, sid uint64, req []byte) *future {
-	pc, why := r.n.peerSet(node, r.tenant).conn(int(sid % peerConnsPerNode))
+	pc, why := r.n.peerSet(node, r.tenant).connFor(sid)
 	if pc == nil {
 		return failed(why)
 	}

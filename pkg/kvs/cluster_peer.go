@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,9 +23,14 @@ import (
 // request is followed by "mn\r\n", so that its reply, whatever it is (none
 // for noreply, values, an error), ends at the "MN\r\n".
 
-// peerConnsPerNode is how many pipelined connections a node keeps to each
-// other node per tenant; a client session always uses the same one, so
-// its forwarded requests stay in order.
+// peerConnsPerNode is how many pipelined connections a node keeps at most
+// to each other node per tenant; a client session always uses the same
+// one, so its forwarded requests stay in order. A replicated tenant uses
+// them all: the primary's session serving a connection waits for the
+// backups on each write, holding up the requests behind it. A tenant with
+// no backups never waits there, and uses one per event loop (see
+// clusterNode.peerSet): fewer connections carry more requests per write,
+// and wake fewer goroutines on either side.
 const peerConnsPerNode = 4
 
 // future is a reply that arrives later.
@@ -87,9 +91,15 @@ type peerSet struct {
 	tenant string
 	mu     sync.Mutex
 	conns  [peerConnsPerNode]*peerConn
+	size   int // the connections used, 1 to peerConnsPerNode
 	// downUntil: a dial failed; fail fast until then.
 	downUntil time.Time
 	lastErr   string
+}
+
+// connFor returns the connection of session sid (see conn).
+func (ps *peerSet) connFor(sid uint64) (*peerConn, string) {
+	return ps.conn(int(sid % uint64(ps.size)))
 }
 
 // conn returns connection i, dialing it if needed; nil and the reason if
@@ -293,26 +303,43 @@ func readPeerReply(br *bufio.Reader) ([]byte, error) {
 }
 
 // dataLen returns the length of the data block that follows a VALUE or VA
-// reply line.
+// reply line (tokens separated by spaces, as this node writes them). It
+// allocates nothing: it runs for every value a forwarded get returns.
 func dataLen(line []byte) (int, bool) {
-	var f []string
+	var tok int // the token holding the length
 	switch {
 	case bytes.HasPrefix(line, []byte("VALUE ")):
-		f = strings.Fields(string(line))
-		if len(f) < 4 {
-			return 0, false
-		}
-		f = f[3:]
+		tok = 3
 	case bytes.HasPrefix(line, []byte("VA ")):
-		f = strings.Fields(string(line))[1:]
+		tok = 1
 	default:
 		return 0, false
 	}
-	if len(f) == 0 {
+	line = bytes.TrimRight(line, "\r\n")
+	for i := 0; i < tok; i++ {
+		sp := bytes.IndexByte(line, ' ')
+		if sp < 0 {
+			return 0, false
+		}
+		line = bytes.TrimLeft(line[sp:], " ")
+	}
+	if sp := bytes.IndexByte(line, ' '); sp >= 0 {
+		line = line[:sp]
+	}
+	if len(line) == 0 {
 		return 0, false
 	}
-	n, err := strconv.Atoi(f[0])
-	return n, err == nil && n >= 0 && n <= maxForwardData
+	n := 0
+	for _, ch := range line {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		n = n*10 + int(ch-'0')
+		if n > maxForwardData {
+			return 0, false
+		}
+	}
+	return n, true
 }
 
 // acceptLoop serves the peer listener.
@@ -558,4 +585,9 @@ func (o *orderedWriter) drain() {
 		o.segs[i] = segment{}
 	}
 	o.segs = o.segs[:0]
+	// Every forward recorded in sticky was awaited above: none is in
+	// flight. Emptied, the map stays as small as one batch of requests
+	// (rather than one entry per slot the session ever used), and the
+	// lookups of the next requests are cheap.
+	clear(o.sticky)
 }

@@ -349,7 +349,7 @@ func (s *session) loopWaits(slot int) bool {
 func (s *session) forward(node string, req []byte) (*future, *peerConn) {
 	r := s.svc.router
 	ps := r.n.peerSet(node, r.tenant)
-	pc, why := ps.conn(int(s.sid % peerConnsPerNode))
+	pc, why := ps.connFor(s.sid)
 	if pc == nil {
 		return failed(why), nil
 	}
@@ -578,14 +578,16 @@ func (bufWriter) Flush() error { return nil }
 // values ended by END (an error) is the whole answer.
 func mergeGets(keys [][]byte, owners, nodes []string, parts [][]byte) []byte {
 	blocks := make([][][]byte, len(parts)) // per node: its VALUE blocks
+	size := len("END\r\n")
 	for j, p := range parts {
 		bs, ok := splitValues(p)
 		if !ok {
 			return p
 		}
 		blocks[j] = bs
+		size += len(p)
 	}
-	var out []byte
+	out := make([]byte, 0, size) // one allocation, not one per doubling
 	next := make([]int, len(nodes))
 	for i, k := range keys {
 		j := indexStr(nodes, owners[i])

@@ -12,12 +12,19 @@ import "golang.org/x/sys/unix"
 // (waking it through its eventfd), which writes every reply in order and
 // runs the input that came meanwhile.
 
-// park sends c's forwarded requests and, unless their replies are all in
-// already (then they are written to c's output now), parks c until they
-// are. It reports whether c is parked.
+// park queues c's forwarded requests to be sent at the end of the loop's
+// turn (see sendPeers) and, unless their replies are all in already (then
+// they are written to c's output now), parks c until they are. It reports
+// whether c is parked.
 func (l *evLoop) park(c *evConn) bool {
 	ow := c.sess.ow
-	ow.sendPeers()
+	for _, pc := range ow.peers {
+		if !containsConn(l.peers, pc) {
+			l.peers = append(l.peers, pc)
+		}
+	}
+	clear(ow.peers)
+	ow.peers = ow.peers[:0]
 	fs := ow.awaited()
 	if len(fs) == 0 {
 		ow.drain()
@@ -35,16 +42,32 @@ func (l *evLoop) park(c *evConn) bool {
 	return true
 }
 
-// post hands a connection whose replies are in back to its loop.
+// sendPeers sends the forwarded requests queued in this turn of the loop:
+// one write per peer connection for all the connections that ran in it,
+// rather than one per connection.
+func (l *evLoop) sendPeers() {
+	for _, pc := range l.peers {
+		pc.flush()
+	}
+	clear(l.peers)
+	l.peers = l.peers[:0]
+}
+
+// post hands a connection whose replies are in back to its loop. Only the
+// first post after the loop took the list wakes it: the others join the
+// list it has yet to take.
 func (l *evLoop) post(c *evConn) {
 	if l.stopping.Load() {
 		return // its eventfd may be closed (and its number reused)
 	}
 	l.postMu.Lock()
+	wake := len(l.posted) == 0
 	l.posted = append(l.posted, c)
 	l.postMu.Unlock()
-	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
-	unix.Write(l.wakefd, one)
+	if wake {
+		one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+		unix.Write(l.wakefd, one)
+	}
 }
 
 // resumePosted resumes the posted connections (on the loop).

@@ -43,6 +43,14 @@ type evPool struct {
 	cpuLoop map[int]int
 }
 
+// size returns the number of event loops (0 for no pool).
+func (p *evPool) size() int {
+	if p == nil {
+		return 0
+	}
+	return len(p.loops)
+}
+
 type evLoop struct {
 	epfd     int
 	wakefd   int
@@ -62,6 +70,9 @@ type evLoop struct {
 	// posted are parked connections whose replies are all in (see park).
 	postMu sync.Mutex
 	posted []*evConn
+	// peers are the peer connections with forwarded requests queued in
+	// this turn of the loop: sent together at its end (see park).
+	peers []*peerConn
 }
 
 // evConn is a connection served by an event loop.
@@ -404,6 +415,7 @@ func (l *evLoop) run() {
 			l.process(c)
 		}
 		clear(ready) // holds no connection, and so no store, past its turn
+		l.sendPeers()
 	}
 }
 

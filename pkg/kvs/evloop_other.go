@@ -16,6 +16,7 @@ type evPool struct{}
 
 func newEvPool(Options, *slog.Logger) (*evPool, error) { return nil, nil }
 func (p *evPool) close()                               {}
+func (p *evPool) size() int                            { return 0 }
 func (p *evPool) add(*server, net.Conn) bool           { return false }
 
 // evConn is never created off Linux.
