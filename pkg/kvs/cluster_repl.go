@@ -498,7 +498,10 @@ func readRecord(br *bufio.Reader) (record, error) {
 
 // nextStreamSeq returns the sequence of a new stream to a backup: above
 // every earlier one of this replicator, and from the clock so that a
-// restarted node's streams supersede those of its previous run.
+// restarted node's streams supersede those of its previous run (a clock
+// stepped back by more than the restart took makes its backups refuse its
+// streams until the clock is past the old ones again: they stay out of
+// sync meanwhile, nothing is lost).
 func (rp *replicator) nextStreamSeq() uint64 {
 	for {
 		last := rp.streamSeq.Load()
