@@ -154,17 +154,27 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	if len(s.Backups) == 0 {
 		return rp.inner.Mutate(key, now, fn)
 	}
+	if self := rp.r.n.opts.Node; s.Primary != self {
+		// Routed by an older map: it runs at the slot's primary.
+		return Item{}, fmt.Errorf("lbd: unavailable: slot %d moved to %s", i, s.Primary)
+	}
 	l := &rp.locks[i]
 	l.mu.Lock()
 	for l.pending[string(key)] > 0 && m.Replication == slots.Sync {
 		l.cond.Wait() // a read-modify-write reads acknowledged data only
 		// A backup may have left the in-sync set meanwhile: the write
-		// does not wait for it (and hold writes again, see shrink). Under
-		// another primary or epoch the old placement stays, and the
-		// backups refuse the record as stale.
-		if _, cur, cm := rp.slot(key); cur.Primary == s.Primary && cur.Epoch == s.Epoch {
-			s, m = cur, cm
+		// does not wait for it (and hold writes again, see shrink). A
+		// slot that moved meanwhile (another primary or epoch) is not
+		// written here: under the old placement, with no backup in sync
+		// there, nothing would refuse it and the new primary would never
+		// see the write. It ran nowhere yet: the forwarding node sends it
+		// to the new primary.
+		_, cur, cm := rp.slot(key)
+		if cur.Primary != s.Primary || cur.Epoch != s.Epoch {
+			l.mu.Unlock()
+			return Item{}, fmt.Errorf("lbd: unavailable: slot %d moved while the write waited", i)
 		}
+		s, m = cur, cm
 	}
 	var op Op
 	var prev Item
