@@ -162,20 +162,22 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	l.mu.Lock()
 	for l.pending[string(key)] > 0 && m.Replication == slots.Sync {
 		l.cond.Wait() // a read-modify-write reads acknowledged data only
-		// A backup may have left the in-sync set meanwhile: the write
-		// does not wait for it (and hold writes again, see shrink). A
-		// slot that moved meanwhile (another primary or epoch) is not
-		// written here: under the old placement, with no backup in sync
-		// there, nothing would refuse it and the new primary would never
-		// see the write. It ran nowhere yet: the forwarding node sends it
-		// to the new primary.
-		_, cur, cm := rp.slot(key)
-		if cur.Primary != s.Primary || cur.Epoch != s.Epoch {
-			l.mu.Unlock()
-			return Item{}, fmt.Errorf("lbd: unavailable: slot %d moved while the write waited", i)
-		}
-		s, m = cur, cm
 	}
+	// The placement again, under the slot's lock, as the record leaves:
+	// a backup may have left the in-sync set meanwhile (the write does
+	// not wait for it, and holds writes again, see shrink) or joined it
+	// (the write waits for it: the leader may make it the primary next).
+	// A slot that moved meanwhile (another primary or epoch) is not
+	// written here: under the old placement, with no backup in sync
+	// there, nothing would refuse the write and the new primary would
+	// never see it. It ran nowhere yet: the forwarding node sends it to
+	// the new primary.
+	_, cur, cm := rp.slot(key)
+	if cur.Primary != s.Primary || cur.Epoch != s.Epoch {
+		l.mu.Unlock()
+		return Item{}, fmt.Errorf("lbd: unavailable: slot %d moved while the write waited", i)
+	}
+	s, m = cur, cm
 	var op Op
 	var prev Item
 	var prevFound bool
