@@ -138,3 +138,88 @@ func TestClusterShrinkOutlastsOldPrimary(t *testing.T) {
 	}
 	noStaleRead(t, tc.addrs[p], key, "old", time.Second)
 }
+
+// TestClusterWriteQueuedBehindMoveRunsNowhere: a write to a key queued at
+// its primary behind another write of the key (which waits, here for the
+// hold after a shrink) does not run once the slot moved meanwhile: under
+// the old placement, where no backup was in sync, nothing would refuse it,
+// it would be acknowledged, and the slot's new primary would never have
+// it. It fails as having run nowhere (the forwarding node sends it to the
+// new primary).
+func TestClusterWriteQueuedBehindMoveRunsNowhere(t *testing.T) {
+	tc := startCluster(t, 2, 1, slots.Sync)
+	p := 1 // node 0 is the leader
+	key, sl := keyOf(t, tc, p)
+	b := tc.slotMap().Slots[sl].Backups[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tier := tc.tiers[p]
+	tier.mu.Lock()
+	r := tier.cluster.routers["t"]
+	tier.mu.Unlock()
+	waitVer := func(v uint64) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); r.ver.Load() < v; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has not seen map version %d", tc.names[p], v)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// The slot's only backup is a node that does not exist, out of sync:
+	// the primary's writes wait for no backup.
+	if _, err := updateMap(ctx, tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
+		next := cur.Clone()
+		next.Slots[sl].Backups, next.Slots[sl].InSync = []string{"st9"}, nil
+		return next, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := tc.store.Get(slots.Key("t"))
+	waitVer(e.Version)
+
+	set := func(v string) func(Item, bool) (Item, Op) {
+		return func(cur Item, found bool) (Item, Op) { return Item{Value: []byte(v)}, OpTouch }
+	}
+	now := time.Now().Unix()
+	r.repl.hold() // as after a shrink: writes are acknowledged a lease later
+	first := make(chan error, 1)
+	go func() { _, err := r.repl.Mutate([]byte(key), now, set("first")); first <- err }()
+	l := &r.repl.locks[sl]
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		l.mu.Lock()
+		n := l.pending[key]
+		l.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first write is not pending")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	queued := make(chan error, 1)
+	go func() { _, err := r.repl.Mutate([]byte(key), now, set("queued")); queued <- err }()
+
+	// The slot moves to b while the queued write waits.
+	if _, err := updateMap(ctx, tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
+		next := cur.Clone()
+		s := &next.Slots[sl]
+		s.Primary, s.Backups, s.InSync, s.Epoch = b, []string{tc.names[p]}, []string{tc.names[p]}, cur.MaxEpoch()+1
+		return next, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e, _ = tc.store.Get(slots.Key("t"))
+	waitVer(e.Version)
+	if err := <-first; err != nil {
+		t.Fatalf("the first write, run before the move: %v", err)
+	}
+	err := <-queued
+	if err == nil || !ranNowhere([]byte("SERVER_ERROR "+err.Error())) {
+		t.Fatalf("the write queued across the move: %v, want it to have run nowhere", err)
+	}
+	if it, ok := r.repl.inner.Get([]byte(key), time.Now().Unix()); !ok || string(it.Value) != "first" {
+		t.Fatalf("the old primary holds %q %v, want %q", it.Value, ok, "first")
+	}
+}

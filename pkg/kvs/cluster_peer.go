@@ -16,7 +16,8 @@ import (
 // Node-to-node connections. A connection opens with one hello line:
 //
 //	lbd-peer TENANT\r\n        forwarded requests of TENANT's clients
-//	lbd-repl TENANT FROM\r\n   replication records from FROM (see repl)
+//	lbd-repl TENANT FROM [SEQ]\r\n   replication records from FROM (see repl);
+//	                             SEQ orders FROM's streams (see streamSource)
 //
 // after which a peer connection is a memcached text stream served at this
 // node as the slots' primary (never forwarded again): each forwarded
@@ -428,8 +429,14 @@ func (n *clusterNode) servePeer(c net.Conn) error {
 		sess := newSession(svc, br, bufio.NewWriterSize(&deadlineWriter{c: c}, 32<<10))
 		sess.peer = true
 		return sess.serve()
-	case f[0] == "lbd-repl" && len(f) == 3:
-		return svc.router.repl.serveBackup(f[2], br, c)
+	case f[0] == "lbd-repl" && (len(f) == 3 || len(f) == 4):
+		var seq uint64
+		if len(f) == 4 {
+			if seq, err = strconv.ParseUint(f[3], 10, 64); err != nil || seq == 0 {
+				return fmt.Errorf("bad hello %q", hello)
+			}
+		}
+		return svc.router.repl.serveBackup(f[2], seq, br, c)
 	}
 	return fmt.Errorf("bad hello %q", hello)
 }

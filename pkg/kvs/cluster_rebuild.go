@@ -188,6 +188,11 @@ func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *reb
 		}
 		return cur.AddInSyncAll(self, backup, add)
 	})
+	if err == nil {
+		// Its writes wait for the backup at once, not once the watch
+		// brings the map: the leader may hand a slot over to it next.
+		rp.r.refresh()
+	}
 	return err
 }
 

@@ -63,6 +63,23 @@ type replicator struct {
 	// (the node may be cut off, and a failover under way). The write is
 	// undone here, and the slot is not served until the map changes.
 	fenced [slots.Count]atomic.Uint64
+	// streamSeq is the sequence of the last stream dialed to a backup
+	// (see stream); sources, on the backup side, is each primary's
+	// newest stream (see serveBackup).
+	streamSeq atomic.Uint64
+	srcMu     sync.Mutex
+	sources   map[string]*streamSource
+}
+
+// streamSource is, at a backup, the newest replication stream of one
+// primary: only its records are applied. A stream the primary gave up (it
+// timed out, or was cut off) can still deliver what the kernel had
+// buffered for it long after, once the network heals: its purges, deletes
+// and items, older than what the stream that replaced it carried, would
+// undo a later rebuild and acknowledged writes of a backup in sync.
+type streamSource struct {
+	mu  sync.Mutex // held while a record of the source is applied
+	seq uint64
 }
 
 // isFenced reports whether the node stopped serving slot under the
@@ -137,18 +154,30 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	if len(s.Backups) == 0 {
 		return rp.inner.Mutate(key, now, fn)
 	}
+	if self := rp.r.n.opts.Node; s.Primary != self {
+		// Routed by an older map: it runs at the slot's primary.
+		return Item{}, fmt.Errorf("lbd: unavailable: slot %d moved to %s", i, s.Primary)
+	}
 	l := &rp.locks[i]
 	l.mu.Lock()
 	for l.pending[string(key)] > 0 && m.Replication == slots.Sync {
 		l.cond.Wait() // a read-modify-write reads acknowledged data only
-		// A backup may have left the in-sync set meanwhile: the write
-		// does not wait for it (and hold writes again, see shrink). Under
-		// another primary or epoch the old placement stays, and the
-		// backups refuse the record as stale.
-		if _, cur, cm := rp.slot(key); cur.Primary == s.Primary && cur.Epoch == s.Epoch {
-			s, m = cur, cm
-		}
 	}
+	// The placement again, under the slot's lock, as the record leaves:
+	// a backup may have left the in-sync set meanwhile (the write does
+	// not wait for it, and holds writes again, see shrink) or joined it
+	// (the write waits for it: the leader may make it the primary next).
+	// A slot that moved meanwhile (another primary or epoch) is not
+	// written here: under the old placement, with no backup in sync
+	// there, nothing would refuse the write and the new primary would
+	// never see it. It ran nowhere yet: the forwarding node sends it to
+	// the new primary.
+	_, cur, cm := rp.slot(key)
+	if cur.Primary != s.Primary || cur.Epoch != s.Epoch {
+		l.mu.Unlock()
+		return Item{}, fmt.Errorf("lbd: unavailable: slot %d moved while the write waited", i)
+	}
+	s, m = cur, cm
 	var op Op
 	var prev Item
 	var prevFound bool
@@ -339,7 +368,7 @@ func (rp *replicator) stream(node string) *peerConn {
 	if pc := rp.streams[node]; pc != nil && time.Since(pc.sentAt) < 100*time.Millisecond {
 		return pc // dead, retried shortly
 	}
-	c, err := rp.r.n.dial(node, "lbd-repl "+rp.r.tenant+" "+rp.r.n.opts.Node+"\r\n")
+	c, err := rp.r.n.dial(node, "lbd-repl "+rp.r.tenant+" "+rp.r.n.opts.Node+" "+strconv.FormatUint(rp.nextStreamSeq(), 10)+"\r\n")
 	if err != nil || rp.closed {
 		pc := &peerConn{node: node, dead: true, sentAt: time.Now()}
 		rp.streams[node] = pc
@@ -479,16 +508,73 @@ func readRecord(br *bufio.Reader) (record, error) {
 	return rec, nil
 }
 
-// serveBackup applies the records a primary streams to this node.
-func (rp *replicator) serveBackup(from string, br *bufio.Reader, c net.Conn) error {
+// nextStreamSeq returns the sequence of a new stream to a backup: above
+// every earlier one of this replicator, and from the clock so that a
+// restarted node's streams supersede those of its previous run (a clock
+// stepped back by more than the restart took makes its backups refuse its
+// streams until the clock is past the old ones again: they stay out of
+// sync meanwhile, nothing is lost).
+func (rp *replicator) nextStreamSeq() uint64 {
+	for {
+		last := rp.streamSeq.Load()
+		next := max(uint64(time.Now().UnixNano()), last+1)
+		if rp.streamSeq.CompareAndSwap(last, next) {
+			return next
+		}
+	}
+}
+
+// errStreamSuperseded ends a replication stream that a newer one of the
+// same primary replaced.
+var errStreamSuperseded = errors.New("kvs: replication stream superseded by a newer one")
+
+// source registers a stream of sequence seq from primary from and returns
+// its source, or nil if a newer stream of from is known already. seq 0 (a
+// hello without one) is never superseded and supersedes nothing.
+func (rp *replicator) source(from string, seq uint64) *streamSource {
+	if seq == 0 {
+		return nil
+	}
+	rp.srcMu.Lock()
+	defer rp.srcMu.Unlock()
+	if rp.sources == nil {
+		rp.sources = map[string]*streamSource{}
+	}
+	src := rp.sources[from]
+	if src == nil {
+		src = &streamSource{}
+		rp.sources[from] = src
+	}
+	src.mu.Lock() // after every record of an older stream being applied
+	defer src.mu.Unlock()
+	if seq < src.seq {
+		return nil
+	}
+	src.seq = seq
+	return src
+}
+
+// serveBackup applies the records a primary streams to this node on a
+// stream of sequence seq (see streamSource), until a newer stream of the
+// same primary supersedes it.
+func (rp *replicator) serveBackup(from string, seq uint64, br *bufio.Reader, c net.Conn) error {
 	bw := bufio.NewWriterSize(c, 4<<10)
+	src := rp.source(from, seq)
+	if seq != 0 && src == nil {
+		return errStreamSuperseded
+	}
 	for {
 		rec, err := readRecord(br)
 		if err != nil {
 			bw.Flush()
 			return err
 		}
-		bw.WriteString(rp.apply(rec))
+		ans, ok := rp.applyFrom(src, seq, rec)
+		if !ok {
+			bw.Flush()
+			return errStreamSuperseded
+		}
+		bw.WriteString(ans)
 		if br.Buffered() == 0 {
 			c.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := bw.Flush(); err != nil {
@@ -496,6 +582,21 @@ func (rp *replicator) serveBackup(from string, br *bufio.Reader, c net.Conn) err
 			}
 		}
 	}
+}
+
+// applyFrom applies a record of a stream of sequence seq from src (nil: no
+// sequence) unless a newer stream of the same primary was opened since;
+// ok false if one was (nothing applied).
+func (rp *replicator) applyFrom(src *streamSource, seq uint64, rec record) (ans string, ok bool) {
+	if src == nil {
+		return rp.apply(rec), true
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.seq != seq {
+		return "", false
+	}
+	return rp.apply(rec), true
 }
 
 // apply applies a record to the local store and returns the answer.

@@ -533,6 +533,67 @@ func TestClusterStaleEpochRefused(t *testing.T) {
 	}
 }
 
+// TestClusterStaleStreamIgnored: a backup applies no record of a
+// replication stream that a newer stream of the same primary replaced. A
+// stream the primary gave up while the backup was cut off delivers what
+// the kernel had buffered for it once the network heals, after the new
+// stream rebuilt the backup and carried acknowledged writes: its purge and
+// old items would put the backup, in sync, back to the old values (a
+// failover to it then loses the acknowledged writes).
+func TestClusterStaleStreamIgnored(t *testing.T) {
+	tc := startCluster(t, 2, 1, slots.Sync)
+	m := tc.slotMap()
+	key := []byte("stream")
+	slot := slots.Of(key)
+	s := m.Slots[slot]
+	backup := indexStr(tc.names, s.Backups[0])
+	stream := func(seq int) (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", tc.tiers[backup].PeerAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "lbd-repl t %s %d\r\n", s.Primary, seq)
+		return c, bufio.NewReader(c)
+	}
+	send := func(c net.Conn, br *bufio.Reader, rec []byte) (string, error) {
+		c.Write(rec)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		return br.ReadString('\n')
+	}
+	item := func(v string, cas uint64) []byte {
+		return encodeRecord(s.Epoch, slot, OpStore, key, Item{Value: []byte(v), CAS: cas<<slots.EpochShift + 1})
+	}
+	oldC, oldR := stream(100)
+	if got, err := send(oldC, oldR, item("old", 1)); got != "A\r\n" {
+		t.Fatalf("record on the first stream: %q %v", got, err)
+	}
+	newC, newR := stream(200)
+	if got, err := send(newC, newR, item("new", 2)); got != "A\r\n" {
+		t.Fatalf("record on the newer stream: %q %v", got, err)
+	}
+	// The old stream's buffered rebuild arrives late: a purge, then the
+	// item as it was.
+	if got, err := send(oldC, oldR, append(purgeRecord(s.Epoch, slot), item("old", 1)...)); err == nil {
+		t.Fatalf("the superseded stream's records were answered %q", got)
+	}
+	tier := tc.tiers[backup]
+	tier.mu.Lock()
+	st := tier.cluster.routers["t"].repl.inner
+	tier.mu.Unlock()
+	if it, ok := st.Get(key, time.Now().Unix()); !ok || string(it.Value) != "new" {
+		t.Fatalf("backup holds %q %v, want the newer stream's %q", it.Value, ok, "new")
+	}
+	// A stream older than the newest is refused from its hello on.
+	c, br := stream(150)
+	if got, err := send(c, br, item("older", 3)); err == nil {
+		t.Fatalf("a stream older than the newest was answered %q", got)
+	}
+	if got, err := send(newC, newR, item("newer", 4)); got != "A\r\n" {
+		t.Fatalf("record on the newest stream after the refusals: %q %v", got, err)
+	}
+}
+
 func TestRecordRoundTrip(t *testing.T) {
 	for _, tt := range []struct {
 		op Op
