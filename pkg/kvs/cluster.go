@@ -157,10 +157,7 @@ func (n *clusterNode) partition(cut bool) {
 	}
 	peers := n.peers
 	n.peers = map[string]*peerSet{}
-	routers := make([]*router, 0, len(n.routers))
-	for _, r := range n.routers {
-		routers = append(routers, r)
-	}
+	routers := n.routerList()
 	n.mu.Unlock()
 	for _, ps := range peers {
 		ps.close()
@@ -378,14 +375,21 @@ func (n *clusterNode) watchLoop(ch <-chan uint64) {
 // refreshAll refreshes every tenant's map from the cluster state.
 func (n *clusterNode) refreshAll() {
 	n.mu.Lock()
-	rs := make([]*router, 0, len(n.routers))
-	for _, r := range n.routers {
-		rs = append(rs, r)
-	}
+	rs := n.routerList()
 	n.mu.Unlock()
 	for _, r := range rs {
 		r.refresh()
 	}
+}
+
+// routerList returns the tenants' routers, to use outside n.mu (held by
+// the caller).
+func (n *clusterNode) routerList() []*router {
+	rs := make([]*router, 0, len(n.routers))
+	for _, r := range n.routers {
+		rs = append(rs, r)
+	}
+	return rs
 }
 
 // attach makes svc a clustered tenant's service.
