@@ -22,7 +22,8 @@ import (
 // overwrites the newer. The items go out at most RebuildBytesPerSec. Once
 // the backup has applied them all, the primary adds it to the slots'
 // in-sync sets by compare-and-set (if it is still their primary at the
-// same epoch).
+// same epoch). From a slot's purge on, its sync writes wait for the
+// backup too, and one it did not apply stops the join (cluster_join.go).
 
 // DefaultRebuildBytesPerSec is the rebuild bandwidth limit by default.
 const DefaultRebuildBytesPerSec = 32 << 20
@@ -46,6 +47,7 @@ type rebuilds struct {
 // mapChanged starts a rebuild for every backup of this node's primary
 // slots that is not in sync.
 func (rp *replicator) mapChanged(m *slots.Map) {
+	rp.joinsSeen(m)
 	self := rp.r.n.opts.Node
 	need := map[string][]int{}
 	for i, s := range m.Slots {
@@ -121,11 +123,18 @@ func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *reb
 		want[i] = true
 		epochs[i] = m.Slots[i].Epoch
 	}
+	j := rp.startJoin(backup, epochs)
+	defer func() {
+		if !j.committed.Load() {
+			rp.endJoin(j)
+		}
+	}()
 	var last []*future
 	for _, i := range ss {
 		l := &rp.locks[i]
 		l.mu.Lock()
 		last = append(last, pc.send(purgeRecord(epochs[i], i)))
+		j.live[i] = true // the slot's writes from now on wait for the backup
 		l.mu.Unlock()
 	}
 	keys := storeKeys(rp.inner, func(k []byte) bool { return want[slots.Of(k)] })
@@ -176,17 +185,20 @@ func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *reb
 	ctx, cancel := context.WithTimeout(rp.r.n.ctx, rp.r.n.opts.RequestTimeout)
 	defer cancel()
 	self := rp.r.n.opts.Node
-	_, err := updateMap(ctx, rp.r.n.opts.Store, rp.r.tenant, func(cur *slots.Map) (*slots.Map, error) {
-		add := map[int]uint64{}
-		for _, i := range ss {
-			if !slices.Contains(cur.Slots[i].InSync, backup) {
-				add[i] = epochs[i]
+	err := rp.commitJoin(j, func() error {
+		_, err := updateMap(ctx, rp.r.n.opts.Store, rp.r.tenant, func(cur *slots.Map) (*slots.Map, error) {
+			add := map[int]uint64{}
+			for _, i := range ss {
+				if !slices.Contains(cur.Slots[i].InSync, backup) {
+					add[i] = epochs[i]
+				}
 			}
-		}
-		if len(add) == 0 {
-			return nil, nil
-		}
-		return cur.AddInSyncAll(self, backup, add)
+			if len(add) == 0 {
+				return nil, nil
+			}
+			return cur.AddInSyncAll(self, backup, add)
+		})
+		return err
 	})
 	if err == nil {
 		// Its writes wait for the backup at once, not once the watch

@@ -54,6 +54,7 @@ type replicator struct {
 	shrinkMu sync.Mutex
 	shrinks  atomic.Int64
 	rb       rebuilds
+	js       joins
 	// holdUntil (unix nanoseconds): a backup left the in-sync sets, and
 	// writes are acknowledged only after this (see shrink).
 	holdUntil atomic.Int64
@@ -172,6 +173,7 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	// there, nothing would refuse the write and the new primary would
 	// never see it. It ran nowhere yet: the forwarding node sends it to
 	// the new primary.
+	js := rp.joinsOf(i) // before the map (see joinsOf)
 	_, cur, cm := rp.slot(key)
 	if cur.Primary != s.Primary || cur.Epoch != s.Epoch {
 		l.mu.Unlock()
@@ -191,18 +193,26 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 		return it, err
 	}
 	rec := encodeRecord(s.Epoch, i, op, key, it)
-	var waits, all []*future
+	var waits, all, joinWaits []*future
 	var waitFor []string
+	var joining []*join
 	for _, b := range s.Backups {
 		f := rp.stream(b).send(rec)
 		all = append(all, f)
-		if m.Replication == slots.Sync && slices.Contains(s.InSync, b) {
+		if m.Replication != slots.Sync {
+			continue
+		}
+		if slices.Contains(s.InSync, b) {
 			waits = append(waits, f)
 			waitFor = append(waitFor, b)
+		} else if j := joinFor(js, b); j != nil {
+			// Rebuilt, and about to join (see cluster_join.go).
+			joinWaits = append(joinWaits, f)
+			joining = append(joining, j)
 		}
 	}
 	hold := m.Replication == slots.Sync && rp.holding()
-	if len(waits) == 0 && !hold {
+	if len(waits) == 0 && len(joinWaits) == 0 && !hold {
 		l.mu.Unlock()
 		return it, nil
 	}
@@ -213,7 +223,12 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	l.pending[k]++
 	l.mu.Unlock()
 
+	var ended []*join
+	waits, waitFor, ended = rp.settleJoins(joinWaits, joining, waits, waitFor)
 	err = rp.await(i, s.Epoch, waits, waitFor, all)
+	for _, j := range ended {
+		rp.endJoin(j)
+	}
 	if err == nil && m.Replication == slots.Sync {
 		rp.waitHold()
 	}

@@ -49,8 +49,9 @@ type cutStore struct {
 	mu     sync.Mutex
 	frozen map[string]cluster.Entry // nil: not cut
 	// gate, if set, holds the node's writes until it is closed (a
-	// leader being elected).
-	gate chan struct{}
+	// leader being elected); gated counts the writes it held.
+	gate  chan struct{}
+	gated atomic.Int32
 }
 
 func (s *cutStore) cut(on bool) {
@@ -100,6 +101,7 @@ func (s *cutStore) Propose(ctx context.Context, ops ...cluster.Op) (uint64, erro
 		return 0, cluster.ErrNoLeader
 	}
 	if gate != nil {
+		s.gated.Add(1)
 		select {
 		case <-gate:
 		case <-ctx.Done():
