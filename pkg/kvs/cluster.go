@@ -472,6 +472,7 @@ func (r *router) refresh() {
 		r.n.log.Error("kvs: slot map", "tenant", r.tenant, "err", err)
 		return
 	}
+	r.repl.takeover(r.m.Load(), m) // before any request is served under m
 	r.m.Store(m)
 	r.ver.Store(e.Version)
 	raiseCAS(r.repl.inner, m.MaxEpoch()<<slots.EpochShift)

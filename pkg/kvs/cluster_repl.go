@@ -39,7 +39,8 @@ import (
 //	R EPOCH SLOT OP FLAGS EXPTIME CAS META KEYLEN VALUELEN\r\n KEY VALUE \r\n
 //	A\r\n (applied) | S EPOCH\r\n (stale epoch) | E MESSAGE\r\n
 //
-// OP is S (store the item) or D (delete the key).
+// OP is S (store the item) or D (delete the key); X (purge the slot) for
+// a rebuild; B, F and Z for a new primary's resync (cluster_resync.go).
 
 // replicator is the Store of a clustered tenant.
 type replicator struct {
@@ -55,6 +56,7 @@ type replicator struct {
 	shrinks  atomic.Int64
 	rb       rebuilds
 	js       joins
+	rs       resyncs
 	// holdUntil (unix nanoseconds): a backup left the in-sync sets, and
 	// writes are acknowledged only after this (see shrink).
 	holdUntil atomic.Int64
@@ -84,9 +86,10 @@ type streamSource struct {
 }
 
 // isFenced reports whether the node stopped serving slot under the
-// current map. (epoch is unused: the fence is by map version.)
+// current map (the fence is by map version), or, taken over at epoch,
+// the slot waits for its backups' resync (cluster_resync.go).
 func (rp *replicator) isFenced(slot int, epoch uint64) bool {
-	return rp.fenced[slot].Load() == rp.r.ver.Load()+1
+	return rp.fenced[slot].Load() == rp.r.ver.Load()+1 || rp.resyncWaits(slot, epoch)
 }
 
 // slotLock orders a slot's writes and holds reads of keys whose write is
@@ -448,6 +451,11 @@ func encodeRecord(epoch uint64, slot int, op Op, key []byte, it Item) []byte {
 		o = 'D'
 		it = Item{}
 	}
+	return encodeRecordOp(epoch, slot, o, key, it)
+}
+
+// encodeRecordOp builds a replication record of OP o.
+func encodeRecordOp(epoch uint64, slot int, o byte, key []byte, it Item) []byte {
 	b := make([]byte, 0, 64+len(key)+len(it.Value))
 	b = append(b, "R "...)
 	b = strconv.AppendUint(b, epoch, 10)
@@ -477,8 +485,10 @@ type record struct {
 	slot  int
 	del   bool
 	purge bool // drop the whole slot (before a rebuild)
-	key   []byte
-	item  Item
+	// op is the record's OP: S, D, X, or B, F, Z (see resync).
+	op   byte
+	key  []byte
+	item Item
 }
 
 // errBadRecord: the stream is not in step; the connection ends.
@@ -491,7 +501,7 @@ func readRecord(br *bufio.Reader) (record, error) {
 		return record{}, err
 	}
 	f := strings.Fields(string(line))
-	if len(f) != 10 || f[0] != "R" || (f[3] != "S" && f[3] != "D" && f[3] != "X") {
+	if len(f) != 10 || f[0] != "R" || len(f[3]) != 1 || !strings.Contains("SDXBFZ", f[3]) {
 		return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
 	}
 	var n [9]uint64
@@ -506,7 +516,7 @@ func readRecord(br *bufio.Reader) (record, error) {
 		n[i] = v
 	}
 	klen, vlen := n[7], n[8]
-	if n[1] >= slots.Count || (klen == 0) != (f[3] == "X") || klen > KeyMaxLength || vlen > maxForwardData || n[3] > 1<<32-1 || n[6] > 255 {
+	if n[1] >= slots.Count || (klen == 0) != strings.Contains("XBZ", f[3]) || klen > KeyMaxLength || vlen > maxForwardData || n[3] > 1<<32-1 || n[6] > 255 {
 		return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
 	}
 	buf := make([]byte, klen+vlen+2)
@@ -516,8 +526,11 @@ func readRecord(br *bufio.Reader) (record, error) {
 	if buf[len(buf)-2] != '\r' || buf[len(buf)-1] != '\n' {
 		return record{}, fmt.Errorf("%w: no terminator", errBadRecord)
 	}
-	rec := record{epoch: n[0], slot: int(n[1]), del: f[3] == "D", purge: f[3] == "X", key: buf[:klen:klen]}
-	if f[3] == "S" {
+	rec := record{epoch: n[0], slot: int(n[1]), del: f[3] == "D", purge: f[3] == "X", op: f[3][0], key: buf[:klen:klen]}
+	switch f[3] {
+	case "B", "Z":
+		rec.item.Value = buf[klen : klen+vlen : klen+vlen] // the slots
+	case "S", "F":
 		rec.item = Item{Flags: uint32(n[3]), Exptime: int64(n[4]), CAS: n[5], Meta: uint8(n[6]), Value: buf[klen : klen+vlen : klen+vlen]}
 	}
 	return rec, nil
@@ -619,7 +632,14 @@ func (rp *replicator) apply(rec record) string {
 	if m := rp.r.m.Load(); m != nil && rec.epoch < m.Slots[rec.slot].Epoch {
 		return "S " + strconv.FormatUint(m.Slots[rec.slot].Epoch, 10) + "\r\n"
 	}
+	switch rec.op {
+	case 'B':
+		return rp.resyncBegin(rec)
+	case 'Z':
+		return rp.resyncEnd(rec)
+	}
 	if rec.purge {
+		rp.resyncDrop(rec.slot)
 		if err := rp.purge(rec.slot); err != nil {
 			return "E " + strings.ReplaceAll(err.Error(), "\r\n", " ") + "\r\n"
 		}
@@ -630,8 +650,8 @@ func (rp *replicator) apply(rec record) string {
 		if rec.del {
 			return cur, OpDelete
 		}
-		if found && cur.CAS > rec.item.CAS {
-			return cur, OpKeep // newer already here
+		if found && cur.CAS > rec.item.CAS && rec.op != 'F' {
+			return cur, OpKeep // newer already here (a resync's item replaces it)
 		}
 		it := rec.item
 		it.Atime = now
@@ -640,6 +660,7 @@ func (rp *replicator) apply(rec record) string {
 	if err != nil {
 		return "E " + strings.ReplaceAll(err.Error(), "\r\n", " ") + "\r\n"
 	}
+	rp.resyncTouch(rec.slot, rec.key)
 	return "A\r\n"
 }
 

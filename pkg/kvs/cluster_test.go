@@ -625,16 +625,14 @@ func FuzzReadRecord(f *testing.F) {
 	f.Add(encodeRecord(1, 2, OpStore, []byte("k"), Item{Value: []byte("v")}))
 	f.Add([]byte("R 1 2 D 0 0 0 0 1 0\r\nk\r\n"))
 	f.Add([]byte("R 1 2 S 0 0 0 0 1 99999999999\r\n"))
+	f.Add([]byte("R 1 2 B 0 0 0 0 0 5\r\n2 3 4\r\n"))
+	f.Add([]byte("R 1 2 F 0 0 7 0 1 1\r\nkv\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := readRecord(bufio.NewReader(strings.NewReader(string(b))))
 		if err != nil || rec.purge {
 			return
 		}
-		op := OpStore
-		if rec.del {
-			op = OpDelete
-		}
-		again, err := readRecord(bufio.NewReader(strings.NewReader(string(encodeRecord(rec.epoch, rec.slot, op, rec.key, rec.item)))))
+		again, err := readRecord(bufio.NewReader(strings.NewReader(string(encodeRecordOp(rec.epoch, rec.slot, rec.op, rec.key, rec.item)))))
 		if err != nil || string(again.key) != string(rec.key) || string(again.item.Value) != string(rec.item.Value) {
 			t.Fatalf("re-read: %v %+v vs %+v", err, again, rec)
 		}
