@@ -59,6 +59,8 @@ func (d *Daemon) joinKVSCluster(ctx context.Context, rc *raftControl, cfg *confi
 			IsLeader:   rc.n.IsLeader,
 			AllowPeer:  d.isClusterNode,
 
+			VerifyLeader: rc.n.VerifyLeader,
+
 			MonitorInterval:  cfg.Cluster.KVSMonitorInterval.D(),
 			MonitorThreshold: cfg.Cluster.KVSMonitorThreshold,
 		})
@@ -177,7 +179,7 @@ func (d *Daemon) runKVSMonitor(ctx context.Context, cfg *config.Config, node con
 		return
 	}
 	err := kvs.RunMonitor(ctx, d.log.With("component", "kvs-monitor"), kvs.ClusterOptions{
-		Node: node.Name, Store: rc.n, IsLeader: rc.n.IsLeader, ClientTLS: rc.tls.Clone(),
+		Node: node.Name, Store: rc.n, IsLeader: rc.n.IsLeader, VerifyLeader: rc.n.VerifyLeader, ClientTLS: rc.tls.Clone(),
 		MonitorInterval: cfg.Cluster.KVSMonitorInterval.D(), MonitorThreshold: cfg.Cluster.KVSMonitorThreshold,
 	})
 	if err != nil {

@@ -82,6 +82,26 @@ func (n *Node) Leader() (id, address string) {
 // IsLeader reports whether this node is the leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
+// VerifyLeader confirms with a quorum of voters that this node still
+// leads (raft's VerifyLeader: a heartbeat round, no log entry): an error if
+// it does not, or if no quorum answers before ctx ends. A leader cut off
+// from the others believes it leads until raft's leader lease runs out;
+// this is how it finds out at once.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	f := n.raft.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }() // ends when raft answers (or steps down)
+	select {
+	case err := <-done:
+		if err != nil {
+			return n.raftErr(err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: verify leadership: %w", ctx.Err())
+	}
+}
+
 // Term is raft's current term on this node.
 func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
 

@@ -44,6 +44,13 @@ type ClusterOptions struct {
 	// IsLeader reports whether this node is the raft leader, which alone
 	// watches the storage nodes and fails slots over; nil: never.
 	IsLeader func() bool
+	// VerifyLeader, if set, confirms with a quorum that this node still
+	// leads (cluster.Node.VerifyLeader): the monitor's probes, which renew
+	// the storage nodes' leases, go out only within MonitorInterval of the
+	// start of a confirmation, so that a leader deposed without knowing it
+	// yet grants no lease for longer than that (see leadership). Nil:
+	// IsLeader is trusted alone.
+	VerifyLeader func(context.Context) error
 	// MonitorInterval and MonitorThreshold: the leader declares a node down
 	// after MonitorThreshold failed probes MonitorInterval apart (Flare's
 	// monitor-interval and monitor-threshold); 300ms and 3 by default.

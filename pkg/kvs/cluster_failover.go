@@ -107,6 +107,70 @@ func (r *router) servingSlot(slot int) bool {
 	return r.serving() && (m == nil || !r.repl.isFenced(slot, m.Slots[slot].Epoch))
 }
 
+// leadership confirms, for the monitor, that this node still leads. A
+// probe renews the probed node's lease, and the leader probes itself too;
+// raft's IsLeader stays true on a leader cut off from the others until
+// raft's leader lease runs out (hashicorp/raft steps down then), and the
+// monitor stops probing only at its next look: meanwhile its probes would
+// keep granting leases (its own and those of the nodes on its side) while
+// a new leader, elected on the other side, fails their slots over. So
+// each probe waits for a confirmation (VerifyLeader: a quorum answered a
+// heartbeat) that started less than a MonitorInterval before. A quorum
+// that answered one started at T can elect another leader only once one of
+// its members has heard nothing for raft's heartbeat timeout, after T; a
+// probe confirmed by it reaches its node by T + 2 MonitorIntervals (its
+// connect timeout is one), so the last lease it grants ends by T + 2
+// MonitorIntervals + leaseFor, before the new leader can have failed the
+// node over (its own probes of a node cut off time out, MonitorThreshold
+// times, MonitorInterval apart).
+type leadership struct {
+	verify   func(context.Context) error
+	interval time.Duration
+	since    atomic.Int64 // unix ns: the start of the last confirmation
+}
+
+// run confirms the leadership every half MonitorInterval until ctx ends.
+func (l *leadership) run(ctx context.Context) {
+	for {
+		start := time.Now()
+		vctx, cancel := context.WithTimeout(ctx, l.interval)
+		err := l.verify(vctx)
+		cancel()
+		if err == nil {
+			l.since.Store(start.UnixNano())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(start.Add(l.interval / 2))):
+		}
+	}
+}
+
+// confirmed reports whether a confirmation started less than an interval
+// ago.
+func (l *leadership) confirmed() bool {
+	return time.Now().UnixNano()-l.since.Load() < int64(l.interval)
+}
+
+// confirmedDialer dials a probe once the leadership is confirmed (see
+// leadership); the probe fails if it is not before its connect timeout.
+type confirmedDialer struct {
+	base healthcheck.Dialer
+	l    *leadership
+}
+
+func (d confirmedDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	for !d.l.confirmed() {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("kvs: monitor: leadership not confirmed: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return d.base.DialContext(ctx, network, addr)
+}
+
 // tlsDialer dials the probes over the cluster's TLS.
 type tlsDialer struct{ cfg *tls.Config }
 
@@ -187,14 +251,24 @@ func (n *clusterNode) monitorLoop() {
 		if chk == nil {
 			last, next = "", time.Time{}
 			opts := healthcheck.Options{Logger: n.log, Jitter: -1, OnTransition: kick}
+			var dialer healthcheck.Dialer = &net.Dialer{}
 			if n.opts.ClientTLS != nil {
-				opts.Dialer = tlsDialer{n.opts.ClientTLS}
+				dialer = tlsDialer{n.opts.ClientTLS}
+			}
+			opts.Dialer = dialer
+			ctx, stop := context.WithCancel(n.ctx)
+			var lead *leadership
+			if n.opts.VerifyLeader != nil {
+				lead = &leadership{verify: n.opts.VerifyLeader, interval: n.opts.MonitorInterval}
+				opts.Dialer = confirmedDialer{base: dialer, l: lead}
 			}
 			chk = healthcheck.New(opts)
-			ctx, stop := context.WithCancel(n.ctx)
 			run.stop, run.done = stop, make(chan struct{})
 			go func(chk *healthcheck.Checker, done chan struct{}) {
 				defer close(done)
+				if lead != nil {
+					go lead.run(ctx)
+				}
 				chk.Run(ctx)
 			}(chk, run.done)
 		}

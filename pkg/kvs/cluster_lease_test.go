@@ -223,3 +223,27 @@ func TestClusterWriteQueuedBehindMoveRunsNowhere(t *testing.T) {
 		t.Fatalf("the old primary holds %q %v, want %q", it.Value, ok, "first")
 	}
 }
+
+// TestClusterDeposedLeaderGrantsNoLease: the leader's monitor still
+// believes it leads (raft's IsLeader), but a quorum no longer confirms it
+// (it is cut off, and another may be elected): its probes must stop
+// renewing the storage nodes' leases, so st2 stops serving as a primary;
+// once the leadership is confirmed again, st2 serves again.
+func TestClusterDeposedLeaderGrantsNoLease(t *testing.T) {
+	tc := startClusterWith(t, 3, 1, slots.Sync, true)
+	tc.deposed.Store(true)
+	deadline := time.Now().Add(20 * time.Second)
+	for tc.router(1).serving() {
+		if time.Now().After(deadline) {
+			t.Fatal("st2 still holds a lease 20s after its leader's leadership was last confirmed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	tc.deposed.Store(false)
+	for !tc.router(1).serving() {
+		if time.Now().After(deadline) {
+			t.Fatal("st2's lease not granted again once the leadership was confirmed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

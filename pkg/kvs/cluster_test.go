@@ -35,6 +35,10 @@ type testCluster struct {
 	// notLeading makes the external leader's monitor stop probing (as
 	// while raft elects a new leader).
 	notLeading atomic.Bool
+	// deposed makes the external leader's confirmations of its
+	// leadership fail while it still believes it leads (cut off, before
+	// raft steps it down).
+	deposed atomic.Bool
 	// stores are the nodes' views of the state (cut off in a partition).
 	stores []*cutStore
 	// mu guards tiers against a reader while a node restarts (tests that
@@ -148,7 +152,13 @@ func startClusterWith(t testing.TB, n, replicas int, replication string, externa
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			RunMonitor(ctx, testLogger(t), ClusterOptions{Store: tc.store, IsLeader: func() bool { return !tc.notLeading.Load() }})
+			RunMonitor(ctx, testLogger(t), ClusterOptions{Store: tc.store, IsLeader: func() bool { return !tc.notLeading.Load() },
+				VerifyLeader: func(context.Context) error {
+					if tc.deposed.Load() {
+						return cluster.ErrNoLeader
+					}
+					return nil
+				}})
 		}()
 		t.Cleanup(func() { cancel(); <-done })
 	}
