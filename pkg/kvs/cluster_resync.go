@@ -51,7 +51,7 @@ import (
 
 // resyncTimeout bounds how long a backup waits, before a resync's begin,
 // for its map to have the new epoch and its own writes to be done.
-const resyncTimeout = 2 * time.Second
+const resyncTimeout = time.Second
 
 // resyncs is a replicator's resync state: at a primary, the slots waiting
 // for theirs; at a backup, the keys touched since a begin.
