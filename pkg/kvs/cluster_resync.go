@@ -100,8 +100,9 @@ func (rp *replicator) resyncWaits(slot int, epoch uint64) bool {
 func (rp *replicator) resync(ss []int, m *slots.Map) {
 	self := rp.r.n.opts.Node
 	for {
+		// m is loaded just after takeover: until then, go by m.
 		cur := rp.r.m.Load()
-		if cur == nil {
+		if cur == nil || slices.ContainsFunc(ss, func(i int) bool { return cur.Slots[i].Epoch < m.Slots[i].Epoch }) {
 			cur = m
 		}
 		var left []int

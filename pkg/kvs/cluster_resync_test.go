@@ -74,7 +74,11 @@ func TestClusterTakeoverResync(t *testing.T) {
 	tc.waitSeen(t)
 	// Through the new primary (it serves once its backup is resynced).
 	if v, found, ok := getEventually(t, tc.addrs[2], incr); !ok || !found || v != "11" {
-		t.Fatalf("%s at st3: %q found %v ok %v, want 11", incr, v, found, ok)
+		r := tc.router(2)
+		sl := slots.Of([]byte(incr))
+		s := r.m.Load().Slots[sl]
+		t.Fatalf("%s at st3: %q found %v ok %v, want 11 (st3: lease %v, slot %d %+v, waits for its resync %v, fenced %v)",
+			incr, v, found, ok, r.serving(), sl, s, r.repl.resyncWaits(sl, s.Epoch), r.repl.isFenced(sl, s.Epoch))
 	}
 	if _, found, ok := getEventually(t, tc.addrs[2], del); !ok || found {
 		t.Fatalf("%s at st3: found %v ok %v, want deleted", del, found, ok)
