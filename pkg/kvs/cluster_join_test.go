@@ -2,6 +2,7 @@ package kvs
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -101,5 +102,47 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("waited 20s for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSettleJoins: a joining backup's answer to a write. Applied: nothing
+// to do. Not applied before the join's commit was asked for: the join
+// stops (the rebuild does not ask for it, the write does not wait). Not
+// applied after: the answer is an in-sync backup's (await takes the
+// backup out again, or fails the write).
+func TestSettleJoins(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		answer    string
+		committed bool
+		inSync    bool // handed to await as an in-sync backup's answer
+		stops     bool // the join stops: its commit is refused
+	}{
+		{"applied", "A\r\n", false, false, false},
+		{"applied after the commit", "A\r\n", true, false, false},
+		{"lost before the commit", "SERVER_ERROR lbd: node st3: connection lost\r\n", false, false, true},
+		{"refused before the commit", "E out of memory\r\n", false, false, true},
+		{"lost after the commit", "SERVER_ERROR lbd: node st3: connection lost\r\n", true, true, false},
+		{"stale after the commit", "S 9\r\n", true, true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rp := &replicator{r: &router{tenant: "t", n: &clusterNode{log: slog.New(slog.DiscardHandler)}}}
+			j := rp.startJoin("st3", map[int]uint64{7: 3})
+			j.committed.Store(tt.committed)
+			f := newFuture()
+			f.complete([]byte(tt.answer))
+			waits, nodes, ended := rp.settleJoins([]*future{f}, []*join{j}, nil, nil)
+			if got := len(waits) == 1 && nodes[0] == "st3" && len(ended) == 1; got != tt.inSync {
+				t.Fatalf("handed to await as in sync: %v, want %v", got, tt.inSync)
+			}
+			asked := false
+			err := rp.commitJoin(j, func() error { asked = true; return nil })
+			if stopped := err != nil && !asked; stopped != tt.stops {
+				t.Fatalf("join stopped: %v (%v), want %v", stopped, err, tt.stops)
+			}
+			if registered := rp.joinsOf(7) != nil || rp.js.many.Load() > 0; tt.stops && registered {
+				t.Fatal("a stopped join is still registered")
+			}
+		})
 	}
 }
