@@ -2,12 +2,10 @@ package kvs
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -107,14 +105,6 @@ func (r *router) servingSlot(slot int) bool {
 	return r.serving() && (m == nil || !r.repl.isFenced(slot, m.Slots[slot].Epoch))
 }
 
-// tlsDialer dials the probes over the cluster's TLS.
-type tlsDialer struct{ cfg *tls.Config }
-
-func (d tlsDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	td := tls.Dialer{Config: d.cfg}
-	return td.DialContext(ctx, network, addr)
-}
-
 // RunMonitor watches the storage nodes and fails their slots over while
 // opts.IsLeader reports true, until ctx ends: for a node of the cluster
 // state that is not a storage node (a director can be the raft leader).
@@ -186,12 +176,11 @@ func (n *clusterNode) monitorLoop() {
 		}
 		if chk == nil {
 			last, next = "", time.Time{}
-			opts := healthcheck.Options{Logger: n.log, Jitter: -1, OnTransition: kick}
-			if n.opts.ClientTLS != nil {
-				opts.Dialer = tlsDialer{n.opts.ClientTLS}
-			}
-			chk = healthcheck.New(opts)
 			ctx, stop := context.WithCancel(n.ctx)
+			// One connection per storage node kept across probes (see
+			// probeDialer), closed with the checker.
+			chk = healthcheck.New(healthcheck.Options{Logger: n.log, Jitter: -1, OnTransition: kick,
+				Dialer: newProbeDialer(ctx, n.opts.ClientTLS)})
 			run.stop, run.done = stop, make(chan struct{})
 			go func(chk *healthcheck.Checker, done chan struct{}) {
 				defer close(done)
