@@ -145,6 +145,10 @@ func (s *session) broadcastBehind(req []byte, preds []*future, ver uint64, wait 
 			<-p.done
 		}
 		m, v := r.m.Load(), r.ver.Load()
+		if m == nil {
+			out.complete([]byte(unavailablePrefix + "tenant " + r.tenant + " has no slot map\r\n"))
+			return
+		}
 		local := r.send(self, sid, req)
 		var nodes []string
 		var fs []*future
