@@ -285,8 +285,9 @@ func target(prev *Map, nodes []string, replicas int) []Slot {
 	// A slot whose primary left the members (drained, removed, dead) goes
 	// to its in-sync backup furthest under its share, over it if need be
 	// (it has every acknowledged write and needs no rebuild; with one
-	// replica it is the slot's sole backup, see Advance); that node then
-	// lets go of primaries of its own below. Without one, to a backup
+	// replica it is, but while a rebuild is under way, the slot's sole
+	// backup, see Advance); that node then lets go of primaries of its own
+	// below. Without one, to a backup
 	// under its share, else the least loaded.
 	for i, s := range prev.Slots {
 		if member[s.Primary] {
