@@ -2,7 +2,6 @@ package kvs
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,14 +170,6 @@ func (d confirmedDialer) DialContext(ctx context.Context, network, addr string) 
 	return d.base.DialContext(ctx, network, addr)
 }
 
-// tlsDialer dials the probes over the cluster's TLS.
-type tlsDialer struct{ cfg *tls.Config }
-
-func (d tlsDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	td := tls.Dialer{Config: d.cfg}
-	return td.DialContext(ctx, network, addr)
-}
-
 // RunMonitor watches the storage nodes and fails their slots over while
 // opts.IsLeader reports true, until ctx ends: for a node of the cluster
 // state that is not a storage node (a director can be the raft leader).
@@ -250,19 +241,17 @@ func (n *clusterNode) monitorLoop() {
 		}
 		if chk == nil {
 			last, next = "", time.Time{}
-			opts := healthcheck.Options{Logger: n.log, Jitter: -1, OnTransition: kick}
-			var dialer healthcheck.Dialer = &net.Dialer{}
-			if n.opts.ClientTLS != nil {
-				dialer = tlsDialer{n.opts.ClientTLS}
-			}
-			opts.Dialer = dialer
 			ctx, stop := context.WithCancel(n.ctx)
+			// One connection per storage node kept across probes (see
+			// probeDialer), closed with the checker; each probe once the
+			// leadership is confirmed (see leadership).
+			var dialer healthcheck.Dialer = newProbeDialer(ctx, n.opts.ClientTLS)
 			var lead *leadership
 			if n.opts.VerifyLeader != nil {
 				lead = &leadership{verify: n.opts.VerifyLeader, interval: n.opts.MonitorInterval}
-				opts.Dialer = confirmedDialer{base: dialer, l: lead}
+				dialer = confirmedDialer{base: dialer, l: lead}
 			}
-			chk = healthcheck.New(opts)
+			chk = healthcheck.New(healthcheck.Options{Logger: n.log, Jitter: -1, OnTransition: kick, Dialer: dialer})
 			run.stop, run.done = stop, make(chan struct{})
 			go func(chk *healthcheck.Checker, done chan struct{}) {
 				defer close(done)

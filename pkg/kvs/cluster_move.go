@@ -31,9 +31,12 @@ import (
 // and read of a key stay in order, and the read reads the write.
 //
 // Every command is sent again so, not only single-key ones: a multi-get's
-// part for a node is split again by the new map (see retryGet), and
+// part for a node is split again by the new map (see retryGet), a gat's
+// keys after a touch that failed half way too (see touchRest), and
 // flush_all and stats ask again the nodes they could not reach (see
-// retryBroadcast). A write is sent again only when it is certain it ran
+// retryBroadcast); they touch every slot, so they wait for every request
+// of the session in flight, and the requests after them for them (see
+// broadcastBehind). A write is sent again only when it is certain it ran
 // nowhere (see ranNowhere): never twice.
 
 // lagRetry and maxLagRetry: a request that ran nowhere is sent again at
@@ -62,16 +65,51 @@ type stickyFwd struct {
 // is not in yet: a later request of the slot goes where it went (and
 // never runs here before it), so that it fails, if it does, behind it and
 // is sent again after it; once that one is being sent again, the later one
-// is sent only after it (see before).
+// is sent only after it (see before). Without one, a flush_all or stats
+// still waiting for the session's requests before it (see broadcast) is
+// every slot's: the later request is sent after it.
 func (s *session) inFlight(slot int) (stickyFwd, bool) {
 	if s.ow == nil {
 		return stickyFwd{}, false
 	}
-	st, ok := s.ow.sticky[slot]
-	if !ok || st.f.isDone() {
-		return stickyFwd{}, false
+	if st, ok := s.ow.sticky[slot]; ok && !st.f.isDone() {
+		return st, true
 	}
-	return st, true
+	if st, ok := s.ow.sticky[allSlots]; ok && !st.f.isDone() {
+		return st, true
+	}
+	return stickyFwd{}, false
+}
+
+// allSlots is the key in a session's sticky forwards of a request of every
+// slot (a flush_all or stats sent behind the requests in flight, see
+// broadcastBehind). It replaces the entries before it: it is sent after
+// them, so a request after it, sent after it, is after them too.
+const allSlots = -1
+
+// allInFlight returns the final replies of every request of the session
+// still in flight (see inFlight), of any slot.
+func (s *session) allInFlight() []*future {
+	if s.ow == nil {
+		return nil
+	}
+	var fs []*future
+	for _, st := range s.ow.sticky {
+		if !st.f.isDone() && !slices.Contains(fs, st.f) {
+			fs = append(fs, st.f)
+		}
+	}
+	return fs
+}
+
+// stickAll records out, the final reply of a request of every slot sent
+// once preds are in (see broadcastBehind), as the session's last forward
+// for every slot.
+func (s *session) stickAll(out *future, ver uint64) {
+	clear(s.ow.sticky)
+	queued := new(atomic.Bool)
+	queued.Store(true) // a later request waits for it, then goes to its slot's primary
+	s.stick(allSlots, s.svc.router.n.opts.Node, out, ver, queued)
 }
 
 // stick records out, the final reply of a request for slot sent to node
@@ -87,6 +125,9 @@ func (s *session) stick(slot int, node string, out *future, ver uint64, queued *
 // behindRetry is the first reply of a request that waits to be sent
 // behind an earlier one of its slot (see inFlight).
 const behindRetry = "behind a request sent again"
+
+// behindReply is the reply of failed(behindRetry).
+const behindReply = unavailablePrefix + behindRetry + "\r\n"
 
 // ranNowhere reports whether a forwarded request's reply says it ran
 // nowhere and may run at the slot's new primary: "unavailable". A write
@@ -153,9 +194,14 @@ func (s *session) retrySlot(slot int, node string, req []byte, f *future, ver ui
 // (see before), so that they run in order at the new primaries too;
 // queued is set once the first reply said "ran nowhere".
 func (s *session) retried(f *future, ver uint64, preds []*future, attempt func(m *slots.Map) []byte) (out *future, queued *atomic.Bool) {
+	return s.retriedUntil(f, ver, preds, time.Now().Add(moveWait), attempt)
+}
+
+// retriedUntil is retried with its deadline. It reads no session state
+// but the router (a request's part is sent again so from a goroutine).
+func (s *session) retriedUntil(f *future, ver uint64, preds []*future, deadline time.Time, attempt func(m *slots.Map) []byte) (out *future, queued *atomic.Bool) {
 	r := s.svc.router
 	out, queued = newFuture(), new(atomic.Bool)
-	deadline := time.Now().Add(moveWait)
 	f.attach(func() {
 		if !ranNowhere(f.data) || !time.Now().Before(deadline) {
 			out.complete(f.data)
@@ -167,6 +213,13 @@ func (s *session) retried(f *future, ver uint64, preds []*future, attempt func(m
 				<-p.done
 			}
 			data, v, backoff := f.data, ver, lagRetry
+			if string(data) == behindReply {
+				// Never sent: it waited for preds only, and goes now to
+				// its primary in this node's map.
+				if m := r.m.Load(); m != nil {
+					data, v = attempt(m), r.ver.Load()
+				}
+			}
 			for ranNowhere(data) && time.Now().Before(deadline) {
 				until := time.Now().Add(backoff)
 				if until.After(deadline) {

@@ -99,7 +99,8 @@ func (s *session) routeStats(line []byte) bool {
 // false, running nothing, while the tenant has no map. A node that did
 // not run it (see unrun) is asked again once this node's map changes
 // (see retryBroadcast): within moveWait if wait, else only if it changed
-// already.
+// already. Behind requests of the session still in flight, it runs once
+// they are done (see broadcastBehind).
 func (s *session) broadcast(line []byte, wait bool, merge func(parts [][]byte) []byte) bool {
 	r := s.svc.router
 	m := r.m.Load()
@@ -108,6 +109,10 @@ func (s *session) broadcast(line []byte, wait bool, merge func(parts [][]byte) [
 	}
 	ver := r.ver.Load()
 	req := append(bytes.Clone(line), '\r', '\n')
+	if preds := s.allInFlight(); len(preds) > 0 {
+		s.broadcastBehind(req, preds, ver, wait, merge)
+		return true
+	}
 	local := s.runLocal(req).data
 	var nodes []string
 	var fs []*future
@@ -121,6 +126,44 @@ func (s *session) broadcast(line []byte, wait bool, merge func(parts [][]byte) [
 	}
 	s.ow.await(s.retryBroadcast(req, local, nodes, fs, ver, wait, merge), nil)
 	return true
+}
+
+// broadcastBehind runs the broadcast of req (see broadcast) once preds,
+// the final replies of the session's requests in flight, are in: a
+// flush_all or stats touches every slot, so it runs after the session's
+// requests before it, also those sent again while their slot moves (a set
+// pipelined before a flush_all is flushed), and the session's requests
+// after it are sent after it (see inFlight). It runs on a goroutine,
+// here through this node's own peer listener, as a request sent again
+// does.
+func (s *session) broadcastBehind(req []byte, preds []*future, ver uint64, wait bool, merge func(parts [][]byte) []byte) {
+	r, sid := s.svc.router, s.sid
+	self := r.n.opts.Node
+	out := newFuture()
+	go func() {
+		for _, p := range preds {
+			<-p.done
+		}
+		m, v := r.m.Load(), r.ver.Load()
+		if m == nil {
+			out.complete([]byte(unavailablePrefix + "tenant " + r.tenant + " has no slot map\r\n"))
+			return
+		}
+		local := r.send(self, sid, req)
+		var nodes []string
+		var fs []*future
+		for _, node := range m.Nodes {
+			if node != self {
+				nodes, fs = append(nodes, node), append(fs, r.send(node, sid, req))
+			}
+		}
+		<-local.done
+		f := s.retryBroadcast(req, local.data, nodes, fs, v, wait, merge)
+		<-f.done
+		out.complete(f.data)
+	}()
+	s.stickAll(out, ver)
+	s.ow.await(out, nil)
 }
 
 // unrun reports whether a node's reply to a broadcast says the request
@@ -502,14 +545,28 @@ func (s *session) retryGetAll(prefix []byte, keys [][]byte, msg string, ver uint
 // retryGet returns the final reply of a retrieval of keys routed by the map
 // of version ver whose first reply is f: while it says it ran nowhere,
 // the keys are sent again split by this node's newer map, one request per
-// node, and the replies merged in the order of the keys.
+// node, and the replies merged in the order of the keys. A gat or gats
+// whose touch failed half way (see touchRest) has the keys it did not
+// reach sent again so too.
 func (s *session) retryGet(prefix []byte, keys [][]byte, f *future, ver uint64) (*future, *atomic.Bool) {
-	r, sid := s.svc.router, s.sid
 	sls := make([]int, len(keys))
 	for i, k := range keys {
 		sls[i] = slots.Of(k)
 	}
-	return s.retried(f, ver, s.before(sls), func(m *slots.Map) []byte {
+	deadline := time.Now().Add(moveWait)
+	out, queued := s.retriedUntil(f, ver, s.before(sls), deadline, getAttempt(s.svc.router, s.sid, prefix, keys))
+	if bytes.HasPrefix(prefix, []byte("gat")) {
+		out = s.touchRest(prefix, keys, out, ver, deadline)
+	}
+	return out, queued
+}
+
+// getAttempt returns the attempt of a retrieval of keys under a map (see
+// retried): one request per node, the replies merged in the order of the
+// keys.
+// r and sid are the session's router and id.
+func getAttempt(r *router, sid uint64, prefix []byte, keys [][]byte) func(m *slots.Map) []byte {
+	return func(m *slots.Map) []byte {
 		owners := make([]string, len(keys))
 		var nodes []string
 		for i, k := range keys {
@@ -535,7 +592,60 @@ func (s *session) retryGet(prefix []byte, keys [][]byte, f *future, ver uint64) 
 			return parts[0]
 		}
 		return mergeGets(keys, owners, nodes, parts)
+	}
+}
+
+// touchRest returns the final reply of a gat or gats of keys whose reply
+// is f: f's, unless its touch failed half way with an error that says it
+// ran nowhere (values, then "SERVER_ERROR lbd: unavailable: ...": the
+// node stops at the key it could not touch, as memcached stops a get it
+// cannot complete). Then the keys after the last value are sent again as
+// a retrieval of their own (see retried), until deadline, and the reply
+// is the values before them and its reply. (A key before the failed one
+// that missed is asked again: it misses or hits as if asked then.)
+func (s *session) touchRest(prefix []byte, keys [][]byte, f *future, ver uint64, deadline time.Time) *future {
+	r, sid := s.svc.router, s.sid
+	out := newFuture()
+	f.attach(func() {
+		done, rest, ok := touchedPart(keys, f.data)
+		if !ok || !time.Now().Before(deadline) {
+			out.complete(f.data)
+			return
+		}
+		fail := newFuture()
+		fail.complete(f.data[len(done):])
+		g, _ := s.retriedUntil(fail, ver, nil, deadline, getAttempt(r, sid, prefix, rest))
+		g = s.touchRest(prefix, rest, g, ver, deadline)
+		g.attach(func() { out.complete(append(bytes.Clone(done), g.data...)) })
 	})
+	return out
+}
+
+// touchedPart splits a retrieval reply of keys that ends with an error
+// saying it ran nowhere after one value or more: done are its values, rest
+// the keys after the last value's. ok is false for any other reply.
+func touchedPart(keys [][]byte, reply []byte) (done []byte, rest [][]byte, ok bool) {
+	p, next := reply, 0
+	for bytes.HasPrefix(p, []byte("VALUE ")) {
+		i := bytes.IndexByte(p, '\n')
+		n, lok := dataLen(p[:i+1])
+		if i < 0 || !lok || len(p) < i+1+n+2 {
+			return nil, nil, false
+		}
+		// The key this value is of: the next one in order with its name.
+		for next < len(keys) && !(bytes.HasPrefix(p[6:], keys[next]) && p[6+len(keys[next])] == ' ') {
+			next++
+		}
+		if next == len(keys) {
+			return nil, nil, false
+		}
+		next++
+		p = p[i+1+n+2:]
+	}
+	if len(p) == len(reply) || next == len(keys) || !ranNowhere(p) || bytes.IndexByte(p, '\n') != len(p)-1 {
+		return nil, nil, false
+	}
+	return reply[:len(reply)-len(p)], keys[next:], true
 }
 
 func containsStr(list []string, s string) bool {

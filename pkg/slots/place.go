@@ -12,7 +12,8 @@ import (
 // by compare-and-set.
 //
 // A new tenant is placed at once, every backup in sync (there is nothing
-// to miss). Otherwise Place computes the target placement (see target:
+// to miss), each node's primaries' backups spread over the other nodes
+// (see spreadLayout). Otherwise Place computes the target placement (see target:
 // every slot a primary and min(replicas, len(nodes)-1) backups on
 // distinct nodes, each node within one of its share of primaries and of
 // backups, as few slots moved as possible) and starts the moves towards
@@ -46,7 +47,7 @@ func Place(prev *Map, nodes []string, replicas int, replication string) (*Map, e
 		return nil, err
 	}
 	if prev == nil {
-		for i, t := range target(&Map{Slots: make([]Slot, Count)}, nodes, replicas) {
+		for i, t := range spreadLayout(nodes, replicas) {
 			m.Slots[i] = Slot{Primary: t.Primary, Backups: t.Backups, InSync: slices.Clone(t.Backups), Epoch: 1}
 		}
 		return m, nil
@@ -222,18 +223,27 @@ func sameSet(a, b []string) bool {
 // Backups only), each node within one of its share of primaries and of
 // backups, as few slots as possible moved from prev:
 //
-//   - a primary stays where it is while its node is a member and under its
-//     share (a node over it lets go first of the slots with a copy, in
-//     sync first, on a node under its share); one that moves goes to one
-//     of the slot's in-sync backups if one is under its share (no rebuild
-//     needed), else to another of its backups under its share, else to
-//     the node with the fewest;
-//   - a slot whose primary is no longer a member goes to an in-sync backup
-//     if it has one (over its share if need be: it has the data);
+//   - a slot whose primary is no longer a member (drained, removed, dead)
+//     goes to its in-sync backup furthest under its share, over it if need
+//     be (it has every acknowledged write, and the slot keeps as many
+//     in-sync copies);
+//   - every other primary stays where it is, but a node over its share
+//     (counting what it took above) lets go of the excess: first slots
+//     with an in-sync backup on a node under its share (no rebuild), then
+//     with a backup out of sync there (rebuilt anyway), then any (to the
+//     node furthest under its share: one new copy, the old primary stays
+//     its backup);
 //   - the old primary of a slot whose primary moves is its backup (the two
 //     swap), over its node's share if need be; other backups stay where
 //     they are within their node's share, in-sync ones first; the rest go
-//     to the nodes with the fewest.
+//     to the nodes with the fewest, the slots with the fewest choices
+//     first; a node still over its share hands new copies on along a chain
+//     of slots to one under it (no more rebuilds), then kept ones.
+//
+// So a drain rebuilds one copy per slot copy the draining node held when
+// the other nodes can take them evenly (Place spreads a new tenant's
+// backups so that they can), and a node back after a failover or added
+// takes back copies it holds.
 func target(prev *Map, nodes []string, replicas int) []Slot {
 	out := make([]Slot, Count)
 	member := make(map[string]bool, len(nodes))
@@ -243,70 +253,92 @@ func target(prev *Map, nodes []string, replicas int) []Slot {
 	r := min(replicas, len(nodes)-1)
 
 	// Primaries.
-	var prevP map[string]int = map[string]int{}
+	prevP := map[string]int{}
 	for _, s := range prev.Slots {
 		prevP[s.Primary]++
 	}
 	quota := quotas(Count, nodes, prevP)
 	load := map[string]int{}
-	// A node over its share keeps first the slots that have no copy on a
-	// node under its share (moving them would need a new copy), then
-	// those with one out of sync, and lets go of those with one in sync:
-	// as few new copies as possible.
-	under := func(n string) bool { return member[n] && prevP[n] < quota[n] }
-	rank := func(s Slot) int {
-		switch {
-		case slices.ContainsFunc(s.InSync, under):
-			return 0
-		case slices.ContainsFunc(s.Backups, under):
-			return 1
-		}
-		return 2
+	assign := func(i int, to string) {
+		out[i].Primary = to
+		load[to]++
 	}
-	order := make([]int, Count)
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(rank(prev.Slots[b]), rank(prev.Slots[a])) })
-	var todo []int
-	for _, i := range order {
-		s := prev.Slots[i]
-		if member[s.Primary] && load[s.Primary] < quota[s.Primary] {
-			out[i].Primary = s.Primary
-			load[s.Primary]++
-			continue
-		}
-		todo = append(todo, i)
-	}
-	slices.Sort(todo)
+	// The least loaded of cands that are members (relative to their
+	// quota: the furthest under it), if underQuota only those under it;
+	// "" if none.
 	pick := func(cands []string, underQuota bool) string {
 		to := ""
 		for _, b := range cands {
-			if member[b] && (!underQuota || load[b] < quota[b]) && (to == "" || load[b] < load[to]) {
+			if member[b] && (!underQuota || load[b] < quota[b]) && (to == "" || load[b]-quota[b] < load[to]-quota[to]) {
 				to = b
 			}
 		}
 		return to
 	}
-	for _, i := range todo {
-		s := prev.Slots[i]
-		to := pick(s.InSync, true)
-		if to == "" && !member[s.Primary] {
-			// The primary left: any in-sync backup that stays, over its
-			// share if need be (it has every acknowledged write).
-			to = pick(s.InSync, false)
+	var kept []int
+	for i, s := range prev.Slots {
+		if member[s.Primary] {
+			kept = append(kept, i)
+			load[s.Primary]++
 		}
+	}
+	// A slot whose primary left the members (drained, removed, dead) goes
+	// to its in-sync backup furthest under its share, over it if need be
+	// (it has every acknowledged write and needs no rebuild; with one
+	// replica it is, but while a rebuild is under way, the slot's sole
+	// backup, see Advance); that node then lets go of primaries of its own
+	// below. Without one, to a backup
+	// under its share, else the least loaded.
+	for i, s := range prev.Slots {
+		if member[s.Primary] {
+			continue
+		}
+		to := pick(s.InSync, false)
 		if to == "" {
 			to = pick(s.Backups, true)
 		}
 		if to == "" {
 			if to = leastLoaded(nodes, load, quota, nil); to == "" {
-				// Every node is full (a kept primary went over): the least loaded.
 				to = leastLoaded(nodes, load, nil, nil)
 			}
 		}
-		out[i].Primary = to
-		load[to]++
+		assign(i, to)
+	}
+	// A member over its share lets go of the excess, each slot to a node
+	// under its share: first the slots with an in-sync copy on such a
+	// node (no rebuild), then those with a copy out of sync there (being
+	// rebuilt anyway), then any (a new copy). Slots are taken in order
+	// across the nodes over their share, each tier before the next, so
+	// that every node under its share gets first the slots it holds.
+	excess := func(n string) bool { return load[n] > quota[n] }
+	moved := make([]bool, Count)
+	for tier := range 3 {
+		for _, i := range kept {
+			s := prev.Slots[i]
+			if moved[i] || !excess(s.Primary) {
+				continue
+			}
+			var to string
+			switch tier {
+			case 0:
+				to = pick(s.InSync, true)
+			case 1:
+				to = pick(s.Backups, true)
+			default:
+				to = leastLoaded(nodes, load, quota, []string{s.Primary})
+			}
+			if to == "" {
+				continue
+			}
+			load[s.Primary]--
+			moved[i] = true
+			assign(i, to)
+		}
+	}
+	for _, i := range kept {
+		if !moved[i] {
+			out[i].Primary = prev.Slots[i].Primary
+		}
 	}
 
 	// Backups.
@@ -351,10 +383,26 @@ func target(prev *Map, nodes []string, replicas int) []Slot {
 			bload[b]++
 		}
 	}
+	// The slots that lack backups get them on the nodes under their share
+	// with the fewest, the slots with the fewest such nodes to choose from
+	// first (the rest is evened out below).
+	var lack []int
+	choice := make([]int, Count)
 	for i := range out {
+		if len(out[i].Backups) < r {
+			lack = append(lack, i)
+			for _, n := range nodes {
+				if bload[n] < bquota[n] && !slices.Contains(holders(out[i]), n) {
+					choice[i]++
+				}
+			}
+		}
+	}
+	slices.SortStableFunc(lack, func(a, b int) int { return cmp.Compare(choice[a], choice[b]) })
+	for _, i := range lack {
 		s := &out[i]
 		for len(s.Backups) < r {
-			excl := append([]string{s.Primary}, s.Backups...)
+			excl := holders(*s)
 			b := leastLoaded(nodes, bload, bquota, excl)
 			if b == "" {
 				b = leastLoaded(nodes, bload, nil, excl)
@@ -363,20 +411,164 @@ func target(prev *Map, nodes []string, replicas int) []Slot {
 			bload[b]++
 		}
 	}
-	// A node over its share hands backups to one under it.
+	// A node over its share hands backups to one under it: first those
+	// that are new copies anyway (the one under its share takes the
+	// rebuild instead), then any.
+	for shiftNewBackups(out, prev, swapped, nodes, bload, bquota) {
+	}
 	for i := range out {
-		s := &out[i]
-		for j, b := range s.Backups {
-			if bload[b] <= bquota[b] || (j == 0 && swapped[i]) {
+		evenBackups(&out[i], swapped[i], nodes, bload, bquota)
+	}
+	return out
+}
+
+// shiftNewBackups moves one backup's worth of load from a node over its
+// share (bload over bquota) to one under it along a chain of new copies
+// (backups prev lacks, to be rebuilt anyway): in each slot of the chain a
+// new copy goes to the chain's next node, which does not hold the slot,
+// so that no more copies are rebuilt than before. It reports whether it
+// found such a chain.
+func shiftNewBackups(out []Slot, prev *Map, swapped []bool, nodes []string, bload, bquota map[string]int) bool {
+	type edge struct {
+		from string
+		slot int
+	}
+	for _, o := range nodes {
+		if bload[o] <= bquota[o] {
+			continue
+		}
+		parent := map[string]edge{o: {}}
+		queue := []string{o}
+		for len(queue) > 0 {
+			x := queue[0]
+			queue = queue[1:]
+			for i := range out {
+				s := &out[i]
+				j := slices.Index(s.Backups, x)
+				if j < 0 || (j == 0 && swapped[i]) || slices.Contains(holders(prev.Slots[i]), x) {
+					continue
+				}
+				for _, w := range nodes {
+					if _, seen := parent[w]; seen || slices.Contains(holders(*s), w) {
+						continue
+					}
+					parent[w] = edge{x, i}
+					if bload[w] >= bquota[w] {
+						queue = append(queue, w)
+						continue
+					}
+					// Found: apply the chain from its end.
+					bload[w]++
+					bload[o]--
+					for at := w; at != o; at = parent[at].from {
+						e := parent[at]
+						b := out[e.slot].Backups
+						b[slices.Index(b, e.from)] = at
+					}
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// evenBackups hands s's backups on nodes over their share (bload over
+// bquota) to nodes under it that do not hold s, but for a swapped old
+// primary (Backups[0]).
+func evenBackups(s *Slot, swapped bool, nodes []string, bload, bquota map[string]int) {
+	for j, b := range s.Backups {
+		if bload[b] <= bquota[b] || (j == 0 && swapped) {
+			continue
+		}
+		u := leastLoaded(nodes, bload, bquota, holders(*s))
+		if u == "" {
+			continue
+		}
+		s.Backups[j] = u
+		bload[b]--
+		bload[u]++
+	}
+}
+
+// holders are the nodes that hold a slot: its primary and backups.
+func holders(s Slot) []string { return append([]string{s.Primary}, s.Backups...) }
+
+// spreadLayout is a new tenant's placement over nodes: the primaries dealt
+// in turn, and each node's primaries' backups spread evenly over the other
+// nodes (each backup on the node with the fewest backups of that primary
+// yet, then the fewest backups), then evened out across the nodes. When a
+// node dies or is drained, its primaries go to in-sync backups on every
+// other node, not all to one partner (which would end with twice its share
+// of primaries, and evening that out rebuilds a copy per slot moved).
+func spreadLayout(nodes []string, replicas int) []Slot {
+	out := make([]Slot, Count)
+	n := len(nodes)
+	r := min(replicas, n-1)
+	bload := make([]int, n)
+	pair := make([][]int, n) // primary → backup → slots
+	for p := range pair {
+		pair[p] = make([]int, n)
+	}
+	at := make([][]int, Count) // the slots' backups, as indexes of nodes
+	for i := range out {
+		p := i % n
+		for range r {
+			best := -1
+			for d := 1; d < n; d++ {
+				x := (p + d) % n
+				if slices.Contains(at[i], x) {
+					continue
+				}
+				if best < 0 || pair[p][x] < pair[p][best] || (pair[p][x] == pair[p][best] && bload[x] < bload[best]) {
+					best = x
+				}
+			}
+			at[i] = append(at[i], best)
+			bload[best]++
+			pair[p][best]++
+		}
+	}
+	// Even out the backups: the node with the most hands one to the node
+	// with the fewest, in the slot whose primary has the fewest backups
+	// on the latter relative to the former.
+	for r > 0 {
+		hi, lo := 0, 0
+		for x := range bload {
+			if bload[x] > bload[hi] {
+				hi = x
+			}
+			if bload[x] < bload[lo] {
+				lo = x
+			}
+		}
+		if bload[hi]-bload[lo] <= 1 {
+			break
+		}
+		best, bestK := -1, 0
+		for i := range at {
+			p := i % n
+			if p == lo || !slices.Contains(at[i], hi) || slices.Contains(at[i], lo) {
 				continue
 			}
-			u := leastLoaded(nodes, bload, bquota, append([]string{s.Primary}, s.Backups...))
-			if u == "" {
-				continue
+			if k := pair[p][lo] - pair[p][hi]; best < 0 || k < bestK {
+				best, bestK = i, k
 			}
-			s.Backups[j] = u
-			bload[b]--
-			bload[u]++
+		}
+		if best < 0 {
+			break
+		}
+		p := best % n
+		at[best][slices.Index(at[best], hi)] = lo
+		bload[hi]--
+		bload[lo]++
+		pair[p][hi]--
+		pair[p][lo]++
+	}
+	for i := range out {
+		out[i].Primary = nodes[i%n]
+		for _, x := range at[i] {
+			out[i].Backups = append(out[i].Backups, nodes[x])
 		}
 	}
 	return out
