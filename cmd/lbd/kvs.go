@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/lbd-project/lbd/pkg/cluster"
+	"github.com/lbd-project/lbd/pkg/cluster/certs"
 	"github.com/lbd-project/lbd/pkg/config"
 	"github.com/lbd-project/lbd/pkg/kvs"
 )
@@ -54,6 +57,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	node := fs.String("node", "", "with --cluster: this node's NAME")
 	replicas := fs.Int("replicas", 0, "with --cluster: backups per slot (0, 1 or 2)")
 	replication := fs.String("replication", "sync", "with --cluster: sync or async")
+	certDir := fs.String("certs", "", "with --cluster: node-to-node mutual TLS with the certificates of `lbctl cluster certs` in this directory (ca.pem, NODE.pem, NODE-key.pem), as a daemon's storage nodes talk")
 	tierOpts := eventLoopFlags(fs, "", "")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -86,7 +90,7 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer tier.Close()
 	if *clusterNodes != "" {
 		cfg.Replicas = *replicas
-		if err := joinStatic(ctx, tier, *clusterNodes, *node, cfg.Name, *replicas, *replication); err != nil {
+		if err := joinStatic(ctx, tier, *clusterNodes, *node, *certDir, cfg.Name, *replicas, *replication); err != nil {
 			fmt.Fprintf(stderr, "lbd kvs: --cluster: %v\n", err)
 			return 2
 		}
@@ -106,8 +110,9 @@ func runKVS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // joinStatic joins tier to a static cluster: every node given as
 // NAME=PEERADDR, the tenant's slots placed over them the same way on every
 // node (placement is a pure function), with no replicated state: nothing
-// fails over.
-func joinStatic(ctx context.Context, tier *kvs.Tier, spec, node, tenant string, replicas int, replication string) error {
+// fails over. With certDir, the nodes talk mutual TLS with its
+// certificates (see staticTLS).
+func joinStatic(ctx context.Context, tier *kvs.Tier, spec, node, certDir, tenant string, replicas int, replication string) error {
 	st := cluster.NewMemory()
 	var names []string
 	listen := ""
@@ -131,5 +136,24 @@ func joinStatic(ctx context.Context, tier *kvs.Tier, spec, node, tenant string, 
 	if _, err := kvs.PlaceTenant(ctx, st, tenant, names, replicas, replication); err != nil {
 		return err
 	}
-	return tier.JoinCluster(ctx, kvs.ClusterOptions{Node: node, PeerListen: listen, Store: st, Static: true})
+	opts := kvs.ClusterOptions{Node: node, PeerListen: listen, Store: st, Static: true}
+	if certDir != "" {
+		tc, err := staticTLS(certDir, node)
+		if err != nil {
+			return err
+		}
+		opts.ServerTLS, opts.ClientTLS = tc, tc.Clone()
+	}
+	return tier.JoinCluster(ctx, opts)
+}
+
+// staticTLS is the node-to-node TLS of node with the files `lbctl cluster
+// certs init` and `issue` write in dir: the same configuration a daemon's
+// storage node uses (certs.Loader).
+func staticTLS(dir, node string) (*tls.Config, error) {
+	l, err := certs.NewLoader(filepath.Join(dir, certs.NodeCertFile(node)), filepath.Join(dir, certs.NodeKeyFile(node)), filepath.Join(dir, certs.CACertFile))
+	if err != nil {
+		return nil, fmt.Errorf("--certs %s: node %s: %w", dir, node, err)
+	}
+	return l.Config(), nil
 }
