@@ -55,6 +55,7 @@ type evLoop struct {
 	epfd     int
 	wakefd   int
 	stopping atomic.Bool
+	idx      int // in the pool
 	// holdP makes the loop block in epoll_wait without telling the
 	// scheduler (see wait); set only while the process has a P to spare
 	// for every loop.
@@ -67,9 +68,15 @@ type evLoop struct {
 	conns map[int32]*evConn
 	// la is lookAhead's buffer.
 	la []lookahead
-	// posted are parked connections whose replies are all in (see park).
+	// posted are parked connections whose replies are all in (see park);
+	// busy: the loop takes them before it waits again, no need to wake
+	// it (see post).
 	postMu sync.Mutex
 	posted []*evConn
+	busy   bool
+	// pconns are the loop's forwarding connections (see peerConn), by
+	// socket, as conns.
+	pconns map[int32]*peerConn
 	// peers are the peer connections with forwarded requests queued in
 	// this turn of the loop: sent together at its end (see park).
 	peers []*peerConn
@@ -130,7 +137,7 @@ func newEvPool(opts Options, log *slog.Logger) (*evPool, error) {
 			p.close()
 			return nil, err
 		}
-		l.holdP = holdP
+		l.holdP, l.idx = holdP, i
 		p.loops = append(p.loops, l)
 		p.wg.Add(1)
 		go func() {
@@ -285,7 +292,7 @@ func newEvLoop() (*evLoop, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("kvs: epoll_ctl: %w", err)
 	}
-	return &evLoop{epfd: epfd, wakefd: wakefd, conns: make(map[int32]*evConn)}, nil
+	return &evLoop{epfd: epfd, wakefd: wakefd, conns: make(map[int32]*evConn), pconns: make(map[int32]*peerConn)}, nil
 }
 
 // close stops the loops; their connections must be gone already.
@@ -300,6 +307,9 @@ func (p *evPool) close() {
 	}
 	p.wg.Wait()
 	for _, l := range p.loops {
+		for _, pc := range l.pconns {
+			l.closePeer(pc, "closing")
+		}
 		unix.Close(l.epfd)
 		unix.Close(l.wakefd)
 	}
@@ -315,6 +325,7 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	}
 	cfg := srv.svc.cfg()
 	c := &evConn{fd: fd, srv: srv}
+	l := p.pick(fd)
 	c.in.buf = make([]byte, 0, evInitBuf)
 	c.in.maxGetLine = cfg.MaxGetLine
 	c.sess = newSession(srv.svc, &c.in, &c.out)
@@ -322,7 +333,10 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	c.sess.outLimit = cfg.MaxItemSize + evOutSoft
 	if r := srv.svc.router; r != nil {
 		ow := &orderedWriter{w: &c.out, async: true}
-		c.sess.w, c.sess.ow, c.sess.sid = ow, ow, r.sessID.Add(1)
+		// sid modulo the loops is the loop's index: the session
+		// forwards over its loop's peer connections (see peerConn).
+		sid := r.sessID.Add(1)*uint64(len(p.loops)) + uint64(l.idx)
+		c.sess.w, c.sess.ow, c.sess.sid = ow, ow, sid
 	}
 
 	srv.mu.Lock()
@@ -335,7 +349,7 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	srv.evconns[c] = struct{}{}
 	srv.mu.Unlock()
 
-	if err := p.attach(c); err != nil {
+	if err := l.attach(c); err != nil {
 		srv.svc.log.Warn("kvs: connection not served", "tenant", srv.svc.name, "err", err)
 	}
 	return true
@@ -344,7 +358,11 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 // attach puts c on its loop and has the loop watch its socket; if the
 // loop cannot, c is closed and the error returned.
 func (p *evPool) attach(c *evConn) error {
-	l := p.pick(c.fd)
+	return p.pick(c.fd).attach(c)
+}
+
+// attach puts c on l (see evPool.attach).
+func (l *evLoop) attach(c *evConn) error {
 	l.mu.Lock()
 	l.conns[int32(c.fd)] = c
 	l.mu.Unlock()
@@ -391,6 +409,7 @@ func (l *evLoop) run() {
 			}
 			return
 		}
+		l.setBusy()
 		ready = ready[:0]
 		for i := range n {
 			fd := events[i].Fd
@@ -398,12 +417,20 @@ func (l *evLoop) run() {
 				if l.stopping.Load() {
 					return
 				}
-				l.resumePosted()
+				l.readWake()
 				continue
 			}
 			l.mu.Lock()
 			c := l.conns[fd]
+			var pc *peerConn
+			if c == nil {
+				pc = l.pconns[fd]
+			}
 			l.mu.Unlock()
+			if pc != nil {
+				l.peerEvent(pc, events[i].Events)
+				continue
+			}
 			if c != nil && l.fill(c) && !c.parked {
 				ready = append(ready, c)
 			}
@@ -415,7 +442,14 @@ func (l *evLoop) run() {
 			l.process(c)
 		}
 		clear(ready) // holds no connection, and so no store, past its turn
-		l.sendPeers()
+		// Resumed connections forward more: send, and resume those
+		// whose replies are in, until none is left.
+		for {
+			l.sendPeers()
+			if !l.resumePosted() {
+				break
+			}
+		}
 	}
 }
 
