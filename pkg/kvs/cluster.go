@@ -106,7 +106,10 @@ type clusterNode struct {
 	peers   map[string]*peerSet // node + "\x00" + tenant
 	routers map[string]*router  // tenant
 	pconns  map[net.Conn]struct{}
-	closed  bool
+	// psrvs serve the peer connections that run on the event loops,
+	// one server per tenant (see loopPeer).
+	psrvs  map[*service]*server
+	closed bool
 	// lease is the unix nanosecond until which this node may serve as a
 	// primary without hearing from the leader (see renewLease).
 	lease atomic.Int64
@@ -154,6 +157,9 @@ func (n *clusterNode) partition(cut bool) {
 	n.mu.Lock()
 	for c := range n.pconns {
 		c.Close()
+	}
+	for _, srv := range n.psrvs {
+		srv.hangUp()
 	}
 	peers := n.peers
 	n.peers = map[string]*peerSet{}
@@ -438,12 +444,17 @@ func (n *clusterNode) close() {
 	}
 	peers := n.peers
 	n.peers = map[string]*peerSet{}
+	psrvs := n.psrvs
+	n.psrvs = nil
 	n.mu.Unlock()
 	n.cancel()
 	for _, ps := range peers {
 		ps.close()
 	}
 	n.wg.Wait()
+	for _, srv := range psrvs {
+		srv.close()
+	}
 }
 
 // router is a clustered tenant's view of its slot map.
@@ -458,6 +469,31 @@ type router struct {
 	// waiting counts the requests that ran nowhere and wait to be sent
 	// again (see waitVer).
 	waiting atomic.Int32
+	// backups: a slot of the map has backups (see loopSafe).
+	backups atomic.Bool
+}
+
+// noBackups reports whether no slot of m has a backup.
+func noBackups(m *slots.Map) bool {
+	if m.Replicas > 0 {
+		return false
+	}
+	for i := range m.Slots {
+		if len(m.Slots[i].Backups) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// loopSafe reports whether a peer session may run on an event loop: the
+// tenant has a map and no slot has backups, so that no request waits
+// (for backups, or for a read of a write that awaits them). A map that
+// adds backups is marked before it is used, but a request that a loop
+// started under the old map and that writes under the new one waits on
+// the loop, once (see evLoop.process).
+func (r *router) loopSafe() bool {
+	return r.m.Load() != nil && !r.backups.Load()
 }
 
 // refresh loads the tenant's map if it changed, and raises the store's cas
@@ -472,7 +508,12 @@ func (r *router) refresh() {
 		r.n.log.Error("kvs: slot map", "tenant", r.tenant, "err", err)
 		return
 	}
+	nb := noBackups(m)
+	if !nb {
+		r.backups.Store(true) // before a loop can see m (see loopSafe)
+	}
 	r.m.Store(m)
+	r.backups.Store(!nb)
 	r.ver.Store(e.Version)
 	raiseCAS(r.repl.inner, m.MaxEpoch()<<slots.EpochShift)
 	r.repl.mapChanged(m)

@@ -493,6 +493,9 @@ func (n *clusterNode) servePeer(c net.Conn) error {
 	}
 	switch {
 	case f[0] == "lbd-peer":
+		if n.loopPeer(svc, c, br) {
+			return nil
+		}
 		sess := newSession(svc, br, bufio.NewWriterSize(&deadlineWriter{c: c}, 32<<10))
 		sess.peer = true
 		return sess.serve()
@@ -506,6 +509,45 @@ func (n *clusterNode) servePeer(c net.Conn) error {
 		return svc.router.repl.serveBackup(f[2], seq, br, c)
 	}
 	return fmt.Errorf("bad hello %q", hello)
+}
+
+// loopPeer serves a peer connection of svc (c, its input buffered in br
+// past the hello) on an event loop, as the loops serve clients: the loop
+// runs the forwarded requests with the clients' and writes their replies
+// in the same turn, with no goroutine to wake. Only a plain TCP connection
+// of a tenant whose slots have no backups (see router.loopSafe): a TLS
+// connection, or a write that must wait for backups, stays on a goroutine.
+// It reports false if c was left to the caller.
+func (n *clusterNode) loopPeer(svc *service, c net.Conn, br *bufio.Reader) bool {
+	if n.tier == nil || n.tier.pool.size() == 0 || svc.router == nil || !svc.router.loopSafe() {
+		return false
+	}
+	if _, ok := c.(*net.TCPConn); !ok {
+		return false
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return false
+	}
+	srv := n.psrvs[svc]
+	if srv == nil {
+		srv = &server{svc: svc, pool: n.tier.pool, peer: true, conns: map[net.Conn]struct{}{}, evconns: map[*evConn]struct{}{}}
+		if n.psrvs == nil {
+			n.psrvs = map[*service]*server{}
+		}
+		n.psrvs[svc] = srv
+	}
+	n.mu.Unlock()
+	if !srv.enter() {
+		return false
+	}
+	in, _ := br.Peek(br.Buffered())
+	if !n.tier.pool.addConn(srv, c, in) {
+		srv.release()
+		return false
+	}
+	return true
 }
 
 // orderedWriter is a clustered client session's reply writer: replies

@@ -108,7 +108,9 @@ func (l *evLoop) resumePosted() bool {
 			l.resumeProto(c)
 			continue
 		}
-		c.sess.ow.drain()
+		if ow := c.sess.ow; ow != nil {
+			ow.drain()
+		}
 		if c.inOff {
 			l.watchInput(c, true)
 		}

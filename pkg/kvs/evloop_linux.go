@@ -319,6 +319,13 @@ func (p *evPool) close() {
 // add takes nc out of Go's poller and serves it on a loop. It reports
 // false if the connection could not be moved (the caller serves it).
 func (p *evPool) add(srv *server, nc net.Conn) bool {
+	return p.addConn(srv, nc, nil)
+}
+
+// addConn is add for a connection whose first input, in, was read
+// already: the loop runs it first. A peer server's connection (see
+// clusterNode.loopPeer) gets a peer session.
+func (p *evPool) addConn(srv *server, nc net.Conn, in []byte) bool {
 	fd, ok := p.takeFD(nc)
 	if !ok {
 		return false
@@ -326,12 +333,15 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	cfg := srv.svc.cfg()
 	c := &evConn{fd: fd, srv: srv}
 	l := p.pick(fd)
-	c.in.buf = make([]byte, 0, evInitBuf)
+	c.in.buf = make([]byte, len(in), max(evInitBuf, len(in)))
+	copy(c.in.buf, in)
 	c.in.maxGetLine = cfg.MaxGetLine
 	c.sess = newSession(srv.svc, &c.in, &c.out)
 	c.sess.outPending = c.out.pending
 	c.sess.outLimit = cfg.MaxItemSize + evOutSoft
-	if r := srv.svc.router; r != nil {
+	if srv.peer {
+		c.sess.peer = true
+	} else if r := srv.svc.router; r != nil {
 		ow := &orderedWriter{w: &c.out, async: true}
 		// sid modulo the loops is the loop's index: the session
 		// forwards over its loop's peer connections (see peerConn).
@@ -349,8 +359,17 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	srv.evconns[c] = struct{}{}
 	srv.mu.Unlock()
 
+	if len(in) > 0 {
+		// Run at the loop's next turn, as a connection whose replies
+		// are in (see resumePosted).
+		c.parked = true
+	}
 	if err := l.attach(c); err != nil {
 		srv.svc.log.Warn("kvs: connection not served", "tenant", srv.svc.name, "err", err)
+		return true
+	}
+	if len(in) > 0 {
+		l.post(c)
 	}
 	return true
 }
@@ -596,6 +615,11 @@ func (l *evLoop) fill(c *evConn) bool {
 func (l *evLoop) process(c *evConn) {
 	if c.pc != nil {
 		l.processProto(c)
+		return
+	}
+	if c.srv.peer && !c.srv.svc.router.loopSafe() {
+		// A write would wait for backups (see loopPeer).
+		l.handoff(c)
 		return
 	}
 	in := &c.in

@@ -33,3 +33,5 @@ func (p *evPool) peerConn(net.Conn, int, string, time.Duration) *peerConn { retu
 type evLoop struct{}
 
 func (pc *peerConn) flushLoop() {}
+
+func (p *evPool) addConn(*server, net.Conn, []byte) bool { return false }
