@@ -641,20 +641,16 @@ func (o *orderedWriter) sendPeers() {
 // pending reports whether replies are held back.
 func (o *orderedWriter) pending() bool { return len(o.segs) > 0 }
 
-// awaited returns the futures not complete yet.
-func (o *orderedWriter) awaited() []*future {
-	var fs []*future
+// eachFuture calls fn with every reply held back.
+func (o *orderedWriter) eachFuture(fn func(*future)) {
 	for _, s := range o.segs {
-		if s.f != nil && !s.f.isDone() {
-			fs = append(fs, s.f)
+		if s.f != nil {
+			fn(s.f)
 		}
 		for _, f := range s.fs {
-			if !f.isDone() {
-				fs = append(fs, f)
-			}
+			fn(f)
 		}
 	}
-	return fs
 }
 
 // writerMark is a position in an orderedWriter (see mark).

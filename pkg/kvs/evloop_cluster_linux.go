@@ -25,20 +25,28 @@ func (l *evLoop) park(c *evConn) bool {
 	}
 	clear(ow.peers)
 	ow.peers = ow.peers[:0]
-	fs := ow.awaited()
-	if len(fs) == 0 {
+	// waiting counts the replies not in, plus one until every callback
+	// is attached: only the last reply to come in posts c, and if all
+	// are in already, none does and c is not parked.
+	if c.onReply == nil {
+		c.onReply = func() {
+			if c.waiting.Add(-1) == 0 {
+				l.post(c)
+			}
+		}
+	}
+	c.waiting.Store(1)
+	ow.eachFuture(func(f *future) {
+		if !f.isDone() {
+			c.waiting.Add(1)
+			f.attach(c.onReply)
+		}
+	})
+	if c.waiting.Add(-1) == 0 {
 		ow.drain()
 		return false
 	}
 	c.parked = true
-	c.waiting.Store(int32(len(fs)))
-	for _, f := range fs {
-		f.attach(func() {
-			if c.waiting.Add(-1) == 0 {
-				l.post(c)
-			}
-		})
-	}
 	return true
 }
 

@@ -94,6 +94,7 @@ type evConn struct {
 	parked  bool
 	inOff   bool
 	waiting atomic.Int32
+	onReply func() // counts a reply in (see park)
 	// A protocol's connection (ps set; sess is nil): its state, the input
 	// its next request wants, and the answer of a Slow step (see Step).
 	ps        *ProtoServer
