@@ -78,8 +78,10 @@ type evLoop struct {
 	// socket, as conns.
 	pconns map[int32]*peerConn
 	// peers are the peer connections with forwarded requests queued in
-	// this turn of the loop: sent together at its end (see park).
+	// this turn of the loop: sent together at its end (see park), before
+	// the replies of the connections in later are written.
 	peers []*peerConn
+	later []*evConn
 }
 
 // evConn is a connection served by an event loop.
@@ -466,6 +468,7 @@ func (l *evLoop) run() {
 		// whose replies are in, until none is left.
 		for {
 			l.sendPeers()
+			l.writeLater()
 			if !l.resumePosted() {
 				break
 			}
@@ -634,6 +637,12 @@ func (l *evLoop) process(c *evConn) {
 				return
 			}
 		}
+		if !quit && !handoff && !full && len(l.peers) > 0 {
+			// Requests wait to be forwarded: they go first, and the
+			// other nodes run them while the loop writes replies.
+			l.later = append(l.later, c)
+			return
+		}
 		blocked, err := writeOut(c)
 		switch {
 		case err != nil || quit:
@@ -651,6 +660,22 @@ func (l *evLoop) process(c *evConn) {
 		// request ran, and they are written: run the rest now (no new
 		// input may come to wake us).
 	}
+}
+
+// writeLater writes the replies process left for after the turn's
+// forwarded requests were sent.
+func (l *evLoop) writeLater() {
+	for i, c := range l.later {
+		l.later[i] = nil
+		blocked, err := writeOut(c)
+		switch {
+		case err != nil:
+			l.closeConn(c)
+		case blocked:
+			l.handoff(c)
+		}
+	}
+	l.later = l.later[:0]
 }
 
 // writeOut writes c's replies; blocked means the socket took only part of
