@@ -547,6 +547,9 @@ func (n *clusterNode) loopPeer(svc *service, c net.Conn, br *bufio.Reader) bool 
 		srv.release()
 		return false
 	}
+	if n.cut.Load() {
+		srv.hangUp() // a partition that began meanwhile missed c
+	}
 	return true
 }
 
