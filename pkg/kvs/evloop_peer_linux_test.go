@@ -4,6 +4,7 @@ package kvs
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -240,6 +241,48 @@ func TestLoopPeerConnBackpressure(t *testing.T) {
 		want := fmt.Sprintf("VA 2\r\n%02d\r\nHD %d\r\n", len(fmt.Sprint(i)), i)
 		if got := await(t, f); got != want {
 			t.Fatalf("reply %d: %q, want %q", i, got, want)
+		}
+	}
+}
+
+// TestClusterPeersLeaveLoopsForBackups: once the tenant's slots get
+// backups, the loops hand the peer connections they serve to goroutines
+// (a write there waits for the backups), and writes and reads through any
+// node go on.
+func TestClusterPeersLeaveLoopsForBackups(t *testing.T) {
+	tc := startCluster(t, 3, 0, slots.Sync)
+	for i := range 90 {
+		if !setVia(t, tc.addrs[i%3], fmt.Sprintf("b:%d", i), "before") {
+			t.Fatalf("set b:%d through %s failed", i, tc.names[i%3])
+		}
+	}
+	for i := range 3 {
+		tc.waitLoopPeers(i, "forwarding", func(out, in int) bool { return in > 0 })
+	}
+	if _, err := PlaceTenant(context.Background(), tc.store, "t", tc.names, 1, slots.Sync); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for round := 0; ; round++ {
+		for i := range 90 {
+			key, val := fmt.Sprintf("b:%d", i), fmt.Sprintf("after%d", round)
+			if !setVia(t, tc.addrs[(i+round)%3], key, val) {
+				t.Fatalf("set %s through %s with backups failed", key, tc.names[(i+round)%3])
+			}
+			if v, found, ok := getVia(t, tc.addrs[(i+round+1)%3], key); !ok || !found || v != val {
+				t.Fatalf("get %s through %s: %q found %v ok %v", key, tc.names[(i+round+1)%3], v, found, ok)
+			}
+		}
+		served := 0
+		for i := range 3 {
+			_, in := tc.loopPeers(i)
+			served += in
+		}
+		if served == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20s with backups, the loops still serve %d peer connections", served)
 		}
 	}
 }
