@@ -418,7 +418,12 @@ func (n *clusterNode) detach(svc *service) {
 	if r := n.routers[svc.name]; r != nil && r.svc == svc {
 		delete(n.routers, svc.name)
 	}
+	srv := n.psrvs[svc]
+	delete(n.psrvs, svc)
 	n.mu.Unlock()
+	if srv != nil {
+		srv.close() // the other nodes' connections it serves on the loops
+	}
 	if r := svc.router; r != nil && r.repl != nil {
 		r.repl.close()
 	}
