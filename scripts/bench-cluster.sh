@@ -22,7 +22,10 @@
 # alone, with the in-memory cluster state).
 #
 # Env: BENCH_DURATION (s per run, default 5), BENCH_ROUNDS (default 3),
-#      BENCH_CONNS (default 48), BENCH_FAILOVER_RUNS (default 20),
+#      BENCH_CONNS (default 48), BENCH_FAILOVER_RUNS (default 20; 0 skips
+#      the failover measurements), BENCH_SERVERS (default "twemproxy lbd-r0
+#      lbd-r1sync"; "twemproxy lbd-r0" with BENCH_FAILOVER_RUNS=0 is the
+#      quick reading of the replicas-0 ratios),
 #      BENCH_RAFT_HEARTBEAT (raft's heartbeat and election timeouts of the
 #      real-process failover, e.g. 500ms; lbd's defaults if unset),
 #      BENCH_FAILOVER_TRACE (a directory: each kill's writer trace and
@@ -34,6 +37,7 @@ DUR=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-48}
 FAILOVERS=${BENCH_FAILOVER_RUNS:-20}
+SERVERS=${BENCH_SERVERS:-twemproxy lbd-r0 lbd-r1sync}
 PER=$((CONNS / 3))
 
 for tool in memcached memcaslap nutcracker go; do
@@ -155,7 +159,7 @@ run_caslap() { # LABEL NAME SERVERS extra...
 servers() { local s="" p; for p in "$@"; do s+="${s:+,}127.0.0.1:$p"; done; echo "$s"; }
 
 for round in $(seq 1 "$ROUNDS"); do
-	for t in twemproxy lbd-r0 lbd-r1sync; do
+	for t in $SERVERS; do
 		case $t in
 		twemproxy) P=("$P_TW" "$P_TW" "$P_TW") ;;
 		lbd-r0) P=("${R0[@]}") ;;
@@ -179,6 +183,7 @@ END {
 	split("twemproxy lbd-r0 lbd-r1sync", ss, " ")
 	for (i = 1; i <= n; i++) for (j = 1; j <= 3; j++) {
 		w = order[i]; s = ss[j]; r = runs[w,s]
+		if (r == 0) continue
 		delete v; for (k = 1; k <= r; k++) v[k] = ops[w,s,k]; mo[w,s] = median(v, r)
 		if (p99[w,s,1] == "-") mp[w,s] = "-"; else { delete v; for (k = 1; k <= r; k++) v[k] = p99[w,s,k]; mp[w,s] = int(median(v, r)) }
 		or = (mo[w,"twemproxy"] > 0) ? sprintf("%.2fx", mo[w,s] / mo[w,"twemproxy"]) : "-"
@@ -187,6 +192,7 @@ END {
 	}
 }' "$RESULTS"
 
+[ "$FAILOVERS" -gt 0 ] || exit 0
 echo "# failover unavailability, $FAILOVERS kills -9 (real lbd processes in namespaces, replicas 1 sync):"
 if [ "$(id -u)" = 0 ]; then
 	(cd "$ROOT" && LBD_BIN=$TMP/lbd BENCH_FAILOVER_RUNS=$FAILOVERS go test -count=1 -tags integration -timeout 30m \

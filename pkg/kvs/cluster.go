@@ -113,7 +113,10 @@ type clusterNode struct {
 	peers   map[string]*peerSet // node + "\x00" + tenant
 	routers map[string]*router  // tenant
 	pconns  map[net.Conn]struct{}
-	closed  bool
+	// psrvs serve the peer connections that run on the event loops,
+	// one server per tenant (see loopPeer).
+	psrvs  map[*service]*server
+	closed bool
 	// lease is the unix nanosecond until which this node may serve as a
 	// primary without hearing from the leader (see renewLease).
 	lease atomic.Int64
@@ -161,6 +164,9 @@ func (n *clusterNode) partition(cut bool) {
 	n.mu.Lock()
 	for c := range n.pconns {
 		c.Close()
+	}
+	for _, srv := range n.psrvs {
+		srv.hangUp()
 	}
 	peers := n.peers
 	n.peers = map[string]*peerSet{}
@@ -419,7 +425,12 @@ func (n *clusterNode) detach(svc *service) {
 	if r := n.routers[svc.name]; r != nil && r.svc == svc {
 		delete(n.routers, svc.name)
 	}
+	srv := n.psrvs[svc]
+	delete(n.psrvs, svc)
 	n.mu.Unlock()
+	if srv != nil {
+		srv.close() // the other nodes' connections it serves on the loops
+	}
 	if r := svc.router; r != nil && r.repl != nil {
 		r.repl.close()
 	}
@@ -445,12 +456,17 @@ func (n *clusterNode) close() {
 	}
 	peers := n.peers
 	n.peers = map[string]*peerSet{}
+	psrvs := n.psrvs
+	n.psrvs = nil
 	n.mu.Unlock()
 	n.cancel()
 	for _, ps := range peers {
 		ps.close()
 	}
 	n.wg.Wait()
+	for _, srv := range psrvs {
+		srv.close()
+	}
 }
 
 // router is a clustered tenant's view of its slot map.
@@ -465,6 +481,31 @@ type router struct {
 	// waiting counts the requests that ran nowhere and wait to be sent
 	// again (see waitVer).
 	waiting atomic.Int32
+	// backups: a slot of the map has backups (see loopSafe).
+	backups atomic.Bool
+}
+
+// noBackups reports whether no slot of m has a backup.
+func noBackups(m *slots.Map) bool {
+	if m.Replicas > 0 {
+		return false
+	}
+	for i := range m.Slots {
+		if len(m.Slots[i].Backups) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// loopSafe reports whether a peer session may run on an event loop: the
+// tenant has a map and no slot has backups, so that no request waits
+// (for backups, or for a read of a write that awaits them). A map that
+// adds backups is marked before it is used, but a request that a loop
+// started under the old map and that writes under the new one waits on
+// the loop, once (see evLoop.process).
+func (r *router) loopSafe() bool {
+	return r.m.Load() != nil && !r.backups.Load()
 }
 
 // refresh loads the tenant's map if it changed, and raises the store's cas
@@ -480,7 +521,12 @@ func (r *router) refresh() {
 		return
 	}
 	r.repl.takeover(r.m.Load(), m) // before any request is served under m
+	nb := noBackups(m)
+	if !nb {
+		r.backups.Store(true) // before a loop can see m (see loopSafe)
+	}
 	r.m.Store(m)
+	r.backups.Store(!nb)
 	r.ver.Store(e.Version)
 	raiseCAS(r.repl.inner, m.MaxEpoch()<<slots.EpochShift)
 	r.repl.mapChanged(m)

@@ -121,7 +121,13 @@ func (ps *peerSet) conn(i int) (*peerConn, string) {
 		ps.lastErr = err.Error()
 		return nil, ps.lastErr
 	}
-	pc := newPeerConn(c, ps.node, ps.n.opts.RequestTimeout, "mn\r\n", readPeerReply, false)
+	var pc *peerConn
+	if ps.n.tier != nil {
+		pc = ps.n.tier.pool.peerConn(c, i, ps.node, ps.n.opts.RequestTimeout)
+	}
+	if pc == nil {
+		pc = newPeerConn(c, ps.node, ps.n.opts.RequestTimeout, "mn\r\n", readPeerReply, false)
+	}
 	ps.conns[i] = pc
 	return pc, ""
 }
@@ -139,6 +145,11 @@ func (ps *peerSet) close() {
 // peerConn is one pipelined connection to another node: requests are
 // queued with send and sent by flush (or at once by its own goroutine, if
 // it was made with autoFlush); replies complete their futures in order.
+//
+// A forwarding connection of a tenant served by event loops, over plain
+// TCP, is instead one of an event loop's sockets (loop set, c nil; see
+// evPool.peerConn): the loop reads its replies and completes their futures
+// itself, and send queues in out, which flush writes without blocking.
 type peerConn struct {
 	c       net.Conn
 	node    string
@@ -152,6 +163,17 @@ type peerConn struct {
 	dirty   bool
 	dead    bool
 	sentAt  time.Time
+	// On an event loop: its socket (closed, by the loop only, once
+	// fdClosed), the requests not written yet (out from outOff), whether
+	// the loop watches for the socket to take more (outArmed), and the
+	// replies read and not yet complete (in, the loop's alone).
+	loop     *evLoop
+	fd       int
+	fdClosed bool
+	out      []byte
+	outOff   int
+	outArmed bool
+	in       []byte
 }
 
 func newPeerConn(c net.Conn, node string, timeout time.Duration, suffix string, read func(*bufio.Reader) ([]byte, error), autoFlush bool) *peerConn {
@@ -191,8 +213,12 @@ func (pc *peerConn) send(req []byte) *future {
 		pc.sentAt = time.Now()
 	}
 	pc.q = append(pc.q, f)
-	pc.bw.Write(req)
-	pc.bw.WriteString(pc.suffix)
+	if pc.loop != nil {
+		pc.out = append(append(pc.out, req...), pc.suffix...)
+	} else {
+		pc.bw.Write(req)
+		pc.bw.WriteString(pc.suffix)
+	}
 	pc.dirty = true
 	if pc.kick != nil {
 		select {
@@ -204,6 +230,10 @@ func (pc *peerConn) send(req []byte) *future {
 }
 
 func (pc *peerConn) flush() {
+	if pc.loop != nil {
+		pc.flushLoop()
+		return
+	}
 	pc.mu.Lock()
 	if !pc.dirty || pc.dead {
 		pc.mu.Unlock()
@@ -229,7 +259,16 @@ func (pc *peerConn) fail(why string) {
 	if pc.kick != nil && !wasDead {
 		close(pc.kick)
 	}
-	pc.c.Close()
+	if pc.loop != nil {
+		// The loop sees the hang-up and closes the socket.
+		pc.mu.Lock()
+		if !pc.fdClosed {
+			shutdownFD(pc.fd)
+		}
+		pc.mu.Unlock()
+	} else {
+		pc.c.Close()
+	}
 	for _, f := range q {
 		f.complete([]byte("SERVER_ERROR lbd: node " + pc.node + ": " + why + "\r\n"))
 	}
@@ -280,9 +319,12 @@ func readPeerReply(br *bufio.Reader) ([]byte, error) {
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer: what ReadSlice returned is
+			// the buffer, which the next read overwrites.
+			line = bytes.Clone(line)
 			var rest []byte
 			rest, err = br.ReadBytes('\n')
-			line = append(bytes.Clone(line), rest...)
+			line = append(line, rest...)
 		}
 		if err != nil {
 			return out, err
@@ -300,6 +342,30 @@ func readPeerReply(br *bufio.Reader) ([]byte, error) {
 			if _, err := io.ReadFull(br, out[start:]); err != nil {
 				return out, err
 			}
+		}
+	}
+}
+
+// peerReplyEnd finds the first complete reply in buf, as readPeerReply
+// reads it: its bytes are buf[:n] and it ends (its "MN\r\n" included) at
+// end; ok is false while it is not all in buf.
+func peerReplyEnd(buf []byte) (n, end int, ok bool) {
+	i := 0
+	for {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return 0, 0, false
+		}
+		line := buf[i : i+j+1]
+		if string(line) == "MN\r\n" {
+			return i, i + j + 1, true
+		}
+		i += j + 1
+		if d, ok := dataLen(line); ok {
+			if d+2 > len(buf)-i {
+				return 0, 0, false
+			}
+			i += d + 2
 		}
 	}
 }
@@ -427,6 +493,9 @@ func (n *clusterNode) servePeer(c net.Conn) error {
 	}
 	switch {
 	case f[0] == "lbd-peer":
+		if n.loopPeer(svc, c, br) {
+			return nil
+		}
 		sess := newSession(svc, br, bufio.NewWriterSize(&deadlineWriter{c: c}, 32<<10))
 		sess.peer = true
 		return sess.serve()
@@ -440,6 +509,48 @@ func (n *clusterNode) servePeer(c net.Conn) error {
 		return svc.router.repl.serveBackup(f[2], seq, br, c)
 	}
 	return fmt.Errorf("bad hello %q", hello)
+}
+
+// loopPeer serves a peer connection of svc (c, its input buffered in br
+// past the hello) on an event loop, as the loops serve clients: the loop
+// runs the forwarded requests with the clients' and writes their replies
+// in the same turn, with no goroutine to wake. Only a plain TCP connection
+// of a tenant whose slots have no backups (see router.loopSafe): a TLS
+// connection, or a write that must wait for backups, stays on a goroutine.
+// It reports false if c was left to the caller.
+func (n *clusterNode) loopPeer(svc *service, c net.Conn, br *bufio.Reader) bool {
+	if n.tier == nil || n.tier.pool.size() == 0 || svc.router == nil || !svc.router.loopSafe() {
+		return false
+	}
+	if _, ok := c.(*net.TCPConn); !ok {
+		return false
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return false
+	}
+	srv := n.psrvs[svc]
+	if srv == nil {
+		srv = &server{svc: svc, pool: n.tier.pool, peer: true, conns: map[net.Conn]struct{}{}, evconns: map[*evConn]struct{}{}}
+		if n.psrvs == nil {
+			n.psrvs = map[*service]*server{}
+		}
+		n.psrvs[svc] = srv
+	}
+	n.mu.Unlock()
+	if !srv.enter() {
+		return false
+	}
+	in, _ := br.Peek(br.Buffered())
+	if !n.tier.pool.addConn(srv, c, in) {
+		srv.release()
+		return false
+	}
+	if n.cut.Load() {
+		srv.hangUp() // a partition that began meanwhile missed c
+	}
+	return true
 }
 
 // orderedWriter is a clustered client session's reply writer: replies
@@ -533,20 +644,16 @@ func (o *orderedWriter) sendPeers() {
 // pending reports whether replies are held back.
 func (o *orderedWriter) pending() bool { return len(o.segs) > 0 }
 
-// awaited returns the futures not complete yet.
-func (o *orderedWriter) awaited() []*future {
-	var fs []*future
+// eachFuture calls fn with every reply held back.
+func (o *orderedWriter) eachFuture(fn func(*future)) {
 	for _, s := range o.segs {
-		if s.f != nil && !s.f.isDone() {
-			fs = append(fs, s.f)
+		if s.f != nil {
+			fn(s.f)
 		}
 		for _, f := range s.fs {
-			if !f.isDone() {
-				fs = append(fs, f)
-			}
+			fn(f)
 		}
 	}
-	return fs
 }
 
 // writerMark is a position in an orderedWriter (see mark).

@@ -25,20 +25,28 @@ func (l *evLoop) park(c *evConn) bool {
 	}
 	clear(ow.peers)
 	ow.peers = ow.peers[:0]
-	fs := ow.awaited()
-	if len(fs) == 0 {
+	// waiting counts the replies not in, plus one until every callback
+	// is attached: only the last reply to come in posts c, and if all
+	// are in already, none does and c is not parked.
+	if c.onReply == nil {
+		c.onReply = func() {
+			if c.waiting.Add(-1) == 0 {
+				l.post(c)
+			}
+		}
+	}
+	c.waiting.Store(1)
+	ow.eachFuture(func(f *future) {
+		if !f.isDone() {
+			c.waiting.Add(1)
+			f.attach(c.onReply)
+		}
+	})
+	if c.waiting.Add(-1) == 0 {
 		ow.drain()
 		return false
 	}
 	c.parked = true
-	c.waiting.Store(int32(len(fs)))
-	for _, f := range fs {
-		f.attach(func() {
-			if c.waiting.Add(-1) == 0 {
-				l.post(c)
-			}
-		})
-	}
 	return true
 }
 
@@ -54,14 +62,16 @@ func (l *evLoop) sendPeers() {
 }
 
 // post hands a connection whose replies are in back to its loop. Only the
-// first post after the loop took the list wakes it: the others join the
-// list it has yet to take.
+// first post after the loop took the list wakes it, and only if the loop
+// is not busy with a turn (it takes the list before waiting again): the
+// others join the list it has yet to take. A reply the loop read itself
+// (see peerEvent) thus wakes nothing.
 func (l *evLoop) post(c *evConn) {
 	if l.stopping.Load() {
 		return // its eventfd may be closed (and its number reused)
 	}
 	l.postMu.Lock()
-	wake := len(l.posted) == 0
+	wake := len(l.posted) == 0 && !l.busy
 	l.posted = append(l.posted, c)
 	l.postMu.Unlock()
 	if wake {
@@ -70,13 +80,29 @@ func (l *evLoop) post(c *evConn) {
 	}
 }
 
-// resumePosted resumes the posted connections (on the loop).
-func (l *evLoop) resumePosted() {
+// setBusy marks the loop in a turn (see post).
+func (l *evLoop) setBusy() {
+	l.postMu.Lock()
+	l.busy = true
+	l.postMu.Unlock()
+}
+
+// readWake consumes the eventfd's wake-up (it stays readable until read).
+func (l *evLoop) readWake() {
 	var b [8]byte
-	unix.Read(l.wakefd, b[:]) // the eventfd stays readable until read
+	unix.Read(l.wakefd, b[:])
+}
+
+// resumePosted resumes the posted connections (on the loop) and reports
+// whether there were any; if not, the loop is no longer busy: a post
+// wakes it from then on.
+func (l *evLoop) resumePosted() bool {
 	l.postMu.Lock()
 	posted := l.posted
 	l.posted = nil
+	if len(posted) == 0 {
+		l.busy = false
+	}
 	l.postMu.Unlock()
 	for _, c := range posted {
 		l.mu.Lock()
@@ -90,12 +116,15 @@ func (l *evLoop) resumePosted() {
 			l.resumeProto(c)
 			continue
 		}
-		c.sess.ow.drain()
+		if ow := c.sess.ow; ow != nil {
+			ow.drain()
+		}
 		if c.inOff {
 			l.watchInput(c, true)
 		}
 		l.process(c)
 	}
+	return len(posted) > 0
 }
 
 // watchInput turns the watching of c's input on or off (a parked

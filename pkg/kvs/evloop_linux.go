@@ -55,6 +55,7 @@ type evLoop struct {
 	epfd     int
 	wakefd   int
 	stopping atomic.Bool
+	idx      int // in the pool
 	// holdP makes the loop block in epoll_wait without telling the
 	// scheduler (see wait); set only while the process has a P to spare
 	// for every loop.
@@ -67,12 +68,20 @@ type evLoop struct {
 	conns map[int32]*evConn
 	// la is lookAhead's buffer.
 	la []lookahead
-	// posted are parked connections whose replies are all in (see park).
+	// posted are parked connections whose replies are all in (see park);
+	// busy: the loop takes them before it waits again, no need to wake
+	// it (see post).
 	postMu sync.Mutex
 	posted []*evConn
+	busy   bool
+	// pconns are the loop's forwarding connections (see peerConn), by
+	// socket, as conns.
+	pconns map[int32]*peerConn
 	// peers are the peer connections with forwarded requests queued in
-	// this turn of the loop: sent together at its end (see park).
+	// this turn of the loop: sent together at its end (see park), before
+	// the replies of the connections in later are written.
 	peers []*peerConn
+	later []*evConn
 }
 
 // evConn is a connection served by an event loop.
@@ -87,6 +96,7 @@ type evConn struct {
 	parked  bool
 	inOff   bool
 	waiting atomic.Int32
+	onReply func() // counts a reply in (see park)
 	// A protocol's connection (ps set; sess is nil): its state, the input
 	// its next request wants, and the answer of a Slow step (see Step).
 	ps        *ProtoServer
@@ -130,7 +140,7 @@ func newEvPool(opts Options, log *slog.Logger) (*evPool, error) {
 			p.close()
 			return nil, err
 		}
-		l.holdP = holdP
+		l.holdP, l.idx = holdP, i
 		p.loops = append(p.loops, l)
 		p.wg.Add(1)
 		go func() {
@@ -285,7 +295,7 @@ func newEvLoop() (*evLoop, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("kvs: epoll_ctl: %w", err)
 	}
-	return &evLoop{epfd: epfd, wakefd: wakefd, conns: make(map[int32]*evConn)}, nil
+	return &evLoop{epfd: epfd, wakefd: wakefd, conns: make(map[int32]*evConn), pconns: make(map[int32]*peerConn)}, nil
 }
 
 // close stops the loops; their connections must be gone already.
@@ -300,6 +310,9 @@ func (p *evPool) close() {
 	}
 	p.wg.Wait()
 	for _, l := range p.loops {
+		for _, pc := range l.pconns {
+			l.closePeer(pc, "closing")
+		}
 		unix.Close(l.epfd)
 		unix.Close(l.wakefd)
 	}
@@ -309,20 +322,34 @@ func (p *evPool) close() {
 // add takes nc out of Go's poller and serves it on a loop. It reports
 // false if the connection could not be moved (the caller serves it).
 func (p *evPool) add(srv *server, nc net.Conn) bool {
+	return p.addConn(srv, nc, nil)
+}
+
+// addConn is add for a connection whose first input, in, was read
+// already: the loop runs it first. A peer server's connection (see
+// clusterNode.loopPeer) gets a peer session.
+func (p *evPool) addConn(srv *server, nc net.Conn, in []byte) bool {
 	fd, ok := p.takeFD(nc)
 	if !ok {
 		return false
 	}
 	cfg := srv.svc.cfg()
 	c := &evConn{fd: fd, srv: srv}
-	c.in.buf = make([]byte, 0, evInitBuf)
+	l := p.pick(fd)
+	c.in.buf = make([]byte, len(in), max(evInitBuf, len(in)))
+	copy(c.in.buf, in)
 	c.in.maxGetLine = cfg.MaxGetLine
 	c.sess = newSession(srv.svc, &c.in, &c.out)
 	c.sess.outPending = c.out.pending
 	c.sess.outLimit = cfg.MaxItemSize + evOutSoft
-	if r := srv.svc.router; r != nil {
+	if srv.peer {
+		c.sess.peer = true
+	} else if r := srv.svc.router; r != nil {
 		ow := &orderedWriter{w: &c.out, async: true}
-		c.sess.w, c.sess.ow, c.sess.sid = ow, ow, r.sessID.Add(1)
+		// sid modulo the loops is the loop's index: the session
+		// forwards over its loop's peer connections (see peerConn).
+		sid := r.sessID.Add(1)*uint64(len(p.loops)) + uint64(l.idx)
+		c.sess.w, c.sess.ow, c.sess.sid = ow, ow, sid
 	}
 
 	srv.mu.Lock()
@@ -335,8 +362,17 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 	srv.evconns[c] = struct{}{}
 	srv.mu.Unlock()
 
-	if err := p.attach(c); err != nil {
+	if len(in) > 0 {
+		// Run at the loop's next turn, as a connection whose replies
+		// are in (see resumePosted).
+		c.parked = true
+	}
+	if err := l.attach(c); err != nil {
 		srv.svc.log.Warn("kvs: connection not served", "tenant", srv.svc.name, "err", err)
+		return true
+	}
+	if len(in) > 0 {
+		l.post(c)
 	}
 	return true
 }
@@ -344,7 +380,11 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 // attach puts c on its loop and has the loop watch its socket; if the
 // loop cannot, c is closed and the error returned.
 func (p *evPool) attach(c *evConn) error {
-	l := p.pick(c.fd)
+	return p.pick(c.fd).attach(c)
+}
+
+// attach puts c on l (see evPool.attach).
+func (l *evLoop) attach(c *evConn) error {
 	l.mu.Lock()
 	l.conns[int32(c.fd)] = c
 	l.mu.Unlock()
@@ -391,6 +431,7 @@ func (l *evLoop) run() {
 			}
 			return
 		}
+		l.setBusy()
 		ready = ready[:0]
 		for i := range n {
 			fd := events[i].Fd
@@ -398,12 +439,20 @@ func (l *evLoop) run() {
 				if l.stopping.Load() {
 					return
 				}
-				l.resumePosted()
+				l.readWake()
 				continue
 			}
 			l.mu.Lock()
 			c := l.conns[fd]
+			var pc *peerConn
+			if c == nil {
+				pc = l.pconns[fd]
+			}
 			l.mu.Unlock()
+			if pc != nil {
+				l.peerEvent(pc, events[i].Events)
+				continue
+			}
 			if c != nil && l.fill(c) && !c.parked {
 				ready = append(ready, c)
 			}
@@ -415,7 +464,15 @@ func (l *evLoop) run() {
 			l.process(c)
 		}
 		clear(ready) // holds no connection, and so no store, past its turn
-		l.sendPeers()
+		// Resumed connections forward more: send, and resume those
+		// whose replies are in, until none is left.
+		for {
+			l.sendPeers()
+			l.writeLater()
+			if !l.resumePosted() {
+				break
+			}
+		}
 	}
 }
 
@@ -564,6 +621,11 @@ func (l *evLoop) process(c *evConn) {
 		l.processProto(c)
 		return
 	}
+	if c.srv.peer && !c.srv.svc.router.loopSafe() {
+		// A write would wait for backups (see loopPeer).
+		l.handoff(c)
+		return
+	}
 	in := &c.in
 	for {
 		quit, handoff, full := runBuffered(c.sess, in, &c.out)
@@ -574,6 +636,12 @@ func (l *evLoop) process(c *evConn) {
 			} else if l.park(c) {
 				return
 			}
+		}
+		if !quit && !handoff && !full && len(l.peers) > 0 {
+			// Requests wait to be forwarded: they go first, and the
+			// other nodes run them while the loop writes replies.
+			l.later = append(l.later, c)
+			return
 		}
 		blocked, err := writeOut(c)
 		switch {
@@ -592,6 +660,22 @@ func (l *evLoop) process(c *evConn) {
 		// request ran, and they are written: run the rest now (no new
 		// input may come to wake us).
 	}
+}
+
+// writeLater writes the replies process left for after the turn's
+// forwarded requests were sent.
+func (l *evLoop) writeLater() {
+	for i, c := range l.later {
+		l.later[i] = nil
+		blocked, err := writeOut(c)
+		switch {
+		case err != nil:
+			l.closeConn(c)
+		case blocked:
+			l.handoff(c)
+		}
+	}
+	l.later = l.later[:0]
 }
 
 // writeOut writes c's replies; blocked means the socket took only part of

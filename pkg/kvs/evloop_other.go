@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"time"
 )
 
 var errNeedMore = errors.New("kvs: need more input")
@@ -25,3 +26,12 @@ type evConn struct{ fd int }
 func shutdownFD(int) {}
 
 func (p *evPool) addProto(*ProtoServer, net.Conn, ProtoConn) bool { return false }
+
+func (p *evPool) peerConn(net.Conn, int, string, time.Duration) *peerConn { return nil }
+
+// evLoop is never created off Linux.
+type evLoop struct{}
+
+func (pc *peerConn) flushLoop() {}
+
+func (p *evPool) addConn(*server, net.Conn, []byte) bool { return false }

@@ -24,6 +24,10 @@ type server struct {
 	conns   map[net.Conn]struct{}
 	evconns map[*evConn]struct{}
 	done    bool
+	// peer: the server of a clustered node's peer listener for one
+	// tenant (see clusterNode.loopPeer); no listener, and its
+	// connections are the other nodes' forwarded requests, not clients.
+	peer bool
 }
 
 // startServer serves svc on ln until close is called. Connections go to
@@ -83,8 +87,34 @@ func (srv *server) acceptLoop() {
 
 // release accounts for the end of a connection.
 func (srv *server) release() {
-	srv.svc.curConns.Add(-1)
+	if !srv.peer {
+		srv.svc.curConns.Add(-1)
+	}
 	srv.wg.Done()
+}
+
+// enter accounts for a new connection of a peer server; false once the
+// server is closed.
+func (srv *server) enter() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.done {
+		return false
+	}
+	srv.wg.Add(1)
+	return true
+}
+
+// hangUp closes every connection of srv, leaving it open to new ones.
+func (srv *server) hangUp() {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for c := range srv.conns {
+		c.Close()
+	}
+	for c := range srv.evconns {
+		shutdownFD(c.fd)
+	}
 }
 
 // serveHandedOff continues a connection an event loop handed over: it
@@ -142,6 +172,14 @@ func (srv *server) handle(c net.Conn, r io.Reader) {
 	}
 	bw := bufio.NewWriterSize(&deadlineWriter{c: c}, 16<<10)
 	var sess *session
+	if srv.peer {
+		sess = newSession(svc, bufio.NewReaderSize(r, readBufSize), bufio.NewWriterSize(&deadlineWriter{c: c}, 32<<10))
+		sess.peer = true
+		if err := sess.serve(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			svc.log.Debug("kvs: peer connection", "tenant", svc.name, "remote", c.RemoteAddr().String(), "err", err)
+		}
+		return
+	}
 	if svc.router != nil {
 		ow := &orderedWriter{w: bw}
 		sess = newSession(svc, bufio.NewReaderSize(r, readBufSize), ow)
@@ -192,7 +230,9 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 func (srv *server) close() {
 	srv.mu.Lock()
 	srv.done = true
-	srv.ln.Close()
+	if srv.ln != nil {
+		srv.ln.Close()
+	}
 	for c := range srv.conns {
 		c.Close()
 	}

@@ -1,0 +1,288 @@
+//go:build linux
+
+package kvs
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbd-project/lbd/pkg/slots"
+)
+
+// loopPeers counts node i's forwarding connections on its event loops and
+// the peer connections its loops serve.
+func (tc *testCluster) loopPeers(i int) (out, in int) {
+	tc.mu.Lock()
+	tier := tc.tiers[i]
+	tc.mu.Unlock()
+	for _, l := range tier.pool.loops {
+		l.mu.Lock()
+		out += len(l.pconns)
+		l.mu.Unlock()
+	}
+	n := tier.cluster
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, srv := range n.psrvs {
+		srv.mu.Lock()
+		in += len(srv.evconns)
+		srv.mu.Unlock()
+	}
+	return out, in
+}
+
+// waitLoopPeers polls until ok(node i's counts), for up to 20s.
+func (tc *testCluster) waitLoopPeers(i int, what string, ok func(out, in int) bool) {
+	tc.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, in := tc.loopPeers(i)
+		if ok(out, in) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tc.t.Fatalf("%s: after 20s, node %s has %d forwarding and %d served peer connections on its loops", what, tc.names[i], out, in)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestClusterPeersOnLoops: with no backups, the nodes forward over
+// connections their event loops read, and serve the other nodes'
+// connections on their loops; reads see writes through any node, a
+// request too big for a loop's buffer still goes through (its connection
+// moves to a goroutine), and a partition hangs up the loops' peer
+// connections.
+func TestClusterPeersOnLoops(t *testing.T) {
+	tc := startCluster(t, 3, 0, slots.Sync)
+	for i := range 300 {
+		if !setVia(t, tc.addrs[i%3], fmt.Sprintf("l:%d", i), fmt.Sprintf("v%d", i)) {
+			t.Fatalf("set l:%d through %s failed", i, tc.names[i%3])
+		}
+	}
+	for i := range 3 {
+		tc.waitLoopPeers(i, "forwarding", func(out, in int) bool { return out > 0 && in > 0 })
+	}
+	for i := range 300 {
+		if v, found, ok := getVia(t, tc.addrs[(i+1)%3], fmt.Sprintf("l:%d", i)); !ok || !found || v != fmt.Sprintf("v%d", i) {
+			t.Fatalf("get l:%d through %s: %q found %v ok %v", i, tc.names[(i+1)%3], v, found, ok)
+		}
+	}
+	// A multi-get of keys on every node, in order.
+	var keys, want []string
+	for i := range 40 {
+		keys = append(keys, fmt.Sprintf("l:%d", i))
+		want = append(want, fmt.Sprintf("VALUE l:%d 0 %d\r\nv%d\r\n", i, len(fmt.Sprint(i))+1, i))
+	}
+	for i := range 3 {
+		c, err := net.DialTimeout("tcp", tc.addrs[i], time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := (&textConn{c: c, br: bufio.NewReader(c)}).do("get " + strings.Join(keys, " ") + "\r\n")
+		c.Close()
+		if err != nil || got != strings.Join(want, "")+"END\r\n" {
+			t.Fatalf("multi-get through %s: %q, %v", tc.names[i], got, err)
+		}
+	}
+	// Values bigger than a loop's input buffer, both ways.
+	big := strings.Repeat("b", 3*evMaxIn)
+	for i := range 6 {
+		key := fmt.Sprintf("big:%d", i)
+		if !setVia(t, tc.addrs[i%3], key, big) {
+			t.Fatalf("set %s through %s failed", key, tc.names[i%3])
+		}
+		if v, found, ok := getVia(t, tc.addrs[(i+1)%3], key); !ok || !found || v != big {
+			t.Fatalf("get %s through %s: %d bytes, found %v ok %v", key, tc.names[(i+1)%3], len(v), found, ok)
+		}
+	}
+	tc.partition(0, true)
+	tc.waitLoopPeers(0, "partitioned", func(out, in int) bool { return out == 0 && in == 0 })
+	tc.partition(0, false)
+	for i := range 30 {
+		if v, found, ok := getEventually(t, tc.addrs[0], fmt.Sprintf("l:%d", i)); !ok || !found || v != fmt.Sprintf("v%d", i) {
+			t.Fatalf("after the partition healed, get l:%d through %s: %q found %v ok %v", i, tc.names[0], v, found, ok)
+		}
+	}
+}
+
+// loopPeerConn returns a loop's forwarding connection to a listener whose
+// accepted connection is sent on the channel.
+func loopPeerConn(t *testing.T, timeout time.Duration) (*evPool, *peerConn, <-chan net.Conn) {
+	t.Helper()
+	p, err := newEvPool(Options{EventLoops: 1, NoCPUAffinity: true, NoBatchScheduling: true}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		ln.Close()
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := p.peerConn(c, 0, "st9", timeout)
+	if pc == nil {
+		t.Fatal("a TCP connection was not put on the loop")
+	}
+	t.Cleanup(p.close)
+	return p, pc, accepted
+}
+
+// await waits for f, for up to 30s.
+func await(t *testing.T, f *future) string {
+	t.Helper()
+	select {
+	case <-f.done:
+		return string(f.data)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no reply after 30s")
+		return ""
+	}
+}
+
+// TestLoopPeerConnTimeout: a node that does not answer fails the awaited
+// replies once they are late, and the loop closes the connection.
+func TestLoopPeerConnTimeout(t *testing.T) {
+	p, pc, accepted := loopPeerConn(t, 100*time.Millisecond)
+	<-accepted
+	f := pc.send([]byte("get k\r\n"))
+	pc.flush()
+	if got := await(t, f); got != "SERVER_ERROR lbd: node st9: timed out\r\n" {
+		t.Fatalf("reply %q", got)
+	}
+	if got := await(t, pc.send([]byte("get k\r\n"))); !strings.HasPrefix(got, "SERVER_ERROR lbd: unavailable: node st9: connection lost") {
+		t.Fatalf("reply after the failure %q", got)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		l := p.loops[0]
+		l.mu.Lock()
+		n := len(l.pconns)
+		l.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the loop still has the connection after 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLoopPeerConnBackpressure: requests more than the sockets hold wait
+// on the loop for room, and every reply completes its request, in order,
+// also when they arrive in pieces.
+func TestLoopPeerConnBackpressure(t *testing.T) {
+	_, pc, accepted := loopPeerConn(t, 30*time.Second)
+	peer := <-accepted
+	const n = 8000
+	payload := strings.Repeat("x", 4000)
+	var fs []*future
+	for i := range n {
+		fs = append(fs, pc.send([]byte(fmt.Sprintf("%d %s\r\n", i, payload))))
+	}
+	pc.flush()
+	pc.mu.Lock()
+	armed := pc.outArmed
+	pc.mu.Unlock()
+	if !armed {
+		t.Fatal("32 MB taken by the socket at once: nothing waits for room")
+	}
+	// The peer answers each request with its number, a byte at a time
+	// for every 100th.
+	go func() {
+		br := bufio.NewReader(peer)
+		bw := bufio.NewWriter(peer)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line == "mn\r\n" {
+				if br.Buffered() == 0 {
+					bw.Flush()
+				}
+				continue
+			}
+			i, _, _ := strings.Cut(line, " ")
+			reply := "VA 2\r\n" + fmt.Sprintf("%02d", len(i)) + "\r\nHD " + i + "\r\nMN\r\n"
+			if len(i) > 1 && strings.HasSuffix(i, "00") {
+				bw.Flush()
+				for j := range len(reply) {
+					peer.Write([]byte{reply[j]})
+				}
+				continue
+			}
+			bw.WriteString(reply)
+			if br.Buffered() == 0 {
+				bw.Flush()
+			}
+		}
+	}()
+	for i, f := range fs {
+		want := fmt.Sprintf("VA 2\r\n%02d\r\nHD %d\r\n", len(fmt.Sprint(i)), i)
+		if got := await(t, f); got != want {
+			t.Fatalf("reply %d: %q, want %q", i, got, want)
+		}
+	}
+}
+
+// TestClusterPeersLeaveLoopsForBackups: once the tenant's slots get
+// backups, the loops hand the peer connections they serve to goroutines
+// (a write there waits for the backups), and writes and reads through any
+// node go on.
+func TestClusterPeersLeaveLoopsForBackups(t *testing.T) {
+	tc := startCluster(t, 3, 0, slots.Sync)
+	for i := range 90 {
+		if !setVia(t, tc.addrs[i%3], fmt.Sprintf("b:%d", i), "before") {
+			t.Fatalf("set b:%d through %s failed", i, tc.names[i%3])
+		}
+	}
+	for i := range 3 {
+		tc.waitLoopPeers(i, "forwarding", func(out, in int) bool { return in > 0 })
+	}
+	if _, err := PlaceTenant(context.Background(), tc.store, "t", tc.names, 1, slots.Sync); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for round := 0; ; round++ {
+		for i := range 90 {
+			key, val := fmt.Sprintf("b:%d", i), fmt.Sprintf("after%d", round)
+			if !setVia(t, tc.addrs[(i+round)%3], key, val) {
+				t.Fatalf("set %s through %s with backups failed", key, tc.names[(i+round)%3])
+			}
+			if v, found, ok := getVia(t, tc.addrs[(i+round+1)%3], key); !ok || !found || v != val {
+				t.Fatalf("get %s through %s: %q found %v ok %v", key, tc.names[(i+round+1)%3], v, found, ok)
+			}
+		}
+		served := 0
+		for i := range 3 {
+			_, in := tc.loopPeers(i)
+			served += in
+		}
+		if served == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20s with backups, the loops still serve %d peer connections", served)
+		}
+	}
+}
