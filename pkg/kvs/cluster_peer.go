@@ -3,6 +3,7 @@ package kvs
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -147,7 +148,7 @@ func (ps *peerSet) close() {
 // it was made with autoFlush); replies complete their futures in order.
 //
 // A forwarding connection of a tenant served by event loops, over plain
-// TCP, is instead one of an event loop's sockets (loop set, c nil; see
+// TCP or TLS, is instead one of an event loop's sockets (loop set, c nil; see
 // evPool.peerConn): the loop reads its replies and completes their futures
 // itself, and send queues in out, which flush writes without blocking.
 type peerConn struct {
@@ -174,6 +175,10 @@ type peerConn struct {
 	outOff   int
 	outArmed bool
 	in       []byte
+	// A TLS connection on a loop: the loop reads and writes through tc,
+	// over fc, the socket (see fdConn); out holds plaintext.
+	tc *tls.Conn
+	fc *fdConn
 }
 
 func newPeerConn(c net.Conn, node string, timeout time.Duration, suffix string, read func(*bufio.Reader) ([]byte, error), autoFlush bool) *peerConn {

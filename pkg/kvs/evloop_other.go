@@ -34,4 +34,9 @@ type evLoop struct{}
 
 func (pc *peerConn) flushLoop() {}
 
+func loopConn(c net.Conn) net.Conn { return c }
+
+// fdConn is never created off Linux.
+type fdConn struct{}
+
 func (p *evPool) addConn(*server, net.Conn, []byte) bool { return false }
