@@ -202,7 +202,7 @@ func (t *Tier) JoinCluster(ctx context.Context, opts ClusterOptions) error {
 		return fmt.Errorf("kvs: join cluster: %w", err)
 	}
 	if opts.ServerTLS != nil {
-		ln = tls.NewListener(ln, opts.ServerTLS)
+		ln = loopTLSListener{ln, opts.ServerTLS}
 	}
 	addr := opts.PeerAdvertise
 	if addr == "" {
@@ -319,6 +319,21 @@ func (n *clusterNode) peerAddr(node string) (string, error) {
 		return "", fmt.Errorf("node %s: bad address record", node)
 	}
 	return rec.Peer, nil
+}
+
+// loopTLSListener is tls.NewListener over connections that can move to an
+// event loop after their handshake (see loopConn).
+type loopTLSListener struct {
+	net.Listener
+	cfg *tls.Config
+}
+
+func (l loopTLSListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return tls.Server(loopConn(c), l.cfg), nil
 }
 
 // dial opens a connection to a node's peer listener and sends hello.

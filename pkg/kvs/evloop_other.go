@@ -3,6 +3,7 @@
 package kvs
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -38,5 +39,7 @@ func loopConn(c net.Conn) net.Conn { return c }
 
 // fdConn is never created off Linux.
 type fdConn struct{}
+
+func loopTLS(net.Conn) (*tls.Conn, *fdConn) { return nil, nil }
 
 func (p *evPool) addConn(*server, net.Conn, []byte) bool { return false }

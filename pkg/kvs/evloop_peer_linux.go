@@ -16,8 +16,8 @@ import (
 // replies read by a goroutine per connection, each reply would wake that
 // goroutine (through Go's poller), which would wake the loop (through its
 // eventfd): two thread wake-ups per batch of replies, on both CPUs. So a
-// plain TCP peer connection is a socket of an event loop, as its clients'
-// are: the loop reads the replies, completes their futures (which posts
+// peer connection (plain TCP, or TLS: see fdConn) is a socket of an event
+// loop, as its clients' are: the loop reads the replies, completes their futures (which posts
 // the parked connections to the loop itself, without waking anything, see
 // post), and resumes the connections in the same turn.
 //
@@ -53,6 +53,13 @@ func (p *evPool) peerConn(c net.Conn, i int, node string, timeout time.Duration)
 	pc := &peerConn{node: node, timeout: timeout, suffix: "mn\r\n", loop: l, fd: fd, in: make([]byte, 0, evInitBuf), tc: tc, fc: fc}
 	if fc != nil {
 		fc.setFD(fd, func(out bool) { l.watchPeer(pc, out) })
+		// What crypto/tls read already (a session ticket), no EPOLLIN
+		// announces.
+		if !pc.readTLS() {
+			pc.fdClosed, pc.dead = true, true
+			unix.Close(fd)
+			return pc // dead: its requests fail, and the set dials again
+		}
 	}
 	l.mu.Lock()
 	l.pconns[int32(fd)] = pc

@@ -79,7 +79,7 @@ func testClusterPeersOnLoops(t *testing.T, tlsOn bool) {
 		}
 	}
 	for i := range 3 {
-		tc.waitLoopPeers(i, "forwarding", func(out, in int) bool { return out > 0 && (in > 0 || tlsOn) })
+		tc.waitLoopPeers(i, "forwarding", func(out, in int) bool { return out > 0 && in > 0 })
 	}
 	for i := range 300 {
 		if v, found, ok := getVia(t, tc.addrs[(i+1)%3], fmt.Sprintf("l:%d", i)); !ok || !found || v != fmt.Sprintf("v%d", i) {
@@ -304,8 +304,18 @@ func testLoopPeerConnBackpressure(t *testing.T, tlsOn bool) {
 // backups, the loops hand the peer connections they serve to goroutines
 // (a write there waits for the backups), and writes and reads through any
 // node go on.
+// Over plain TCP and TLS.
 func TestClusterPeersLeaveLoopsForBackups(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcp", true: "tls"}[tlsOn], func(t *testing.T) { testClusterPeersLeaveLoopsForBackups(t, tlsOn) })
+	}
+}
+
+func testClusterPeersLeaveLoopsForBackups(t *testing.T, tlsOn bool) {
 	tc := startCluster(t, 3, 0, slots.Sync)
+	if tlsOn {
+		tc = startClusterTLS(t, 3, 0, slots.Sync)
+	}
 	for i := range 90 {
 		if !setVia(t, tc.addrs[i%3], fmt.Sprintf("b:%d", i), "before") {
 			t.Fatalf("set b:%d through %s failed", i, tc.names[i%3])

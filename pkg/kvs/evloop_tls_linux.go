@@ -210,3 +210,29 @@ func (c *fdConn) SetWriteDeadline(t time.Time) error {
 	}
 	return c.Conn.SetWriteDeadline(t)
 }
+
+// toGo moves c off the loop, onto nc, Go's connection of the same socket
+// (a connection handed to a goroutine); what waits to be written is
+// written by flushGo.
+func (c *fdConn) toGo(nc net.Conn) {
+	c.mu.Lock()
+	c.Conn, c.fd = nc, -1
+	c.mu.Unlock()
+}
+
+// flushGo writes, blocking, what the loop's socket did not take.
+func (c *fdConn) flushGo() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	if len(c.pend) == 0 {
+		return nil
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.Conn.Write(c.pend)
+	c.Conn.SetWriteDeadline(time.Time{})
+	c.pend = nil
+	return err
+}
