@@ -3,9 +3,11 @@
 # (Debian nutcracker) in front of three memcached 1.6, on loopback, the
 # same load in the same run.
 #
-# lbd runs as three `lbd kvs --cluster ...` processes (a static cluster:
-# the same slot map on every node, no replicated state), with replicas 0,
-# and with replicas 1 sync. The load is spread over the three nodes as the
+# lbd runs as three `lbd kvs --cluster ... --certs DIR` processes (a static
+# cluster: the same slot map on every node, no replicated state; the nodes
+# forward over mutual TLS, as a daemon's storage nodes always do), with
+# replicas 0 (lbd-r0), and with replicas 1 sync (lbd-r1sync); lbd-r0-plain
+# is replicas 0 forwarding over plain TCP (what TLS costs). The load is spread over the three nodes as the
 # VIP's round robin would: three memcload processes, one per node, each
 # with a third of the connections (against twemproxy: all three on the
 # proxy); memcaslap is given all three nodes. Workloads: get:set 9:1 with
@@ -24,8 +26,8 @@
 # Env: BENCH_DURATION (s per run, default 5), BENCH_ROUNDS (default 3),
 #      BENCH_CONNS (default 48), BENCH_FAILOVER_RUNS (default 20; 0 skips
 #      the failover measurements), BENCH_SERVERS (default "twemproxy lbd-r0
-#      lbd-r1sync"; "twemproxy lbd-r0" with BENCH_FAILOVER_RUNS=0 is the
-#      quick reading of the replicas-0 ratios),
+#      lbd-r0-plain lbd-r1sync"; "twemproxy lbd-r0" with
+#      BENCH_FAILOVER_RUNS=0 is the quick reading of the replicas-0 ratios),
 #      BENCH_RAFT_HEARTBEAT (raft's heartbeat and election timeouts of the
 #      real-process failover, e.g. 500ms; lbd's defaults if unset),
 #      BENCH_FAILOVER_TRACE (a directory: each kill's writer trace and
@@ -37,7 +39,7 @@ DUR=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-48}
 FAILOVERS=${BENCH_FAILOVER_RUNS:-20}
-SERVERS=${BENCH_SERVERS:-twemproxy lbd-r0 lbd-r1sync}
+SERVERS=${BENCH_SERVERS:-twemproxy lbd-r0 lbd-r0-plain lbd-r1sync}
 PER=$((CONNS / 3))
 
 for tool in memcached memcaslap nutcracker go; do
@@ -53,7 +55,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$ROOT" && go build -o "$TMP/lbd" ./cmd/lbd && go build -o "$TMP/memcload" ./internal/memcload/cmd/memcload)
+(cd "$ROOT" && go build -o "$TMP/lbd" ./cmd/lbd && go build -o "$TMP/lbctl" ./cmd/lbctl &&
+	go build -o "$TMP/memcload" ./internal/memcload/cmd/memcload)
+# The cluster's CA and a certificate per node, as an operator makes them.
+"$TMP/lbctl" cluster certs init --dir "$TMP/certs" >/dev/null
+for i in 1 2 3; do "$TMP/lbctl" cluster certs issue --dir "$TMP/certs" "st$i" 127.0.0.1 >/dev/null; done
 
 USED=" "
 free_port() { # sets PORT (not in a subshell: USED remembers what was handed out)
@@ -105,9 +111,11 @@ pool:
 YML
 start "$TMP/tw.log" nutcracker -c "$TMP/nutcracker.yml" -s "$P_TWSTATS"
 
-# lbd_cluster NAME REPLICAS: three lbd kvs nodes; their ports in PORTS.
+# lbd_cluster NAME REPLICAS [--certs DIR]: three lbd kvs nodes; their ports
+# in PORTS.
 lbd_cluster() {
 	local name=$1 replicas=$2 spec="" ports=() peers=() i
+	shift 2
 	for i in 1 2 3; do
 		free_port; ports+=("$PORT")
 		free_port; peers+=("$PORT")
@@ -116,14 +124,16 @@ lbd_cluster() {
 	for i in 0 1 2; do spec+="${spec:+,}st$((i + 1))=127.0.0.1:${peers[$i]}"; done
 	for i in 0 1 2; do
 		start "$TMP/$name$i.log" "$TMP/lbd" kvs --name bench --listen "127.0.0.1:${ports[$i]}" --memory 64MiB \
-			--event-loops 1 --cluster "$spec" --node "st$((i + 1))" --replicas "$replicas"
+			--event-loops 1 --cluster "$spec" --node "st$((i + 1))" --replicas "$replicas" "$@"
 	done
 }
-lbd_cluster r0 0
+lbd_cluster r0 0 --certs "$TMP/certs"
 R0=("${PORTS[@]}")
-lbd_cluster r1 1
+lbd_cluster r0plain 0
+R0P=("${PORTS[@]}")
+lbd_cluster r1 1 --certs "$TMP/certs"
 R1=("${PORTS[@]}")
-for p in "${MC[@]}" "$P_TW" "${R0[@]}" "${R1[@]}"; do wait_port "$p"; done
+for p in "${MC[@]}" "$P_TW" "${R0[@]}" "${R0P[@]}" "${R1[@]}"; do wait_port "$p"; done
 sleep 0.5
 
 echo "# bench-cluster: $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -163,6 +173,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		case $t in
 		twemproxy) P=("$P_TW" "$P_TW" "$P_TW") ;;
 		lbd-r0) P=("${R0[@]}") ;;
+		lbd-r0-plain) P=("${R0P[@]}") ;;
 		lbd-r1sync) P=("${R1[@]}") ;;
 		esac
 		run_memcload "memcload-get:set=9:1" "$t" "${P[@]}" -- -get-ratio 0.9
@@ -180,8 +191,8 @@ function median(v, n,    i, j, x) {
 { w=$1; s=$2; k=++runs[w,s]; ops[w,s,k]=$3; p99[w,s,k]=$4; if (!(w in seen)) { seen[w]=1; order[++n]=w } }
 END {
 	printf "%-24s %-12s %12s %9s %10s %10s\n", "workload", "server", "ops/s", "p99_us", "ops_ratio", "p99_ratio"
-	split("twemproxy lbd-r0 lbd-r1sync", ss, " ")
-	for (i = 1; i <= n; i++) for (j = 1; j <= 3; j++) {
+	ns = split("twemproxy lbd-r0 lbd-r0-plain lbd-r1sync", ss, " ")
+	for (i = 1; i <= n; i++) for (j = 1; j <= ns; j++) {
 		w = order[i]; s = ss[j]; r = runs[w,s]
 		if (r == 0) continue
 		delete v; for (k = 1; k <= r; k++) v[k] = ops[w,s,k]; mo[w,s] = median(v, r)
