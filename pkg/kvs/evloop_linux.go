@@ -782,6 +782,7 @@ func (l *evLoop) handoff(c *evConn) {
 	srv := c.srv
 	f := os.NewFile(uintptr(c.fd), "kvs")
 	nc, err := net.FileConn(f)
+	raw := nc
 	if err == nil && c.tc != nil {
 		// The TLS connection goes on over Go's connection.
 		c.fc.toGo(nc)
@@ -793,7 +794,7 @@ func (l *evLoop) handoff(c *evConn) {
 	if err == nil && !srv.done {
 		srv.conns[nc] = struct{}{}
 	} else if err == nil {
-		nc.Close()
+		raw.Close() // not nc: a TLS goodbye would write on the loop
 		err = net.ErrClosed
 	}
 	srv.mu.Unlock()
