@@ -253,6 +253,21 @@ func (pc *peerConn) flush() {
 	}
 }
 
+// pop takes the future of the oldest request awaiting its reply; ok is
+// false if none awaits one (a reply nobody asked for). pc.mu is held.
+func (pc *peerConn) pop() (f *future, ok bool) {
+	if len(pc.q) == 0 {
+		return nil, false
+	}
+	f = pc.q[0]
+	pc.q[0] = nil
+	pc.q = pc.q[1:]
+	if len(pc.q) > 0 {
+		pc.sentAt = time.Now()
+	}
+	return f, true
+}
+
 // fail closes the connection and fails every reply still awaited.
 func (pc *peerConn) fail(why string) {
 	pc.mu.Lock()
@@ -301,18 +316,12 @@ func (pc *peerConn) readLoop() {
 			return
 		}
 		pc.mu.Lock()
-		if len(pc.q) == 0 {
-			pc.mu.Unlock()
+		f, ok := pc.pop()
+		pc.mu.Unlock()
+		if !ok {
 			pc.fail("unexpected reply")
 			return
 		}
-		f := pc.q[0]
-		pc.q[0] = nil
-		pc.q = pc.q[1:]
-		if len(pc.q) > 0 {
-			pc.sentAt = time.Now()
-		}
-		pc.mu.Unlock()
 		f.complete(reply)
 	}
 }

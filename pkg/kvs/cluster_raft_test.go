@@ -2,10 +2,9 @@ package kvs
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,24 +22,6 @@ func TestClusterOnRaft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsFor := func(name string) *certs.Loader {
-		p, err := certs.Issue(ca, name, []string{"127.0.0.1"}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := t.TempDir()
-		cf, kf, caf := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem"), filepath.Join(dir, "ca.pem")
-		for f, b := range map[string][]byte{cf: p.Cert, kf: p.Key, caf: ca.Cert} {
-			if err := os.WriteFile(f, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		l, err := certs.NewLoader(cf, kf, caf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
 	names := []string{"st1", "st2", "st3"}
 	var servers []cluster.Server
 	raftAddrs := make([]string, 3)
@@ -52,10 +33,10 @@ func TestClusterOnRaft(t *testing.T) {
 	tiers := make([]*Tier, 3)
 	addrs := make([]string, 3)
 	ctx := context.Background()
-	loaders := make([]*certs.Loader, 3)
+	confs := make([]*tls.Config, 3)
 	for i, n := range names {
-		loaders[i] = tlsFor(n)
-		rn, err := cluster.Open(ctx, cluster.Options{NodeID: n, Advertise: raftAddrs[i], DataDir: t.TempDir(), TLS: loaders[i].Config(),
+		confs[i] = testTLS(t, ca, n)
+		rn, err := cluster.Open(ctx, cluster.Options{NodeID: n, Advertise: raftAddrs[i], DataDir: t.TempDir(), TLS: confs[i].Clone(),
 			Bootstrap: servers, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
@@ -64,11 +45,11 @@ func TestClusterOnRaft(t *testing.T) {
 		t.Cleanup(func() { rn.Shutdown() })
 	}
 	for i, n := range names {
-		l, rn := loaders[i], nodes[i]
+		c, rn := confs[i], nodes[i]
 		tier := New(testLogger(t), Options{})
 		t.Cleanup(func() { tier.Close() })
 		if err := tier.JoinCluster(ctx, ClusterOptions{Node: n, PeerListen: "127.0.0.1:0", Store: rn,
-			ServerTLS: l.Config(), ClientTLS: l.Config(), IsLeader: rn.IsLeader}); err != nil {
+			ServerTLS: c.Clone(), ClientTLS: c.Clone(), IsLeader: rn.IsLeader}); err != nil {
 			t.Fatal(err)
 		}
 		if err := tier.Apply(ctx, []TenantConfig{{Name: "t", Listen: "127.0.0.1:0", Replicas: 1}}); err != nil {

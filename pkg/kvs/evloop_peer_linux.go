@@ -224,18 +224,12 @@ func (l *evLoop) peerEvent(pc *peerConn, events uint32) {
 			pc.mu.Unlock()
 			break // failed meanwhile: its futures are complete
 		}
-		if len(pc.q) == 0 {
-			pc.mu.Unlock()
+		f, ok := pc.pop()
+		pc.mu.Unlock()
+		if !ok {
 			l.closePeer(pc, "unexpected reply")
 			return
 		}
-		f := pc.q[0]
-		pc.q[0] = nil
-		pc.q = pc.q[1:]
-		if len(pc.q) > 0 {
-			pc.sentAt = time.Now()
-		}
-		pc.mu.Unlock()
 		f.complete(reply)
 	}
 	if rest := len(pc.in) - off; rest == 0 {
