@@ -4,16 +4,19 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lbd-project/lbd/pkg/cluster/certs"
 	"github.com/lbd-project/lbd/pkg/healthcheck"
+	"github.com/lbd-project/lbd/pkg/slots"
 )
 
 // probeServer is a TLS memcached stand-in that answers "version" and
@@ -174,6 +177,34 @@ func TestProbeDialerKeepsConnection(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("still up after the node is gone: %+v", chk.States())
+		}
+	}
+}
+
+// TestPeerListenerKeepsProbeConnection: a node's peer listener answers
+// the leader's health checks one after another on one connection (the
+// monitor keeps it, see probeDialer), each renewing the node's lease.
+func TestPeerListenerKeepsProbeConnection(t *testing.T) {
+	tc := startCluster(t, 3, 0, slots.Sync)
+	c, err := net.Dial("tcp", tc.tiers[1].PeerAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	n := tc.tiers[1].cluster
+	for i := range 5 {
+		before := n.lease.Load()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "version\r\n"); err != nil {
+			t.Fatalf("probe %d: %v", i, err)
+		}
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "VERSION ") {
+			t.Fatalf("probe %d on one connection: %q %v, want a VERSION", i, line, err)
+		}
+		if after := n.lease.Load(); after <= before {
+			t.Fatalf("probe %d did not extend the lease (%d, then %d)", i, before, after)
 		}
 	}
 }
