@@ -563,7 +563,8 @@ func (n *clusterNode) loopPeer(svc *service, c net.Conn, br *bufio.Reader) bool 
 	}
 	srv := n.psrvs[svc]
 	if srv == nil {
-		srv = &server{svc: svc, pool: n.tier.pool, peer: true, conns: map[net.Conn]struct{}{}, evconns: map[*evConn]struct{}{}}
+		srv = newServer(svc, nil, n.tier.pool)
+		srv.peer = true
 		if n.psrvs == nil {
 			n.psrvs = map[*service]*server{}
 		}

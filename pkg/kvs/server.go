@@ -33,10 +33,16 @@ type server struct {
 // startServer serves svc on ln until close is called. Connections go to
 // the event loops of pool when it is not nil.
 func startServer(svc *service, ln net.Listener, pool *evPool) *server {
-	srv := &server{svc: svc, ln: ln, pool: pool, conns: make(map[net.Conn]struct{}), evconns: make(map[*evConn]struct{})}
+	srv := newServer(svc, ln, pool)
 	srv.wg.Add(1)
 	go srv.acceptLoop()
 	return srv
+}
+
+// newServer returns a server of svc on ln (nil: no listener of its own),
+// its connections on pool's event loops if pool is not nil.
+func newServer(svc *service, ln net.Listener, pool *evPool) *server {
+	return &server{svc: svc, ln: ln, pool: pool, conns: make(map[net.Conn]struct{}), evconns: make(map[*evConn]struct{})}
 }
 
 // addr is the bound address.
@@ -109,10 +115,16 @@ func (srv *server) enter() bool {
 func (srv *server) hangUp() {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
+	srv.hangUpLocked()
+}
+
+// hangUpLocked is hangUp with srv.mu held.
+func (srv *server) hangUpLocked() {
 	for c := range srv.conns {
 		c.Close()
 	}
 	for c := range srv.evconns {
+		// The loop sees the hang-up and closes the descriptor.
 		shutdownFD(c.fd)
 	}
 }
@@ -233,13 +245,7 @@ func (srv *server) close() {
 	if srv.ln != nil {
 		srv.ln.Close()
 	}
-	for c := range srv.conns {
-		c.Close()
-	}
-	for c := range srv.evconns {
-		// The loop sees the hang-up and closes the descriptor.
-		shutdownFD(c.fd)
-	}
+	srv.hangUpLocked()
 	srv.mu.Unlock()
 	srv.wg.Wait()
 }
