@@ -202,7 +202,7 @@ func (t *Tier) JoinCluster(ctx context.Context, opts ClusterOptions) error {
 		return fmt.Errorf("kvs: join cluster: %w", err)
 	}
 	if opts.ServerTLS != nil {
-		ln = tls.NewListener(ln, opts.ServerTLS)
+		ln = loopTLSListener{ln, opts.ServerTLS}
 	}
 	addr := opts.PeerAdvertise
 	if addr == "" {
@@ -321,6 +321,21 @@ func (n *clusterNode) peerAddr(node string) (string, error) {
 	return rec.Peer, nil
 }
 
+// loopTLSListener is tls.NewListener over connections that can move to an
+// event loop after their handshake (see loopConn).
+type loopTLSListener struct {
+	net.Listener
+	cfg *tls.Config
+}
+
+func (l loopTLSListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return tls.Server(loopConn(c), l.cfg), nil
+}
+
 // dial opens a connection to a node's peer listener and sends hello.
 func (n *clusterNode) dial(node, hello string) (net.Conn, error) {
 	if n.cut.Load() {
@@ -333,18 +348,26 @@ func (n *clusterNode) dial(node, hello string) (net.Conn, error) {
 	d := net.Dialer{Timeout: time.Second}
 	ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 	defer cancel()
-	var c net.Conn
-	if n.opts.ClientTLS != nil {
-		td := tls.Dialer{NetDialer: &d, Config: n.opts.ClientTLS}
-		c, err = td.DialContext(ctx, "tcp", addr)
-	} else {
-		c, err = d.DialContext(ctx, "tcp", addr)
-	}
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", node, err)
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+	}
+	if cfg := n.opts.ClientTLS; cfg != nil {
+		// As tls.Dialer, over a connection that can move to an event
+		// loop after the handshake (see loopConn).
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(loopConn(c), cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("node %s: %w", node, err)
+		}
+		c = tc
 	}
 	c.SetWriteDeadline(time.Now().Add(time.Second))
 	if _, err := c.Write([]byte(hello)); err != nil {

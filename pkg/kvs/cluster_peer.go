@@ -3,6 +3,7 @@ package kvs
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -147,7 +148,7 @@ func (ps *peerSet) close() {
 // it was made with autoFlush); replies complete their futures in order.
 //
 // A forwarding connection of a tenant served by event loops, over plain
-// TCP, is instead one of an event loop's sockets (loop set, c nil; see
+// TCP or TLS, is instead one of an event loop's sockets (loop set, c nil; see
 // evPool.peerConn): the loop reads its replies and completes their futures
 // itself, and send queues in out, which flush writes without blocking.
 type peerConn struct {
@@ -174,6 +175,10 @@ type peerConn struct {
 	outOff   int
 	outArmed bool
 	in       []byte
+	// A TLS connection on a loop: the loop reads and writes through tc,
+	// over fc, the socket (see fdConn); out holds plaintext.
+	tc *tls.Conn
+	fc *fdConn
 }
 
 func newPeerConn(c net.Conn, node string, timeout time.Duration, suffix string, read func(*bufio.Reader) ([]byte, error), autoFlush bool) *peerConn {
@@ -447,13 +452,15 @@ func (n *clusterNode) acceptLoop() {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			defer func() {
-				n.mu.Lock()
-				delete(n.pconns, c)
-				n.mu.Unlock()
-				c.Close()
-			}()
-			if err := n.servePeer(c); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			err := n.servePeer(c)
+			n.mu.Lock()
+			delete(n.pconns, c)
+			n.mu.Unlock()
+			if err == errOnLoop {
+				return // the loop's now: closing a TLS one would say goodbye
+			}
+			c.Close()
+			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				n.log.Debug("kvs: peer connection", "remote", c.RemoteAddr().String(), "err", err)
 			}
 		}()
@@ -472,6 +479,9 @@ func (n *clusterNode) admit(c net.Conn) bool {
 	}
 	return true
 }
+
+// errOnLoop: servePeer left the connection to an event loop.
+var errOnLoop = errors.New("kvs: peer connection on a loop")
 
 // probeIdle is how long a connection of the leader's health checks stays
 // open with no probe (the leader probes every kvs_monitor_interval).
@@ -525,7 +535,7 @@ func (n *clusterNode) servePeer(c net.Conn) error {
 	switch {
 	case f[0] == "lbd-peer":
 		if n.loopPeer(svc, c, br) {
-			return nil
+			return errOnLoop
 		}
 		sess := newSession(svc, br, bufio.NewWriterSize(&deadlineWriter{c: c}, 32<<10))
 		sess.peer = true
@@ -545,16 +555,19 @@ func (n *clusterNode) servePeer(c net.Conn) error {
 // loopPeer serves a peer connection of svc (c, its input buffered in br
 // past the hello) on an event loop, as the loops serve clients: the loop
 // runs the forwarded requests with the clients' and writes their replies
-// in the same turn, with no goroutine to wake. Only a plain TCP connection
-// of a tenant whose slots have no backups (see router.loopSafe): a TLS
-// connection, or a write that must wait for backups, stays on a goroutine.
+// in the same turn, with no goroutine to wake. A plain TCP connection, or
+// a TLS one over an fdConn (see loopTLSListener), of a tenant whose slots
+// have no backups (see router.loopSafe): a write that must wait for
+// backups stays on a goroutine.
 // It reports false if c was left to the caller.
 func (n *clusterNode) loopPeer(svc *service, c net.Conn, br *bufio.Reader) bool {
 	if n.tier == nil || n.tier.pool.size() == 0 || svc.router == nil || !svc.router.loopSafe() {
 		return false
 	}
 	if _, ok := c.(*net.TCPConn); !ok {
-		return false
+		if _, fc := loopTLS(c); fc == nil {
+			return false
+		}
 	}
 	n.mu.Lock()
 	if n.closed {

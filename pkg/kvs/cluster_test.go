@@ -3,6 +3,7 @@ package kvs
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lbd-project/lbd/pkg/cluster"
+	"github.com/lbd-project/lbd/pkg/cluster/certs"
 	"github.com/lbd-project/lbd/pkg/slots"
 )
 
@@ -41,6 +43,8 @@ type testCluster struct {
 	deposed atomic.Bool
 	// stores are the nodes' views of the state (cut off in a partition).
 	stores []*cutStore
+	// tls, if set, gives each node its mutual TLS config (the daemon's).
+	tls func(name string) *tls.Config
 	// mu guards tiers against a reader while a node restarts (tests that
 	// watch the nodes).
 	mu sync.Mutex
@@ -130,11 +134,26 @@ func startCluster(t testing.TB, n, replicas int, replication string) *testCluste
 	return startClusterWith(t, n, replicas, replication, false)
 }
 
+// startClusterTLS is startCluster with the nodes talking mutual TLS with
+// certificates of a new cluster CA, as the daemon's do.
+func startClusterTLS(t *testing.T, n, replicas int, replication string) *testCluster {
+	t.Helper()
+	ca, err := certs.NewCA("test cluster", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startClusterOpts(t, n, replicas, replication, false, func(name string) *tls.Config { return testTLS(t, ca, name) })
+}
+
 // startClusterWith is startCluster; with externalLeader no storage node is
 // the leader: a RunMonitor beside them is (a director leading the raft).
 func startClusterWith(t testing.TB, n, replicas int, replication string, externalLeader bool) *testCluster {
+	return startClusterOpts(t, n, replicas, replication, externalLeader, nil)
+}
+
+func startClusterOpts(t testing.TB, n, replicas int, replication string, externalLeader bool, tlsFor func(string) *tls.Config) *testCluster {
 	t.Helper()
-	tc := &testCluster{external: externalLeader, t: t, store: cluster.NewMemory(), cfg: TenantConfig{Name: "t", Listen: "127.0.0.1:0", Replicas: replicas}}
+	tc := &testCluster{tls: tlsFor, external: externalLeader, t: t, store: cluster.NewMemory(), cfg: TenantConfig{Name: "t", Listen: "127.0.0.1:0", Replicas: replicas}}
 	for i := range n {
 		tc.names = append(tc.names, fmt.Sprintf("st%d", i+1))
 	}
@@ -172,6 +191,10 @@ func (tc *testCluster) start(i int) {
 	tier := New(testLogger(t), Options{})
 	tc.stores[i] = &cutStore{Store: tc.store}
 	opts := ClusterOptions{Node: tc.names[i], PeerListen: "127.0.0.1:0", Store: tc.stores[i]}
+	if tc.tls != nil {
+		cfg := tc.tls(tc.names[i])
+		opts.ServerTLS, opts.ClientTLS = cfg, cfg
+	}
 	if i == 0 && !tc.external {
 		opts.IsLeader = func() bool { return true }
 	}

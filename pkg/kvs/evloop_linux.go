@@ -4,6 +4,7 @@ package kvs
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,6 +108,10 @@ type evConn struct {
 	slowClose bool
 	// closeAfter: close once the answers handed to a goroutine are out.
 	closeAfter bool
+	// A TLS connection (another node's, see clusterNode.loopPeer): the
+	// loop reads and writes through tc, over fc, the socket.
+	tc *tls.Conn
+	fc *fdConn
 }
 
 // newEvPool starts the event loops opts asks for: opts.EventLoops of them
@@ -329,15 +334,32 @@ func (p *evPool) add(srv *server, nc net.Conn) bool {
 // already: the loop runs it first. A peer server's connection (see
 // clusterNode.loopPeer) gets a peer session.
 func (p *evPool) addConn(srv *server, nc net.Conn, in []byte) bool {
-	fd, ok := p.takeFD(nc)
+	raw := nc
+	tc, fc := loopTLS(nc)
+	if fc != nil {
+		raw = fc.Conn
+	}
+	fd, ok := p.takeFD(raw)
 	if !ok {
 		return false
 	}
 	cfg := srv.svc.cfg()
-	c := &evConn{fd: fd, srv: srv}
+	c := &evConn{fd: fd, srv: srv, tc: tc, fc: fc}
 	l := p.pick(fd)
 	c.in.buf = make([]byte, len(in), max(evInitBuf, len(in)))
 	copy(c.in.buf, in)
+	if fc != nil {
+		// Nothing waits for room to write on the loop: a reply the
+		// socket does not take hands c to a goroutine (see writeOut).
+		fc.setFD(fd, func(bool) {})
+		// What crypto/tls read already, no EPOLLIN announces.
+		if !c.readTLS() {
+			unix.Close(fd)
+			srv.release()
+			return true
+		}
+		in = c.in.buf
+	}
 	c.in.maxGetLine = cfg.MaxGetLine
 	c.sess = newSession(srv.svc, &c.in, &c.out)
 	c.sess.outPending = c.out.pending
@@ -595,6 +617,17 @@ func (l *evLoop) fill(c *evConn) bool {
 		copy(nb, in.buf)
 		in.buf = nb
 	}
+	if c.tc != nil {
+		n := len(in.buf)
+		if !c.readTLS() {
+			l.closeConn(c)
+			return false
+		}
+		if c.act != nil && len(in.buf) > n {
+			c.act.touched.Store(true)
+		}
+		return len(in.buf) > n
+	}
 	n, err := rawRead(c.fd, in.buf[len(in.buf):cap(in.buf)])
 	if err != nil {
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
@@ -681,6 +714,18 @@ func (l *evLoop) writeLater() {
 // writeOut writes c's replies; blocked means the socket took only part of
 // them (EAGAIN), err that the connection failed.
 func writeOut(c *evConn) (blocked bool, err error) {
+	if c.tc != nil {
+		if c.out.off < len(c.out.buf) {
+			if _, err := c.tc.Write(c.out.buf[c.out.off:]); err != nil {
+				return false, err
+			}
+		}
+		c.out.buf, c.out.off = c.out.buf[:0], 0
+		if cap(c.out.buf) > evOutSoft {
+			c.out.buf = nil
+		}
+		return c.fc.pending() > 0, nil
+	}
 	for c.out.off < len(c.out.buf) {
 		n, err := rawWrite(c.fd, c.out.buf[c.out.off:])
 		if n > 0 {
@@ -737,13 +782,19 @@ func (l *evLoop) handoff(c *evConn) {
 	srv := c.srv
 	f := os.NewFile(uintptr(c.fd), "kvs")
 	nc, err := net.FileConn(f)
+	raw := nc
+	if err == nil && c.tc != nil {
+		// The TLS connection goes on over Go's connection.
+		c.fc.toGo(nc)
+		nc = c.tc
+	}
 	srv.mu.Lock()
 	delete(srv.evconns, c)
 	f.Close()
 	if err == nil && !srv.done {
 		srv.conns[nc] = struct{}{}
 	} else if err == nil {
-		nc.Close()
+		raw.Close() // not nc: a TLS goodbye would write on the loop
 		err = net.ErrClosed
 	}
 	srv.mu.Unlock()
@@ -754,7 +805,42 @@ func (l *evLoop) handoff(c *evConn) {
 	}
 	in := bytes.Clone(c.in.buf[c.in.pos:])
 	out := bytes.Clone(c.out.buf[c.out.off:])
+	if c.tc != nil {
+		fc, skip := c.fc, c.in.skip
+		go func() {
+			// What the loop's socket did not take goes first.
+			if err := fc.flushGo(); err != nil {
+				srv.untrack(nc)
+				nc.Close()
+				srv.release()
+				return
+			}
+			srv.serveHandedOff(nc, in, skip, out)
+		}()
+		return
+	}
 	go srv.serveHandedOff(nc, in, c.in.skip, out)
+}
+
+// readTLS reads what c's TLS connection has into its input buffer: until
+// crypto/tls would block (it may hold records read already, which no
+// EPOLLIN announces), growing the buffer past the loop's limits if it
+// must (the other node's pipelined requests). It reports false if the
+// connection failed.
+func (c *evConn) readTLS() bool {
+	in := &c.in
+	for {
+		if len(in.buf) == cap(in.buf) {
+			nb := make([]byte, len(in.buf), max(2*cap(in.buf), evInitBuf))
+			copy(nb, in.buf)
+			in.buf = nb
+		}
+		n, err := c.tc.Read(in.buf[len(in.buf):cap(in.buf)])
+		in.buf = in.buf[:len(in.buf)+n]
+		if err != nil {
+			return errors.Is(err, errWouldBlock)
+		}
+	}
 }
 
 // runBuffered runs every complete request buffered in in, appending the

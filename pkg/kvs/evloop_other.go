@@ -3,6 +3,7 @@
 package kvs
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -33,5 +34,12 @@ func (p *evPool) peerConn(net.Conn, int, string, time.Duration) *peerConn { retu
 type evLoop struct{}
 
 func (pc *peerConn) flushLoop() {}
+
+func loopConn(c net.Conn) net.Conn { return c }
+
+// fdConn is never created off Linux.
+type fdConn struct{}
+
+func loopTLS(net.Conn) (*tls.Conn, *fdConn) { return nil, nil }
 
 func (p *evPool) addConn(*server, net.Conn, []byte) bool { return false }

@@ -16,8 +16,8 @@ import (
 // replies read by a goroutine per connection, each reply would wake that
 // goroutine (through Go's poller), which would wake the loop (through its
 // eventfd): two thread wake-ups per batch of replies, on both CPUs. So a
-// plain TCP peer connection is a socket of an event loop, as its clients'
-// are: the loop reads the replies, completes their futures (which posts
+// peer connection (plain TCP, or TLS: see fdConn) is a socket of an event
+// loop, as its clients' are: the loop reads the replies, completes their futures (which posts
 // the parked connections to the loop itself, without waking anything, see
 // post), and resumes the connections in the same turn.
 //
@@ -26,26 +26,41 @@ import (
 // i of each set (see evPool.add): with no more loops than peerConnsPerNode
 // a loop reads the replies of its own connections only.
 //
-// A TLS connection (the daemon's mutual TLS) keeps its reader goroutine:
-// crypto/tls reads through a net.Conn, and the kernel's TLS offload is not
-// available to Go's TLS.
+// A TLS connection (the daemon's mutual TLS), dialed over an fdConn, goes
+// to its loop too once its handshake is done: the loop reads and writes it
+// through crypto/tls (see fdConn).
 
 // peerConn makes c, a new forwarding connection (index i of its set) to
 // node, a socket of an event loop; nil (c untouched) if it cannot be: no
-// loops, or not plain TCP.
+// loops, or neither plain TCP nor TLS over an fdConn.
 func (p *evPool) peerConn(c net.Conn, i int, node string, timeout time.Duration) *peerConn {
 	if p.size() == 0 {
 		return nil
 	}
-	if _, ok := c.(*net.TCPConn); !ok {
+	raw := c
+	tc, fc := loopTLS(c)
+	if fc != nil {
+		raw = fc.Conn
+	}
+	if _, ok := raw.(*net.TCPConn); !ok {
 		return nil
 	}
-	fd, ok := p.takeFD(c)
+	fd, ok := p.takeFD(raw)
 	if !ok {
 		return nil
 	}
 	l := p.loops[i%len(p.loops)]
-	pc := &peerConn{node: node, timeout: timeout, suffix: "mn\r\n", loop: l, fd: fd, in: make([]byte, 0, evInitBuf)}
+	pc := &peerConn{node: node, timeout: timeout, suffix: "mn\r\n", loop: l, fd: fd, in: make([]byte, 0, evInitBuf), tc: tc, fc: fc}
+	if fc != nil {
+		fc.setFD(fd, func(out bool) { l.watchPeer(pc, out) })
+		// What crypto/tls read already (a session ticket), no EPOLLIN
+		// announces.
+		if !pc.readTLS() {
+			pc.fdClosed, pc.dead = true, true
+			unix.Close(fd)
+			return pc // dead: its requests fail, and the set dials again
+		}
+	}
 	l.mu.Lock()
 	l.pconns[int32(fd)] = pc
 	l.mu.Unlock()
@@ -88,6 +103,23 @@ func (pc *peerConn) flushLoop() {
 	pc.mu.Lock()
 	if pc.dead || pc.fdClosed {
 		pc.mu.Unlock()
+		return
+	}
+	if pc.tc != nil {
+		// Sealed into records; what the socket does not take waits in
+		// pc.fc for EPOLLOUT.
+		var err error
+		if len(pc.out) > 0 {
+			_, err = pc.tc.Write(pc.out)
+		}
+		pc.out = pc.out[:0]
+		if cap(pc.out) > evOutSoft {
+			pc.out = nil
+		}
+		pc.mu.Unlock()
+		if err != nil {
+			pc.fail("connection lost")
+		}
 		return
 	}
 	var err error
@@ -142,25 +174,37 @@ func (l *evLoop) watchPeer(pc *peerConn, out bool) {
 // their futures.
 func (l *evLoop) peerEvent(pc *peerConn, events uint32) {
 	if events&unix.EPOLLOUT != 0 {
-		pc.flushLoop()
+		if pc.fc != nil {
+			if err := pc.fc.flushPending(); err != nil {
+				l.closePeer(pc, "connection lost")
+				return
+			}
+		} else {
+			pc.flushLoop()
+		}
 	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
 		return
 	}
-	if len(pc.in) == cap(pc.in) {
-		nb := make([]byte, len(pc.in), 2*cap(pc.in))
-		copy(nb, pc.in)
-		pc.in = nb
+	if pc.tc != nil {
+		if !pc.readTLS() {
+			l.closePeer(pc, "connection lost")
+			return
+		}
+	} else {
+		if len(pc.in) == cap(pc.in) {
+			pc.growIn()
+		}
+		n, err := rawRead(pc.fd, pc.in[len(pc.in):cap(pc.in)])
+		if err != nil && (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) {
+			return
+		}
+		if err != nil || n == 0 {
+			l.closePeer(pc, "connection lost")
+			return
+		}
+		pc.in = pc.in[:len(pc.in)+n]
 	}
-	n, err := rawRead(pc.fd, pc.in[len(pc.in):cap(pc.in)])
-	if err != nil && (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) {
-		return
-	}
-	if err != nil || n == 0 {
-		l.closePeer(pc, "connection lost")
-		return
-	}
-	pc.in = pc.in[:len(pc.in)+n]
 	// The replies complete in one piece: their bytes share one copy.
 	var done []byte
 	off := 0
@@ -196,6 +240,29 @@ func (l *evLoop) peerEvent(pc *peerConn, events uint32) {
 	} else if off > 0 {
 		copy(pc.in, pc.in[off:])
 		pc.in = pc.in[:rest]
+	}
+}
+
+func (pc *peerConn) growIn() {
+	nb := make([]byte, len(pc.in), 2*cap(pc.in))
+	copy(nb, pc.in)
+	pc.in = nb
+}
+
+// readTLS reads what pc's TLS connection has into pc.in: until crypto/tls
+// would block, since it may hold records read already, which no EPOLLIN
+// announces. It also handles the post-handshake messages (session
+// tickets, key updates). It reports false if the connection failed.
+func (pc *peerConn) readTLS() bool {
+	for {
+		if len(pc.in) == cap(pc.in) {
+			pc.growIn()
+		}
+		n, err := pc.tc.Read(pc.in[len(pc.in):cap(pc.in)])
+		pc.in = pc.in[:len(pc.in)+n]
+		if err != nil {
+			return errors.Is(err, errWouldBlock)
+		}
 	}
 }
 

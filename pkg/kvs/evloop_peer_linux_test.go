@@ -5,6 +5,7 @@ package kvs
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbd-project/lbd/pkg/cluster/certs"
 	"github.com/lbd-project/lbd/pkg/slots"
 )
 
@@ -59,8 +61,18 @@ func (tc *testCluster) waitLoopPeers(i int, what string, ok func(out, in int) bo
 // request too big for a loop's buffer still goes through (its connection
 // moves to a goroutine), and a partition hangs up the loops' peer
 // connections.
+// Over plain TCP and over the daemon's mutual TLS.
 func TestClusterPeersOnLoops(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcp", true: "tls"}[tlsOn], func(t *testing.T) { testClusterPeersOnLoops(t, tlsOn) })
+	}
+}
+
+func testClusterPeersOnLoops(t *testing.T, tlsOn bool) {
 	tc := startCluster(t, 3, 0, slots.Sync)
+	if tlsOn {
+		tc = startClusterTLS(t, 3, 0, slots.Sync)
+	}
 	for i := range 300 {
 		if !setVia(t, tc.addrs[i%3], fmt.Sprintf("l:%d", i), fmt.Sprintf("v%d", i)) {
 			t.Fatalf("set l:%d through %s failed", i, tc.names[i%3])
@@ -114,8 +126,17 @@ func TestClusterPeersOnLoops(t *testing.T) {
 
 // loopPeerConn returns a loop's forwarding connection to a listener whose
 // accepted connection is sent on the channel.
-func loopPeerConn(t *testing.T, timeout time.Duration) (*evPool, *peerConn, <-chan net.Conn) {
+// Over TLS if tlsOn, as the daemon's nodes.
+func loopPeerConn(t *testing.T, timeout time.Duration, tlsOn bool) (*evPool, *peerConn, <-chan net.Conn) {
 	t.Helper()
+	var cfg *tls.Config
+	if tlsOn {
+		ca, err := certs.NewCA("test cluster", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg = testTLS(t, ca, "st9")
+	}
 	p, err := newEvPool(Options{EventLoops: 1, NoCPUAffinity: true, NoBatchScheduling: true}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -124,10 +145,18 @@ func loopPeerConn(t *testing.T, timeout time.Duration) (*evPool, *peerConn, <-ch
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
 		ln.Close()
+		if tc, ok := c.(*tls.Conn); ok && err == nil {
+			tc.SetDeadline(time.Now().Add(30 * time.Second))
+			err = tc.Handshake()
+			tc.SetDeadline(time.Time{})
+		}
 		if err == nil {
 			t.Cleanup(func() { c.Close() })
 			accepted <- c
@@ -138,9 +167,18 @@ func loopPeerConn(t *testing.T, timeout time.Duration) (*evPool, *peerConn, <-ch
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg != nil {
+		ccfg := cfg.Clone()
+		ccfg.ServerName = "127.0.0.1"
+		tc := tls.Client(loopConn(c), ccfg)
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		c = tc
+	}
 	pc := p.peerConn(c, 0, "st9", timeout)
 	if pc == nil {
-		t.Fatal("a TCP connection was not put on the loop")
+		t.Fatal("the connection was not put on the loop")
 	}
 	t.Cleanup(p.close)
 	return p, pc, accepted
@@ -160,8 +198,15 @@ func await(t *testing.T, f *future) string {
 
 // TestLoopPeerConnTimeout: a node that does not answer fails the awaited
 // replies once they are late, and the loop closes the connection.
+// Over plain TCP and TLS.
 func TestLoopPeerConnTimeout(t *testing.T) {
-	p, pc, accepted := loopPeerConn(t, 100*time.Millisecond)
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcp", true: "tls"}[tlsOn], func(t *testing.T) { testLoopPeerConnTimeout(t, tlsOn) })
+	}
+}
+
+func testLoopPeerConnTimeout(t *testing.T, tlsOn bool) {
+	p, pc, accepted := loopPeerConn(t, 100*time.Millisecond, tlsOn)
 	<-accepted
 	f := pc.send([]byte("get k\r\n"))
 	pc.flush()
@@ -190,8 +235,15 @@ func TestLoopPeerConnTimeout(t *testing.T) {
 // TestLoopPeerConnBackpressure: requests more than the sockets hold wait
 // on the loop for room, and every reply completes its request, in order,
 // also when they arrive in pieces.
+// Over plain TCP and TLS.
 func TestLoopPeerConnBackpressure(t *testing.T) {
-	_, pc, accepted := loopPeerConn(t, 30*time.Second)
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcp", true: "tls"}[tlsOn], func(t *testing.T) { testLoopPeerConnBackpressure(t, tlsOn) })
+	}
+}
+
+func testLoopPeerConnBackpressure(t *testing.T, tlsOn bool) {
+	_, pc, accepted := loopPeerConn(t, 30*time.Second, tlsOn)
 	peer := <-accepted
 	const n = 8000
 	payload := strings.Repeat("x", 4000)
@@ -202,6 +254,9 @@ func TestLoopPeerConnBackpressure(t *testing.T) {
 	pc.flush()
 	pc.mu.Lock()
 	armed := pc.outArmed
+	if pc.fc != nil {
+		armed = pc.fc.pending() > 0
+	}
 	pc.mu.Unlock()
 	if !armed {
 		t.Fatal("32 MB taken by the socket at once: nothing waits for room")
@@ -249,8 +304,18 @@ func TestLoopPeerConnBackpressure(t *testing.T) {
 // backups, the loops hand the peer connections they serve to goroutines
 // (a write there waits for the backups), and writes and reads through any
 // node go on.
+// Over plain TCP and TLS.
 func TestClusterPeersLeaveLoopsForBackups(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcp", true: "tls"}[tlsOn], func(t *testing.T) { testClusterPeersLeaveLoopsForBackups(t, tlsOn) })
+	}
+}
+
+func testClusterPeersLeaveLoopsForBackups(t *testing.T, tlsOn bool) {
 	tc := startCluster(t, 3, 0, slots.Sync)
+	if tlsOn {
+		tc = startClusterTLS(t, 3, 0, slots.Sync)
+	}
 	for i := range 90 {
 		if !setVia(t, tc.addrs[i%3], fmt.Sprintf("b:%d", i), "before") {
 			t.Fatalf("set b:%d through %s failed", i, tc.names[i%3])
