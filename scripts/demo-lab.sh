@@ -35,7 +35,12 @@ wait_for() {
 		if "$@" >/dev/null 2>&1; then return 0; fi
 		sleep 0.2
 	done
-	echo "demo: timed out waiting for $what" >&2
+	fail "timed out waiting for $what"
+}
+
+# fail MESSAGE: say what failed, with the end of every node's log.
+fail() {
+	echo "demo: $*" >&2
 	for f in "$WORK"/*.log; do echo "--- $f"; tail -20 "$f"; done >&2
 	exit 1
 }
@@ -137,7 +142,7 @@ mc cl "set greeting 0 0 5\r\nhello\r\nget greeting\r\n" | sed 's/^/   /'
 for i in 1 2 3 4; do
 	r=$(mc cl 'get greeting\r\nstats\r\n' | tr -d '\r')
 	v=$(printf '%s\n' "$r" | sed -n 2p)
-	[ "$v" = hello ] || { echo "demo: connection $i did not read its write: $r" >&2; exit 1; }
+	[ "$v" = hello ] || fail "connection $i did not read its write: $r"
 	say "connection $i answered by storage lbd pid $(printf '%s\n' "$r" | awk '$2=="pid"{print $3}'): greeting=$v"
 done
 say "st1 pid $pid_st1, st2 pid $pid_st2: round robin, and one store: every connection reads the write"
@@ -145,13 +150,13 @@ bold "lbctl kvs status: the tenant's 1024 slots, each with a primary and an in-s
 lbctl st1 kvs status | sed 's/^/   /'
 
 bold "The outsider (10.99.0.20) is fenced: its SYNs are dropped before IPVS"
-if mc out "version\r\n" >/dev/null 2>&1; then echo "demo: the outsider got in" >&2; exit 1; fi
+if mc out "version\r\n" >/dev/null 2>&1; then fail "the outsider got in"; fi
 say "no answer"
 bold "One command on the backup director lb2 admits it on every node (--wait: until all applied)"
 lbctl lb2 tenant allow add --wait 30s user1 10.99.0.20 2>&1 | sed 's/^/   /'
 mc out "version\r\n" | sed 's/^/   outsider: /'
 lbctl st2 tenant allow del --wait 30s user1 10.99.0.20 2>&1 | sed 's/^/   /'
-if mc out "version\r\n" >/dev/null 2>&1; then echo "demo: the outsider still got in" >&2; exit 1; fi
+if mc out "version\r\n" >/dev/null 2>&1; then fail "the outsider still got in"; fi
 say "removed again (through st2): no answer"
 
 bold "Killing storage node st1 (kill -9): it leaves the rotation, st2 takes over its slots"
@@ -172,7 +177,7 @@ kill -9 "$pid_lb1"
 wait_for "lb2 to own the VIP" 30 sh -c "ip netns exec ${P}lb2 ip -o addr show dev eth0 | grep -q ' $VIP/'"
 say "lb2 owns $VIP after $(($(date +%s%3N) - start_ms)) ms (advert_interval 1s here, under emulation; make bench-vrrp measures 100ms)"
 mc cl "set after-failover 0 0 2\r\nok\r\nget after-failover\r\n" | sed 's/^/   via lb2: /'
-if mc out "version\r\n" >/dev/null 2>&1; then echo "demo: the outsider got in through lb2" >&2; exit 1; fi
+if mc out "version\r\n" >/dev/null 2>&1; then fail "the outsider got in through lb2"; fi
 say "the outsider, removed before the failover, stays out through lb2"
 lbctl lb2 status | sed -n '1,4p' | sed 's/^/   /'
 bold "lb1 restarts and, having the higher priority, takes the VIP back (preempt)"

@@ -108,6 +108,8 @@ type evConn struct {
 	slowClose bool
 	// closeAfter: close once the answers handed to a goroutine are out.
 	closeAfter bool
+	// quitting: it sent "quit" while parked; resumed, it closes.
+	quitting bool
 	// A TLS connection (another node's, see clusterNode.loopPeer): the
 	// loop reads and writes through tc, over fc, the socket.
 	tc *tls.Conn
@@ -661,14 +663,20 @@ func (l *evLoop) process(c *evConn) {
 	}
 	in := &c.in
 	for {
-		quit, handoff, full := runBuffered(c.sess, in, &c.out)
-		if ow := c.sess.ow; ow != nil && ow.pending() {
-			if quit || handoff {
-				ow.Flush()
-				ow.drain() // rare: waits, on the loop
-			} else if l.park(c) {
-				return
-			}
+		var quit, handoff, full bool
+		if c.quitting {
+			quit = true // resumed: its replies are in
+		} else {
+			quit, handoff, full = runBuffered(c.sess, in, &c.out)
+		}
+		if ow := c.sess.ow; ow != nil && ow.pending() && l.park(c) {
+			// Even a connection that quits, or that a goroutine must
+			// take, waits parked for the replies to its forwarded
+			// requests: the loop never blocks for them, since it may be
+			// the one to read them (see peerEvent). Resumed, it quits,
+			// or runs again the request a goroutine must run.
+			c.quitting = quit
+			return
 		}
 		if !quit && !handoff && !full && len(l.peers) > 0 {
 			// Requests wait to be forwarded: they go first, and the

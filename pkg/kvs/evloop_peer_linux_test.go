@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -52,6 +53,45 @@ func (tc *testCluster) waitLoopPeers(i int, what string, ok func(out, in int) bo
 			tc.t.Fatalf("%s: after 20s, node %s has %d forwarding and %d served peer connections on its loops", what, tc.names[i], out, in)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// pipelineBehindForwards sends, through every node, a forwarded get with
+// a "quit" behind it, and then one with a multi-get whose replies overflow
+// a loop's output (it reruns on a goroutine) behind it: the loop that
+// must read the forwarded reply is the client's own (connection i of a
+// set is on loop i), so it must not wait for that reply (it did, until the
+// request timed out).
+func pipelineBehindForwards(t *testing.T, tc *testCluster) {
+	t.Helper()
+	m := tc.slotMap()
+	big := strings.Repeat("q", 3*evMaxIn)
+	for i, name := range tc.names {
+		remote := keyWhere(m, "pq:"+name+":", func(sl slots.Slot) bool { return sl.Primary != name })
+		local := keyWhere(m, "pl:"+name+":", func(sl slots.Slot) bool { return sl.Primary == name })
+		if !setVia(t, tc.addrs[i], remote, "r") || !setVia(t, tc.addrs[i], local, big) {
+			t.Fatalf("set %s and %s through %s failed", remote, local, name)
+		}
+		remoteReply := fmt.Sprintf("VALUE %s 0 1\r\nr\r\nEND\r\n", remote)
+		bigReply := strings.Repeat(fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\n", local, len(big), big), 8) + "END\r\n"
+		for _, p := range []struct{ req, want string }{
+			{"get " + remote + "\r\nquit\r\n", remoteReply},
+			{"get " + remote + "\r\nget" + strings.Repeat(" "+local, 8) + "\r\nquit\r\n", remoteReply + bigReply},
+		} {
+			c, err := net.DialTimeout("tcp", tc.addrs[i], time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := io.WriteString(c, p.req); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(c) // the node closes it after quit
+			c.Close()
+			if err != nil || string(got) != p.want {
+				t.Fatalf("through %s, %.60q...: got %.200q (%d bytes), %v; want %d bytes", name, p.req, got, len(got), err, len(p.want))
+			}
+		}
 	}
 }
 
@@ -114,6 +154,7 @@ func testClusterPeersOnLoops(t *testing.T, tlsOn bool) {
 			t.Fatalf("get %s through %s: %d bytes, found %v ok %v", key, tc.names[(i+1)%3], len(v), found, ok)
 		}
 	}
+	pipelineBehindForwards(t, tc)
 	tc.partition(0, true)
 	tc.waitLoopPeers(0, "partitioned", func(out, in int) bool { return out == 0 && in == 0 })
 	tc.partition(0, false)
