@@ -660,6 +660,7 @@ func FuzzReadRecord(f *testing.F) {
 	f.Add([]byte("R 1 2 S 0 0 0 0 1 99999999999\r\n"))
 	f.Add([]byte("R 1 2 B 0 0 0 0 0 5\r\n2 3 4\r\n"))
 	f.Add([]byte("R 1 2 F 0 0 7 0 1 1\r\nkv\r\n"))
+	f.Add([]byte("R 1 2 L 0 0 0 0 0 3\r\n2 3\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := readRecord(bufio.NewReader(strings.NewReader(string(b))))
 		if err != nil || rec.purge {
