@@ -31,7 +31,9 @@ import (
 // had before, and the slot has an in-sync backup other than the old
 // primary) serves the slot only once it made every in-sync backup's copy
 // equal to its own. Its copy is the truth: it had every acknowledged
-// write, as an in-sync backup. The copies can differ only by the writes
+// write, as an in-sync backup; the resync starts once its map has the new
+// epoch and the old primary's records it was applying are done (from then
+// on it refuses them). The copies can differ only by the writes
 // in flight at the change (and by what one copy alone evicted or saw
 // expire), so only what differs is sent, on the replication stream:
 //
@@ -154,11 +156,21 @@ func (rp *replicator) resynced(ss []int, m *slots.Map) {
 func (rp *replicator) resync(ss []int, m *slots.Map) {
 	self := rp.r.n.opts.Node
 	for {
-		// m is loaded just after takeover: until then, go by m.
+		// m is loaded just after takeover: wait for it, then for the
+		// records of the old primary being applied here under the map
+		// before, so that this node's copy no longer changes.
+		ch := rp.r.n.changes()
 		cur := rp.r.m.Load()
 		if cur == nil || slices.ContainsFunc(ss, func(i int) bool { return cur.Slots[i].Epoch < m.Slots[i].Epoch }) {
-			cur = m
+			select {
+			case <-rp.r.n.ctx.Done():
+				return
+			case <-ch:
+			case <-time.After(5 * time.Millisecond):
+			}
+			continue
 		}
+		rp.quiesceSources()
 		var left []int
 		for _, i := range ss {
 			e := m.Slots[i].Epoch
@@ -183,6 +195,22 @@ func (rp *replicator) resync(ss []int, m *slots.Map) {
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+// quiesceSources waits for the records being applied here now (each
+// under its stream source's lock, see applyFrom) to be done: one that
+// passed its epoch check under the map before is applied by then.
+func (rp *replicator) quiesceSources() {
+	rp.srcMu.Lock()
+	srcs := make([]*streamSource, 0, len(rp.sources))
+	for _, src := range rp.sources {
+		srcs = append(srcs, src)
+	}
+	rp.srcMu.Unlock()
+	for _, src := range srcs {
+		src.mu.Lock()
+		src.mu.Unlock() // a barrier: nothing to do under it
 	}
 }
 

@@ -777,9 +777,55 @@ func TestFailoverUnavailability(t *testing.T) {
 	if runs <= 0 {
 		t.Skip("BENCH_FAILOVER_RUNS not set")
 	}
+	failoverGaps(t, runs, 1, 0)
+}
+
+// TestFailoverUnavailabilityR2 is TestFailoverUnavailability with
+// replicas 2 and BENCH_R2_ITEMS items loaded first (skipped without it):
+// the failover then includes the new primaries' takeover resync.
+func TestFailoverUnavailabilityR2(t *testing.T) {
+	runs, _ := strconv.Atoi(os.Getenv("BENCH_FAILOVER_RUNS"))
+	items, _ := strconv.Atoi(os.Getenv("BENCH_R2_ITEMS"))
+	if runs <= 0 || items <= 0 {
+		t.Skip("BENCH_FAILOVER_RUNS or BENCH_R2_ITEMS not set")
+	}
+	failoverGaps(t, runs, 2, items)
+}
+
+// loadItems sets n items of 64 bytes through addr, pipelined by 100.
+func loadItems(t testing.TB, addr string, n int) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	val := strings.Repeat("x", 64)
+	for i := 0; i < n; i += 100 {
+		var b []byte
+		m := min(100, n-i)
+		for j := range m {
+			b = fmt.Appendf(b, "set load:%d 0 0 %d\r\n%s\r\n", i+j, len(val), val)
+		}
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		for range m {
+			if line, err := br.ReadString('\n'); err != nil || line != "STORED\r\n" {
+				t.Fatalf("load: %q %v", line, err)
+			}
+		}
+	}
+}
+
+// failoverGaps measures runs failovers with replicas, items loaded first,
+// and logs the median and worst unavailability.
+func failoverGaps(t *testing.T, runs, replicas, items int) {
 	var gaps []time.Duration
+	var sent, equal int64
 	for run := range runs {
-		tc := startCluster(t, 3, 1, slots.Sync)
+		tc := startCluster(t, 3, replicas, slots.Sync)
+		loadItems(t, tc.addrs[0], items)
 		key := keyWhere(tc.slotMap(), "fo:", func(s slots.Slot) bool { return s.Primary == "st3" })
 		c := dialText(t, tc.addrs[0])
 		var lastAck time.Time
@@ -807,12 +853,17 @@ func TestFailoverUnavailability(t *testing.T) {
 		}
 		gaps = append(gaps, time.Since(lastAck))
 		c.close()
+		for _, i := range []int{0, 1} {
+			rs := tc.router(i).repl.resyncCounts()
+			sent, equal = sent+rs.KeysSent, equal+rs.SlotsEqual
+		}
 		for i := range tc.tiers {
 			tc.tiers[i].Close()
 		}
 	}
 	slices.Sort(gaps)
-	t.Logf("failover unavailability: %d runs, median %v, worst %v", runs, gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond))
+	t.Logf("failover unavailability: %d runs, median %v, worst %v (replicas %d, %d items; resync: %d keys sent, %d slots equal)",
+		runs, gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond), replicas, items, sent, equal)
 }
 
 func TestClusterStatus(t *testing.T) {
