@@ -314,3 +314,19 @@ func FuzzResyncAnswers(f *testing.F) {
 		}
 	})
 }
+
+// TestThrottle: a copy within its limit goes on at once; one ahead of it
+// waits (here until its context ends).
+func TestThrottle(t *testing.T) {
+	th := newThrottle(1 << 20)
+	th.sent = 1 << 10
+	if err := th.wait(context.Background()); err != nil {
+		t.Fatalf("within the limit: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	th.sent = 1 << 40 // a million seconds ahead
+	if err := th.wait(ctx); err == nil {
+		t.Fatal("ahead of the limit: did not wait")
+	}
+}
