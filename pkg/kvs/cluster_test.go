@@ -792,15 +792,20 @@ func TestFailoverUnavailabilityR2(t *testing.T) {
 	failoverGaps(t, runs, 2, items)
 }
 
-// loadItems sets n items of 64 bytes through addr, pipelined by 100.
+// loadItems sets n items of BENCH_R2_VALUE bytes (64 by default)
+// through addr, pipelined by 100.
 func loadItems(t testing.TB, addr string, n int) {
+	size, _ := strconv.Atoi(os.Getenv("BENCH_R2_VALUE"))
+	if size <= 0 {
+		size = 64
+	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	br := bufio.NewReader(c)
-	val := strings.Repeat("x", 64)
+	val := strings.Repeat("x", size)
 	for i := 0; i < n; i += 100 {
 		var b []byte
 		m := min(100, n-i)
