@@ -34,7 +34,8 @@
 #      node logs, to see where a request waited),
 #      BENCH_R2_ITEMS (off by default: the in-process failover again with
 #      replicas 2 sync and that many 64-byte items loaded first, so that
-#      it includes the new primaries' takeover resync; e.g. 200000).
+#      it includes the new primaries' takeover resync; e.g. 200000;
+#      BENCH_R2_VALUE sets the items' size, 64 bytes by default).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -210,6 +210,17 @@ func TestClusterTakeoverResyncSendsDiff(t *testing.T) {
 			}
 		}
 	}
+	// And no slot waits for its resync on either (the counters are final).
+	deadline := time.Now().Add(20 * time.Second)
+	for _, i := range []int{0, 1} {
+		r := tc.router(i)
+		for anyResyncWaits(r) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: slots still wait for their resync after 20s", tc.names[i])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	stats := func() (rs resyncStats) {
 		for _, i := range []int{0, 1} {
 			c := tc.router(i).repl.resyncCounts()
@@ -246,6 +257,17 @@ func TestClusterTakeoverResyncSendsDiff(t *testing.T) {
 			t.Fatalf("%s: st1 %q cas %d exp %d (%v), st2 %q cas %d exp %d (%v)", k, x.Value, x.CAS, x.Exptime, xok, y.Value, y.CAS, y.Exptime, yok)
 		}
 	}
+}
+
+// anyResyncWaits reports whether a slot of r's map waits for its resync.
+func anyResyncWaits(r *router) bool {
+	m := r.m.Load()
+	for i, s := range m.Slots {
+		if r.repl.resyncWaits(i, s.Epoch) {
+			return true
+		}
+	}
+	return false
 }
 
 // slotsOf returns the slots node is the primary of in m.
