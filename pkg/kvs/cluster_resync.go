@@ -392,15 +392,37 @@ func itemHash(key []byte, it Item) uint64 {
 	return d.Sum64()
 }
 
-// forItems calls fn with each live item of the local store in slots ss.
+// forItems calls fn with each live item of the local store in slots ss
+// (see storeItems: fn keeps neither key nor value).
 func (rp *replicator) forItems(ss []int, fn func(key []byte, it Item)) {
 	want := make([]bool, slots.Count)
 	for _, i := range ss {
 		want[i] = true
 	}
-	now := rp.r.svc.now()
-	for _, k := range storeKeys(rp.inner, func(k []byte) bool { return want[slots.Of(k)] }) {
-		if it, ok, _ := peek(rp.inner, k, now); ok {
+	storeItems(rp.inner, rp.r.svc.now(), func(k []byte) bool { return want[slots.Of(k)] }, fn)
+}
+
+// storeItems calls fn with each live item of st whose key want accepts.
+// In a MemoryStore it runs under the item's shard's lock, one shard at a
+// time, in one pass (no second lookup per key): fn must be quick, and
+// keep neither the key nor the value it is given. Other stores: their
+// keys first, then a read of each.
+func storeItems(st Store, now int64, want func([]byte) bool, fn func(key []byte, it Item)) {
+	if s, ok := st.(*MemoryStore); ok {
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.Lock()
+			for _, b := range sh.ring[sh.hand:] {
+				if b != nil && !b.expired(now) && want(b.keyBytes()) {
+					fn(b.keyBytes(), b.item())
+				}
+			}
+			sh.mu.Unlock()
+		}
+		return
+	}
+	for _, k := range storeKeys(st, want) {
+		if it, ok, _ := peek(st, k, now); ok {
 			fn(k, it)
 		}
 	}
@@ -577,7 +599,7 @@ func (rp *replicator) resyncList(rec record) string {
 	var hashes []uint64
 	size := 0
 	rp.forItems(ss, func(k []byte, it Item) {
-		keys, hashes = append(keys, k), append(hashes, itemHash(k, it))
+		keys, hashes = append(keys, bytes.Clone(k)), append(hashes, itemHash(k, it))
 		size += 2*len(k) + 18
 	})
 	if size > maxKeyList {
