@@ -148,7 +148,15 @@ func TestResyncRecordRoundTrip(t *testing.T) {
 // everywhere were served on their digests, and the two copies hold
 // exactly the same items.
 func TestClusterTakeoverResyncSendsDiff(t *testing.T) {
-	tc := startCluster(t, 3, 2, slots.Sync)
+	t.Run("memory", func(t *testing.T) { testTakeoverResyncSendsDiff(t, startCluster(t, 3, 2, slots.Sync)) })
+	t.Run("durable", func(t *testing.T) {
+		testTakeoverResyncSendsDiff(t, startClusterOpts(t, 3, 2, slots.Sync, false, nil, func(c *TenantConfig) {
+			c.Store, c.Dir, c.Sync, c.SyncInterval = StoreDurable, t.TempDir(), SyncGroup, 10*time.Millisecond
+		}))
+	})
+}
+
+func testTakeoverResyncSendsDiff(t *testing.T, tc *testCluster) {
 	const n = 1500
 	conns := []*textConn{dialText(t, tc.addrs[0]), dialText(t, tc.addrs[1])}
 	defer conns[0].close()

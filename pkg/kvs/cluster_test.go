@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,9 +152,15 @@ func startClusterWith(t testing.TB, n, replicas int, replication string, externa
 	return startClusterOpts(t, n, replicas, replication, externalLeader, nil)
 }
 
-func startClusterOpts(t testing.TB, n, replicas int, replication string, externalLeader bool, tlsFor func(string) *tls.Config) *testCluster {
+// startClusterOpts starts n nodes; opts adjust the tenant's config (a
+// Dir is each node's parent directory: node i's is Dir/NAME, kept across a
+// restart).
+func startClusterOpts(t testing.TB, n, replicas int, replication string, externalLeader bool, tlsFor func(string) *tls.Config, opts ...func(*TenantConfig)) *testCluster {
 	t.Helper()
 	tc := &testCluster{tls: tlsFor, external: externalLeader, t: t, store: cluster.NewMemory(), cfg: TenantConfig{Name: "t", Listen: "127.0.0.1:0", Replicas: replicas}}
+	for _, o := range opts {
+		o(&tc.cfg)
+	}
 	for i := range n {
 		tc.names = append(tc.names, fmt.Sprintf("st%d", i+1))
 	}
@@ -202,6 +209,9 @@ func (tc *testCluster) start(i int) {
 		t.Fatal(err)
 	}
 	cfg := tc.cfg
+	if cfg.Dir != "" {
+		cfg.Dir = filepath.Join(cfg.Dir, tc.names[i])
+	}
 	if tc.addrs[i] != "" {
 		cfg.Listen = tc.addrs[i]
 	}
