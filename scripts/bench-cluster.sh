@@ -31,7 +31,11 @@
 #      BENCH_RAFT_HEARTBEAT (raft's heartbeat and election timeouts of the
 #      real-process failover, e.g. 500ms; lbd's defaults if unset),
 #      BENCH_FAILOVER_TRACE (a directory: each kill's writer trace and
-#      node logs, to see where a request waited).
+#      node logs, to see where a request waited),
+#      BENCH_R2_ITEMS (off by default: the in-process failover again with
+#      replicas 2 sync and that many 64-byte items loaded first, so that
+#      it includes the new primaries' takeover resync; e.g. 200000;
+#      BENCH_R2_VALUE sets the items' size, 64 bytes by default).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -215,3 +219,9 @@ fi
 echo "# failover unavailability, $FAILOVERS kills (in-process nodes, replicas 1 sync):"
 (cd "$ROOT" && BENCH_FAILOVER_RUNS=$FAILOVERS go test -count=1 -run '^TestFailoverUnavailability$' -v ./pkg/kvs/ 2>&1 |
 	sed -n 's/.*failover unavailability: /failover unavailability: /p')
+if [ "${BENCH_R2_ITEMS:-0}" -gt 0 ]; then
+	echo "# failover unavailability, $FAILOVERS kills (in-process nodes, replicas 2 sync, $BENCH_R2_ITEMS items):"
+	(cd "$ROOT" && BENCH_FAILOVER_RUNS=$FAILOVERS BENCH_R2_ITEMS=$BENCH_R2_ITEMS go test -count=1 -timeout 30m \
+		-run '^TestFailoverUnavailabilityR2$' -v ./pkg/kvs/ 2>&1 |
+		sed -n 's/.*failover unavailability: /failover unavailability: /p; /^\(--- FAIL\|FAIL\)/p')
+fi
