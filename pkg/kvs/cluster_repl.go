@@ -74,6 +74,10 @@ type replicator struct {
 	streamSeq atomic.Uint64
 	srcMu     sync.Mutex
 	sources   map[string]*streamSource
+	// loseAnswer, tests only: at a backup, called with each record applied
+	// from a stream; true ends the stream instead of answering (the answer
+	// is lost with the connection).
+	loseAnswer atomic.Pointer[func(record) bool]
 }
 
 // streamSource is, at a backup, the newest replication stream of one
@@ -568,6 +572,9 @@ func (rp *replicator) nextStreamSeq() uint64 {
 // same primary replaced.
 var errStreamSuperseded = errors.New("kvs: replication stream superseded by a newer one")
 
+// errAnswerLost ends a replication stream whose answer a test loses.
+var errAnswerLost = errors.New("kvs: replication answer lost (test)")
+
 // source registers a stream of sequence seq from primary from and returns
 // its source, or nil if a newer stream of from is known already. seq 0 (a
 // hello without one) is never superseded and supersedes nothing.
@@ -613,6 +620,10 @@ func (rp *replicator) serveBackup(from string, seq uint64, br *bufio.Reader, c n
 		if !ok {
 			bw.Flush()
 			return errStreamSuperseded
+		}
+		if lose := rp.loseAnswer.Load(); lose != nil && (*lose)(rec) {
+			bw.Flush()
+			return errAnswerLost
 		}
 		bw.WriteString(ans)
 		if br.Buffered() == 0 {

@@ -123,8 +123,8 @@ func (rp *replicator) takeover(prev, m *slots.Map) {
 		if s.Primary != self || p.Primary == self || s.Epoch == p.Epoch {
 			continue
 		}
-		if !slices.ContainsFunc(s.InSync, func(b string) bool { return b != p.Primary }) {
-			continue
+		if len(s.InSync) == 0 {
+			continue // a failover with no in-sync backup left
 		}
 		rp.rs.waiting[i].Store(s.Epoch + 1)
 		ss = append(ss, i)

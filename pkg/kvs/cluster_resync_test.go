@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,6 +94,67 @@ func TestClusterTakeoverResync(t *testing.T) {
 		if pok != bok || string(p.Value) != string(b.Value) || p.CAS != b.CAS {
 			t.Fatalf("%s: the new primary st3 has %q cas %d (%v), its in-sync backup st2 %q cas %d (%v)", k, p.Value, p.CAS, pok, b.Value, b.CAS, bok)
 		}
+	}
+}
+
+// TestClusterHandOverLostAnswer: with replicas 1, st1 hands a slot over
+// to its sole in-sync backup st2 while a set run by st1 is in flight: st2
+// applies it under the old epoch, and its answer is lost with the
+// connection once the hand-over is committed, so st1 can no longer take
+// st2 out of the in-sync set (it is not the primary anymore): it undoes
+// the set and answers SERVER_ERROR. st2, the new primary, has the set and
+// serves it, so it serves the slot only once its in-sync backup st1 has
+// it too (the takeover resync): killed, st2 fails over to st1, which
+// serves what st2 served.
+func TestClusterHandOverLostAnswer(t *testing.T) {
+	tc := startCluster(t, 3, 1, slots.Sync)
+	k := keyWhere(tc.slotMap(), "lost:", func(s slots.Slot) bool {
+		return s.Primary == "st1" && slices.Equal(s.InSync, []string{"st2"})
+	})
+	applied, release := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	unblock := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	lose := func(rec record) bool {
+		if rec.op != 'S' || string(rec.key) != k {
+			return false
+		}
+		hit := false
+		once.Do(func() {
+			hit = true
+			close(applied)
+			<-release
+		})
+		return hit
+	}
+	tc.router(1).repl.loseAnswer.Store(&lose)
+	reply := setAsync(t, tc.addrs[0], k) // "hi"
+	select {
+	case <-applied:
+	case <-time.After(20 * time.Second):
+		t.Fatal("st2 did not get the set's record in 20s")
+	}
+	tc.moveSlot(t, k, "st2") // st1 is now st2's in-sync backup
+	unblock()                // and st2's answer is lost
+	if got := <-reply; !strings.HasPrefix(got, "SERVER_ERROR ") {
+		t.Fatalf("set through st1 during the hand-over: %q, want SERVER_ERROR (was the hand-over committed within the request timeout?)", got)
+	}
+	if v, found, ok := getEventually(t, tc.addrs[1], k); !ok || !found || v != "hi" {
+		t.Fatalf("%s at the new primary st2: %q found %v ok %v, want hi", k, v, found, ok)
+	}
+	// Served by st2: st1's copy is st2's.
+	now := time.Now().Unix()
+	p, pok, err1 := peek(tc.innerStore(1), []byte(k), now)
+	b, bok, err2 := peek(tc.innerStore(0), []byte(k), now)
+	if err1 != nil || err2 != nil || pok != bok || string(p.Value) != string(b.Value) || p.CAS != b.CAS {
+		t.Fatalf("%s: the new primary st2 has %q cas %d (%v), its in-sync backup st1 %q cas %d (%v)", k, p.Value, p.CAS, pok, b.Value, b.CAS, bok)
+	}
+	if rs := tc.router(1).repl.resyncCounts(); rs.KeysSent == 0 {
+		t.Fatalf("st2 resynced no key (%+v), want the set sent to st1", rs)
+	}
+	tc.kill(1)
+	if v, found, ok := getEventually(t, tc.addrs[0], k); !ok || !found || v != "hi" {
+		t.Fatalf("%s at st1 after st2 was killed: %q found %v ok %v, want hi (what st2 served)", k, v, found, ok)
 	}
 }
 
