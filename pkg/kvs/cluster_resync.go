@@ -17,20 +17,30 @@ import (
 	"github.com/lbd-project/lbd/pkg/slots"
 )
 
-// Resync on takeover. With two copies besides the primary's, a write in
-// flight when a slot's primary changes (a hand-over whose new map reached
-// the backups at different times, a failover) can be applied by one
-// backup and not by another: the old primary then undoes it and answers
-// SERVER_ERROR (or died before answering), but a copy keeps it. Nothing
-// acknowledged is lost, yet the copies disagree: if the new primary has the
-// write and serves it, the backup that lacks it would, promoted later,
-// make a write that was read vanish; if a backup has a write the new
-// primary lacks, it would make one appear after reads that missed it.
+// Resync on takeover. A write in flight when a slot's primary changes can
+// end applied by one copy and not by another, and nothing acknowledged is
+// lost, yet the copies disagree:
+//
+//   - with two copies besides the primary's, a hand-over whose new map
+//     reached the backups at different times, or a failover: one backup
+//     applied the write, another refused it (stale epoch); the old primary
+//     undoes it and answers SERVER_ERROR (or died before answering);
+//   - a hand-over with any replicas, one included: the new primary applied
+//     the write under the old epoch but its answer was lost with the
+//     connection; the old primary cannot take it out of the in-sync set
+//     (it is no longer the primary), so it undoes the write and answers
+//     SERVER_ERROR, and it is now the new primary's in-sync backup without
+//     the write.
+//
+// If the new primary has the write and serves it, a backup that lacks it
+// would, promoted later, make a write that was read vanish; if a backup
+// has a write the new primary lacks, it would make one appear after reads
+// that missed it.
 //
 // So a node that takes a slot over (it was not its primary in the map it
-// had before, and the slot has an in-sync backup other than the old
-// primary) serves the slot only once it made every in-sync backup's copy
-// equal to its own. Its copy is the truth: it had every acknowledged
+// had before, and the slot has an in-sync backup: the old primary after a
+// hand-over, or another) serves the slot only once it made every in-sync
+// backup's copy equal to its own. Its copy is the truth: it had every acknowledged
 // write, as an in-sync backup; the resync starts once its map has the new
 // epoch and the old primary's records it was applying are done (from then
 // on it refuses them). The copies can differ only by the writes
@@ -72,10 +82,24 @@ import (
 // primary serves nothing of the slot before, reads included: a write
 // nobody was told succeeded can still go either way until then.
 //
-// With one backup, the old primary hands over only while the new primary
-// is its sole backup (pkg/slots.Advance): a write ran either at both or
-// only at the old primary, which undid it, so no resync is needed; nor
-// after a failover with no in-sync backup left.
+// The old primary, an in-sync backup after a hand-over, is resynced as any
+// backup: its B waits for the undo of its writes whose answers were lost
+// (their shrink fails, the slot being no longer its own), so the digests
+// compare its copy without them. If that takes longer than the new
+// primary's request timeout (an answer that neither comes nor fails), the
+// old primary leaves the in-sync set and is rebuilt. With one backup, the old primary
+// hands over only while the new primary is its sole backup
+// (pkg/slots.Advance): a write ran at both, or only at the old primary
+// (which undid it: the copies are equal), or at the new primary only (its
+// answer lost: the resync sends it). No resync after a failover with no
+// in-sync backup left.
+//
+// Cost: the slots of one map change share one epoch, so a node resyncs
+// them at once: one B (and, for differing slots only, one L) per backup,
+// one pass over its store for its own digests, and one pass over each
+// backup's store per B it gets, each hashing only the items of the slots
+// in question. A drain of a node hands its primaries over in one step: the
+// drained node gets one B from each node that takes slots from it.
 
 // resyncTimeout bounds how long a backup waits, before a resync's begin,
 // for its map to have the new epoch and its own writes to be done.
