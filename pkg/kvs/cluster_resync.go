@@ -115,9 +115,10 @@ type resyncs struct {
 	// 0 if none (see resyncWaits).
 	waiting [slots.Count]atomic.Uint64
 
-	// At the primary, over all resyncs: slotsEqual were served on equal
-	// digests, slotsCompared needed a key list, keysSent is the items
-	// (F) and deletes (D) sent.
+	// At the primary, over all resyncs: begins is the B records sent,
+	// slotsEqual were served on equal digests, slotsCompared needed a key
+	// list, keysSent is the items (F) and deletes (D) sent.
+	begins        atomic.Int64
 	slotsEqual    atomic.Int64
 	slotsCompared atomic.Int64
 	keysSent      atomic.Int64
@@ -125,12 +126,12 @@ type resyncs struct {
 
 // resyncStats is a snapshot of a replicator's resync counters.
 type resyncStats struct {
-	SlotsEqual, SlotsCompared, KeysSent int64
+	Begins, SlotsEqual, SlotsCompared, KeysSent int64
 }
 
 // resyncCounts returns the resync counters.
 func (rp *replicator) resyncCounts() resyncStats {
-	return resyncStats{rp.rs.slotsEqual.Load(), rp.rs.slotsCompared.Load(), rp.rs.keysSent.Load()}
+	return resyncStats{rp.rs.begins.Load(), rp.rs.slotsEqual.Load(), rp.rs.slotsCompared.Load(), rp.rs.keysSent.Load()}
 }
 
 // takeover starts the resync of the slots this node takes over in m
@@ -271,6 +272,7 @@ func (rp *replicator) resyncOnce(ss []int, m *slots.Map) error {
 	}
 	// 1. Begin, and each backup's digests.
 	begins := make([]*future, len(groups))
+	rp.rs.begins.Add(int64(len(groups)))
 	for j, g := range groups {
 		begins[j] = rp.stream(g.backup).send(encodeRecordOp(g.epoch, g.slots[0], 'B', nil, Item{Value: slotList(g.slots)}))
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -155,6 +156,80 @@ func TestClusterHandOverLostAnswer(t *testing.T) {
 	tc.kill(1)
 	if v, found, ok := getEventually(t, tc.addrs[0], k); !ok || !found || v != "hi" {
 		t.Fatalf("%s at st1 after st2 was killed: %q found %v ok %v, want hi (what st2 served)", k, v, found, ok)
+	}
+}
+
+// TestClusterHandOverResyncBatched: every slot's primary hands over to
+// its sole in-sync backup in one map change (one epoch; the spread stays
+// even, so the leader moves nothing back), as a drain's first step does
+// for the drained node's slots. Each new primary resyncs its old
+// primaries once for all the slots it takes from each (one B per pair of
+// nodes: 6 on three nodes, not one per slot), finds them equal (no write
+// in flight) and sends nothing; every key reads back through every node.
+// BENCH_HANDOVER_ITEMS=N loads N items instead of 3,000 (a reading of how
+// long the slots wait for their resync, logged).
+func TestClusterHandOverResyncBatched(t *testing.T) {
+	items, _ := strconv.Atoi(os.Getenv("BENCH_HANDOVER_ITEMS"))
+	if items <= 0 {
+		items = 3000
+	}
+	tc := startCluster(t, 3, 1, slots.Sync)
+	loadItems(t, tc.addrs[0], items)
+	counts := func() (rs resyncStats) {
+		for i := range tc.tiers {
+			c := tc.router(i).repl.resyncCounts()
+			rs.Begins += c.Begins
+			rs.SlotsEqual += c.SlotsEqual
+			rs.SlotsCompared += c.SlotsCompared
+			rs.KeysSent += c.KeysSent
+		}
+		return rs
+	}
+	before := counts()
+	pairs := map[[2]string]bool{}
+	start := time.Now()
+	if _, err := updateMap(context.Background(), tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
+		c := cur.Clone()
+		e := cur.MaxEpoch() + 1
+		clear(pairs)
+		for i, s := range cur.Slots {
+			if len(s.InSync) != 1 || len(s.Next) > 0 {
+				return nil, fmt.Errorf("slot %d: %+v, want one in-sync backup and no move", i, s)
+			}
+			to := s.InSync[0]
+			c.Slots[i] = slots.Slot{Primary: to, Backups: []string{s.Primary}, InSync: []string{s.Primary}, Epoch: e}
+			pairs[[2]string{to, s.Primary}] = true
+		}
+		if _, changed, err := slots.Rebalance(c); err != nil || changed {
+			return nil, fmt.Errorf("the swapped map is not even (a rebalance would change it: %v)", err)
+		}
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitSeen(t)
+	waitFor(t, "no slot waiting for its resync", func() bool {
+		for i := range tc.tiers {
+			if anyResyncWaits(tc.router(i)) {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(start)
+	after := counts()
+	d := resyncStats{after.Begins - before.Begins, after.SlotsEqual - before.SlotsEqual, after.SlotsCompared - before.SlotsCompared, after.KeysSent - before.KeysSent}
+	t.Logf("%d items, every slot handed over: served again after %v; resync %+v", items, took, d)
+	if d.Begins != int64(len(pairs)) || d.SlotsEqual != slots.Count || d.SlotsCompared != 0 || d.KeysSent != 0 {
+		t.Fatalf("resync %+v, want %d begins (one per new and old primary) and all %d slots equal, nothing sent", d, len(pairs), slots.Count)
+	}
+	for j := range 30 {
+		k := fmt.Sprintf("load:%d", j*(items/30))
+		for i := range tc.tiers {
+			if v, found, ok := getEventually(t, tc.addrs[i], k); !ok || !found || len(v) == 0 {
+				t.Fatalf("%s via %s: %q found %v ok %v", k, tc.names[i], v, found, ok)
+			}
+		}
 	}
 }
 
