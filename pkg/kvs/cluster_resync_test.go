@@ -106,9 +106,17 @@ func TestClusterTakeoverResync(t *testing.T) {
 // the set and answers SERVER_ERROR. st2, the new primary, has the set and
 // serves it, so it serves the slot only once its in-sync backup st1 has
 // it too (the takeover resync): killed, st2 fails over to st1, which
-// serves what st2 served.
+// serves what st2 served. On a memory and on a durable tenant.
 func TestClusterHandOverLostAnswer(t *testing.T) {
-	tc := startCluster(t, 3, 1, slots.Sync)
+	t.Run("memory", func(t *testing.T) { testHandOverLostAnswer(t, startCluster(t, 3, 1, slots.Sync)) })
+	t.Run("durable", func(t *testing.T) {
+		testHandOverLostAnswer(t, startClusterOpts(t, 3, 1, slots.Sync, false, nil, func(c *TenantConfig) {
+			c.Store, c.Dir, c.Sync, c.SyncInterval = StoreDurable, t.TempDir(), SyncGroup, 10*time.Millisecond
+		}))
+	})
+}
+
+func testHandOverLostAnswer(t *testing.T, tc *testCluster) {
 	k := keyWhere(tc.slotMap(), "lost:", func(s slots.Slot) bool {
 		return s.Primary == "st1" && slices.Equal(s.InSync, []string{"st2"})
 	})
