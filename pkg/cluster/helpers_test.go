@@ -62,16 +62,27 @@ func (c *testCA) pool() *x509.CertPool {
 	return p
 }
 
-// freeAddr returns a loopback address with a port free right now.
+// freeAddr returns a loopback address with a port free right now, and
+// never returned before in this test binary.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// The kernel may give a port closed just now again: a cluster
+		// whose two nodes got one address fails to bootstrap.
+		if _, taken := handedOut.LoadOrStore(addr, true); !taken {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
+
+// handedOut is every address freeAddr returned in this test binary.
+var handedOut sync.Map
 
 // testLogger logs warnings and errors to the test, until the test ends.
 type testLogWriter struct {
