@@ -466,6 +466,10 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 		s.outErr("SERVER_ERROR lbd: unavailable: node " + self + " is not serving every key")
 		return true
 	}
+	// The keys are slices of the connection's input buffer, which the
+	// loop refills while the other nodes' parts are awaited: the merge and
+	// the retries keep a copy.
+	ownKeys(keys)
 	prefix := append([]byte(nil), s.toks[0]...)
 	if first == 2 {
 		prefix = append(append(prefix, ' '), s.toks[1]...)
@@ -509,6 +513,19 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	}
 	s.ow.awaitMerged(fs, func(parts [][]byte) []byte { return mergeGets(keys, owners, nodes, parts) })
 	return true
+}
+
+// ownKeys makes each of keys a slice of one new copy of them all.
+func ownKeys(keys [][]byte) {
+	n := 0
+	for _, k := range keys {
+		n += len(k)
+	}
+	buf := make([]byte, 0, n)
+	for i, k := range keys {
+		buf = append(buf, k...)
+		keys[i] = buf[len(buf)-len(k) : len(buf) : len(buf)]
+	}
 }
 
 // partKeys returns the keys whose owner is node, in order.

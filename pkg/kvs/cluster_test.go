@@ -373,6 +373,56 @@ func TestClusterMultiGet(t *testing.T) {
 	}
 }
 
+// TestClusterMultiGetPipelined pipelines multi-gets of keys on every node
+// through one node, cut at every byte: the loop reads more input into the
+// connection's buffer while the forwarded parts of a request are awaited,
+// and its reply must still be merged by the request's own keys.
+func TestClusterMultiGetPipelined(t *testing.T) {
+	tc := startCluster(t, 3, 0, slots.Sync)
+	c := dialText(t, tc.addrs[0])
+	defer c.close()
+	var reqs [2]string
+	for j, prefix := range []string{"p", "qqq"} {
+		var keys []string
+		for i := range 16 {
+			k := fmt.Sprintf("%s%d", prefix, i)
+			keys = append(keys, k)
+			if got, _ := c.do(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(k), k)); got != "STORED\r\n" {
+				t.Fatalf("set: %q", got)
+			}
+		}
+		reqs[j] = "get " + strings.Join(keys, " ") + "\r\n"
+	}
+	both := reqs[0] + reqs[1]
+	const rounds = 300
+	c.c.SetDeadline(time.Now().Add(30 * time.Second))
+	go func() {
+		for i := range rounds {
+			cut := i % len(both)
+			io.WriteString(c.c, both[:cut])
+			io.WriteString(c.c, both[cut:])
+		}
+	}()
+	for i := range 2 * rounds {
+		var got strings.Builder
+		for {
+			l, err := c.br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reply %d: %v", i, err)
+			}
+			got.WriteString(l)
+			if l == "END\r\n" || !strings.HasPrefix(l, "VALUE ") {
+				break
+			}
+			d, _ := c.br.ReadString('\n')
+			got.WriteString(d)
+		}
+		if n := strings.Count(got.String(), "VALUE "); n != 16 || !strings.HasSuffix(got.String(), "END\r\n") {
+			t.Fatalf("reply %d (%s): %d values:\n%q", i, reqs[i%2][:6], n, got.String())
+		}
+	}
+}
+
 // setVia sets key on a new connection to addr and reports whether it was
 // acknowledged.
 func setVia(t testing.TB, addr, key, val string) bool {
