@@ -611,15 +611,18 @@ type orderedWriter struct {
 	peers []*peerConn // with requests queued since the last Flush
 	// sticky: see inFlight.
 	sticky map[int]stickyFwd
+	// parts is drain's buffer.
+	parts [][]byte
 }
 
 // segment is bytes written, or a reply to wait for.
 type segment struct {
 	b []byte
 	f *future
-	// merge, if set, makes the segment's bytes from the replies of fs.
+	// merge, if set, appends the segment's bytes, made from the replies
+	// of fs, to its first argument.
 	fs    []*future
-	merge func([][]byte) []byte
+	merge func(dst []byte, parts [][]byte) []byte
 }
 
 func (o *orderedWriter) Write(p []byte) (int, error) {
@@ -663,7 +666,7 @@ func containsConn(pcs []*peerConn, pc *peerConn) bool {
 }
 
 // awaitMerged adds replies to wait for whose bytes merge makes into one.
-func (o *orderedWriter) awaitMerged(fs []*future, merge func([][]byte) []byte) {
+func (o *orderedWriter) awaitMerged(fs []*future, merge func(dst []byte, parts [][]byte) []byte) {
 	o.segs = append(o.segs, segment{fs: fs, merge: merge})
 }
 
@@ -733,12 +736,18 @@ func (o *orderedWriter) drain() {
 			<-s.f.done
 			o.w.Write(s.f.data)
 		case s.merge != nil:
-			parts := make([][]byte, len(s.fs))
-			for j, f := range s.fs {
+			parts := o.parts[:0]
+			for _, f := range s.fs {
 				<-f.done
-				parts[j] = f.data
+				parts = append(parts, f.data)
 			}
-			o.w.Write(s.merge(parts))
+			if ew, ok := o.w.(*evWriter); ok {
+				ew.buf = s.merge(ew.buf, parts) // straight into the output
+			} else {
+				o.w.Write(s.merge(nil, parts))
+			}
+			clear(parts)
+			o.parts = parts[:0]
 		default:
 			o.w.Write(s.b)
 		}

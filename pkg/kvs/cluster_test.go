@@ -2,6 +2,7 @@ package kvs
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -587,7 +588,7 @@ func TestClusterStaleEpochRefused(t *testing.T) {
 	m := tc.slotMap()
 	key := []byte("stale")
 	s := m.Slots[slots.Of(key)]
-	backup := indexStr(tc.names, s.Backups[0])
+	backup := slices.Index(tc.names, s.Backups[0])
 	c, err := net.Dial("tcp", tc.tiers[backup].PeerAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -631,7 +632,7 @@ func TestClusterStaleStreamIgnored(t *testing.T) {
 	key := []byte("stream")
 	slot := slots.Of(key)
 	s := m.Slots[slot]
-	backup := indexStr(tc.names, s.Backups[0])
+	backup := slices.Index(tc.names, s.Backups[0])
 	stream := func(seq int) (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", tc.tiers[backup].PeerAddr())
 		if err != nil {
@@ -728,7 +729,17 @@ func FuzzReadPeerReply(f *testing.F) {
 	f.Add([]byte("VALUE k 0 -1\r\nMN\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		readPeerReply(bufio.NewReader(strings.NewReader(string(b))))
-		splitValues(b)
+		if valueList(b) {
+			// One part, its keys as they come: merged, it is itself.
+			var keys [][]byte
+			for p := b; len(p) > 5; p = p[valueBlockLen(p):] {
+				k := p[6:]
+				keys = append(keys, k[:bytes.IndexByte(k, ' ')])
+			}
+			if got := mergeGets(nil, keys, [][]byte{b}); !bytes.Equal(got, b) {
+				t.Fatalf("mergeGets of %q: %q", b, got)
+			}
+		}
 	})
 }
 
@@ -803,7 +814,7 @@ func TestClusterRebuild(t *testing.T) {
 		if !slices.Contains(s.Backups, "st3") {
 			continue
 		}
-		p := indexStr(tc.names, s.Primary)
+		p := slices.Index(tc.names, s.Primary)
 		want, wok := tc.innerStore(p).Get(k, now)
 		got, gok := back.Get(k, now)
 		if wok != gok || string(want.Value) != string(got.Value) || want.CAS != got.CAS || want.Flags != got.Flags {

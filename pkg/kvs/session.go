@@ -74,6 +74,10 @@ type session struct {
 	ow   *orderedWriter
 	sid  uint64
 	peer bool
+	// route is routeGet's buffers: a client's request, and its part
+	// run here (see runLocal); routeDepth is how many are in use.
+	route      [2]routeScratch
+	routeDepth int
 }
 
 func newSession(svc *service, r reqReader, w respWriter) *session {
