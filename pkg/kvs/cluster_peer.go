@@ -36,23 +36,27 @@ import (
 // and wake fewer goroutines on either side.
 const peerConnsPerNode = 4
 
-// future is a reply that arrives later.
+// future is a reply that arrives later. Most are awaited by a callback
+// (see attach) on an event loop, not by a goroutine: the channel a
+// goroutine waits on is made only for one that does (see wait).
 type future struct {
-	done chan struct{}
-	data []byte
 	mu   sync.Mutex
 	fin  bool
-	cb   func() // called once complete (see attach)
+	data []byte
+	cb   func()        // called once complete (see attach)
+	ch   chan struct{} // closed once complete; made by doneCh
 }
 
-func newFuture() *future { return &future{done: make(chan struct{})} }
+func newFuture() *future { return &future{} }
 
 func (f *future) complete(b []byte) {
 	f.mu.Lock()
 	f.data, f.fin = b, true
-	cb := f.cb
+	cb, ch := f.cb, f.ch
 	f.mu.Unlock()
-	close(f.done)
+	if ch != nil {
+		close(ch)
+	}
 	if cb != nil {
 		cb()
 	}
@@ -72,12 +76,29 @@ func (f *future) attach(cb func()) {
 
 // isDone reports whether f is complete.
 func (f *future) isDone() bool {
-	select {
-	case <-f.done:
-		return true
-	default:
-		return false
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fin
+}
+
+// wait blocks until f is complete; f.data is its reply then.
+func (f *future) wait() {
+	if !f.isDone() {
+		<-f.doneCh()
 	}
+}
+
+// doneCh returns a channel closed once f is complete.
+func (f *future) doneCh() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ch == nil {
+		f.ch = make(chan struct{})
+		if f.fin {
+			close(f.ch)
+		}
+	}
+	return f.ch
 }
 
 // failed returns a future completed with a SERVER_ERROR line.
@@ -733,12 +754,12 @@ func (o *orderedWriter) drain() {
 		s := &o.segs[i]
 		switch {
 		case s.f != nil:
-			<-s.f.done
+			s.f.wait()
 			o.w.Write(s.f.data)
 		case s.merge != nil:
 			parts := o.parts[:0]
 			for _, f := range s.fs {
-				<-f.done
+				f.wait()
 				parts = append(parts, f.data)
 			}
 			if ew, ok := o.w.(*evWriter); ok {

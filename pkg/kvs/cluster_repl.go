@@ -268,7 +268,7 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 // it (see appliedNowhere).
 func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []string, all []*future) error {
 	for j, f := range waits {
-		<-f.done
+		f.wait()
 		ans := string(f.data)
 		switch {
 		case ans == "A\r\n":
@@ -293,7 +293,7 @@ func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []str
 // its connection may hide an applied record.
 func appliedNowhere(all []*future) bool {
 	for _, f := range all {
-		<-f.done
+		f.wait()
 		a := f.data
 		if !bytes.HasPrefix(a, []byte("S ")) && !bytes.HasPrefix(a, []byte("E ")) && !ranNowhere(a) {
 			return false

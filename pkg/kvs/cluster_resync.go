@@ -179,7 +179,7 @@ func (rp *replicator) resyncOnce(ss []int, m *slots.Map) error {
 		fs = append(fs, pc.send(encodeRecordOp(g.epoch, gs[0], 'Z', nil, Item{Value: list})))
 		failed := ""
 		for _, f := range fs {
-			<-f.done
+			f.wait()
 			if string(f.data) != "A\r\n" && failed == "" {
 				failed = strings.TrimSpace(string(f.data))
 			}

@@ -143,7 +143,7 @@ func (s *session) broadcastBehind(req []byte, preds []*future, ver uint64, wait 
 	out := newFuture()
 	go func() {
 		for _, p := range preds {
-			<-p.done
+			p.wait()
 		}
 		m, v := r.m.Load(), r.ver.Load()
 		if m == nil {
@@ -158,9 +158,9 @@ func (s *session) broadcastBehind(req []byte, preds []*future, ver uint64, wait 
 				nodes, fs = append(nodes, node), append(fs, r.send(node, sid, req))
 			}
 		}
-		<-local.done
+		local.wait()
 		f := s.retryBroadcast(req, local.data, nodes, fs, v, wait, merge)
-		<-f.done
+		f.wait()
 		out.complete(f.data)
 	}()
 	s.stickAll(out, ver)
@@ -240,7 +240,7 @@ func (s *session) retryBroadcast(req, local []byte, nodes []string, fs []*future
 					afs[j] = r.send(n, sid, req)
 				}
 				for j, n := range ask {
-					<-afs[j].done
+					afs[j].wait()
 					answers[n] = afs[j].data
 				}
 			}
@@ -651,7 +651,7 @@ func getAttempt(r *router, sid uint64, prefix []byte, keys [][]byte) func(m *slo
 		}
 		parts := make([][]byte, len(nodes))
 		for j, f := range fs {
-			<-f.done
+			f.wait()
 			parts[j] = f.data
 		}
 		if len(nodes) == 1 {
@@ -725,14 +725,21 @@ func containsStr(list []string, s string) bool {
 
 // runLocal runs one request line (with its "\r\n", no data block) in this
 // session and returns its reply.
+// The reply is built in one buffer the size of the last one.
 func (s *session) runLocal(req []byte) *future {
-	var buf bytes.Buffer
+	lw := &s.local
+	if lw.buf != nil {
+		lw = &evWriter{} // runLocal within runLocal
+	}
+	lw.buf = make([]byte, 0, max(s.localSize, 64))
 	w, noreply := s.w, s.noreply
-	s.w = &bufWriter{&buf}
+	s.w = lw
 	s.dispatchLocal(req[:len(req)-2])
 	s.w, s.noreply = w, noreply
 	f := newFuture()
-	f.complete(buf.Bytes())
+	f.complete(lw.buf)
+	s.localSize = min(len(lw.buf), 256<<10)
+	lw.buf = nil
 	return f
 }
 
