@@ -110,8 +110,8 @@ type clusterNode struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	peers   map[string]*peerSet // node + "\x00" + tenant
-	routers map[string]*router  // tenant
+	peers   map[peerKey]*peerSet
+	routers map[string]*router // tenant
 	pconns  map[net.Conn]struct{}
 	// psrvs serve the peer connections that run on the event loops,
 	// one server per tenant (see loopPeer).
@@ -169,7 +169,7 @@ func (n *clusterNode) partition(cut bool) {
 		srv.hangUp()
 	}
 	peers := n.peers
-	n.peers = map[string]*peerSet{}
+	n.peers = map[peerKey]*peerSet{}
 	routers := n.routerList()
 	n.mu.Unlock()
 	for _, ps := range peers {
@@ -215,7 +215,7 @@ func (t *Tier) JoinCluster(ctx context.Context, opts ClusterOptions) error {
 	}
 	cctx, cancel := context.WithCancel(context.Background())
 	n := &clusterNode{opts: opts, log: t.log.With("node", opts.Node), tier: t, ln: ln, addr: addr, ctx: cctx, cancel: cancel,
-		peers: map[string]*peerSet{}, routers: map[string]*router{}, pconns: map[net.Conn]struct{}{}}
+		peers: map[peerKey]*peerSet{}, routers: map[string]*router{}, pconns: map[net.Conn]struct{}{}}
 	t.mu.Lock()
 	if t.cluster != nil || t.closed || len(t.tenants) > 0 {
 		t.mu.Unlock()
@@ -378,11 +378,15 @@ func (n *clusterNode) dial(node, hello string) (net.Conn, error) {
 	return c, nil
 }
 
+// peerKey names a peerSet: its node and tenant (a lookup allocates
+// nothing: it runs for every forwarded request).
+type peerKey struct{ node, tenant string }
+
 // peers returns the connection set to node for tenant.
 func (n *clusterNode) peerSet(node, tenant string) *peerSet {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	k := node + "\x00" + tenant
+	k := peerKey{node, tenant}
 	ps := n.peers[k]
 	if ps == nil {
 		ps = &peerSet{n: n, node: node, tenant: tenant, size: peerConnsPerNode}
@@ -478,7 +482,7 @@ func (n *clusterNode) close() {
 		c.Close()
 	}
 	peers := n.peers
-	n.peers = map[string]*peerSet{}
+	n.peers = map[peerKey]*peerSet{}
 	psrvs := n.psrvs
 	n.psrvs = nil
 	n.mu.Unlock()

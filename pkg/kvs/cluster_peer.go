@@ -181,7 +181,8 @@ type peerConn struct {
 	kick    chan struct{}
 	mu      sync.Mutex
 	bw      *bufio.Writer
-	q       []*future
+	q       []*future // awaited replies from q[qh] on (see pop)
+	qh      int
 	dirty   bool
 	dead    bool
 	sentAt  time.Time
@@ -235,7 +236,7 @@ func (pc *peerConn) send(req []byte) *future {
 		return failed("node " + pc.node + ": connection lost")
 	}
 	f := newFuture()
-	if len(pc.q) == 0 {
+	if pc.awaited() == 0 {
 		pc.sentAt = time.Now()
 	}
 	pc.q = append(pc.q, f)
@@ -277,23 +278,36 @@ func (pc *peerConn) flush() {
 // pop takes the future of the oldest request awaiting its reply; ok is
 // false if none awaits one (a reply nobody asked for). pc.mu is held.
 func (pc *peerConn) pop() (f *future, ok bool) {
-	if len(pc.q) == 0 {
+	if pc.awaited() == 0 {
 		return nil, false
 	}
-	f = pc.q[0]
-	pc.q[0] = nil
-	pc.q = pc.q[1:]
-	if len(pc.q) > 0 {
+	f = pc.q[pc.qh]
+	pc.q[pc.qh] = nil
+	pc.qh++
+	switch {
+	case pc.qh == len(pc.q):
+		// Empty: the queue starts again at the front of its array, which
+		// the next requests reuse rather than grow a new one.
+		pc.q, pc.qh = pc.q[:0], 0
+	case pc.qh > len(pc.q)/2:
+		n := copy(pc.q, pc.q[pc.qh:])
+		clear(pc.q[n:])
+		pc.q, pc.qh = pc.q[:n], 0
+	}
+	if pc.awaited() > 0 {
 		pc.sentAt = time.Now()
 	}
 	return f, true
 }
 
+// awaited is the number of replies awaited (pc.mu held).
+func (pc *peerConn) awaited() int { return len(pc.q) - pc.qh }
+
 // fail closes the connection and fails every reply still awaited.
 func (pc *peerConn) fail(why string) {
 	pc.mu.Lock()
-	q := pc.q
-	pc.q = nil
+	q := pc.q[pc.qh:]
+	pc.q, pc.qh = nil, 0
 	wasDead := pc.dead
 	pc.dead = true
 	pc.mu.Unlock()
@@ -325,7 +339,7 @@ func (pc *peerConn) readLoop() {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				pc.mu.Lock()
-				idle := len(pc.q) == 0 || time.Since(pc.sentAt) < pc.timeout
+				idle := pc.awaited() == 0 || time.Since(pc.sentAt) < pc.timeout
 				pc.mu.Unlock()
 				if idle && len(reply) == 0 {
 					continue
