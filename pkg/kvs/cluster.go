@@ -503,6 +503,7 @@ type router struct {
 	svc    *service
 	repl   *replicator
 	m      atomic.Pointer[slots.Map]
+	prims  atomic.Pointer[primaries] // m's, once made
 	ver    atomic.Uint64
 	sessID atomic.Uint64
 	// waiting counts the requests that ran nowhere and wait to be sent
@@ -510,6 +511,45 @@ type router struct {
 	waiting atomic.Int32
 	// backups: a slot of the map has backups (see loopSafe).
 	backups atomic.Bool
+}
+
+// primaries is a slot map's primaries, a byte per slot, for routing: a
+// map's slots are 96 bytes each, and reading one for each key of a
+// multi-get missed the cache about as often as the store's index did.
+type primaries struct {
+	m     *slots.Map
+	names []string
+	idx   [slots.Count]uint8 // into names
+}
+
+// newPrimaries returns m's primaries; nil if m is not one of slots.Count
+// slots on at most 256 names.
+func newPrimaries(m *slots.Map) *primaries {
+	if len(m.Slots) != slots.Count {
+		return nil
+	}
+	p := &primaries{m: m}
+	for i := range m.Slots {
+		j := slices.Index(p.names, m.Slots[i].Primary)
+		if j < 0 {
+			if len(p.names) == 256 {
+				return nil
+			}
+			j = len(p.names)
+			p.names = append(p.names, m.Slots[i].Primary)
+		}
+		p.idx[i] = uint8(j)
+	}
+	return p
+}
+
+// primariesOf returns the primaries of m, nil if not made yet (then read
+// m.Slots).
+func (r *router) primariesOf(m *slots.Map) *primaries {
+	if p := r.prims.Load(); p != nil && p.m == m {
+		return p
+	}
+	return nil
 }
 
 // noBackups reports whether no slot of m has a backup.
@@ -553,6 +593,7 @@ func (r *router) refresh() {
 		r.backups.Store(true) // before a loop can see m (see loopSafe)
 	}
 	r.m.Store(m)
+	r.prims.Store(newPrimaries(m))
 	r.backups.Store(!nb)
 	r.ver.Store(e.Version)
 	raiseCAS(r.repl.inner, m.MaxEpoch()<<slots.EpochShift)
@@ -567,6 +608,9 @@ func (r *router) owner(key []byte) (node string, slot int, ok bool) {
 		return "", 0, false
 	}
 	slot = slots.Of(key)
+	if p := r.primariesOf(m); p != nil {
+		return p.names[p.idx[slot]], slot, true
+	}
 	return m.Slots[slot].Primary, slot, true
 }
 

@@ -69,7 +69,7 @@ type stickyFwd struct {
 // still waiting for the session's requests before it (see broadcast) is
 // every slot's: the later request is sent after it.
 func (s *session) inFlight(slot int) (stickyFwd, bool) {
-	if s.ow == nil {
+	if s.ow == nil || len(s.ow.sticky) == 0 {
 		return stickyFwd{}, false
 	}
 	if st, ok := s.ow.sticky[slot]; ok && !st.f.isDone() {

@@ -446,9 +446,15 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	// behind: a key goes where the session's request in flight for its
 	// slot went; queued: that one is being sent again.
 	behind, queued := false, false
+	prims := r.primariesOf(m)
 	for _, k := range keys {
 		sl := slots.Of(k)
-		o := m.Slots[sl].Primary
+		var o string
+		if prims != nil {
+			o = prims.names[prims.idx[sl]]
+		} else {
+			o = m.Slots[sl].Primary
+		}
 		if st, ok := s.inFlight(sl); ok {
 			o, behind = st.node, true
 			ver = min(ver, st.ver)
