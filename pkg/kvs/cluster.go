@@ -513,13 +513,14 @@ type router struct {
 	backups atomic.Bool
 }
 
-// primaries is a slot map's primaries, a byte per slot, for routing: a
-// map's slots are 96 bytes each, and reading one for each key of a
-// multi-get missed the cache about as often as the store's index did.
+// primaries is a slot map's primaries, a byte per slot, and epochs, for
+// routing: a map's slots are 96 bytes each, and reading one for each key
+// of a multi-get missed the cache about as often as the store's index did.
 type primaries struct {
 	m     *slots.Map
 	names []string
 	idx   [slots.Count]uint8 // into names
+	epoch [slots.Count]uint64
 }
 
 // newPrimaries returns m's primaries; nil if m is not one of slots.Count
@@ -538,7 +539,7 @@ func newPrimaries(m *slots.Map) *primaries {
 			j = len(p.names)
 			p.names = append(p.names, m.Slots[i].Primary)
 		}
-		p.idx[i] = uint8(j)
+		p.idx[i], p.epoch[i] = uint8(j), m.Slots[i].Epoch
 	}
 	return p
 }

@@ -14,6 +14,7 @@ func TestPrimariesMatchTheMap(t *testing.T) {
 	mapOf := func(n, names int) *slots.Map {
 		m := &slots.Map{Slots: make([]slots.Slot, n)}
 		for i := range m.Slots {
+			m.Slots[i].Epoch = uint64(i * 3)
 			if i%7 != 3 { // "": a slot with no primary
 				m.Slots[i].Primary = fmt.Sprintf("st%d", i%names)
 			}
@@ -40,8 +41,8 @@ func TestPrimariesMatchTheMap(t *testing.T) {
 			r.m.Store(tc.m)
 			r.prims.Store(p)
 			for sl := range tc.m.Slots {
-				if p != nil && p.names[p.idx[sl]] != tc.m.Slots[sl].Primary {
-					t.Fatalf("slot %d: %q, want %q", sl, p.names[p.idx[sl]], tc.m.Slots[sl].Primary)
+				if p != nil && (p.names[p.idx[sl]] != tc.m.Slots[sl].Primary || p.epoch[sl] != tc.m.Slots[sl].Epoch) {
+					t.Fatalf("slot %d: %q epoch %d, want %q epoch %d", sl, p.names[p.idx[sl]], p.epoch[sl], tc.m.Slots[sl].Primary, tc.m.Slots[sl].Epoch)
 				}
 			}
 			for i := range 200 {

@@ -123,6 +123,12 @@ func (rp *replicator) slot(key []byte) (int, slots.Slot, *slots.Map) {
 // Get implements Store: a key whose write awaits its backups is read once
 // they have it.
 func (rp *replicator) Get(key []byte, now int64) (Item, bool) {
+	if !rp.r.backups.Load() {
+		// No slot has backups (as under the map slot would read: see
+		// router.refresh), and no read waits: the slot's entry is not
+		// read, a cache miss per key.
+		return rp.inner.Get(key, now)
+	}
 	i, s, _ := rp.slot(key)
 	if len(s.Backups) == 0 {
 		return rp.inner.Get(key, now)

@@ -450,10 +450,11 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	for _, k := range keys {
 		sl := slots.Of(k)
 		var o string
+		var epoch uint64
 		if prims != nil {
-			o = prims.names[prims.idx[sl]]
+			o, epoch = prims.names[prims.idx[sl]], prims.epoch[sl]
 		} else {
-			o = m.Slots[sl].Primary
+			o, epoch = m.Slots[sl].Primary, m.Slots[sl].Epoch
 		}
 		if st, ok := s.inFlight(sl); ok {
 			o, behind = st.node, true
@@ -464,7 +465,7 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 		if !containsStr(nodes, o) {
 			nodes = append(nodes, o)
 		}
-		if o == self && serving && r.repl.isFenced(sl, m.Slots[sl].Epoch) {
+		if o == self && serving && r.repl.isFenced(sl, epoch) {
 			serving = false
 		}
 	}
