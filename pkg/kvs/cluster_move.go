@@ -200,8 +200,19 @@ func (s *session) retried(f *future, ver uint64, preds []*future, attempt func(m
 // retriedUntil is retried with its deadline. It reads no session state
 // but the router (a request's part is sent again so from a goroutine).
 func (s *session) retriedUntil(f *future, ver uint64, preds []*future, deadline time.Time, attempt func(m *slots.Map) []byte) (out *future, queued *atomic.Bool) {
-	rt := &retry{r: s.svc.router, f: f, ver: ver, preds: preds, deadline: deadline, attempt: attempt}
-	f.attach(rt.first)
+	return s.startRetry(&retry{f: f, ver: ver, preds: preds, deadline: deadline, attempt: attempt})
+}
+
+// retriedGet is retriedUntil of a retrieval of keys (see getAttempt):
+// the attempt is made only once the request must be sent again.
+func (s *session) retriedGet(f *future, ver uint64, preds []*future, deadline time.Time, prefix []byte, keys [][]byte) (out *future, queued *atomic.Bool) {
+	return s.startRetry(&retry{f: f, ver: ver, preds: preds, deadline: deadline, sid: s.sid, prefix: prefix, keys: keys})
+}
+
+// startRetry has rt wait for its first reply.
+func (s *session) startRetry(rt *retry) (*future, *atomic.Bool) {
+	rt.r = s.svc.router
+	rt.f.attach(rt.first)
 	return &rt.out, &rt.queued
 }
 
@@ -217,6 +228,11 @@ type retry struct {
 	preds    []*future
 	deadline time.Time
 	attempt  func(m *slots.Map) []byte
+	// Without attempt, a retrieval of keys (see getAttempt) by session
+	// sid.
+	sid    uint64
+	prefix []byte
+	keys   [][]byte
 }
 
 // first takes the first reply in: the final one, unless it ran nowhere.
@@ -233,6 +249,9 @@ func (rt *retry) first() {
 // again sends the request again until it runs, or until its deadline.
 func (rt *retry) again() {
 	r, f, deadline, attempt := rt.r, rt.f, rt.deadline, rt.attempt
+	if attempt == nil {
+		attempt = getAttempt(r, rt.sid, rt.prefix, rt.keys)
+	}
 	for _, p := range rt.preds {
 		p.wait()
 	}

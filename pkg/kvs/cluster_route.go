@@ -627,7 +627,7 @@ func (s *session) retryGetAll(prefix []byte, keys [][]byte, msg string, ver uint
 // reach sent again so too.
 func (s *session) retryGet(prefix []byte, keys [][]byte, sls []int, f *future, ver uint64) (*future, *atomic.Bool) {
 	deadline := time.Now().Add(moveWait)
-	out, queued := s.retriedUntil(f, ver, s.before(sls), deadline, getAttempt(s.svc.router, s.sid, prefix, keys))
+	out, queued := s.retriedGet(f, ver, s.before(sls), deadline, prefix, keys)
 	if bytes.HasPrefix(prefix, []byte("gat")) {
 		out = s.touchRest(prefix, keys, out, ver, deadline)
 	}
