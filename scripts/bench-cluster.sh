@@ -31,7 +31,15 @@
 #      BENCH_RAFT_HEARTBEAT (raft's heartbeat and election timeouts of the
 #      real-process failover, e.g. 500ms; lbd's defaults if unset),
 #      BENCH_FAILOVER_TRACE (a directory: each kill's writer trace and
-#      node logs, to see where a request waited).
+#      node logs, to see where a request waited),
+#      BENCH_R2_ITEMS (off by default: the in-process failover again with
+#      replicas 2 sync and that many 64-byte items loaded first, so that
+#      it includes the new primaries' takeover resync; e.g. 200000;
+#      BENCH_R2_VALUE sets the items' size, 64 bytes by default),
+#      BENCH_HANDOVER_ITEMS (off by default: every slot of a replicas 1
+#      sync tenant handed over to its backup in one map change with that
+#      many items loaded, and how long until every slot's takeover resync
+#      is done; e.g. 300000).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -215,3 +223,15 @@ fi
 echo "# failover unavailability, $FAILOVERS kills (in-process nodes, replicas 1 sync):"
 (cd "$ROOT" && BENCH_FAILOVER_RUNS=$FAILOVERS go test -count=1 -run '^TestFailoverUnavailability$' -v ./pkg/kvs/ 2>&1 |
 	sed -n 's/.*failover unavailability: /failover unavailability: /p')
+if [ "${BENCH_R2_ITEMS:-0}" -gt 0 ]; then
+	echo "# failover unavailability, $FAILOVERS kills (in-process nodes, replicas 2 sync, $BENCH_R2_ITEMS items):"
+	(cd "$ROOT" && BENCH_FAILOVER_RUNS=$FAILOVERS BENCH_R2_ITEMS=$BENCH_R2_ITEMS go test -count=1 -timeout 30m \
+		-run '^TestFailoverUnavailabilityR2$' -v ./pkg/kvs/ 2>&1 |
+		sed -n 's/.*failover unavailability: /failover unavailability: /p; /^\(--- FAIL\|FAIL\)/p')
+fi
+if [ "${BENCH_HANDOVER_ITEMS:-0}" -gt 0 ]; then
+	echo "# hand-over of every slot (in-process nodes, replicas 1 sync, $BENCH_HANDOVER_ITEMS items):"
+	(cd "$ROOT" && BENCH_HANDOVER_ITEMS=$BENCH_HANDOVER_ITEMS go test -count=1 -timeout 30m \
+		-run '^TestClusterHandOverResyncBatched$' -v ./pkg/kvs/ 2>&1 |
+		sed -n 's/.*items, every slot handed over: /hand-over: /p; /^\(--- FAIL\|FAIL\)/p')
+fi

@@ -141,9 +141,7 @@ func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *reb
 	rp.rb.mu.Lock()
 	st.ItemsAll = int64(len(keys))
 	rp.rb.mu.Unlock()
-	limit := rp.r.n.opts.RebuildBytesPerSec
-	started := time.Now()
-	var sent int64
+	th := newThrottle(rp.r.n.opts.RebuildBytesPerSec)
 	for _, k := range keys {
 		i := slots.Of(k)
 		l := &rp.locks[i]
@@ -156,7 +154,7 @@ func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *reb
 		if err == nil && it.Value != nil {
 			rec := encodeRecord(epochs[i], i, OpStore, k, it)
 			f := pc.send(rec)
-			sent += int64(len(rec))
+			th.sent += int64(len(rec))
 			last = append(last[:0], f)
 		}
 		l.mu.Unlock()
@@ -166,13 +164,8 @@ func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *reb
 		if pc.isDead() {
 			return fmt.Errorf("backup %s: stream lost", backup)
 		}
-		// Throttle: no faster than limit bytes a second on average.
-		if ahead := time.Duration(float64(sent)/float64(limit)*float64(time.Second)) - time.Since(started); ahead > 10*time.Millisecond {
-			select {
-			case <-rp.r.n.ctx.Done():
-				return rp.r.n.ctx.Err()
-			case <-time.After(ahead):
-			}
+		if err := th.wait(rp.r.n.ctx); err != nil {
+			return err
 		}
 	}
 	// The stream is in order: when its last record is applied, all are.
@@ -206,6 +199,34 @@ func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *reb
 		rp.r.refresh()
 	}
 	return err
+}
+
+// throttle paces a copy (a rebuild, a resync) to at most limit bytes a
+// second on average.
+type throttle struct {
+	limit   int64
+	started time.Time
+	sent    int64 // bytes sent so far
+}
+
+// newThrottle starts a throttle of limit bytes a second.
+func newThrottle(limit int64) *throttle {
+	return &throttle{limit: max(limit, 1), started: time.Now()}
+}
+
+// wait waits, if what was sent is ahead of the limit, until it is not;
+// an error if ctx ends first.
+func (th *throttle) wait(ctx context.Context) error {
+	ahead := time.Duration(float64(th.sent)/float64(th.limit)*float64(time.Second)) - time.Since(th.started)
+	if ahead <= 10*time.Millisecond {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(ahead):
+		return nil
+	}
 }
 
 // purgeRecord tells a backup to drop what it holds of a slot.

@@ -40,7 +40,9 @@ import (
 //	A\r\n (applied) | S EPOCH\r\n (stale epoch) | E MESSAGE\r\n
 //
 // OP is S (store the item) or D (delete the key); X (purge the slot) for
-// a rebuild; B, F and Z for a new primary's resync (cluster_resync.go).
+// a rebuild; B, L and F (and D) for a new primary's resync
+// (cluster_resync.go), whose B and L answers are "A" and the backup's
+// digests or key list.
 
 // replicator is the Store of a clustered tenant.
 type replicator struct {
@@ -72,6 +74,10 @@ type replicator struct {
 	streamSeq atomic.Uint64
 	srcMu     sync.Mutex
 	sources   map[string]*streamSource
+	// loseAnswer, tests only: at a backup, called with each record applied
+	// from a stream; true ends the stream instead of answering (the answer
+	// is lost with the connection).
+	loseAnswer atomic.Pointer[func(record) bool]
 }
 
 // streamSource is, at a backup, the newest replication stream of one
@@ -406,13 +412,23 @@ func (rp *replicator) stream(node string) *peerConn {
 	return pc
 }
 
-// readLineReply reads a one-line answer.
+// readLineReply reads a one-line answer, of up to maxKeyList bytes (a
+// resync's key list, see cluster_resync.go). A line cut short is returned
+// with the error, so that the stream fails rather than lose its step.
 func readLineReply(br *bufio.Reader) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
-	if err != nil {
-		return nil, err
+	if err == nil {
+		return slices.Clone(line), nil
 	}
-	return slices.Clone(line), nil
+	out := slices.Clone(line)
+	for errors.Is(err, bufio.ErrBufferFull) {
+		if len(out) > maxKeyList {
+			return out, fmt.Errorf("%w: answer over %d bytes", errBadRecord, maxKeyList)
+		}
+		line, err = br.ReadSlice('\n')
+		out = append(out, line...)
+	}
+	return out, err
 }
 
 // Flush implements Store.
@@ -491,7 +507,7 @@ type record struct {
 	slot  int
 	del   bool
 	purge bool // drop the whole slot (before a rebuild)
-	// op is the record's OP: S, D, X, or B, F, Z (see resync).
+	// op is the record's OP: S, D, X, or B, L, F (see resync).
 	op   byte
 	key  []byte
 	item Item
@@ -507,7 +523,7 @@ func readRecord(br *bufio.Reader) (record, error) {
 		return record{}, err
 	}
 	f := strings.Fields(string(line))
-	if len(f) != 10 || f[0] != "R" || len(f[3]) != 1 || !strings.Contains("SDXBFZ", f[3]) {
+	if len(f) != 10 || f[0] != "R" || len(f[3]) != 1 || !strings.Contains("SDXBLF", f[3]) {
 		return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
 	}
 	var n [9]uint64
@@ -522,7 +538,7 @@ func readRecord(br *bufio.Reader) (record, error) {
 		n[i] = v
 	}
 	klen, vlen := n[7], n[8]
-	if n[1] >= slots.Count || (klen == 0) != strings.Contains("XBZ", f[3]) || klen > KeyMaxLength || vlen > maxForwardData || n[3] > 1<<32-1 || n[6] > 255 {
+	if n[1] >= slots.Count || (klen == 0) != strings.Contains("XBL", f[3]) || klen > KeyMaxLength || vlen > maxForwardData || n[3] > 1<<32-1 || n[6] > 255 {
 		return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
 	}
 	buf := make([]byte, klen+vlen+2)
@@ -534,7 +550,7 @@ func readRecord(br *bufio.Reader) (record, error) {
 	}
 	rec := record{epoch: n[0], slot: int(n[1]), del: f[3] == "D", purge: f[3] == "X", op: f[3][0], key: buf[:klen:klen]}
 	switch f[3] {
-	case "B", "Z":
+	case "B", "L":
 		rec.item.Value = buf[klen : klen+vlen : klen+vlen] // the slots
 	case "S", "F":
 		rec.item = Item{Flags: uint32(n[3]), Exptime: int64(n[4]), CAS: n[5], Meta: uint8(n[6]), Value: buf[klen : klen+vlen : klen+vlen]}
@@ -561,6 +577,9 @@ func (rp *replicator) nextStreamSeq() uint64 {
 // errStreamSuperseded ends a replication stream that a newer one of the
 // same primary replaced.
 var errStreamSuperseded = errors.New("kvs: replication stream superseded by a newer one")
+
+// errAnswerLost ends a replication stream whose answer a test loses.
+var errAnswerLost = errors.New("kvs: replication answer lost (test)")
 
 // source registers a stream of sequence seq from primary from and returns
 // its source, or nil if a newer stream of from is known already. seq 0 (a
@@ -608,6 +627,10 @@ func (rp *replicator) serveBackup(from string, seq uint64, br *bufio.Reader, c n
 			bw.Flush()
 			return errStreamSuperseded
 		}
+		if lose := rp.loseAnswer.Load(); lose != nil && (*lose)(rec) {
+			bw.Flush()
+			return errAnswerLost
+		}
 		bw.WriteString(ans)
 		if br.Buffered() == 0 {
 			c.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -641,11 +664,10 @@ func (rp *replicator) apply(rec record) string {
 	switch rec.op {
 	case 'B':
 		return rp.resyncBegin(rec)
-	case 'Z':
-		return rp.resyncEnd(rec)
+	case 'L':
+		return rp.resyncList(rec)
 	}
 	if rec.purge {
-		rp.resyncDrop(rec.slot)
 		if err := rp.purge(rec.slot); err != nil {
 			return "E " + strings.ReplaceAll(err.Error(), "\r\n", " ") + "\r\n"
 		}
@@ -666,7 +688,6 @@ func (rp *replicator) apply(rec record) string {
 	if err != nil {
 		return "E " + strings.ReplaceAll(err.Error(), "\r\n", " ") + "\r\n"
 	}
-	rp.resyncTouch(rec.slot, rec.key)
 	return "A\r\n"
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -152,9 +153,15 @@ func startClusterWith(t testing.TB, n, replicas int, replication string, externa
 	return startClusterOpts(t, n, replicas, replication, externalLeader, nil)
 }
 
-func startClusterOpts(t testing.TB, n, replicas int, replication string, externalLeader bool, tlsFor func(string) *tls.Config) *testCluster {
+// startClusterOpts starts n nodes; opts adjust the tenant's config (a
+// Dir is each node's parent directory: node i's is Dir/NAME, kept across a
+// restart).
+func startClusterOpts(t testing.TB, n, replicas int, replication string, externalLeader bool, tlsFor func(string) *tls.Config, opts ...func(*TenantConfig)) *testCluster {
 	t.Helper()
 	tc := &testCluster{tls: tlsFor, external: externalLeader, t: t, store: cluster.NewMemory(), cfg: TenantConfig{Name: "t", Listen: "127.0.0.1:0", Replicas: replicas}}
+	for _, o := range opts {
+		o(&tc.cfg)
+	}
 	for i := range n {
 		tc.names = append(tc.names, fmt.Sprintf("st%d", i+1))
 	}
@@ -203,6 +210,9 @@ func (tc *testCluster) start(i int) {
 		t.Fatal(err)
 	}
 	cfg := tc.cfg
+	if cfg.Dir != "" {
+		cfg.Dir = filepath.Join(cfg.Dir, tc.names[i])
+	}
 	if tc.addrs[i] != "" {
 		cfg.Listen = tc.addrs[i]
 	}
@@ -711,6 +721,7 @@ func FuzzReadRecord(f *testing.F) {
 	f.Add([]byte("R 1 2 S 0 0 0 0 1 99999999999\r\n"))
 	f.Add([]byte("R 1 2 B 0 0 0 0 0 5\r\n2 3 4\r\n"))
 	f.Add([]byte("R 1 2 F 0 0 7 0 1 1\r\nkv\r\n"))
+	f.Add([]byte("R 1 2 L 0 0 0 0 0 3\r\n2 3\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := readRecord(bufio.NewReader(strings.NewReader(string(b))))
 		if err != nil || rec.purge {
@@ -837,9 +848,60 @@ func TestFailoverUnavailability(t *testing.T) {
 	if runs <= 0 {
 		t.Skip("BENCH_FAILOVER_RUNS not set")
 	}
+	failoverGaps(t, runs, 1, 0)
+}
+
+// TestFailoverUnavailabilityR2 is TestFailoverUnavailability with
+// replicas 2 and BENCH_R2_ITEMS items loaded first (skipped without it):
+// the failover then includes the new primaries' takeover resync.
+func TestFailoverUnavailabilityR2(t *testing.T) {
+	runs, _ := strconv.Atoi(os.Getenv("BENCH_FAILOVER_RUNS"))
+	items, _ := strconv.Atoi(os.Getenv("BENCH_R2_ITEMS"))
+	if runs <= 0 || items <= 0 {
+		t.Skip("BENCH_FAILOVER_RUNS or BENCH_R2_ITEMS not set")
+	}
+	failoverGaps(t, runs, 2, items)
+}
+
+// loadItems sets n items of BENCH_R2_VALUE bytes (64 by default)
+// through addr, pipelined by 100.
+func loadItems(t testing.TB, addr string, n int) {
+	size, _ := strconv.Atoi(os.Getenv("BENCH_R2_VALUE"))
+	if size <= 0 {
+		size = 64
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	val := strings.Repeat("x", size)
+	for i := 0; i < n; i += 100 {
+		var b []byte
+		m := min(100, n-i)
+		for j := range m {
+			b = fmt.Appendf(b, "set load:%d 0 0 %d\r\n%s\r\n", i+j, len(val), val)
+		}
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		for range m {
+			if line, err := br.ReadString('\n'); err != nil || line != "STORED\r\n" {
+				t.Fatalf("load: %q %v", line, err)
+			}
+		}
+	}
+}
+
+// failoverGaps measures runs failovers with replicas, items loaded first,
+// and logs the median and worst unavailability.
+func failoverGaps(t *testing.T, runs, replicas, items int) {
 	var gaps []time.Duration
+	var sent, equal int64
 	for run := range runs {
-		tc := startCluster(t, 3, 1, slots.Sync)
+		tc := startCluster(t, 3, replicas, slots.Sync)
+		loadItems(t, tc.addrs[0], items)
 		key := keyWhere(tc.slotMap(), "fo:", func(s slots.Slot) bool { return s.Primary == "st3" })
 		c := dialText(t, tc.addrs[0])
 		var lastAck time.Time
@@ -867,12 +929,17 @@ func TestFailoverUnavailability(t *testing.T) {
 		}
 		gaps = append(gaps, time.Since(lastAck))
 		c.close()
+		for _, i := range []int{0, 1} {
+			rs := tc.router(i).repl.resyncCounts()
+			sent, equal = sent+rs.KeysSent, equal+rs.SlotsEqual
+		}
 		for i := range tc.tiers {
 			tc.tiers[i].Close()
 		}
 	}
 	slices.Sort(gaps)
-	t.Logf("failover unavailability: %d runs, median %v, worst %v", runs, gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond))
+	t.Logf("failover unavailability: %d runs, median %v, worst %v (replicas %d, %d items; resync: %d keys sent, %d slots equal)",
+		runs, gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond), replicas, items, sent, equal)
 }
 
 func TestClusterStatus(t *testing.T) {

@@ -121,7 +121,9 @@ func (m *Map) Moving() int {
 // replica changes its primary with no other backup than the new primary:
 // a write the old primary ran meanwhile either ran there too or, refused
 // under the newer epoch, ran nowhere and is sent again (pkg/kvs's
-// ranNowhere), never applied by one backup and refused by another. The
+// ranNowhere), never applied by one backup and refused by another (a write
+// the new primary applied but whose answer was lost, undone at the old
+// primary, is made equal by pkg/kvs's takeover resync). The
 // break waits for the commit after a hand-over, so that the nodes that
 // forward requests see one more map soon after it (pkg/kvs's retrySlot
 // sends again at once under a newer map).
