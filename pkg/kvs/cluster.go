@@ -110,8 +110,8 @@ type clusterNode struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	peers   map[string]*peerSet // node + "\x00" + tenant
-	routers map[string]*router  // tenant
+	peers   map[peerKey]*peerSet
+	routers map[string]*router // tenant
 	pconns  map[net.Conn]struct{}
 	// psrvs serve the peer connections that run on the event loops,
 	// one server per tenant (see loopPeer).
@@ -169,7 +169,7 @@ func (n *clusterNode) partition(cut bool) {
 		srv.hangUp()
 	}
 	peers := n.peers
-	n.peers = map[string]*peerSet{}
+	n.peers = map[peerKey]*peerSet{}
 	routers := n.routerList()
 	n.mu.Unlock()
 	for _, ps := range peers {
@@ -215,7 +215,7 @@ func (t *Tier) JoinCluster(ctx context.Context, opts ClusterOptions) error {
 	}
 	cctx, cancel := context.WithCancel(context.Background())
 	n := &clusterNode{opts: opts, log: t.log.With("node", opts.Node), tier: t, ln: ln, addr: addr, ctx: cctx, cancel: cancel,
-		peers: map[string]*peerSet{}, routers: map[string]*router{}, pconns: map[net.Conn]struct{}{}}
+		peers: map[peerKey]*peerSet{}, routers: map[string]*router{}, pconns: map[net.Conn]struct{}{}}
 	t.mu.Lock()
 	if t.cluster != nil || t.closed || len(t.tenants) > 0 {
 		t.mu.Unlock()
@@ -378,11 +378,15 @@ func (n *clusterNode) dial(node, hello string) (net.Conn, error) {
 	return c, nil
 }
 
+// peerKey names a peerSet: its node and tenant (a lookup allocates
+// nothing: it runs for every forwarded request).
+type peerKey struct{ node, tenant string }
+
 // peers returns the connection set to node for tenant.
 func (n *clusterNode) peerSet(node, tenant string) *peerSet {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	k := node + "\x00" + tenant
+	k := peerKey{node, tenant}
 	ps := n.peers[k]
 	if ps == nil {
 		ps = &peerSet{n: n, node: node, tenant: tenant, size: peerConnsPerNode}
@@ -478,7 +482,7 @@ func (n *clusterNode) close() {
 		c.Close()
 	}
 	peers := n.peers
-	n.peers = map[string]*peerSet{}
+	n.peers = map[peerKey]*peerSet{}
 	psrvs := n.psrvs
 	n.psrvs = nil
 	n.mu.Unlock()
@@ -499,6 +503,7 @@ type router struct {
 	svc    *service
 	repl   *replicator
 	m      atomic.Pointer[slots.Map]
+	prims  atomic.Pointer[primaries] // m's, once made
 	ver    atomic.Uint64
 	sessID atomic.Uint64
 	// waiting counts the requests that ran nowhere and wait to be sent
@@ -506,6 +511,46 @@ type router struct {
 	waiting atomic.Int32
 	// backups: a slot of the map has backups (see loopSafe).
 	backups atomic.Bool
+}
+
+// primaries is a slot map's primaries, a byte per slot, and epochs, for
+// routing: a map's slots are 96 bytes each, and reading one for each key
+// of a multi-get missed the cache about as often as the store's index did.
+type primaries struct {
+	m     *slots.Map
+	names []string
+	idx   [slots.Count]uint8 // into names
+	epoch [slots.Count]uint64
+}
+
+// newPrimaries returns m's primaries; nil if m is not one of slots.Count
+// slots on at most 256 names.
+func newPrimaries(m *slots.Map) *primaries {
+	if len(m.Slots) != slots.Count {
+		return nil
+	}
+	p := &primaries{m: m}
+	for i := range m.Slots {
+		j := slices.Index(p.names, m.Slots[i].Primary)
+		if j < 0 {
+			if len(p.names) == 256 {
+				return nil
+			}
+			j = len(p.names)
+			p.names = append(p.names, m.Slots[i].Primary)
+		}
+		p.idx[i], p.epoch[i] = uint8(j), m.Slots[i].Epoch
+	}
+	return p
+}
+
+// primariesOf returns the primaries of m, nil if not made yet (then read
+// m.Slots).
+func (r *router) primariesOf(m *slots.Map) *primaries {
+	if p := r.prims.Load(); p != nil && p.m == m {
+		return p
+	}
+	return nil
 }
 
 // noBackups reports whether no slot of m has a backup.
@@ -549,6 +594,7 @@ func (r *router) refresh() {
 		r.backups.Store(true) // before a loop can see m (see loopSafe)
 	}
 	r.m.Store(m)
+	r.prims.Store(newPrimaries(m))
 	r.backups.Store(!nb)
 	r.ver.Store(e.Version)
 	raiseCAS(r.repl.inner, m.MaxEpoch()<<slots.EpochShift)
@@ -563,6 +609,9 @@ func (r *router) owner(key []byte) (node string, slot int, ok bool) {
 		return "", 0, false
 	}
 	slot = slots.Of(key)
+	if p := r.primariesOf(m); p != nil {
+		return p.names[p.idx[slot]], slot, true
+	}
 	return m.Slots[slot].Primary, slot, true
 }
 

@@ -148,7 +148,7 @@ func (rp *replicator) commitJoin(j *join, commit func() error) error {
 // or this node is no longer the slots' primary).
 func (rp *replicator) settleJoins(fs []*future, js []*join, waits []*future, nodes []string) (_ []*future, _ []string, ended []*join) {
 	for k, f := range fs {
-		<-f.done
+		f.wait()
 		if string(f.data) == "A\r\n" {
 			continue
 		}

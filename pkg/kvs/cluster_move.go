@@ -69,7 +69,7 @@ type stickyFwd struct {
 // still waiting for the session's requests before it (see broadcast) is
 // every slot's: the later request is sent after it.
 func (s *session) inFlight(slot int) (stickyFwd, bool) {
-	if s.ow == nil {
+	if s.ow == nil || len(s.ow.sticky) == 0 {
 		return stickyFwd{}, false
 	}
 	if st, ok := s.ow.sticky[slot]; ok && !st.f.isDone() {
@@ -200,46 +200,86 @@ func (s *session) retried(f *future, ver uint64, preds []*future, attempt func(m
 // retriedUntil is retried with its deadline. It reads no session state
 // but the router (a request's part is sent again so from a goroutine).
 func (s *session) retriedUntil(f *future, ver uint64, preds []*future, deadline time.Time, attempt func(m *slots.Map) []byte) (out *future, queued *atomic.Bool) {
-	r := s.svc.router
-	out, queued = newFuture(), new(atomic.Bool)
-	f.attach(func() {
-		if !ranNowhere(f.data) || !time.Now().Before(deadline) {
-			out.complete(f.data)
-			return
+	return s.startRetry(&retry{f: f, ver: ver, preds: preds, deadline: deadline, attempt: attempt})
+}
+
+// retriedGet is retriedUntil of a retrieval of keys (see getAttempt):
+// the attempt is made only once the request must be sent again.
+func (s *session) retriedGet(f *future, ver uint64, preds []*future, deadline time.Time, prefix []byte, keys [][]byte) (out *future, queued *atomic.Bool) {
+	return s.startRetry(&retry{f: f, ver: ver, preds: preds, deadline: deadline, sid: s.sid, prefix: prefix, keys: keys})
+}
+
+// startRetry has rt wait for its first reply.
+func (s *session) startRetry(rt *retry) (*future, *atomic.Bool) {
+	rt.r = s.svc.router
+	rt.f.attach(rt.first)
+	return &rt.out, &rt.queued
+}
+
+// retry is a request sent again while it ran nowhere (see retriedUntil):
+// its final reply, and what sending it again takes, in one allocation per
+// forwarded request.
+type retry struct {
+	out      future
+	queued   atomic.Bool
+	r        *router
+	f        *future // the first reply
+	ver      uint64
+	preds    []*future
+	deadline time.Time
+	attempt  func(m *slots.Map) []byte
+	// Without attempt, a retrieval of keys (see getAttempt) by session
+	// sid.
+	sid    uint64
+	prefix []byte
+	keys   [][]byte
+}
+
+// first takes the first reply in: the final one, unless it ran nowhere.
+func (rt *retry) first() {
+	f := rt.f
+	if !ranNowhere(f.data) || !time.Now().Before(rt.deadline) {
+		rt.out.complete(f.data)
+		return
+	}
+	rt.queued.Store(true)
+	go rt.again()
+}
+
+// again sends the request again until it runs, or until its deadline.
+func (rt *retry) again() {
+	r, f, deadline, attempt := rt.r, rt.f, rt.deadline, rt.attempt
+	if attempt == nil {
+		attempt = getAttempt(r, rt.sid, rt.prefix, rt.keys)
+	}
+	for _, p := range rt.preds {
+		p.wait()
+	}
+	data, v, backoff := f.data, rt.ver, lagRetry
+	if string(data) == behindReply {
+		// Never sent: it waited for preds only, and goes now to
+		// its primary in this node's map.
+		if m := r.m.Load(); m != nil {
+			data, v = attempt(m), r.ver.Load()
 		}
-		queued.Store(true)
-		go func() {
-			for _, p := range preds {
-				<-p.done
+	}
+	for ranNowhere(data) && time.Now().Before(deadline) {
+		until := time.Now().Add(backoff)
+		if until.After(deadline) {
+			until = deadline
+		}
+		m, nv := r.waitVer(v, until)
+		if m == nil {
+			// No newer map: the same again (its primary may not
+			// have learned it yet).
+			if m, nv = r.m.Load(), r.ver.Load(); m == nil || !time.Now().Before(deadline) {
+				break
 			}
-			data, v, backoff := f.data, ver, lagRetry
-			if string(data) == behindReply {
-				// Never sent: it waited for preds only, and goes now to
-				// its primary in this node's map.
-				if m := r.m.Load(); m != nil {
-					data, v = attempt(m), r.ver.Load()
-				}
-			}
-			for ranNowhere(data) && time.Now().Before(deadline) {
-				until := time.Now().Add(backoff)
-				if until.After(deadline) {
-					until = deadline
-				}
-				m, nv := r.waitVer(v, until)
-				if m == nil {
-					// No newer map: the same again (its primary may not
-					// have learned it yet).
-					if m, nv = r.m.Load(), r.ver.Load(); m == nil || !time.Now().Before(deadline) {
-						break
-					}
-					backoff = min(2*backoff, maxLagRetry)
-				}
-				data, v = attempt(m), nv
-			}
-			out.complete(data)
-		}()
-	})
-	return out, queued
+			backoff = min(2*backoff, maxLagRetry)
+		}
+		data, v = attempt(m), nv
+	}
+	rt.out.complete(data)
 }
 
 // before returns the final replies of the session's requests still in
@@ -258,7 +298,7 @@ func (s *session) before(slots []int) []*future {
 // for its reply (on a retry's goroutine, never on an event loop).
 func (r *router) sendWait(node string, sid uint64, req []byte) []byte {
 	f := r.send(node, sid, req)
-	<-f.done
+	f.wait()
 	return f.data
 }
 

@@ -36,23 +36,27 @@ import (
 // and wake fewer goroutines on either side.
 const peerConnsPerNode = 4
 
-// future is a reply that arrives later.
+// future is a reply that arrives later. Most are awaited by a callback
+// (see attach) on an event loop, not by a goroutine: the channel a
+// goroutine waits on is made only for one that does (see wait).
 type future struct {
-	done chan struct{}
-	data []byte
 	mu   sync.Mutex
 	fin  bool
-	cb   func() // called once complete (see attach)
+	data []byte
+	cb   func()        // called once complete (see attach)
+	ch   chan struct{} // closed once complete; made by doneCh
 }
 
-func newFuture() *future { return &future{done: make(chan struct{})} }
+func newFuture() *future { return &future{} }
 
 func (f *future) complete(b []byte) {
 	f.mu.Lock()
 	f.data, f.fin = b, true
-	cb := f.cb
+	cb, ch := f.cb, f.ch
 	f.mu.Unlock()
-	close(f.done)
+	if ch != nil {
+		close(ch)
+	}
 	if cb != nil {
 		cb()
 	}
@@ -72,12 +76,29 @@ func (f *future) attach(cb func()) {
 
 // isDone reports whether f is complete.
 func (f *future) isDone() bool {
-	select {
-	case <-f.done:
-		return true
-	default:
-		return false
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fin
+}
+
+// wait blocks until f is complete; f.data is its reply then.
+func (f *future) wait() {
+	if !f.isDone() {
+		<-f.doneCh()
 	}
+}
+
+// doneCh returns a channel closed once f is complete.
+func (f *future) doneCh() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ch == nil {
+		f.ch = make(chan struct{})
+		if f.fin {
+			close(f.ch)
+		}
+	}
+	return f.ch
 }
 
 // failed returns a future completed with a SERVER_ERROR line.
@@ -160,7 +181,8 @@ type peerConn struct {
 	kick    chan struct{}
 	mu      sync.Mutex
 	bw      *bufio.Writer
-	q       []*future
+	q       []*future // awaited replies from q[qh] on (see pop)
+	qh      int
 	dirty   bool
 	dead    bool
 	sentAt  time.Time
@@ -214,7 +236,7 @@ func (pc *peerConn) send(req []byte) *future {
 		return failed("node " + pc.node + ": connection lost")
 	}
 	f := newFuture()
-	if len(pc.q) == 0 {
+	if pc.awaited() == 0 {
 		pc.sentAt = time.Now()
 	}
 	pc.q = append(pc.q, f)
@@ -256,23 +278,36 @@ func (pc *peerConn) flush() {
 // pop takes the future of the oldest request awaiting its reply; ok is
 // false if none awaits one (a reply nobody asked for). pc.mu is held.
 func (pc *peerConn) pop() (f *future, ok bool) {
-	if len(pc.q) == 0 {
+	if pc.awaited() == 0 {
 		return nil, false
 	}
-	f = pc.q[0]
-	pc.q[0] = nil
-	pc.q = pc.q[1:]
-	if len(pc.q) > 0 {
+	f = pc.q[pc.qh]
+	pc.q[pc.qh] = nil
+	pc.qh++
+	switch {
+	case pc.qh == len(pc.q):
+		// Empty: the queue starts again at the front of its array, which
+		// the next requests reuse rather than grow a new one.
+		pc.q, pc.qh = pc.q[:0], 0
+	case pc.qh > len(pc.q)/2:
+		n := copy(pc.q, pc.q[pc.qh:])
+		clear(pc.q[n:])
+		pc.q, pc.qh = pc.q[:n], 0
+	}
+	if pc.awaited() > 0 {
 		pc.sentAt = time.Now()
 	}
 	return f, true
 }
 
+// awaited is the number of replies awaited (pc.mu held).
+func (pc *peerConn) awaited() int { return len(pc.q) - pc.qh }
+
 // fail closes the connection and fails every reply still awaited.
 func (pc *peerConn) fail(why string) {
 	pc.mu.Lock()
-	q := pc.q
-	pc.q = nil
+	q := pc.q[pc.qh:]
+	pc.q, pc.qh = nil, 0
 	wasDead := pc.dead
 	pc.dead = true
 	pc.mu.Unlock()
@@ -304,7 +339,7 @@ func (pc *peerConn) readLoop() {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				pc.mu.Lock()
-				idle := len(pc.q) == 0 || time.Since(pc.sentAt) < pc.timeout
+				idle := pc.awaited() == 0 || time.Since(pc.sentAt) < pc.timeout
 				pc.mu.Unlock()
 				if idle && len(reply) == 0 {
 					continue
@@ -611,15 +646,18 @@ type orderedWriter struct {
 	peers []*peerConn // with requests queued since the last Flush
 	// sticky: see inFlight.
 	sticky map[int]stickyFwd
+	// parts is drain's buffer.
+	parts [][]byte
 }
 
 // segment is bytes written, or a reply to wait for.
 type segment struct {
 	b []byte
 	f *future
-	// merge, if set, makes the segment's bytes from the replies of fs.
+	// merge, if set, appends the segment's bytes, made from the replies
+	// of fs, to its first argument.
 	fs    []*future
-	merge func([][]byte) []byte
+	merge func(dst []byte, parts [][]byte) []byte
 }
 
 func (o *orderedWriter) Write(p []byte) (int, error) {
@@ -663,7 +701,7 @@ func containsConn(pcs []*peerConn, pc *peerConn) bool {
 }
 
 // awaitMerged adds replies to wait for whose bytes merge makes into one.
-func (o *orderedWriter) awaitMerged(fs []*future, merge func([][]byte) []byte) {
+func (o *orderedWriter) awaitMerged(fs []*future, merge func(dst []byte, parts [][]byte) []byte) {
 	o.segs = append(o.segs, segment{fs: fs, merge: merge})
 }
 
@@ -730,15 +768,21 @@ func (o *orderedWriter) drain() {
 		s := &o.segs[i]
 		switch {
 		case s.f != nil:
-			<-s.f.done
+			s.f.wait()
 			o.w.Write(s.f.data)
 		case s.merge != nil:
-			parts := make([][]byte, len(s.fs))
-			for j, f := range s.fs {
-				<-f.done
-				parts[j] = f.data
+			parts := o.parts[:0]
+			for _, f := range s.fs {
+				f.wait()
+				parts = append(parts, f.data)
 			}
-			o.w.Write(s.merge(parts))
+			if ew, ok := o.w.(*evWriter); ok {
+				ew.buf = s.merge(ew.buf, parts) // straight into the output
+			} else {
+				o.w.Write(s.merge(nil, parts))
+			}
+			clear(parts)
+			o.parts = parts[:0]
 		default:
 			o.w.Write(s.b)
 		}

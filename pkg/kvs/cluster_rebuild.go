@@ -170,7 +170,7 @@ func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *reb
 	}
 	// The stream is in order: when its last record is applied, all are.
 	for _, f := range last {
-		<-f.done
+		f.wait()
 		if string(f.data) != "A\r\n" {
 			return fmt.Errorf("backup %s: %q", backup, bytes.TrimSpace(f.data))
 		}

@@ -129,6 +129,12 @@ func (rp *replicator) slot(key []byte) (int, slots.Slot, *slots.Map) {
 // Get implements Store: a key whose write awaits its backups is read once
 // they have it.
 func (rp *replicator) Get(key []byte, now int64) (Item, bool) {
+	if !rp.r.backups.Load() {
+		// No slot has backups (as under the map slot would read: see
+		// router.refresh), and no read waits: the slot's entry is not
+		// read, a cache miss per key.
+		return rp.inner.Get(key, now)
+	}
 	i, s, _ := rp.slot(key)
 	if len(s.Backups) == 0 {
 		return rp.inner.Get(key, now)
@@ -274,7 +280,7 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 // it (see appliedNowhere).
 func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []string, all []*future) error {
 	for j, f := range waits {
-		<-f.done
+		f.wait()
 		ans := string(f.data)
 		switch {
 		case ans == "A\r\n":
@@ -299,7 +305,7 @@ func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []str
 // its connection may hide an applied record.
 func appliedNowhere(all []*future) bool {
 	for _, f := range all {
-		<-f.done
+		f.wait()
 		a := f.data
 		if !bytes.HasPrefix(a, []byte("S ")) && !bytes.HasPrefix(a, []byte("E ")) && !ranNowhere(a) {
 			return false

@@ -281,7 +281,7 @@ func (rp *replicator) resyncOnce(ss []int, m *slots.Map) error {
 	var errs []error
 	var copies []*resyncGroup
 	for j, g := range groups {
-		<-begins[j].done
+		begins[j].wait()
 		ds, err := parseDigests(begins[j].data, len(g.slots))
 		if err != nil {
 			errs = append(errs, rp.resyncFailed(g, err))
@@ -341,7 +341,7 @@ func (rp *replicator) resyncKeys(g *resyncGroup) error {
 	pc := rp.stream(g.backup)
 	lf := pc.send(encodeRecordOp(g.epoch, g.slots[0], 'L', nil, Item{Value: slotList(g.slots)}))
 	mine := rp.keyHashes(g.slots)
-	<-lf.done
+	lf.wait()
 	theirs, err := parseKeyList(lf.data)
 	if err != nil {
 		return err
@@ -384,7 +384,7 @@ func (rp *replicator) resyncKeys(g *resyncGroup) error {
 		}
 	}
 	for _, f := range fs {
-		<-f.done
+		f.wait()
 		if string(f.data) != "A\r\n" {
 			return errors.New(strings.TrimSpace(string(f.data)))
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -142,7 +143,7 @@ func (s *session) broadcastBehind(req []byte, preds []*future, ver uint64, wait 
 	out := newFuture()
 	go func() {
 		for _, p := range preds {
-			<-p.done
+			p.wait()
 		}
 		m, v := r.m.Load(), r.ver.Load()
 		if m == nil {
@@ -157,9 +158,9 @@ func (s *session) broadcastBehind(req []byte, preds []*future, ver uint64, wait 
 				nodes, fs = append(nodes, node), append(fs, r.send(node, sid, req))
 			}
 		}
-		<-local.done
+		local.wait()
 		f := s.retryBroadcast(req, local.data, nodes, fs, v, wait, merge)
-		<-f.done
+		f.wait()
 		out.complete(f.data)
 	}()
 	s.stickAll(out, ver)
@@ -239,7 +240,7 @@ func (s *session) retryBroadcast(req, local []byte, nodes []string, fs []*future
 					afs[j] = r.send(n, sid, req)
 				}
 				for j, n := range ask {
-					<-afs[j].done
+					afs[j].wait()
 					answers[n] = afs[j].data
 				}
 			}
@@ -408,7 +409,16 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 	r := s.svc.router
 	m := r.m.Load()
 	ver := r.ver.Load()
-	keys := make([][]byte, 0, n-first)
+	// The keys, their slots and owners, and the nodes, in the session's
+	// buffers: most retrievals run here, and allocate nothing for it. The
+	// part run here (see runLocal) routes again, with the next buffers.
+	sc := &routeScratch{}
+	if s.routeDepth < len(s.route) {
+		sc = &s.route[s.routeDepth]
+	}
+	s.routeDepth++
+	defer func() { s.routeDepth-- }()
+	keys := sc.keys[:0]
 	for i := first; i < n; i++ {
 		keys = append(keys, s.toks[i])
 	}
@@ -416,6 +426,8 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 		keys = append(keys, k)
 		return true
 	})
+	sc.keys = keys
+	defer sc.clear()
 	if len(keys) == 0 {
 		return false // ERROR, here as anywhere
 	}
@@ -429,28 +441,35 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 		s.outErr("SERVER_ERROR lbd: unavailable: tenant " + r.tenant + " has no slot map")
 		return true
 	}
-	owners := make([]string, len(keys))
-	var nodes []string
+	owners, nodes, sls := sc.owners[:0], sc.nodes[:0], sc.slots[:0]
 	serving := r.serving()
 	// behind: a key goes where the session's request in flight for its
 	// slot went; queued: that one is being sent again.
 	behind, queued := false, false
-	for i, k := range keys {
+	prims := r.primariesOf(m)
+	for _, k := range keys {
 		sl := slots.Of(k)
-		o := m.Slots[sl].Primary
+		var o string
+		var epoch uint64
+		if prims != nil {
+			o, epoch = prims.names[prims.idx[sl]], prims.epoch[sl]
+		} else {
+			o, epoch = m.Slots[sl].Primary, m.Slots[sl].Epoch
+		}
 		if st, ok := s.inFlight(sl); ok {
 			o, behind = st.node, true
 			ver = min(ver, st.ver)
 			queued = queued || st.queued.Load()
 		}
-		owners[i] = o
+		owners, sls = append(owners, o), append(sls, sl)
 		if !containsStr(nodes, o) {
 			nodes = append(nodes, o)
 		}
-		if o == self && serving && r.repl.isFenced(sl, m.Slots[sl].Epoch) {
+		if o == self && serving && r.repl.isFenced(sl, epoch) {
 			serving = false
 		}
 	}
+	sc.owners, sc.nodes, sc.slots = owners, nodes, sls
 	// gat and gats write: on an event loop, a replicated tenant's run at
 	// this node's own peer listener (see loopWaits), and so do reads
 	// behind requests still in flight there, to stay behind them.
@@ -466,6 +485,10 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 		s.outErr("SERVER_ERROR lbd: unavailable: node " + self + " is not serving every key")
 		return true
 	}
+	// The keys are slices of the connection's input buffer, which the
+	// loop refills while the other nodes' parts are awaited: the merge and
+	// the retries keep a copy.
+	keys = ownKeys(keys)
 	prefix := append([]byte(nil), s.toks[0]...)
 	if first == 2 {
 		prefix = append(append(prefix, ' '), s.toks[1]...)
@@ -481,14 +504,23 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 		s.retryGetAll(prefix, keys, "a slot has no primary", ver)
 		return true
 	case len(nodes) == 1 && len(keys) == 1:
-		f, pc := s.forwardSlot(slots.Of(keys[0]), nodes[0], append(bytes.Clone(line), '\r', '\n'))
+		f, pc := s.forwardSlot(sls[0], nodes[0], append(bytes.Clone(line), '\r', '\n'))
 		s.ow.await(f, pc)
 		return true
 	}
-	// One request per node, with its keys in order.
+	// One request per node, with its keys in order: the parts, and their
+	// keys' slots, are pieces of one slice each.
 	fs := make([]*future, len(nodes))
+	byNode := make([][]byte, 0, len(keys))
+	slotsByNode := sc.partSlots[:0]
 	for j, node := range nodes {
-		part := partKeys(keys, owners, node)
+		start := len(byNode)
+		for i, o := range owners {
+			if o == node {
+				byNode, slotsByNode = append(byNode, keys[i]), append(slotsByNode, sls[i])
+			}
+		}
+		part, partSlots := byNode[start:len(byNode):len(byNode)], slotsByNode[start:]
 		req := getRequest(prefix, part)
 		if node == self && !selfPeer {
 			fs[j] = s.runLocal(req)
@@ -498,17 +530,54 @@ func (s *session) routeGet(line []byte, n int, rest []byte, first int) bool {
 		fs[j], pc = s.forward(node, req)
 		s.ow.sent(pc)
 		var q *atomic.Bool
-		fs[j], q = s.retryGet(prefix, part, fs[j], ver)
-		for _, k := range part {
-			s.stick(slots.Of(k), node, fs[j], ver, q)
+		fs[j], q = s.retryGet(prefix, part, partSlots, fs[j], ver)
+		for _, sl := range partSlots {
+			s.stick(sl, node, fs[j], ver, q)
 		}
 	}
+	sc.partSlots = slotsByNode
 	if len(nodes) == 1 {
 		s.ow.await(fs[0], nil)
 		return true
 	}
-	s.ow.awaitMerged(fs, func(parts [][]byte) []byte { return mergeGets(keys, owners, nodes, parts) })
+	s.ow.awaitMerged(fs, func(dst []byte, parts [][]byte) []byte { return mergeGets(dst, keys, parts) })
 	return true
+}
+
+// ownKeys returns a copy of keys, each a slice of one new copy of them
+// all.
+func ownKeys(keys [][]byte) [][]byte {
+	n := 0
+	for _, k := range keys {
+		n += len(k)
+	}
+	buf := make([]byte, 0, n)
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		buf = append(buf, k...)
+		out[i] = buf[len(buf)-len(k) : len(buf) : len(buf)]
+	}
+	return out
+}
+
+// routeScratch is a session's buffers for routing a retrieval (see
+// routeGet); nothing in them outlives the request's routing.
+type routeScratch struct {
+	keys      [][]byte
+	slots     []int
+	owners    []string
+	nodes     []string
+	partSlots []int
+}
+
+// clear drops what the buffers point to (the input buffer, the map's
+// node names), keeping their room.
+func (sc *routeScratch) clear() {
+	clear(sc.keys)
+	clear(sc.owners)
+	clear(sc.nodes)
+	sc.keys, sc.owners, sc.nodes = sc.keys[:0], sc.owners[:0], sc.nodes[:0]
+	sc.slots, sc.partSlots = sc.slots[:0], sc.partSlots[:0]
 }
 
 // partKeys returns the keys whose owner is node, in order.
@@ -525,7 +594,11 @@ func partKeys(keys [][]byte, owners []string, node string) [][]byte {
 // getRequest builds a retrieval of keys ("get k1 k2\r\n"; prefix is the
 // command, and gat's exptime).
 func getRequest(prefix []byte, keys [][]byte) []byte {
-	req := bytes.Clone(prefix)
+	n := len(prefix) + len(keys) + 2
+	for _, k := range keys {
+		n += len(k)
+	}
+	req := append(make([]byte, 0, n), prefix...)
 	for _, k := range keys {
 		req = append(append(req, ' '), k...)
 	}
@@ -535,26 +608,26 @@ func getRequest(prefix []byte, keys [][]byte) []byte {
 // retryGetAll answers a retrieval of keys that cannot be sent now (msg
 // says why) once it ran at the primaries of a newer map (see retryGet).
 func (s *session) retryGetAll(prefix []byte, keys [][]byte, msg string, ver uint64) {
-	f, q := s.retryGet(prefix, keys, failed(msg), ver)
-	for _, k := range keys {
-		s.stick(slots.Of(k), s.svc.router.n.opts.Node, f, ver, q)
+	sls := make([]int, len(keys))
+	for i, k := range keys {
+		sls[i] = slots.Of(k)
+	}
+	f, q := s.retryGet(prefix, keys, sls, failed(msg), ver)
+	for _, sl := range sls {
+		s.stick(sl, s.svc.router.n.opts.Node, f, ver, q)
 	}
 	s.ow.await(f, nil)
 }
 
 // retryGet returns the final reply of a retrieval of keys routed by the map
-// of version ver whose first reply is f: while it says it ran nowhere,
+// of version ver (sls their slots) whose first reply is f: while it says it ran nowhere,
 // the keys are sent again split by this node's newer map, one request per
 // node, and the replies merged in the order of the keys. A gat or gats
 // whose touch failed half way (see touchRest) has the keys it did not
 // reach sent again so too.
-func (s *session) retryGet(prefix []byte, keys [][]byte, f *future, ver uint64) (*future, *atomic.Bool) {
-	sls := make([]int, len(keys))
-	for i, k := range keys {
-		sls[i] = slots.Of(k)
-	}
+func (s *session) retryGet(prefix []byte, keys [][]byte, sls []int, f *future, ver uint64) (*future, *atomic.Bool) {
 	deadline := time.Now().Add(moveWait)
-	out, queued := s.retriedUntil(f, ver, s.before(sls), deadline, getAttempt(s.svc.router, s.sid, prefix, keys))
+	out, queued := s.retriedGet(f, ver, s.before(sls), deadline, prefix, keys)
 	if bytes.HasPrefix(prefix, []byte("gat")) {
 		out = s.touchRest(prefix, keys, out, ver, deadline)
 	}
@@ -585,13 +658,13 @@ func getAttempt(r *router, sid uint64, prefix []byte, keys [][]byte) func(m *slo
 		}
 		parts := make([][]byte, len(nodes))
 		for j, f := range fs {
-			<-f.done
+			f.wait()
 			parts[j] = f.data
 		}
 		if len(nodes) == 1 {
 			return parts[0]
 		}
-		return mergeGets(keys, owners, nodes, parts)
+		return mergeGets(nil, keys, parts)
 	}
 }
 
@@ -659,14 +732,21 @@ func containsStr(list []string, s string) bool {
 
 // runLocal runs one request line (with its "\r\n", no data block) in this
 // session and returns its reply.
+// The reply is built in one buffer the size of the last one.
 func (s *session) runLocal(req []byte) *future {
-	var buf bytes.Buffer
+	lw := &s.local
+	if lw.buf != nil {
+		lw = &evWriter{} // runLocal within runLocal
+	}
+	lw.buf = make([]byte, 0, max(s.localSize, 64))
 	w, noreply := s.w, s.noreply
-	s.w = &bufWriter{&buf}
+	s.w = lw
 	s.dispatchLocal(req[:len(req)-2])
 	s.w, s.noreply = w, noreply
 	f := newFuture()
-	f.complete(buf.Bytes())
+	f.complete(lw.buf)
+	s.localSize = min(len(lw.buf), 256<<10)
+	lw.buf = nil
 	return f
 }
 
@@ -683,65 +763,73 @@ type bufWriter struct{ *bytes.Buffer }
 
 func (bufWriter) Flush() error { return nil }
 
-// mergeGets puts the VALUE blocks of the nodes' replies (parts, in the
-// order of nodes) back in the order of keys. A reply that is not a list of
-// values ended by END (an error) is the whole answer.
-func mergeGets(keys [][]byte, owners, nodes []string, parts [][]byte) []byte {
-	blocks := make([][][]byte, len(parts)) // per node: its VALUE blocks
+// mergeGets appends to dst the VALUE blocks of the nodes' replies (parts)
+// in the order of keys. A reply that is not a list of values ended by END
+// (an error) is the whole answer. Each key's block is in one part only
+// (its owner's), in the order that part's keys were asked in, so the
+// merge takes, for each key, the next block of the part whose next block
+// is that key's. It allocates nothing but dst's growth: it runs for every
+// forwarded multi-get, on the loop.
+func mergeGets(dst []byte, keys [][]byte, parts [][]byte) []byte {
 	size := len("END\r\n")
-	for j, p := range parts {
-		bs, ok := splitValues(p)
-		if !ok {
-			return p
+	for _, p := range parts {
+		if !valueList(p) {
+			return append(dst, p...)
 		}
-		blocks[j] = bs
 		size += len(p)
 	}
-	out := make([]byte, 0, size) // one allocation, not one per doubling
-	next := make([]int, len(nodes))
-	for i, k := range keys {
-		j := indexStr(nodes, owners[i])
-		if next[j] < len(blocks[j]) {
-			b := blocks[j][next[j]]
-			if bytes.HasPrefix(b[6:], k) && b[6+len(k)] == ' ' {
-				out = append(out, b...)
-				next[j]++
+	dst = slices.Grow(dst, size) // one allocation, not one per doubling
+	var offs [8]int
+	off := offs[:0]
+	if len(parts) > len(offs) {
+		off = make([]int, 0, len(parts))
+	}
+	off = off[:len(parts)]
+	for _, k := range keys {
+		for j, p := range parts {
+			b := p[off[j]:]
+			if len(b) > 6+len(k) && string(b[:6]) == "VALUE " && bytes.HasPrefix(b[6:], k) && b[6+len(k)] == ' ' {
+				n := valueBlockLen(b)
+				dst = append(dst, b[:n]...)
+				off[j] += n
+				break
 			}
 		}
 	}
-	return append(out, "END\r\n"...)
+	return append(dst, "END\r\n"...)
 }
 
-func indexStr(list []string, s string) int {
-	for i, x := range list {
-		if x == s {
-			return i
-		}
-	}
-	return -1
-}
-
-// splitValues splits a retrieval reply into its VALUE blocks; false if it
-// does not end with END.
-func splitValues(p []byte) ([][]byte, bool) {
-	var out [][]byte
+// valueList reports whether p is a retrieval reply: VALUE blocks ended by
+// END.
+func valueList(p []byte) bool {
 	for len(p) > 0 {
 		if string(p) == "END\r\n" {
-			return out, true
+			return true
 		}
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 || !bytes.HasPrefix(p, []byte("VALUE ")) {
-			return nil, false
+		if !bytes.HasPrefix(p, []byte("VALUE ")) {
+			return false
 		}
-		n, ok := dataLen(p[:i+1])
-		if !ok || len(p) < i+1+n+2 {
-			return nil, false
+		n := valueBlockLen(p)
+		if n == 0 {
+			return false
 		}
-		end := i + 1 + n + 2
-		out = append(out, p[:end])
-		p = p[end:]
+		p = p[n:]
 	}
-	return nil, false
+	return false
+}
+
+// valueBlockLen returns the length of the VALUE block at the start of p
+// (its line and data block), 0 if p does not start with a whole one.
+func valueBlockLen(p []byte) int {
+	i := bytes.IndexByte(p, '\n')
+	if i < 0 {
+		return 0
+	}
+	n, ok := dataLen(p[:i+1])
+	if !ok || len(p) < i+1+n+2 {
+		return 0
+	}
+	return i + 1 + n + 2
 }
 
 // routeFlushAll runs flush_all here and on every other node of the

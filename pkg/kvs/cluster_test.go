@@ -2,6 +2,7 @@ package kvs
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -383,6 +384,56 @@ func TestClusterMultiGet(t *testing.T) {
 	}
 }
 
+// TestClusterMultiGetPipelined pipelines multi-gets of keys on every node
+// through one node, cut at every byte: the loop reads more input into the
+// connection's buffer while the forwarded parts of a request are awaited,
+// and its reply must still be merged by the request's own keys.
+func TestClusterMultiGetPipelined(t *testing.T) {
+	tc := startCluster(t, 3, 0, slots.Sync)
+	c := dialText(t, tc.addrs[0])
+	defer c.close()
+	var reqs [2]string
+	for j, prefix := range []string{"p", "qqq"} {
+		var keys []string
+		for i := range 16 {
+			k := fmt.Sprintf("%s%d", prefix, i)
+			keys = append(keys, k)
+			if got, _ := c.do(fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(k), k)); got != "STORED\r\n" {
+				t.Fatalf("set: %q", got)
+			}
+		}
+		reqs[j] = "get " + strings.Join(keys, " ") + "\r\n"
+	}
+	both := reqs[0] + reqs[1]
+	const rounds = 300
+	c.c.SetDeadline(time.Now().Add(30 * time.Second))
+	go func() {
+		for i := range rounds {
+			cut := i % len(both)
+			io.WriteString(c.c, both[:cut])
+			io.WriteString(c.c, both[cut:])
+		}
+	}()
+	for i := range 2 * rounds {
+		var got strings.Builder
+		for {
+			l, err := c.br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reply %d: %v", i, err)
+			}
+			got.WriteString(l)
+			if l == "END\r\n" || !strings.HasPrefix(l, "VALUE ") {
+				break
+			}
+			d, _ := c.br.ReadString('\n')
+			got.WriteString(d)
+		}
+		if n := strings.Count(got.String(), "VALUE "); n != 16 || !strings.HasSuffix(got.String(), "END\r\n") {
+			t.Fatalf("reply %d (%s): %d values:\n%q", i, reqs[i%2][:6], n, got.String())
+		}
+	}
+}
+
 // setVia sets key on a new connection to addr and reports whether it was
 // acknowledged.
 func setVia(t testing.TB, addr, key, val string) bool {
@@ -547,7 +598,7 @@ func TestClusterStaleEpochRefused(t *testing.T) {
 	m := tc.slotMap()
 	key := []byte("stale")
 	s := m.Slots[slots.Of(key)]
-	backup := indexStr(tc.names, s.Backups[0])
+	backup := slices.Index(tc.names, s.Backups[0])
 	c, err := net.Dial("tcp", tc.tiers[backup].PeerAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -591,7 +642,7 @@ func TestClusterStaleStreamIgnored(t *testing.T) {
 	key := []byte("stream")
 	slot := slots.Of(key)
 	s := m.Slots[slot]
-	backup := indexStr(tc.names, s.Backups[0])
+	backup := slices.Index(tc.names, s.Backups[0])
 	stream := func(seq int) (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", tc.tiers[backup].PeerAddr())
 		if err != nil {
@@ -689,7 +740,17 @@ func FuzzReadPeerReply(f *testing.F) {
 	f.Add([]byte("VALUE k 0 -1\r\nMN\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		readPeerReply(bufio.NewReader(strings.NewReader(string(b))))
-		splitValues(b)
+		if valueList(b) {
+			// One part, its keys as they come: merged, it is itself.
+			var keys [][]byte
+			for p := b; len(p) > 5; p = p[valueBlockLen(p):] {
+				k := p[6:]
+				keys = append(keys, k[:bytes.IndexByte(k, ' ')])
+			}
+			if got := mergeGets(nil, keys, [][]byte{b}); !bytes.Equal(got, b) {
+				t.Fatalf("mergeGets of %q: %q", b, got)
+			}
+		}
 	})
 }
 
@@ -764,7 +825,7 @@ func TestClusterRebuild(t *testing.T) {
 		if !slices.Contains(s.Backups, "st3") {
 			continue
 		}
-		p := indexStr(tc.names, s.Primary)
+		p := slices.Index(tc.names, s.Primary)
 		want, wok := tc.innerStore(p).Get(k, now)
 		got, gok := back.Get(k, now)
 		if wok != gok || string(want.Value) != string(got.Value) || want.CAS != got.CAS || want.Flags != got.Flags {

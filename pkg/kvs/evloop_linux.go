@@ -949,30 +949,6 @@ func (r *evReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// evWriter collects replies until the loop writes them.
-type evWriter struct {
-	buf []byte
-	off int
-}
-
-// Write appends p.
-func (w *evWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	return len(p), nil
-}
-
-// WriteString appends s.
-func (w *evWriter) WriteString(s string) (int, error) {
-	w.buf = append(w.buf, s...)
-	return len(s), nil
-}
-
-// Flush does nothing: the loop writes.
-func (w *evWriter) Flush() error { return nil }
-
-// pending is the number of bytes not yet written.
-func (w *evWriter) pending() int { return len(w.buf) - w.off }
-
 // shutdownFD hangs up a connection's socket.
 func shutdownFD(fd int) { unix.Shutdown(fd, unix.SHUT_RDWR) }
 

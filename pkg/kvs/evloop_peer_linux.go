@@ -85,7 +85,7 @@ func (pc *peerConn) watch() {
 	for range t.C {
 		pc.mu.Lock()
 		dead := pc.dead
-		late := len(pc.q) > 0 && time.Since(pc.sentAt) >= pc.timeout
+		late := pc.awaited() > 0 && time.Since(pc.sentAt) >= pc.timeout
 		pc.mu.Unlock()
 		if dead {
 			return

@@ -229,7 +229,7 @@ func loopPeerConn(t *testing.T, timeout time.Duration, tlsOn bool) (*evPool, *pe
 func await(t *testing.T, f *future) string {
 	t.Helper()
 	select {
-	case <-f.done:
+	case <-f.doneCh():
 		return string(f.data)
 	case <-time.After(30 * time.Second):
 		t.Fatal("no reply after 30s")

@@ -74,6 +74,14 @@ type session struct {
 	ow   *orderedWriter
 	sid  uint64
 	peer bool
+	// route is routeGet's buffers: a client's request, and its part
+	// run here (see runLocal); routeDepth is how many are in use.
+	route      [2]routeScratch
+	routeDepth int
+	// local collects the reply of a request's part run here, as long as
+	// localSize, the last one's (see runLocal).
+	local     evWriter
+	localSize int
 }
 
 func newSession(svc *service, r reqReader, w respWriter) *session {
@@ -421,3 +429,27 @@ func (s *session) readChunk(buf []byte) (ok bool, err error) {
 	n := len(buf)
 	return buf[n-2] == '\r' && buf[n-1] == '\n', nil
 }
+
+// evWriter collects replies until the loop writes them.
+type evWriter struct {
+	buf []byte
+	off int
+}
+
+// Write appends p.
+func (w *evWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+// WriteString appends s.
+func (w *evWriter) WriteString(s string) (int, error) {
+	w.buf = append(w.buf, s...)
+	return len(s), nil
+}
+
+// Flush does nothing: the loop writes.
+func (w *evWriter) Flush() error { return nil }
+
+// pending is the number of bytes not yet written.
+func (w *evWriter) pending() int { return len(w.buf) - w.off }

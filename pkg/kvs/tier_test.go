@@ -184,13 +184,17 @@ func TestIdleTimeout(t *testing.T) {
 
 // TestTierSetsGoMemoryLimit checks that a tier told to sets the process's
 // soft memory limit from its tenants' limits, follows them on reload, and
-// lifts it when no tenant is left.
+// lifts it when no tenant is left; under a limit, the collector waits for
+// the heap to near it (GOGC off), unless the operator set GOGC.
 func TestTierSetsGoMemoryLimit(t *testing.T) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		t.Skip("GOMEMLIMIT is set: the tier leaves the limit to the operator")
 	}
 	prev := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	prevGC := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prevGC) })
+	gogc := os.Getenv("GOGC") != ""
 	tier := New(nil, Options{NoEventLoop: true, GoMemoryLimit: true})
 	t.Cleanup(func() { tier.Close() })
 	ctx := context.Background()
@@ -199,10 +203,11 @@ func TestTierSetsGoMemoryLimit(t *testing.T) {
 	steps := []struct {
 		tenants []TenantConfig
 		want    int64
+		wantGC  int // GOGC: off under a limit
 	}{
-		{[]TenantConfig{a, b}, 64<<20 + 16<<20 + 32<<20},
-		{[]TenantConfig{a}, 16<<20 + 4<<20 + 32<<20},
-		{nil, math.MaxInt64},
+		{[]TenantConfig{a, b}, 64<<20 + 16<<20 + 32<<20, -1},
+		{[]TenantConfig{a}, 16<<20 + 4<<20 + 32<<20, -1},
+		{nil, math.MaxInt64, 100},
 	}
 	for _, st := range steps {
 		if err := tier.Apply(ctx, st.tenants); err != nil {
@@ -210,6 +215,11 @@ func TestTierSetsGoMemoryLimit(t *testing.T) {
 		}
 		if got := debug.SetMemoryLimit(-1); got != st.want {
 			t.Errorf("%d tenants: Go memory limit %d, want %d", len(st.tenants), got, st.want)
+		}
+		got := debug.SetGCPercent(-1)
+		debug.SetGCPercent(got)
+		if !gogc && got != st.wantGC {
+			t.Errorf("%d tenants: GOGC %d, want %d", len(st.tenants), got, st.wantGC)
 		}
 	}
 }
