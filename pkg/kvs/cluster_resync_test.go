@@ -108,9 +108,15 @@ func TestClusterTakeoverResync(t *testing.T) {
 // it too (the takeover resync): killed, st2 fails over to st1, which
 // serves what st2 served. On a memory and on a durable tenant.
 func TestClusterHandOverLostAnswer(t *testing.T) {
-	t.Run("memory", func(t *testing.T) { testHandOverLostAnswer(t, startCluster(t, 3, 1, slots.Sync)) })
+	onMemoryAndDurable(t, 1, testHandOverLostAnswer)
+}
+
+// onMemoryAndDurable runs test on three nodes whose tenant has replicas
+// sync copies, in memory, then on a durable store.
+func onMemoryAndDurable(t *testing.T, replicas int, test func(*testing.T, *testCluster)) {
+	t.Run("memory", func(t *testing.T) { test(t, startCluster(t, 3, replicas, slots.Sync)) })
 	t.Run("durable", func(t *testing.T) {
-		testHandOverLostAnswer(t, startClusterOpts(t, 3, 1, slots.Sync, false, nil, func(c *TenantConfig) {
+		test(t, startClusterOpts(t, 3, replicas, slots.Sync, false, nil, func(c *TenantConfig) {
 			c.Store, c.Dir, c.Sync, c.SyncInterval = StoreDurable, t.TempDir(), SyncGroup, 10*time.Millisecond
 		}))
 	})
@@ -293,12 +299,7 @@ func TestResyncRecordRoundTrip(t *testing.T) {
 // everywhere were served on their digests, and the two copies hold
 // exactly the same items.
 func TestClusterTakeoverResyncSendsDiff(t *testing.T) {
-	t.Run("memory", func(t *testing.T) { testTakeoverResyncSendsDiff(t, startCluster(t, 3, 2, slots.Sync)) })
-	t.Run("durable", func(t *testing.T) {
-		testTakeoverResyncSendsDiff(t, startClusterOpts(t, 3, 2, slots.Sync, false, nil, func(c *TenantConfig) {
-			c.Store, c.Dir, c.Sync, c.SyncInterval = StoreDurable, t.TempDir(), SyncGroup, 10*time.Millisecond
-		}))
-	})
+	onMemoryAndDurable(t, 2, testTakeoverResyncSendsDiff)
 }
 
 func testTakeoverResyncSendsDiff(t *testing.T, tc *testCluster) {
