@@ -108,7 +108,8 @@ type evConn struct {
 	slowClose bool
 	// closeAfter: close once the answers handed to a goroutine are out.
 	closeAfter bool
-	// quitting: it sent "quit" while parked; resumed, it closes.
+	// quitting: it sent "quit" behind forwarded requests and is parked
+	// until their replies are in; resumed, it writes them and closes.
 	quitting bool
 	// A TLS connection (another node's, see clusterNode.loopPeer): the
 	// loop reads and writes through tc, over fc, the socket.
