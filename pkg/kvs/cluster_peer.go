@@ -515,6 +515,14 @@ func (n *clusterNode) admit(c net.Conn) bool {
 	return true
 }
 
+// newPeerSession returns the session of c, another node's forwarding
+// connection, reading from r: it runs the requests here, never forwards.
+func newPeerSession(svc *service, r *bufio.Reader, c net.Conn) *session {
+	sess := newSession(svc, r, bufio.NewWriterSize(&deadlineWriter{c: c}, 32<<10))
+	sess.peer = true
+	return sess
+}
+
 // errOnLoop: servePeer left the connection to an event loop.
 var errOnLoop = errors.New("kvs: peer connection on a loop")
 
@@ -572,9 +580,7 @@ func (n *clusterNode) servePeer(c net.Conn) error {
 		if n.loopPeer(svc, c, br) {
 			return errOnLoop
 		}
-		sess := newSession(svc, br, bufio.NewWriterSize(&deadlineWriter{c: c}, 32<<10))
-		sess.peer = true
-		return sess.serve()
+		return newPeerSession(svc, br, c).serve()
 	case f[0] == "lbd-repl" && (len(f) == 3 || len(f) == 4):
 		var seq uint64
 		if len(f) == 4 {

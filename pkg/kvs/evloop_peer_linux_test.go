@@ -95,6 +95,13 @@ func pipelineBehindForwards(t *testing.T, tc *testCluster) {
 	}
 }
 
+// overTCPAndTLS runs test on three nodes of a tenant without backups,
+// forwarding over plain TCP, then over the daemon's mutual TLS.
+func overTCPAndTLS(t *testing.T, test func(*testing.T, *testCluster)) {
+	t.Run("tcp", func(t *testing.T) { test(t, startCluster(t, 3, 0, slots.Sync)) })
+	t.Run("tls", func(t *testing.T) { test(t, startClusterTLS(t, 3, 0, slots.Sync)) })
+}
+
 // TestClusterPeersOnLoops: with no backups, the nodes forward over
 // connections their event loops read, and serve the other nodes'
 // connections on their loops; reads see writes through any node, a
@@ -103,16 +110,10 @@ func pipelineBehindForwards(t *testing.T, tc *testCluster) {
 // connections.
 // Over plain TCP and over the daemon's mutual TLS.
 func TestClusterPeersOnLoops(t *testing.T) {
-	for _, tlsOn := range []bool{false, true} {
-		t.Run(map[bool]string{false: "tcp", true: "tls"}[tlsOn], func(t *testing.T) { testClusterPeersOnLoops(t, tlsOn) })
-	}
+	overTCPAndTLS(t, testClusterPeersOnLoops)
 }
 
-func testClusterPeersOnLoops(t *testing.T, tlsOn bool) {
-	tc := startCluster(t, 3, 0, slots.Sync)
-	if tlsOn {
-		tc = startClusterTLS(t, 3, 0, slots.Sync)
-	}
+func testClusterPeersOnLoops(t *testing.T, tc *testCluster) {
 	for i := range 300 {
 		if !setVia(t, tc.addrs[i%3], fmt.Sprintf("l:%d", i), fmt.Sprintf("v%d", i)) {
 			t.Fatalf("set l:%d through %s failed", i, tc.names[i%3])
@@ -347,16 +348,10 @@ func testLoopPeerConnBackpressure(t *testing.T, tlsOn bool) {
 // node go on.
 // Over plain TCP and TLS.
 func TestClusterPeersLeaveLoopsForBackups(t *testing.T) {
-	for _, tlsOn := range []bool{false, true} {
-		t.Run(map[bool]string{false: "tcp", true: "tls"}[tlsOn], func(t *testing.T) { testClusterPeersLeaveLoopsForBackups(t, tlsOn) })
-	}
+	overTCPAndTLS(t, testClusterPeersLeaveLoopsForBackups)
 }
 
-func testClusterPeersLeaveLoopsForBackups(t *testing.T, tlsOn bool) {
-	tc := startCluster(t, 3, 0, slots.Sync)
-	if tlsOn {
-		tc = startClusterTLS(t, 3, 0, slots.Sync)
-	}
+func testClusterPeersLeaveLoopsForBackups(t *testing.T, tc *testCluster) {
 	for i := range 90 {
 		if !setVia(t, tc.addrs[i%3], fmt.Sprintf("b:%d", i), "before") {
 			t.Fatalf("set b:%d through %s failed", i, tc.names[i%3])

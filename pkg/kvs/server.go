@@ -182,16 +182,15 @@ func (srv *server) handle(c net.Conn, r io.Reader) {
 	if r == nil {
 		r = c
 	}
-	bw := bufio.NewWriterSize(&deadlineWriter{c: c}, 16<<10)
-	var sess *session
 	if srv.peer {
-		sess = newSession(svc, bufio.NewReaderSize(r, readBufSize), bufio.NewWriterSize(&deadlineWriter{c: c}, 32<<10))
-		sess.peer = true
+		sess := newPeerSession(svc, bufio.NewReaderSize(r, readBufSize), c)
 		if err := sess.serve(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 			svc.log.Debug("kvs: peer connection", "tenant", svc.name, "remote", c.RemoteAddr().String(), "err", err)
 		}
 		return
 	}
+	bw := bufio.NewWriterSize(&deadlineWriter{c: c}, 16<<10)
+	var sess *session
 	if svc.router != nil {
 		ow := &orderedWriter{w: bw}
 		sess = newSession(svc, bufio.NewReaderSize(r, readBufSize), ow)
