@@ -831,25 +831,13 @@ func (l *evLoop) handoff(c *evConn) {
 	go srv.serveHandedOff(nc, in, c.in.skip, out)
 }
 
-// readTLS reads what c's TLS connection has into its input buffer: until
-// crypto/tls would block (it may hold records read already, which no
-// EPOLLIN announces), growing the buffer past the loop's limits if it
-// must (the other node's pipelined requests). It reports false if the
-// connection failed.
+// readTLS reads what c's TLS connection has into its input buffer (see
+// readAllTLS), past the loop's limits if it must (the other node's
+// pipelined requests). It reports false if the connection failed.
 func (c *evConn) readTLS() bool {
-	in := &c.in
-	for {
-		if len(in.buf) == cap(in.buf) {
-			nb := make([]byte, len(in.buf), max(2*cap(in.buf), evInitBuf))
-			copy(nb, in.buf)
-			in.buf = nb
-		}
-		n, err := c.tc.Read(in.buf[len(in.buf):cap(in.buf)])
-		in.buf = in.buf[:len(in.buf)+n]
-		if err != nil {
-			return errors.Is(err, errWouldBlock)
-		}
-	}
+	var ok bool
+	c.in.buf, ok = readAllTLS(c.tc, c.in.buf)
+	return ok
 }
 
 // runBuffered runs every complete request buffered in in, appending the

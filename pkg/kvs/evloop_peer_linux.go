@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -193,7 +194,7 @@ func (l *evLoop) peerEvent(pc *peerConn, events uint32) {
 		}
 	} else {
 		if len(pc.in) == cap(pc.in) {
-			pc.growIn()
+			pc.in = slices.Grow(pc.in, cap(pc.in))
 		}
 		n, err := rawRead(pc.fd, pc.in[len(pc.in):cap(pc.in)])
 		if err != nil && (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)) {
@@ -243,27 +244,12 @@ func (l *evLoop) peerEvent(pc *peerConn, events uint32) {
 	}
 }
 
-func (pc *peerConn) growIn() {
-	nb := make([]byte, len(pc.in), 2*cap(pc.in))
-	copy(nb, pc.in)
-	pc.in = nb
-}
-
-// readTLS reads what pc's TLS connection has into pc.in: until crypto/tls
-// would block, since it may hold records read already, which no EPOLLIN
-// announces. It also handles the post-handshake messages (session
-// tickets, key updates). It reports false if the connection failed.
+// readTLS reads what pc's TLS connection has into pc.in (see readAllTLS).
+// It reports false if the connection failed.
 func (pc *peerConn) readTLS() bool {
-	for {
-		if len(pc.in) == cap(pc.in) {
-			pc.growIn()
-		}
-		n, err := pc.tc.Read(pc.in[len(pc.in):cap(pc.in)])
-		pc.in = pc.in[:len(pc.in)+n]
-		if err != nil {
-			return errors.Is(err, errWouldBlock)
-		}
-	}
+	var ok bool
+	pc.in, ok = readAllTLS(pc.tc, pc.in)
+	return ok
 }
 
 // closePeer fails pc and closes its socket (on the loop).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,6 +45,24 @@ type wouldBlock struct{}
 func (wouldBlock) Error() string   { return "kvs: would block" }
 func (wouldBlock) Timeout() bool   { return false }
 func (wouldBlock) Temporary() bool { return true }
+
+// readAllTLS appends to buf what tc has for the loop, growing buf as it
+// must: it reads until crypto/tls would block, since crypto/tls may hold
+// records read already, which no EPOLLIN announces, and it handles the
+// post-handshake messages (session tickets, key updates) on the way. ok is
+// false if the connection failed.
+func readAllTLS(tc *tls.Conn, buf []byte) (out []byte, ok bool) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(cap(buf), evInitBuf))
+		}
+		n, err := tc.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return buf, errors.Is(err, errWouldBlock)
+		}
+	}
+}
 
 // loopConn wraps c, a new TCP connection that TLS will run over, so that
 // it can move to a loop after its handshake.
