@@ -62,6 +62,9 @@ type cutStore struct {
 	// leader being elected); gated counts the writes it held.
 	gate  chan struct{}
 	gated atomic.Int32
+	// lagging: while cut, the node's writes wait for gate rather than
+	// fail (a raft follower behind the log, see testCluster.lag).
+	lagging bool
 }
 
 func (s *cutStore) cut(on bool) {
@@ -105,7 +108,7 @@ func (s *cutStore) List(prefix string) []cluster.Entry {
 
 func (s *cutStore) Propose(ctx context.Context, ops ...cluster.Op) (uint64, error) {
 	s.mu.Lock()
-	cut, gate := s.frozen != nil, s.gate
+	cut, gate := s.frozen != nil && !s.lagging, s.gate
 	s.mu.Unlock()
 	if cut {
 		return 0, cluster.ErrNoLeader
