@@ -3,6 +3,7 @@ package kvs
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -46,7 +47,7 @@ func TestClusterR2IncrMoves(t *testing.T) {
 // only at the deadline); r2Counters counters, r2Clients clients.
 const (
 	r2HandOvers    = 5 * time.Second
-	r2MoveDeadline = 20 * time.Second
+	r2MoveDeadline = 60 * time.Second
 	r2Counters     = 4
 	r2Clients      = 6
 )
@@ -75,6 +76,12 @@ func testR2IncrMoves(t *testing.T, tc *testCluster) {
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	starved := &starvation{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		starved.watch(tc, stop)
+	}()
 	clients := make([]*r2Client, r2Clients)
 	for i := range clients {
 		clients[i] = &r2Client{w: w, id: i, rng: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano()))),
@@ -85,12 +92,36 @@ func testR2IncrMoves(t *testing.T, tc *testCluster) {
 			c.run(stop)
 		}(clients[i])
 	}
+	// At the end, also after a t.Fatal: the clients stop, and their
+	// errors are reported.
+	stopClients := sync.OnceFunc(func() {
+		close(stop)
+		wg.Wait()
+	})
 	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-			wg.Wait()
+		stopClients()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		t.Logf("load: %s; %s", w.summaryLocked(), starved.String())
+		var excused, wrong []string
+		for _, e := range w.failed {
+			if e.availability && starved.near(e.when) {
+				excused = append(excused, e.text)
+			} else {
+				wrong = append(wrong, e.text)
+			}
+		}
+		for _, e := range wrong[:min(len(wrong), 20)] {
+			t.Errorf("client error: %s", e)
+		}
+		if len(wrong) > 0 {
+			t.Errorf("%d client errors (and %d excused: the machine starved the nodes then)", len(wrong), len(excused))
+		}
+		for _, e := range excused[:min(len(excused), 5)] {
+			t.Logf("excused (the machine starved the nodes within %v before): %s", starveWindow, e)
+		}
+		if len(excused) > 0 {
+			t.Logf("%d errors of availability excused", len(excused))
 		}
 	}()
 
@@ -134,6 +165,12 @@ func testR2IncrMoves(t *testing.T, tc *testCluster) {
 	// leader's monitor carries the moves: rebuilds, hand-overs, the
 	// break), a node at a time lagging for a moment meanwhile.
 	lagStop, lagDone := make(chan struct{}), make(chan int)
+	lags := 0
+	stopLags := sync.OnceFunc(func() {
+		close(lagStop)
+		lags = <-lagDone
+	})
+	defer stopLags()
 	go func() {
 		rng := rand.New(rand.NewPCG(98, uint64(time.Now().UnixNano())))
 		n := 0
@@ -176,22 +213,14 @@ func testR2IncrMoves(t *testing.T, tc *testCluster) {
 		})
 		t.Logf("%s added back in %v: %s", node, time.Since(phase).Round(time.Millisecond), w.summary())
 	}
-	close(lagStop)
-	t.Logf("%d lags of a node during the drains and adds", <-lagDone)
+	stopLags()
+	t.Logf("%d lags of a node during the drains and adds", lags)
 	// A little more load under the settled map, then stop.
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stopClients()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	t.Logf("load: %s", w.summaryLocked())
-	for _, e := range w.errs {
-		t.Errorf("client error: %s", e)
-	}
-	if w.nerr > len(w.errs) {
-		t.Errorf("... %d client errors in all", w.nerr)
-	}
 	// Every counter: its acknowledged incrs exactly, each answer once.
 	for i, k := range counters {
 		v, found, ok := getEventually(t, tc.addrs[i%len(tc.addrs)], k)
@@ -300,7 +329,14 @@ func (tc *testCluster) waitMoved(t *testing.T, what string, done func(*slots.Map
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not done after %v: done %v, every backup in sync %v, %d slots moving", what, r2MoveDeadline, done(m), synced, m.Moving())
+			var some []string
+			for i, s := range m.Slots {
+				if len(s.Next) > 0 || len(s.InSync) != len(s.Backups) {
+					some = append(some, fmt.Sprintf("slot %d %+v", i, s))
+				}
+			}
+			t.Fatalf("%s not done after %v: done %v, every backup in sync %v, %d slots moving, e.g.\n%s",
+				what, r2MoveDeadline, done(m), synced, m.Moving(), strings.Join(some[:min(len(some), 5)], "\n"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -341,6 +377,85 @@ func (tc *testCluster) checkCopies(t *testing.T, keys []string) {
 	}
 }
 
+// starvation watches for what a starved machine (a loaded one, or -race)
+// does to the nodes: the test process stalls (a 10ms ticker late by over
+// 250ms), or a node's lease lapses (its probe came late: never on an idle
+// machine, where the leader probes every 300ms and a lease lasts 600ms).
+// A node then rightly refuses to serve, and requests that wait for it
+// fail after moveWait or time out: errors of availability, not of the
+// moves, excused only near such a moment (see near).
+type starvation struct {
+	mu             sync.Mutex
+	at             []time.Time
+	what           []string // what happened at each
+	stalls, lapses int
+}
+
+// starveWindow: an error of availability is excused if the machine
+// starved the nodes within this before it (a request is retried for
+// moveWait after its first attempt, which may take a RequestTimeout).
+const starveWindow = moveWait + 2*time.Second
+
+// watch samples until stop.
+func (s *starvation) watch(tc *testCluster, stop chan struct{}) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	last := time.Now()
+	lapsed := make([]bool, len(tc.names))
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			now = time.Now()
+			stall := now.Sub(last) > 250*time.Millisecond
+			var what []string
+			if stall {
+				what = append(what, fmt.Sprintf("the process stalled %v", now.Sub(last).Round(time.Millisecond)))
+			}
+			for i := range lapsed {
+				off := !tc.router(i).serving()
+				if off && !lapsed[i] {
+					what = append(what, tc.names[i]+"'s lease lapsed")
+				}
+				lapsed[i] = off
+			}
+			last = now
+			if len(what) > 0 {
+				s.mu.Lock()
+				s.at = append(s.at, now)
+				s.what = append(s.what, now.Format("15:04:05.000")+" "+strings.Join(what, ", "))
+				if stall {
+					s.stalls++
+				}
+				if len(what) > 1 || !stall {
+					s.lapses++
+				}
+				s.mu.Unlock()
+			}
+		}
+	}
+}
+
+// near reports whether the machine starved the nodes within starveWindow
+// before t.
+func (s *starvation) near(t time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.at {
+		if !a.Before(t.Add(-starveWindow)) && !a.After(t.Add(100*time.Millisecond)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *starvation) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("the process stalled %d times, leases lapsed %d times %v", s.stalls, s.lapses, s.what[:min(len(s.what), 10)])
+}
+
 var digits = regexp.MustCompile(`[0-9]+`)
 
 // r2Load is what the clients of testR2IncrMoves did.
@@ -354,7 +469,7 @@ type r2Load struct {
 	answers []map[uint64]int
 	ops     int
 	nerr    int
-	errs    []string // the first few, in full
+	failed  []r2Error
 	kinds   map[string]int
 }
 
@@ -362,6 +477,10 @@ func (w *r2Load) fail(op, node, got string, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.nerr++
+	var ne net.Error
+	timeout := errors.As(err, &ne) && ne.Timeout()
+	w.failed = append(w.failed, r2Error{when: time.Now(), text: fmt.Sprintf("%s via %s at %s: %q %v", op, node, time.Now().Format("15:04:05.000"), got, err),
+		availability: ranNowhere([]byte(got)) || strings.HasSuffix(got, ": timed out\r\n") || timeout})
 	kind := strings.TrimSpace(got)
 	if err != nil {
 		kind = err.Error()
@@ -374,9 +493,16 @@ func (w *r2Load) fail(op, node, got string, err error) {
 		w.kinds = map[string]int{}
 	}
 	w.kinds[kind]++
-	if len(w.errs) < 20 {
-		w.errs = append(w.errs, fmt.Sprintf("%s via %s at %s: %q %v", op, node, time.Now().Format("15:04:05.000"), got, err))
-	}
+}
+
+// r2Error is a request of testR2IncrMoves that failed.
+type r2Error struct {
+	when time.Time
+	text string
+	// availability: the node could not serve (it said "unavailable" after
+	// moveWait, or the request timed out), as a starved machine makes it
+	// (see starvation); any other error is a wrong answer.
+	availability bool
 }
 
 func (w *r2Load) summary() string {
