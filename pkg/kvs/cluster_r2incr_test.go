@@ -70,17 +70,23 @@ func testR2IncrMoves(t *testing.T, tc *testCluster) {
 		}
 	}
 	w := &r2Load{tc: tc, counters: counters, acked: make([]int, len(counters)), amb: make([]int, len(counters)),
-		answers: make([]map[uint64]int, len(counters))}
+		answers: make([]map[uint64]int, len(counters)), incrs: make([]map[uint64][]string, len(counters))}
 	for i := range w.answers {
 		w.answers[i] = map[uint64]int{}
+		w.incrs[i] = map[uint64][]string{}
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	starved := &starvation{}
-	wg.Add(1)
+	hist := &slotHistory{}
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		starved.watch(tc, stop)
+	}()
+	go func() {
+		defer wg.Done()
+		hist.watch(tc, counters, stop)
 	}()
 	clients := make([]*r2Client, r2Clients)
 	for i := range clients {
@@ -239,7 +245,9 @@ func testR2IncrMoves(t *testing.T, tc *testCluster) {
 		}
 		for a, c := range w.answers[i] {
 			if c > 1 {
-				t.Errorf("%s: %d incrs answered %d", k, c, a)
+				t.Errorf("%s: %d incrs answered %d: %s; the incrs answered %d: %v, %d: %v", k, c, a, strings.Join(w.incrs[i][a], "; "),
+					a-1, w.incrs[i][a-1], a+1, w.incrs[i][a+1])
+				t.Logf("%s (slot %d) placements around then:\n%s", k, slots.Of([]byte(k)), hist.around(slots.Of([]byte(k)), w.incrs[i][a]))
 			}
 			if a > uint64(n) {
 				t.Errorf("%s: an incr answered %d, the counter is %d", k, a, n)
@@ -456,6 +464,71 @@ func (s *starvation) String() string {
 	return fmt.Sprintf("the process stalled %d times, leases lapsed %d times %v", s.stalls, s.lapses, s.what[:min(len(s.what), 10)])
 }
 
+// slotHistory records the placements of slots as the cluster state
+// changes (polled), to tell what happened to a write that went wrong.
+type slotHistory struct {
+	mu  sync.Mutex
+	log map[int][]string
+}
+
+func (h *slotHistory) watch(tc *testCluster, keys []string, stop chan struct{}) {
+	last := map[int]string{}
+	h.mu.Lock()
+	h.log = map[int][]string{}
+	h.mu.Unlock()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(time.Millisecond):
+		}
+		m := tc.slotMap()
+		for _, k := range keys {
+			sl := slots.Of([]byte(k))
+			cur := fmt.Sprintf("%+v", m.Slots[sl])
+			if cur != last[sl] {
+				last[sl] = cur
+				lagging := ""
+				for i, st := range tc.stores {
+					if st.frozenView() {
+						lagging += " " + tc.names[i]
+					}
+				}
+				h.mu.Lock()
+				h.log[sl] = append(h.log[sl], time.Now().Format("15:04:05.000")+" "+cur+" lagging:"+lagging)
+				h.mu.Unlock()
+			}
+		}
+	}
+}
+
+// around returns slot's placements from 3s before the first of incrs
+// (each "... via NODE START-END") to 1s after the last.
+func (h *slotHistory) around(slot int, incrs []string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var from, to string
+	for _, in := range incrs {
+		span := in[strings.LastIndex(in, " ")+1:]
+		a, b, _ := strings.Cut(span, "-")
+		ta, _ := time.Parse("15:04:05.000", a)
+		tb, _ := time.Parse("15:04:05.000", b)
+		if f := ta.Add(-3 * time.Second).Format("15:04:05.000"); from == "" || f < from {
+			from = f
+		}
+		if e := tb.Add(time.Second).Format("15:04:05.000"); e > to {
+			to = e
+		}
+	}
+	var out []string
+	for _, l := range h.log[slot] {
+		if ts := l[:12]; ts >= from && ts <= to {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 var digits = regexp.MustCompile(`[0-9]+`)
 
 // r2Load is what the clients of testR2IncrMoves did.
@@ -467,10 +540,13 @@ type r2Load struct {
 	acked   []int // acknowledged incrs per counter
 	amb     []int // incrs that failed (applied or not)
 	answers []map[uint64]int
-	ops     int
-	nerr    int
-	failed  []r2Error
-	kinds   map[string]int
+	// incrs are each counter's acknowledged incrs by answer: when and
+	// through which node (to tell how an answer came twice).
+	incrs  []map[uint64][]string
+	ops    int
+	nerr   int
+	failed []r2Error
+	kinds  map[string]int
 }
 
 func (w *r2Load) fail(op, node, got string, err error) {
@@ -591,6 +667,7 @@ func (c *r2Client) do(req string) (reply, node string, err error) {
 
 func (c *r2Client) incr(i int) {
 	k := c.w.counters[i]
+	start := time.Now()
 	got, node, err := c.do("incr " + k + " 1\r\n")
 	v, perr := strconv.ParseUint(strings.TrimSuffix(got, "\r\n"), 10, 64)
 	if err != nil || perr != nil || !strings.HasSuffix(got, "\r\n") {
@@ -603,6 +680,7 @@ func (c *r2Client) incr(i int) {
 	c.w.mu.Lock()
 	c.w.acked[i]++
 	c.w.answers[i][v]++
+	c.w.incrs[i][v] = append(c.w.incrs[i][v], fmt.Sprintf("client %d via %s %s-%s", c.id, node, start.Format("15:04:05.000"), time.Now().Format("15:04:05.000")))
 	c.w.mu.Unlock()
 }
 
