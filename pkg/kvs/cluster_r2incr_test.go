@@ -30,6 +30,12 @@ import (
 // (never applied twice, never lost), every read must see the client's
 // last write, and afterwards every in-sync copy of every key written must
 // equal the primary's. On a memory and on a durable tenant.
+//
+// Only an error of availability (a node that could not serve for
+// moveWait, a request timed out) right after the machine starved the
+// nodes (see starvation) is excused, and logged. An incr answer that
+// came twice is logged with the incrs around it and its slot's
+// placements then (see slotHistory).
 func TestClusterR2IncrMoves(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
 		testR2IncrMoves(t, startClusterOpts(t, 4, 2, slots.Sync, false, nil))
@@ -473,6 +479,7 @@ type slotHistory struct {
 
 func (h *slotHistory) watch(tc *testCluster, keys []string, stop chan struct{}) {
 	last := map[int]string{}
+	var ver uint64
 	h.mu.Lock()
 	h.log = map[int][]string{}
 	h.mu.Unlock()
@@ -482,7 +489,15 @@ func (h *slotHistory) watch(tc *testCluster, keys []string, stop chan struct{}) 
 			return
 		case <-time.After(time.Millisecond):
 		}
-		m := tc.slotMap()
+		e, _ := tc.store.Get(slots.Key("t"))
+		if e.Version == ver {
+			continue
+		}
+		ver = e.Version
+		m, err := slots.Decode(e.Value)
+		if err != nil {
+			continue
+		}
 		for _, k := range keys {
 			sl := slots.Of([]byte(k))
 			cur := fmt.Sprintf("%+v", m.Slots[sl])
