@@ -187,11 +187,14 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	// A slot that moved meanwhile (another primary or epoch) is not
 	// written here: under the old placement, with no backup in sync
 	// there, nothing would refuse the write and the new primary would
-	// never see it. It ran nowhere yet: the forwarding node sends it to
-	// the new primary.
+	// never see it. Nor is a slot fenced meanwhile (a write before this
+	// one was undone here, see settle): this one would run from the
+	// undone copy, and a backup that has the undone write would overwrite
+	// it. It ran nowhere yet: the forwarding node sends it to the new
+	// primary.
 	js := rp.joinsOf(i) // before the map (see joinsOf)
 	_, cur, cm := rp.slot(key)
-	if cur.Primary != s.Primary || cur.Epoch != s.Epoch {
+	if cur.Primary != s.Primary || cur.Epoch != s.Epoch || rp.fenced[i].Load() == rp.r.ver.Load()+1 {
 		l.mu.Unlock()
 		return Item{}, fmt.Errorf("lbd: unavailable: slot %d moved while the write waited", i)
 	}
