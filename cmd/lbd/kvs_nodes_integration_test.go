@@ -250,10 +250,11 @@ type loadTally struct {
 	errs                    []string
 }
 
-// fail counts an error, and keeps it if it is one of the first.
+// fail counts an error, and keeps it if it is one of the first, with the
+// time (UTC, as the nodes' logs) to find it there.
 func (lt *loadTally) fail(e string) {
 	if lt.nerr++; len(lt.errs) < 5 {
-		lt.errs = append(lt.errs, e)
+		lt.errs = append(lt.errs, time.Now().UTC().Format("15:04:05.000 ")+e)
 	}
 }
 
