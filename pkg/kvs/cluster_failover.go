@@ -292,8 +292,8 @@ const rebalanceTicks = 5
 // make-before-break: a new backup joins and is rebuilt before the copy it
 // replaces leaves, and a primary moves only to an in-sync backup (the two
 // swap), so no slot has fewer in-sync copies meanwhile and no acknowledged
-// write is lost; a write in flight at the old primary fails (its backup
-// refuses the old epoch).
+// write is lost; a write in flight at the old primary runs at the new one
+// (see cluster_move.go and cluster_settle.go).
 func (n *clusterNode) rebalance(chk *healthcheck.Checker, plan bool) {
 	for _, st := range chk.States() {
 		if !st.Up {

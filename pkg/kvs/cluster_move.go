@@ -15,7 +15,8 @@ import (
 // slightly different times: a request forwarded to the old primary meanwhile
 // comes back "SERVER_ERROR lbd: unavailable: ..." (it ran nowhere), and a
 // write the old primary ran is refused by its backups under the newer
-// epoch (and undone there). The forwarding node does what a smart client would
+// epoch (and undone there; if some backup applied it, the new primary's
+// copy decides, see cluster_settle.go). The forwarding node does what a smart client would
 // on Redis Cluster's MOVED or Couchbase's NOT_MY_VBUCKET: once its own map
 // is a newer one than the request was routed by, it sends the request to
 // the slot's primary in that map, at most moveWait after it first sent

@@ -2,6 +2,7 @@ package kvs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -342,12 +343,21 @@ func TestStaleWriteAppliedNowhere(t *testing.T) {
 			for _, a := range tt.rest {
 				all = append(all, ans(a))
 			}
-			err := (&replicator{}).await(7, 3, waits, nodes, all)
+			backups := slices.Clone(nodes)
+			for i := range tt.rest {
+				backups = append(backups, fmt.Sprintf("st%d", len(nodes)+i+2))
+			}
+			err := (&replicator{}).await(7, 3, waits, nodes, all, backups)
 			if err == nil {
 				t.Fatal("no error")
 			}
 			if got := ranNowhere([]byte("SERVER_ERROR " + err.Error() + "\r\n")); got != tt.nowhere {
 				t.Fatalf("%v: ran nowhere %v, want %v", err, got, tt.nowhere)
+			}
+			// Not certain: the slot's new primary decides (see settle).
+			var sw *splitWrite
+			if errors.As(err, &sw) == tt.nowhere || (sw != nil && (sw.slot != 7 || sw.epoch != 3 || !slices.Equal(sw.backups, backups))) {
+				t.Fatalf("%v: split write %+v, want one of slot 7 epoch 3 over %v: %v", err, sw, backups, !tt.nowhere)
 			}
 		})
 	}
@@ -355,55 +365,81 @@ func TestStaleWriteAppliedNowhere(t *testing.T) {
 
 // TestClusterMoveIncrOnce: during a drain a slot has two in-sync backups
 // (the draining node's copy is kept until the new one is in sync). A node
-// whose map is behind forwards an incr to the slot's old primary, which
+// whose map is behind forwards an incr to the slot's old primary st1, which
 // also missed the move: one backup refuses it under the new epoch, the
-// other (the new primary, which missed it too) applies it. The client gets
-// an error that does not say "unavailable" (the incr may have run: it is
-// not sent again), and the counter moved once.
+// other applies it (it missed the move too). The slot's new primary st3
+// decides (see settle): if it applied the incr, the client gets its
+// result; if it refused it, the incr ran nowhere and is sent to st3. Only
+// while st1 cannot learn the move is the answer an error, one that does
+// not say "unavailable" (the incr may have run: it is not sent again).
+// The counter moves once, and st3's in-sync backup ends equal to it.
 func TestClusterMoveIncrOnce(t *testing.T) {
-	tc := startCluster(t, 4, 1, slots.Sync)
-	m := tc.slotMap()
-	k := keysWhere(m, "once:", 1, func(s slots.Slot) bool { return s.Primary == "st1" })[0]
-	sl := slots.Of([]byte(k))
-	if _, err := updateMap(context.Background(), tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
-		c := cur.Clone()
-		c.Slots[sl] = slots.Slot{Primary: "st1", Backups: []string{"st2", "st3"}, InSync: []string{"st2", "st3"}, Epoch: cur.MaxEpoch() + 1}
-		return c, nil
-	}); err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name string
+		sees int // the backup (st2 or st3) that learns the move at once
+		// thawAfter: the others learn it after; 0, only once the client
+		// has its answer.
+		thawAfter time.Duration
+		want      string // the answer's start
+	}{
+		{"the new primary applied it", 1, 300 * time.Millisecond, "11\r\n"},
+		{"the new primary refused it", 2, 300 * time.Millisecond, "11\r\n"},
+		{"the old primary cut off", 1, 0, "SERVER_ERROR "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := startCluster(t, 4, 1, slots.Sync)
+			k := keysWhere(tc.slotMap(), "once:", 1, func(s slots.Slot) bool { return s.Primary == "st1" })[0]
+			sl := slots.Of([]byte(k))
+			place := func(s slots.Slot) {
+				t.Helper()
+				if _, err := updateMap(context.Background(), tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
+					c := cur.Clone()
+					s.Epoch = cur.MaxEpoch() + 1
+					c.Slots[sl] = s
+					return c, nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				tc.waitSeen(t)
+			}
+			place(slots.Slot{Primary: "st1", Backups: []string{"st2", "st3"}, InSync: []string{"st2", "st3"}})
+			if !setVia(t, tc.addrs[3], k, "10") {
+				t.Fatal("set failed")
+			}
+			// st1 (the old primary), st4 (the client's) and one of the
+			// backups miss the move.
+			cut := []int{0, 3, 3 - tt.sees}
+			for _, i := range cut {
+				tc.stores[i].cut(true)
+			}
+			place(slots.Slot{Primary: "st3", Backups: []string{"st2"}, InSync: []string{"st2"}})
+			if tt.thawAfter > 0 {
+				for _, i := range cut {
+					tc.thawLater(i, tt.thawAfter)
+				}
+			}
+			c := dialText(t, tc.addrs[3])
+			defer c.close()
+			got, err := c.do("incr " + k + " 1\r\n")
+			for _, i := range cut {
+				tc.thaw(i)
+			}
+			if err != nil || !strings.HasPrefix(got, tt.want) || ranNowhere([]byte(got)) {
+				t.Fatalf("incr through st4 during the move: %q %v, want %q... that does not say \"unavailable\"", got, err, tt.want)
+			}
+			// Through the new primary, once every node has the map.
+			tc.waitSeen(t)
+			if v, found, ok := getEventually(t, tc.addrs[2], k); !ok || !found || v != "11" {
+				t.Fatalf("%s after the incr: %q found %v ok %v, want 11 (applied once)", k, v, found, ok)
+			}
+			p, _ := tc.innerStore(2).Get([]byte(k), time.Now().Unix())
+			b, _ := tc.innerStore(1).Get([]byte(k), time.Now().Unix())
+			if string(b.Value) != "11" || b.CAS != p.CAS {
+				t.Fatalf("%s at st3's in-sync backup st2: %q cas %d, st3 %q cas %d", k, b.Value, b.CAS, p.Value, p.CAS)
+			}
+			t.Logf("incr through st4 during the move: %q; the counter moved once", strings.TrimSpace(got))
+		})
 	}
-	tc.waitSeen(t)
-	if !setVia(t, tc.addrs[3], k, "10") {
-		t.Fatal("set failed")
-	}
-	// st1 (the old primary), st3 (the new one) and st4 (the client's) miss
-	// the move; st2 sees it.
-	for _, i := range []int{0, 2, 3} {
-		tc.stores[i].cut(true)
-	}
-	if _, err := updateMap(context.Background(), tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
-		c := cur.Clone()
-		c.Slots[sl] = slots.Slot{Primary: "st3", Backups: []string{"st2"}, InSync: []string{"st2"}, Epoch: cur.MaxEpoch() + 1}
-		return c, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	tc.waitSeen(t)
-	c := dialText(t, tc.addrs[3])
-	defer c.close()
-	got, err := c.do("incr " + k + " 1\r\n")
-	for _, i := range []int{0, 2, 3} {
-		tc.thaw(i)
-	}
-	if err != nil || !strings.HasPrefix(got, "SERVER_ERROR ") || ranNowhere([]byte(got)) {
-		t.Fatalf("incr through st4 during the move: %q %v, want a SERVER_ERROR that is not \"unavailable\"", got, err)
-	}
-	// Through the new primary, once every node has the map.
-	tc.waitSeen(t)
-	if v, found, ok := getEventually(t, tc.addrs[2], k); !ok || !found || v != "11" {
-		t.Fatalf("%s after the incr: %q found %v ok %v, want 11 (applied once)", k, v, found, ok)
-	}
-	t.Logf("incr through st4 during the move: %q; the counter moved once", strings.TrimSpace(got))
 }
 
 // TestClusterMoveTargetBehind: the node a client talks to has the new map,

@@ -42,7 +42,8 @@ import (
 // OP is S (store the item) or D (delete the key); X (purge the slot) for
 // a rebuild; B, L and F (and D) for a new primary's resync
 // (cluster_resync.go), whose B and L answers are "A" and the backup's
-// digests or key list.
+// digests or key list; Q for an old primary settling a write that a move
+// split (cluster_settle.go), answered A, W (not yet) or E.
 
 // replicator is the Store of a clustered tenant.
 type replicator struct {
@@ -240,7 +241,7 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 
 	var ended []*join
 	waits, waitFor, ended = rp.settleJoins(joinWaits, joining, waits, waitFor)
-	err = rp.await(i, s.Epoch, waits, waitFor, all)
+	err = rp.await(i, s.Epoch, waits, waitFor, all, s.Backups)
 	for _, j := range ended {
 		rp.endJoin(j)
 	}
@@ -266,6 +267,11 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	}
 	l.cond.Broadcast()
 	l.mu.Unlock()
+	var split *splitWrite
+	if errors.As(err, &split) {
+		// Released first: the new primary's resync waits for it here.
+		err = rp.settle(key, split)
+	}
 	if err != nil {
 		return Item{}, err
 	}
@@ -273,12 +279,13 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 }
 
 // await waits for the in-sync backups' answers (waits, from nodes) to a
-// record of slot at epoch, sent to every backup (all); a backup that did
-// not apply it leaves the in-sync set first. A record refused as stale is
-// an error that says "unavailable" (the write ran nowhere: a forwarding
-// node may send it to the slot's new primary) only when no backup applied
-// it (see appliedNowhere).
-func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []string, all []*future) error {
+// record of slot at epoch, sent to every backup (all, from backups); a
+// backup that did not apply it leaves the in-sync set first. A record
+// refused as stale is an error that says "unavailable" (the write ran
+// nowhere: a forwarding node may send it to the slot's new primary) when
+// no backup applied it (see appliedNowhere), and otherwise a *splitWrite
+// (see settle).
+func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []string, all []*future, backups []string) error {
 	for j, f := range waits {
 		f.wait()
 		ans := string(f.data)
@@ -289,7 +296,8 @@ func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []str
 			if appliedNowhere(all) {
 				return fmt.Errorf("lbd: unavailable: slot %d epoch %d is stale at %s, the write applied nowhere", slot, epoch, nodes[j])
 			}
-			return fmt.Errorf("lbd: slot %d epoch %d is stale at %s", slot, epoch, nodes[j])
+			return &splitWrite{slot: slot, epoch: epoch, backups: backups, answers: all,
+				err: fmt.Errorf("lbd: slot %d epoch %d is stale at %s", slot, epoch, nodes[j])}
 		}
 		if err := rp.shrink(nodes[j], slot, epoch); err != nil {
 			return fmt.Errorf("lbd: backup %s did not apply a write (%s) and could not leave the in-sync set: %v",
@@ -306,12 +314,18 @@ func (rp *replicator) await(slot int, epoch uint64, waits []*future, nodes []str
 func appliedNowhere(all []*future) bool {
 	for _, f := range all {
 		f.wait()
-		a := f.data
-		if !bytes.HasPrefix(a, []byte("S ")) && !bytes.HasPrefix(a, []byte("E ")) && !ranNowhere(a) {
+		if !refused(f.data) {
 			return false
 		}
 	}
 	return true
+}
+
+// refused reports whether a backup's answer to a record says it did not
+// apply it: it refused it (stale epoch, or an error storing it) or never
+// got it (its stream was down).
+func refused(ans []byte) bool {
+	return bytes.HasPrefix(ans, []byte("S ")) || bytes.HasPrefix(ans, []byte("E ")) || ranNowhere(ans)
 }
 
 // shrink takes backup out of the in-sync set of every slot this node is
@@ -507,7 +521,8 @@ type record struct {
 	slot  int
 	del   bool
 	purge bool // drop the whole slot (before a rebuild)
-	// op is the record's OP: S, D, X, or B, L, F (see resync).
+	// op is the record's OP: S, D, X, B, L, F (see resync), or Q (see
+	// settle).
 	op   byte
 	key  []byte
 	item Item
@@ -523,7 +538,7 @@ func readRecord(br *bufio.Reader) (record, error) {
 		return record{}, err
 	}
 	f := strings.Fields(string(line))
-	if len(f) != 10 || f[0] != "R" || len(f[3]) != 1 || !strings.Contains("SDXBLF", f[3]) {
+	if len(f) != 10 || f[0] != "R" || len(f[3]) != 1 || !strings.Contains("SDXBLFQ", f[3]) {
 		return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
 	}
 	var n [9]uint64
@@ -538,7 +553,7 @@ func readRecord(br *bufio.Reader) (record, error) {
 		n[i] = v
 	}
 	klen, vlen := n[7], n[8]
-	if n[1] >= slots.Count || (klen == 0) != strings.Contains("XBL", f[3]) || klen > KeyMaxLength || vlen > maxForwardData || n[3] > 1<<32-1 || n[6] > 255 {
+	if n[1] >= slots.Count || (klen == 0) != strings.Contains("XBLQ", f[3]) || klen > KeyMaxLength || vlen > maxForwardData || n[3] > 1<<32-1 || n[6] > 255 {
 		return record{}, fmt.Errorf("%w: %q", errBadRecord, line)
 	}
 	buf := make([]byte, klen+vlen+2)
@@ -658,6 +673,9 @@ func (rp *replicator) applyFrom(src *streamSource, seq uint64, rec record) (ans 
 
 // apply applies a record to the local store and returns the answer.
 func (rp *replicator) apply(rec record) string {
+	if rec.op == 'Q' {
+		return rp.settled(rec) // of an older epoch by design
+	}
 	if m := rp.r.m.Load(); m != nil && rec.epoch < m.Slots[rec.slot].Epoch {
 		return "S " + strconv.FormatUint(m.Slots[rec.slot].Epoch, 10) + "\r\n"
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -114,6 +115,10 @@ type resyncs struct {
 	// waiting[i] is 1 + the epoch of slot i that waits for its resync,
 	// 0 if none (see resyncWaits).
 	waiting [slots.Count]atomic.Uint64
+	// took[i], under tookMu: the epoch at which this node last took slot
+	// i over and the slot's epoch in its map before (see settled).
+	tookMu sync.Mutex
+	took   [slots.Count]struct{ at, from uint64 }
 
 	// At the primary, over all resyncs: begins is the B records sent,
 	// slotsEqual were served on equal digests, slotsCompared needed a key
@@ -148,6 +153,7 @@ func (rp *replicator) takeover(prev, m *slots.Map) {
 		if s.Primary != self || p.Primary == self || s.Epoch == p.Epoch {
 			continue
 		}
+		rp.tookOver(i, s.Epoch, p.Epoch)
 		if len(s.InSync) == 0 {
 			continue // a failover with no in-sync backup left
 		}

@@ -21,7 +21,8 @@ import (
 // st1 have two in-sync backups (st2, st3) and move to st3 while st1, st3
 // and the client's node st4 miss the move: an incr of a key of one and a
 // delete of a key of the other, through st4, are applied by st3 and
-// refused by st2, undone at st1, and answer SERVER_ERROR. Once st3 serves
+// refused by st2, undone at st1, and answer SERVER_ERROR (st1 cannot
+// learn the move meanwhile, see settle). Once st3 serves
 // the slots, st2 (its in-sync backup) holds exactly what st3 holds: the
 // incremented counter, and not the deleted key.
 func TestClusterTakeoverResync(t *testing.T) {
