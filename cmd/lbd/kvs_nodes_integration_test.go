@@ -20,20 +20,32 @@ import (
 )
 
 // TestClusterKVSNodes: three real lbd storage nodes under a running
-// read-your-writes load through random nodes (sets, gets, and multi-gets
-// whose keys live on several nodes); `lbctl node add` of a
-// fourth (first added to the file by apply) gets it slots, rebuilt
-// online, then its share of primaries, serving the keys written before;
-// `lbctl node drain` of one moves every slot off it with no client error;
-// all along, every slot keeps two in-sync copies (make-before-break);
-// `lbctl node remove` takes it out of `lbctl kvs status`. lbctl's checks
-// refuse what would lose data.
+// read-your-writes load through random nodes (sets, gets, multi-gets
+// whose keys live on several nodes, and incrs each counted exactly once);
+// `lbctl node add` of a fourth (first added to the file by apply) gets it
+// slots, rebuilt online, then its share of primaries, serving the keys
+// written before; `lbctl node drain` of one moves every slot off it with
+// no client error; all along, every slot keeps its replicas+1 in-sync
+// copies (make-before-break); `lbctl node remove` takes it out of `lbctl
+// kvs status`. lbctl's checks refuse what would lose data. The same with
+// replicas 1 and 2 (sync).
 func TestClusterKVSNodes(t *testing.T) {
+	for _, replicas := range []int{1, 2} {
+		t.Run(fmt.Sprintf("replicas=%d", replicas), func(t *testing.T) { testKVSNodes(t, replicas) })
+	}
+}
+
+// testKVSNodes is TestClusterKVSNodes with kvs.replicas replicas.
+func testKVSNodes(t *testing.T, replicas int) {
 	three := [][2]string{{"st1", "10.99.0.11"}, {"st2", "10.99.0.12"}, {"st3", "10.99.0.13"}}
 	st4 := [2]string{"st4", "10.99.0.14"}
-	l := newClusterLab(t, kvsCluster, append(three, st4))
+	yaml3 := strings.Replace(kvsCluster, "replicas: 1}", fmt.Sprintf("replicas: %d}", replicas), 1)
+	if !strings.Contains(yaml3, fmt.Sprintf("replicas: %d}", replicas)) {
+		t.Fatalf("no kvs replicas in the file:\n%s", kvsCluster)
+	}
+	l := newClusterLab(t, yaml3, append(three, st4))
 	line3 := "  - {name: st3, role: storage, address: 10.99.0.13, interface: eth0}\n"
-	yaml4 := strings.Replace(strings.ReplaceAll(kvsCluster, "CERTS", l.certDir), line3,
+	yaml4 := strings.Replace(strings.ReplaceAll(yaml3, "CERTS", l.certDir), line3,
 		line3+"  - {name: st4, role: storage, address: 10.99.0.14, interface: eth0}\n", 1)
 	if err := os.WriteFile(l.nodes["st4"].cfg, []byte(yaml4), 0o600); err != nil {
 		t.Fatal(err)
@@ -80,7 +92,7 @@ func TestClusterKVSNodes(t *testing.T) {
 		t.Errorf("node add before st4 runs: %v\n%s", err, out)
 	}
 	l.startNode("st4")
-	polled := l.pollSlots("st1") // every slot keeps two in-sync copies
+	polled := l.pollSlots("st1") // every slot keeps replicas+1 in-sync copies
 	eventually(t, 60*time.Second, "lbctl node add st4", func() bool {
 		out, err := run("st2", "node", "add", "st4")
 		if err != nil {
@@ -140,7 +152,7 @@ func TestClusterKVSNodes(t *testing.T) {
 	l.kill("st4")
 	// (st2, removed, stays out although the file still names it.)
 	l.change("st1", []string{"st1", "st3"}, func(ctx context.Context, c *api.Client) error {
-		_, err := c.Apply(ctx, []byte(strings.ReplaceAll(kvsCluster, "CERTS", l.certDir)), "lbd.yaml")
+		_, err := c.Apply(ctx, []byte(strings.ReplaceAll(yaml3, "CERTS", l.certDir)), "lbd.yaml")
 		return err
 	})
 	l.waitNodes(t, "st1", "st4 gone, st1 and st3 hold every slot in sync", func(ms []kvs.MemberStatus) bool {
@@ -155,8 +167,9 @@ func TestClusterKVSNodes(t *testing.T) {
 func (l *clusterLab) waitNodes(t *testing.T, node, what string, ok func([]kvs.MemberStatus) bool) {
 	t.Helper()
 	var last []kvs.MemberStatus
+	failed := t.Failed()
 	defer func() {
-		if t.Failed() {
+		if !failed && t.Failed() {
 			t.Logf("last view: %+v", last)
 		}
 	}()
@@ -196,50 +209,84 @@ func allInSync(ms []kvs.MemberStatus) bool {
 // and read it back at once on a new connection to another; every fourth
 // time also the key and three others with one multi-get (their slots on
 // different nodes, split and merged by the cluster) through a third, which
-// must hold every value last acknowledged, in order. It prints "ok N ops,
-// M multi-gets", or "errors" with the count and the first ones.
+// must hold every value last acknowledged, in order. Every third time a
+// client also increments its own counter (PREFIXcW) through a random node:
+// each acknowledged incr must count exactly once (its answer one more than
+// the counter was, and the counter read at the end as many as were
+// acknowledged), one that failed at most once. It prints "ok N ops, M
+// multi-gets, K incrs", or "errors" with the count and the first ones, or
+// first "wrong" and the incrs counted twice or lost (also when errors are
+// allowed, as a node is killed: an acknowledged incr must not be lost).
 func kvsLoad(addrs []string, prefix, stop string) int {
+	var all loadTally
 	var mu sync.Mutex
-	var errs []string
-	nerr, ops, mgets := 0, 0, 0
 	deadline := time.Now().Add(2 * time.Minute)
 	var wg sync.WaitGroup
 	for w := range kvsLoadWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o, m, e, es := kvsLoadWorker(addrs, prefix, w, stop, deadline)
+			got := kvsLoadWorker(addrs, prefix, w, stop, deadline)
 			mu.Lock()
 			defer mu.Unlock()
-			ops, mgets, nerr = ops+o, mgets+m, nerr+e
-			errs = append(errs, es...)
+			all.ops, all.mgets, all.incrs, all.nerr = all.ops+got.ops, all.mgets+got.mgets, all.incrs+got.incrs, all.nerr+got.nerr
+			all.errs, all.wrong = append(all.errs, got.errs...), append(all.wrong, got.wrong...)
 		}()
 	}
 	wg.Wait()
-	if nerr > 0 {
-		fmt.Printf("errors: %d of %d ops: %s\n", nerr, ops+nerr, strings.Join(errs, "; "))
+	if len(all.wrong) > 0 {
+		fmt.Printf("wrong: %s; and %d errors of %d ops: %s\n", strings.Join(all.wrong, "; "), all.nerr, all.ops+all.incrs+all.nerr, strings.Join(all.errs, "; "))
 		return 0
 	}
-	fmt.Printf("ok %d ops, %d multi-gets\n", ops, mgets)
+	if all.nerr > 0 {
+		fmt.Printf("errors: %d of %d ops: %s\n", all.nerr, all.ops+all.incrs+all.nerr, strings.Join(all.errs, "; "))
+		return 0
+	}
+	fmt.Printf("ok %d ops, %d multi-gets, %d incrs\n", all.ops, all.mgets, all.incrs)
 	return 0
 }
 
 // kvsLoadWorkers is how many clients kvsLoad runs at once.
 const kvsLoadWorkers = 4
 
+// loadTally is what a kvsLoad client counted: its set-and-get operations,
+// multi-gets and acknowledged incrs, its errors and the first of them, and
+// its incrs counted twice or lost.
+type loadTally struct {
+	ops, mgets, incrs, nerr int
+	errs, wrong             []string
+}
+
+// fail counts an error, and keeps it if it is one of the first, with the
+// time (UTC, as the nodes' logs) to find it there.
+func (lt *loadTally) fail(e string) {
+	if lt.nerr++; len(lt.errs) < 5 {
+		lt.errs = append(lt.errs, time.Now().UTC().Format("15:04:05.000 ")+e)
+	}
+}
+
+// miscounted keeps an incr counted twice or lost, with the time.
+func (lt *loadTally) miscounted(e string) {
+	lt.wrong = append(lt.wrong, time.Now().UTC().Format("15:04:05.000 ")+e)
+}
+
 // kvsLoadWorker is client w of kvsLoad, on keys of its own (PREFIXi, i
-// modulo kvsLoadWorkers w): it returns its operations, multi-gets and
-// errors, and the first errors.
-func kvsLoadWorker(addrs []string, prefix string, w int, stop string, deadline time.Time) (ops, mgets, nerr int, errs []string) {
+// modulo kvsLoadWorkers w, and the counter PREFIXcW).
+func kvsLoadWorker(addrs []string, prefix string, w int, stop string, deadline time.Time) loadTally {
 	const share = 200 / kvsLoadWorkers
+	var lt loadTally
 	keyOf := func(n int) string { return prefix + strconv.Itoa(n%share*kvsLoadWorkers+w) }
 	last := map[string]string{} // acknowledged values
 	unsure := map[string]bool{} // a set failed: it may have applied
+	ctr := kvsCounter{key: prefix + "c" + strconv.Itoa(w), lo: -1, hi: -1}
 	for n := 0; time.Now().Before(deadline); n++ {
 		if n%20 == 0 {
 			if _, err := os.Stat(stop); err == nil {
 				break
 			}
+		}
+		if n%3 == 0 {
+			ctr.step(addrs, &lt)
 		}
 		key, val := keyOf(n), fmt.Sprintf("v%d-%d", n, w)
 		from := rand.IntN(len(addrs))
@@ -251,7 +298,7 @@ func kvsLoadWorker(addrs []string, prefix string, w int, stop string, deadline t
 			want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val)
 			if got, err = kvsRoundTrip(addrs[to], "get "+key+"\r\n", "END\r\n"); err == nil && got == want {
 				if n%4 != 0 {
-					ops++
+					lt.ops++
 					continue
 				}
 				keys := []string{key}
@@ -268,17 +315,85 @@ func kvsLoadWorker(addrs []string, prefix string, w int, stop string, deadline t
 				want += "END\r\n"
 				got, err = kvsRoundTrip(addrs[rand.IntN(len(addrs))], "get "+strings.Join(keys, " ")+"\r\n", "END\r\n")
 				if err == nil && (got == want || !check && strings.HasSuffix(got, "END\r\n") && !strings.Contains(got, "SERVER_ERROR")) {
-					ops++
-					mgets++
+					lt.ops++
+					lt.mgets++
 					continue
 				}
 			}
 		} else {
 			unsure[key] = true
 		}
-		if nerr++; len(errs) < 5 {
-			errs = append(errs, fmt.Sprintf("%s: %q %v", key, got, err))
+		lt.fail(fmt.Sprintf("%s: %q %v", key, got, err))
+	}
+	ctr.check(addrs, &lt)
+	return lt
+}
+
+// kvsCounter is a kvsLoad client's counter: its value is known to be in
+// lo..hi (an incr that failed may have applied); -1 until it is set.
+type kvsCounter struct {
+	key    string
+	lo, hi int
+}
+
+// step sets the counter to 0 through a random node if it is not set yet,
+// else increments it and checks the answer.
+func (c *kvsCounter) step(addrs []string, lt *loadTally) {
+	addr := addrs[rand.IntN(len(addrs))]
+	if c.lo < 0 {
+		got, err := kvsRoundTrip(addr, "set "+c.key+" 0 0 1\r\n0\r\n", "\r\n")
+		if err != nil || got != "STORED\r\n" {
+			lt.fail(fmt.Sprintf("set %s 0: %q %v", c.key, got, err))
+			return
+		}
+		c.lo, c.hi = 0, 0
+		return
+	}
+	got, err := kvsRoundTrip(addr, "incr "+c.key+" 1\r\n", "\r\n")
+	v, perr := strconv.Atoi(strings.TrimSuffix(got, "\r\n"))
+	switch {
+	case got == "NOT_FOUND\r\n":
+		lt.miscounted(fmt.Sprintf("incr %s via %s: NOT_FOUND: the counter is lost", c.key, addr))
+		c.lo = -1
+	case err != nil || perr != nil:
+		c.hi++ // it may have applied
+		lt.fail(fmt.Sprintf("incr %s via %s: %q %v", c.key, addr, got, err))
+	case v < c.lo+1 || v > c.hi+1:
+		lt.miscounted(fmt.Sprintf("incr %s via %s: %d, the counter was %d..%d", c.key, addr, v, c.lo, c.hi))
+		c.lo, c.hi = v, v
+	default:
+		lt.incrs++
+		c.lo, c.hi = v, v
+	}
+}
+
+// check reads the counter at the end (through random nodes, for up to
+// 10s while it gets no answer) and checks that it holds what the incrs
+// acknowledged.
+func (c *kvsCounter) check(addrs []string, lt *loadTally) {
+	if c.lo < 0 {
+		return
+	}
+	var got string
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		got, err = kvsRoundTrip(addrs[rand.IntN(len(addrs))], "get "+c.key+"\r\n", "END\r\n")
+		if err == nil && !strings.Contains(got, "ERROR") || time.Now().After(deadline) {
+			break
 		}
 	}
-	return ops, mgets, nerr, errs
+	if err == nil && got == "END\r\n" {
+		lt.miscounted(fmt.Sprintf("get %s at the end: a miss: the counter is lost", c.key))
+		return
+	}
+	head, rest, _ := strings.Cut(got, "\r\n")
+	val, _, _ := strings.Cut(rest, "\r\n")
+	v, perr := strconv.Atoi(val)
+	if err != nil || !strings.HasPrefix(head, "VALUE "+c.key+" ") || perr != nil {
+		lt.fail(fmt.Sprintf("get %s at the end: %q %v", c.key, got, err))
+		return
+	}
+	if v < c.lo || v > c.hi {
+		lt.miscounted(fmt.Sprintf("%s reads %d at the end, want %d..%d", c.key, v, c.lo, c.hi))
+	}
 }

@@ -121,10 +121,11 @@ func (l *clusterLab) pollSlots(node string) func() []kvs.TenantClusterStatus {
 	}
 }
 
-// checkMoves checks polls of a tenant with replicas 1 taken while its slots
-// moved: the slots with fewer than two in-sync copies (a failed node's,
-// not rebuilt yet) only shrink, never grow (no move takes an in-sync copy
-// away), once none is every poll shows every slot with two, and some poll
+// checkMoves checks polls of a tenant taken while its slots moved: the
+// slots with fewer than replicas+1 in-sync copies (a failed node's, not
+// rebuilt yet) only shrink, never grow (no move takes an in-sync copy
+// away), once none is every poll shows every slot with replicas+1 (or as
+// many as there are nodes, if fewer), the last poll too, and some poll
 // saw slots moving.
 func checkMoves(t *testing.T, polls []kvs.TenantClusterStatus) {
 	t.Helper()
@@ -134,17 +135,20 @@ func checkMoves(t *testing.T, polls []kvs.TenantClusterStatus) {
 			moving++
 		}
 		if p.Degraded > degraded {
-			t.Errorf("poll %d: %d slots with fewer than 2 in-sync copies, %d before: a move took a copy away (%+v)", i, p.Degraded, degraded, p)
+			t.Errorf("poll %d: %d slots with fewer than %d in-sync copies, %d before: a move took a copy away (%+v)", i, p.Degraded, p.Replicas+1, degraded, p)
 		}
 		degraded = p.Degraded
-		if p.MinInSync >= 2 {
+		if want := min(p.Replicas+1, len(p.Nodes)); p.MinInSync >= want {
 			whole = true
 		} else if whole {
-			t.Errorf("poll %d: a slot with %d in-sync copies after every slot had two (%+v)", i, p.MinInSync, p)
+			t.Errorf("poll %d: a slot with %d in-sync copies after every slot had %d (%+v)", i, p.MinInSync, want, p)
 		}
 	}
 	if moving == 0 {
 		t.Errorf("no poll of %d saw a slot moving", len(polls))
+	}
+	if len(polls) > 0 && !whole {
+		t.Errorf("no poll of %d saw every slot with its replicas+1 in-sync copies, the last: %+v", len(polls), polls[len(polls)-1])
 	}
 	t.Logf("%d polls, %d with slots moving", len(polls), moving)
 }

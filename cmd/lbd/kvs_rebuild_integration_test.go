@@ -41,7 +41,8 @@ func TestClusterKVSRebuildEqualsPrimary(t *testing.T) {
 	l.startNode(victim)
 	l.kvsSettled(all, victim+" back empty, rebuilt, every backup in sync")
 	// Errors are allowed here: the kill leaves the victim's slots
-	// unavailable until their failover.
+	// unavailable until their failover; an incr counted twice or lost
+	// ("wrong") is not.
 	out := stopLoad()
 	if !strings.HasPrefix(out, "ok") && !strings.HasPrefix(out, "errors") {
 		t.Fatalf("the load: %s", out)

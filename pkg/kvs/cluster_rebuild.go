@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -129,13 +131,20 @@ func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *reb
 			rp.endJoin(j)
 		}
 	}()
+	// One purge per epoch of the slots: the backup drops them in one pass
+	// over its store. A write sent before it is dropped too, and one sent
+	// after applied after it; from a slot's join on, its writes wait for
+	// the backup, and the copy below sends the slots' items as they are
+	// then.
 	var last []*future
-	for _, i := range ss {
-		l := &rp.locks[i]
-		l.mu.Lock()
-		last = append(last, pc.send(purgeRecord(epochs[i], i)))
-		j.live[i] = true // the slot's writes from now on wait for the backup
-		l.mu.Unlock()
+	for _, g := range byEpoch(ss, epochs) {
+		last = append(last, pc.send(purgeRecord(epochs[g[0]], g)))
+		for _, i := range g {
+			l := &rp.locks[i]
+			l.mu.Lock()
+			j.live[i] = true // the slot's writes from now on wait for the backup
+			l.mu.Unlock()
+		}
 	}
 	keys := storeKeys(rp.inner, func(k []byte) bool { return want[slots.Of(k)] })
 	rp.rb.mu.Lock()
@@ -229,9 +238,26 @@ func (th *throttle) wait(ctx context.Context) error {
 	}
 }
 
-// purgeRecord tells a backup to drop what it holds of a slot.
-func purgeRecord(epoch uint64, slot int) []byte {
-	return fmt.Appendf(nil, "R %d %d X 0 0 0 0 0 0\r\n\r\n", epoch, slot)
+// purgeRecord tells a backup to drop what it holds of slots ss, all of
+// the map's epoch.
+func purgeRecord(epoch uint64, ss []int) []byte {
+	return encodeRecordOp(epoch, ss[0], 'X', nil, Item{Value: slotList(ss)})
+}
+
+// byEpoch groups slots ss by their epochs, in ss's order.
+func byEpoch(ss []int, epochs map[int]uint64) [][]int {
+	var out [][]int
+	at := map[uint64]int{}
+	for _, i := range ss {
+		j, ok := at[epochs[i]]
+		if !ok {
+			j = len(out)
+			at[epochs[i]] = j
+			out = append(out, nil)
+		}
+		out[j] = append(out[j], i)
+	}
+	return out
 }
 
 // storeKeys returns copies of the keys of st that want accepts.
@@ -264,9 +290,34 @@ func storeKeys(st Store, want func([]byte) bool) [][]byte {
 	return out
 }
 
-// purge drops every key of slot from the local store.
-func (rp *replicator) purge(slot int) error {
-	for _, k := range storeKeys(rp.inner, func(k []byte) bool { return slots.Of(k) == slot }) {
+// purge applies a purge record (see purgeRecord): every key of its slots
+// is dropped from the local store, in one pass over it; none if the map
+// has a newer epoch for one of them (the record's answer).
+func (rp *replicator) purge(rec record) string {
+	ss := []int{rec.slot} // a record of one slot has no list
+	if len(rec.item.Value) > 0 {
+		var err error
+		if ss, err = parseSlotList(rec.item.Value); err != nil {
+			return "E " + err.Error() + "\r\n"
+		}
+	}
+	want := make([]bool, slots.Count)
+	m := rp.r.m.Load()
+	for _, i := range ss {
+		if m != nil && m.Slots[i].Epoch > rec.epoch {
+			return "S " + strconv.FormatUint(m.Slots[i].Epoch, 10) + "\r\n"
+		}
+		want[i] = true
+	}
+	if err := rp.dropKeys(want); err != nil {
+		return "E " + strings.ReplaceAll(err.Error(), "\r\n", " ") + "\r\n"
+	}
+	return "A\r\n"
+}
+
+// dropKeys drops every key of the slots wanted from the local store.
+func (rp *replicator) dropKeys(want []bool) error {
+	for _, k := range storeKeys(rp.inner, func(k []byte) bool { return want[slots.Of(k)] }) {
 		if _, err := rp.inner.Mutate(k, rp.r.svc.now(), deleteFn); err != nil {
 			return err
 		}

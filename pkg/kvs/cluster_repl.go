@@ -39,8 +39,8 @@ import (
 //	R EPOCH SLOT OP FLAGS EXPTIME CAS META KEYLEN VALUELEN\r\n KEY VALUE \r\n
 //	A\r\n (applied) | S EPOCH\r\n (stale epoch) | E MESSAGE\r\n
 //
-// OP is S (store the item) or D (delete the key); X (purge the slot) for
-// a rebuild; B, L and F (and D) for a new primary's resync
+// OP is S (store the item) or D (delete the key); X (purge the slots
+// listed as its value, or SLOT) for a rebuild; B, L and F (and D) for a new primary's resync
 // (cluster_resync.go), whose B and L answers are "A" and the backup's
 // digests or key list; Q for an old primary settling a write that a move
 // split (cluster_settle.go), answered A, W (not yet) or E.
@@ -187,11 +187,14 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	// A slot that moved meanwhile (another primary or epoch) is not
 	// written here: under the old placement, with no backup in sync
 	// there, nothing would refuse the write and the new primary would
-	// never see it. It ran nowhere yet: the forwarding node sends it to
-	// the new primary.
+	// never see it. Nor is a slot fenced meanwhile (a write before this
+	// one was undone here, see settle): this one would run from the
+	// undone copy, and a backup that has the undone write would overwrite
+	// it. It ran nowhere yet: the forwarding node sends it to the new
+	// primary.
 	js := rp.joinsOf(i) // before the map (see joinsOf)
 	_, cur, cm := rp.slot(key)
-	if cur.Primary != s.Primary || cur.Epoch != s.Epoch {
+	if cur.Primary != s.Primary || cur.Epoch != s.Epoch || rp.fenced[i].Load() == rp.r.ver.Load()+1 {
 		l.mu.Unlock()
 		return Item{}, fmt.Errorf("lbd: unavailable: slot %d moved while the write waited", i)
 	}
@@ -565,7 +568,7 @@ func readRecord(br *bufio.Reader) (record, error) {
 	}
 	rec := record{epoch: n[0], slot: int(n[1]), del: f[3] == "D", purge: f[3] == "X", op: f[3][0], key: buf[:klen:klen]}
 	switch f[3] {
-	case "B", "L":
+	case "B", "L", "X":
 		rec.item.Value = buf[klen : klen+vlen : klen+vlen] // the slots
 	case "S", "F":
 		rec.item = Item{Flags: uint32(n[3]), Exptime: int64(n[4]), CAS: n[5], Meta: uint8(n[6]), Value: buf[klen : klen+vlen : klen+vlen]}
@@ -686,10 +689,7 @@ func (rp *replicator) apply(rec record) string {
 		return rp.resyncList(rec)
 	}
 	if rec.purge {
-		if err := rp.purge(rec.slot); err != nil {
-			return "E " + strings.ReplaceAll(err.Error(), "\r\n", " ") + "\r\n"
-		}
-		return "A\r\n"
+		return rp.purge(rec)
 	}
 	now := rp.r.svc.now()
 	_, err := rp.inner.Mutate(rec.key, now, func(cur Item, found bool) (Item, Op) {

@@ -3,6 +3,8 @@ package kvs
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,6 +56,63 @@ func TestSettledAnswers(t *testing.T) {
 			got := rp.apply(rec)
 			if !strings.HasPrefix(got, tt.wantHead) || !strings.HasSuffix(got, "\r\n") {
 				t.Fatalf("answer %q, want %s...", got, tt.wantHead)
+			}
+		})
+	}
+}
+
+// TestPurgeRecordSlots: a purge record drops every key of the slots it
+// lists, in one pass, and nothing else; under a map with a newer epoch for
+// one of them it is refused and drops nothing. A record of one slot
+// without a list (as lbd sent before) drops that slot.
+func TestPurgeRecordSlots(t *testing.T) {
+	keysIn := map[int][]string{}
+	for i := 0; len(keysIn) < 3 || len(keysIn[0]) == 0; i++ {
+		k := fmt.Sprintf("p:%d", i)
+		if sl := slots.Of([]byte(k)); sl < 3 {
+			keysIn[sl] = append(keysIn[sl], k)
+		}
+	}
+	for _, tt := range []struct {
+		name    string
+		rec     []byte
+		mapAt   uint64 // slot 1's epoch in the map
+		want    string
+		dropped []int
+	}{
+		{"two slots", purgeRecord(4, []int{0, 2}), 4, "A", []int{0, 2}},
+		{"a newer epoch for one", purgeRecord(4, []int{0, 1}), 5, "S 5", nil},
+		{"one slot, no list", []byte("R 4 1 X 0 0 0 0 0 0\r\n\r\n"), 4, "A", []int{1}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := NewMemoryStore(1 << 20)
+			r := &router{n: &clusterNode{opts: ClusterOptions{Node: "st2"}}, svc: &service{now: func() int64 { return 1 }}}
+			rp := newReplicator(r, st)
+			m := &slots.Map{Slots: make([]slots.Slot, slots.Count)}
+			for i := range m.Slots {
+				m.Slots[i] = slots.Slot{Primary: "st1", Backups: []string{"st2"}, Epoch: 4}
+			}
+			m.Slots[1].Epoch = tt.mapAt
+			r.m.Store(m)
+			for _, ks := range keysIn {
+				for _, k := range ks {
+					st.Mutate([]byte(k), 1, func(Item, bool) (Item, Op) { return Item{Value: []byte("v")}, OpStore })
+				}
+			}
+			rec, err := readRecord(bufio.NewReader(bytes.NewReader(tt.rec)))
+			if err != nil || !rec.purge {
+				t.Fatalf("%q read as %+v, %v", tt.rec, rec, err)
+			}
+			if got := rp.apply(rec); got != tt.want+"\r\n" {
+				t.Fatalf("answer %q, want %q", got, tt.want)
+			}
+			for sl, ks := range keysIn {
+				for _, k := range ks {
+					_, found := st.Get([]byte(k), 1)
+					if found == slices.Contains(tt.dropped, sl) {
+						t.Errorf("%s (slot %d) found %v after the purge of %v", k, sl, found, tt.dropped)
+					}
+				}
 			}
 		})
 	}

@@ -91,13 +91,10 @@ func TestClusterMoveSplitIncrBehind(t *testing.T) {
 	// sent again to st3, which the test accepts too).
 	time.Sleep(200 * time.Millisecond)
 	unblock()
-	// st1 and st3 learn the move once st3 has B's record, or soon (B
-	// refused at st1: A settles within half a request timeout, and B is
-	// sent again within moveWait).
 	select {
 	case <-bIn:
 	case <-time.After(300 * time.Millisecond):
-		t.Log("B's record did not reach st3 from st1")
+		t.Log("B's record did not reach st3 from st1 (B came after A's fence)")
 	}
 	for _, i := range []int{0, 2} {
 		tc.thaw(i)

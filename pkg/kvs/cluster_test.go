@@ -673,7 +673,7 @@ func TestClusterStaleStreamIgnored(t *testing.T) {
 	}
 	// The old stream's buffered rebuild arrives late: a purge, then the
 	// item as it was.
-	if got, err := send(oldC, oldR, append(purgeRecord(s.Epoch, slot), item("old", 1)...)); err == nil {
+	if got, err := send(oldC, oldR, append(purgeRecord(s.Epoch, []int{slot}), item("old", 1)...)); err == nil {
 		t.Fatalf("the superseded stream's records were answered %q", got)
 	}
 	tier := tc.tiers[backup]
@@ -725,9 +725,12 @@ func FuzzReadRecord(f *testing.F) {
 	f.Add([]byte("R 1 2 B 0 0 0 0 0 5\r\n2 3 4\r\n"))
 	f.Add([]byte("R 1 2 F 0 0 7 0 1 1\r\nkv\r\n"))
 	f.Add([]byte("R 1 2 L 0 0 0 0 0 3\r\n2 3\r\n"))
+	f.Add([]byte("R 1 2 X 0 0 0 0 0 3\r\n2 9\r\n"))
+	f.Add([]byte("R 1 2 X 0 0 0 0 0 0\r\n\r\n"))
+	f.Add([]byte("R 1 2 Q 0 0 0 0 0 0\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := readRecord(bufio.NewReader(strings.NewReader(string(b))))
-		if err != nil || rec.purge {
+		if err != nil {
 			return
 		}
 		again, err := readRecord(bufio.NewReader(strings.NewReader(string(encodeRecordOp(rec.epoch, rec.slot, rec.op, rec.key, rec.item)))))
