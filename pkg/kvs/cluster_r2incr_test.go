@@ -123,8 +123,14 @@ func testR2IncrMoves(t *testing.T, tc *testCluster) {
 				wrong = append(wrong, e.text)
 			}
 		}
-		for _, e := range wrong[:min(len(wrong), 20)] {
+		for j, e := range wrong[:min(len(wrong), 20)] {
 			t.Errorf("client error: %s", e)
+			// A counter's: its slot's placements around then.
+			if f := strings.Fields(e); j < 3 && len(f) > 2 && slices.Contains(counters, f[1]) {
+				at, _ := time.Parse("15:04:05.000", f[5][:len(f[5])-1])
+				t.Logf("%s (slot %d) placements around then:\n%s", f[1], slots.Of([]byte(f[1])),
+					hist.between(slots.Of([]byte(f[1])), at.Add(-3*time.Second), at.Add(time.Second)))
+			}
 		}
 		if len(wrong) > 0 {
 			t.Errorf("%d client errors (and %d excused: the machine starved the nodes then)", len(wrong), len(excused))
@@ -520,24 +526,30 @@ func (h *slotHistory) watch(tc *testCluster, keys []string, stop chan struct{}) 
 // around returns slot's placements from 3s before the first of incrs
 // (each "... via NODE START-END") to 1s after the last.
 func (h *slotHistory) around(slot int, incrs []string) string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var from, to string
+	var from, to time.Time
 	for _, in := range incrs {
 		span := in[strings.LastIndex(in, " ")+1:]
 		a, b, _ := strings.Cut(span, "-")
 		ta, _ := time.Parse("15:04:05.000", a)
 		tb, _ := time.Parse("15:04:05.000", b)
-		if f := ta.Add(-3 * time.Second).Format("15:04:05.000"); from == "" || f < from {
+		if f := ta.Add(-3 * time.Second); from.IsZero() || f.Before(from) {
 			from = f
 		}
-		if e := tb.Add(time.Second).Format("15:04:05.000"); e > to {
+		if e := tb.Add(time.Second); e.After(to) {
 			to = e
 		}
 	}
+	return h.between(slot, from, to)
+}
+
+// between returns slot's placements from from to to (times of day).
+func (h *slotHistory) between(slot int, from, to time.Time) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, e := from.Format("15:04:05.000"), to.Format("15:04:05.000")
 	var out []string
 	for _, l := range h.log[slot] {
-		if ts := l[:12]; ts >= from && ts <= to {
+		if ts := l[:12]; ts >= f && ts <= e {
 			out = append(out, l)
 		}
 	}
