@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -106,9 +105,7 @@ func TestDurabilityKill9(t *testing.T) {
 	case <-time.After(90 * time.Second):
 		t.Log("fewer than 2000 writes in 90 s; killing anyway")
 	}
-	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("kill -9: %v", err)
-	}
+	kill9(t, proc)
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -70,9 +69,7 @@ func TestGroupCommitBoundKill9(t *testing.T) {
 		t.Fatalf("only %d writes before the server stopped", len(got))
 	}
 	killedAt := time.Now()
-	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	kill9(t, proc)
 	for a := range acks {
 		got = append(got, a)
 	}

@@ -3,12 +3,14 @@
 package kvs
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -40,6 +42,28 @@ func waitListening(t testing.TB, addr string, proc *exec.Cmd) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s not listening after 30s", addr)
+}
+
+// kill9 kills proc with SIGKILL and waits until it has exited (its
+// sockets closed): a restart on its address must not find its listener
+// still accepting connections that it then resets.
+func kill9(t testing.TB, proc *exec.Cmd) {
+	t.Helper()
+	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9: %v", err)
+	}
+	stat := fmt.Sprintf("/proc/%d/stat", proc.Process.Pid)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(stat) // "PID (COMM) STATE ...": Z once exited
+		if i := bytes.LastIndexByte(b, ')'); err != nil || i >= 0 && len(b) > i+2 && b[i+2] == 'Z' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d still running 30s after kill -9", proc.Process.Pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // startProcess starts a command killed at cleanup.

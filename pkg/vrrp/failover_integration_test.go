@@ -79,15 +79,21 @@ func TestNoPreempt(t *testing.T) {
 	t.Parallel()
 	l := newLab(t, "d1", "d2")
 	notified := filepath.Join(t.TempDir(), "notify")
-	d1 := l.director("d1", 150, "-nopreempt")
-	d2 := l.director("d2", 100, "-nopreempt", "-notify", `f() { echo "$*" >> `+notified+`; }; f`)
+	// Adverts every 500 ms, not the lab's 100 ms: a loaded machine can
+	// delay one by the 100 ms lab's Master_Down_Interval (~0.35 s), and
+	// the backup then rightly takes over, nopreempt or not.
+	slow := []string{"-nopreempt", "-int", "500ms"}
+	d1 := l.director("d1", 150, slow...)
+	d2 := l.director("d2", 100, append(slow, "-notify", `f() { echo "$*" >> `+notified+`; }; f`)...)
 	l.waitRoles(d1, d2)
 	d1.kill9()
 	eventually(t, "d2 MASTER", func() bool { return d2.stateOf() == "MASTER" && l.hasVIP("d2", vip) })
-	d1 = l.director("d1", 150, "-nopreempt")
+	d1 = l.director("d1", 150, slow...)
 	eventually(t, "d1 BACKUP", func() bool { return d1.stateOf() == "BACKUP" })
-	// Well past several Master_Down_Intervals (~0.35s), d2 is still Master.
-	holds(t, "d2 stays MASTER, d1 BACKUP", 2*time.Second, func() bool {
+	// Past the Master_Down_Interval (~1.8 s) after which d1 would take
+	// over if it ignored d2's lower-priority adverts (preempt), d2 is
+	// still Master.
+	holds(t, "d2 stays MASTER, d1 BACKUP", 3*time.Second, func() bool {
 		return d2.stateOf() == "MASTER" && d1.stateOf() == "BACKUP" && !l.hasVIP("d1", vip)
 	})
 	// The notify script saw d2's changes with keepalived's arguments.
