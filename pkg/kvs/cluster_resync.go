@@ -115,10 +115,10 @@ type resyncs struct {
 	// waiting[i] is 1 + the epoch of slot i that waits for its resync,
 	// 0 if none (see resyncWaits).
 	waiting [slots.Count]atomic.Uint64
-	// took[i], under tookMu: the epoch at which this node last took slot
-	// i over and the slot's epoch in its map before (see settled).
+	// took[i], under tookMu: slot i's last takeover by this node (see
+	// settled).
 	tookMu sync.Mutex
-	took   [slots.Count]struct{ at, from uint64 }
+	took   [slots.Count]takeoverOf
 
 	// At the primary, over all resyncs: begins is the B records sent,
 	// slotsEqual were served on equal digests, slotsCompared needed a key
@@ -153,7 +153,7 @@ func (rp *replicator) takeover(prev, m *slots.Map) {
 		if s.Primary != self || p.Primary == self || s.Epoch == p.Epoch {
 			continue
 		}
-		rp.tookOver(i, s.Epoch, p.Epoch)
+		rp.tookOver(i, s.Epoch, p.Epoch, len(s.InSync) == 0)
 		if len(s.InSync) == 0 {
 			continue // a failover with no in-sync backup left
 		}
@@ -177,6 +177,7 @@ func (rp *replicator) resynced(ss []int, m *slots.Map) {
 	}
 	for _, i := range ss {
 		e := m.Slots[i].Epoch
+		rp.tookOverDone(i, e)
 		rp.rs.waiting[i].CompareAndSwap(e+1, 0)
 	}
 	rp.r.n.notify() // the requests waiting for the slots run now

@@ -2,7 +2,6 @@ package kvs
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -22,12 +21,16 @@ import (
 // cluster_move.go). A client sees no error either way, and the write runs
 // once.
 //
-// The old primary asks the new one on its replication stream to it, with
-// a Q record of the write's epoch and slot: A (took the slot over straight
-// from that epoch, and its resync is done), W (not yet) or E (the slot went
-// another way). Anything it cannot be sure of (no new primary within the
-// time, one that never got the write or whose answer was lost, an E) is
-// the error of the split write, as before: the write may have happened.
+// The old primary asks the backups that got the write, on its replication
+// streams to them, with a Q record of the write's epoch and slot: A (this
+// node took the slot over straight from that epoch, and its resync is
+// done: it decided), W (not yet, or not here yet) or E (it did not take
+// the slot over from that epoch). The one that answers A decides, even if
+// the slot has moved on since (its resync made every in-sync copy equal
+// its own, and the copies that the slot moved to since have it). Anything
+// the old primary cannot be sure of (no decision within the time, the
+// decider's answer to the write lost) is the error of the split write, as
+// before: the write may have happened.
 
 // splitWrite is the error of a write, run at epoch, that a backup refused
 // under a newer epoch while another may have applied it: answers are every
@@ -43,72 +46,89 @@ type splitWrite struct {
 func (e *splitWrite) Error() string { return e.err.Error() }
 
 // settle returns the outcome of a split write of key, undone here, as the
-// slot's new primary decides it (see above): nil if it happened, an error
-// that says "unavailable" if it ran nowhere, sw if it is not certain.
+// backup that took its slot over decides it (see above): nil if it
+// happened, an error that says "unavailable" if it ran nowhere, sw if it
+// is not certain.
 func (rp *replicator) settle(key []byte, sw *splitWrite) error {
 	deadline := time.Now().Add(rp.r.n.opts.RequestTimeout / 2)
-	m := rp.r.m.Load()
-	for m == nil || m.Slots[sw.slot].Epoch <= sw.epoch {
-		if m, _ = rp.r.waitVer(rp.r.ver.Load(), deadline); m == nil {
-			return sw // this node has not learned the move
-		}
-	}
-	to := m.Slots[sw.slot].Primary
-	j := slices.Index(sw.backups, to)
-	if j < 0 {
-		return sw
-	}
-	sw.answers[j].wait()
-	applied := string(sw.answers[j].data) == "A\r\n"
-	if !applied && !refused(sw.answers[j].data) {
-		return sw // its answer was lost
-	}
 	q := encodeRecordOp(sw.epoch, sw.slot, 'Q', nil, Item{})
+	qs := make([]*future, len(sw.backups))
 	for wait := lagRetry; ; wait = min(2*wait, maxLagRetry) {
-		f := rp.stream(to).send(q)
-		f.wait()
-		switch string(f.data) {
-		case "A\r\n":
-			if applied {
-				return nil
-			}
-			return fmt.Errorf("lbd: unavailable: slot %d moved to %s, which refused a write of %q: it applied nowhere", sw.slot, to, key)
-		case "W\r\n":
-		default:
-			return sw
+		for j, b := range sw.backups {
+			qs[j] = rp.stream(b).send(q)
 		}
-		if time.Until(deadline) < wait {
+		later := false
+		for j, f := range qs {
+			f.wait()
+			switch string(f.data) {
+			case "A\r\n":
+				return rp.decided(key, sw, j)
+			case "W\r\n":
+				later = true
+			}
+		}
+		if !later || time.Until(deadline) < wait {
 			return sw
 		}
 		time.Sleep(wait)
 	}
 }
 
+// decided returns the outcome of split write sw of key as backup j, which
+// took its slot over and made the copies agree, decided it: its answer to
+// the write.
+func (rp *replicator) decided(key []byte, sw *splitWrite, j int) error {
+	a := sw.answers[j]
+	a.wait()
+	switch {
+	case string(a.data) == "A\r\n":
+		return nil
+	case refused(a.data):
+		return fmt.Errorf("lbd: unavailable: slot %d moved to %s, which refused a write of %q: it applied nowhere", sw.slot, sw.backups[j], key)
+	}
+	return sw // its answer was lost
+}
+
 // settled answers a Q record (see settle): A once this node took the slot
 // over straight from the record's epoch (its map before had that epoch)
-// and its resync is done, W until then, E if the slot went another way.
+// and its resync then is done, W until then or while its map is not past
+// that epoch, E if it is and this node did not take the slot over from it.
 func (rp *replicator) settled(rec record) string {
-	m := rp.r.m.Load()
-	if m == nil || m.Slots[rec.slot].Epoch <= rec.epoch {
-		return "W\r\n" // the move is not here yet
-	}
-	s := m.Slots[rec.slot]
 	rp.rs.tookMu.Lock()
 	took := rp.rs.took[rec.slot]
 	rp.rs.tookMu.Unlock()
+	m := rp.r.m.Load()
 	switch {
-	case s.Primary != rp.r.n.opts.Node || took.at != s.Epoch || took.from != rec.epoch:
-		return "E slot " + strconv.Itoa(rec.slot) + " epoch " + strconv.FormatUint(s.Epoch, 10) + " is not a hand-over to " + rp.r.n.opts.Node + " from epoch " + strconv.FormatUint(rec.epoch, 10) + "\r\n"
-	case rp.resyncWaits(rec.slot, s.Epoch):
+	case took.from == rec.epoch && took.at > rec.epoch && took.done:
+		return "A\r\n"
+	case took.from == rec.epoch && took.at > rec.epoch, m == nil || m.Slots[rec.slot].Epoch <= rec.epoch:
 		return "W\r\n"
 	}
-	return "A\r\n"
+	return "E slot " + strconv.Itoa(rec.slot) + " was not taken over by " + rp.r.n.opts.Node + " from epoch " + strconv.FormatUint(rec.epoch, 10) + "\r\n"
+}
+
+// takeoverOf is a slot's last takeover by this node: at epoch at, from
+// epoch from in its map before; done once its resync is.
+type takeoverOf struct {
+	at, from uint64
+	done     bool
 }
 
 // tookOver records that this node takes slot over at epoch at, from the
-// slot's epoch from in its map before (see settled).
-func (rp *replicator) tookOver(slot int, at, from uint64) {
+// slot's epoch from in its map before, its resync done already if done
+// (see settled).
+func (rp *replicator) tookOver(slot int, at, from uint64, done bool) {
 	rp.rs.tookMu.Lock()
-	rp.rs.took[slot] = struct{ at, from uint64 }{at, from}
+	rp.rs.took[slot] = takeoverOf{at, from, done}
+	rp.rs.tookMu.Unlock()
+}
+
+// tookOverDone records that the resync of slot taken over at epoch at is
+// done (see settled).
+func (rp *replicator) tookOverDone(slot int, at uint64) {
+	rp.rs.tookMu.Lock()
+	if rp.rs.took[slot].at == at {
+		rp.rs.took[slot].done = true
+	}
 	rp.rs.tookMu.Unlock()
 }

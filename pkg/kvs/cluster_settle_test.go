@@ -11,10 +11,11 @@ import (
 	"github.com/lbd-project/lbd/pkg/slots"
 )
 
-// TestSettledAnswers: a new primary answers an old primary's Q record
-// (settle) A only once it took the slot over straight from the record's
-// epoch and its resync is done; W while the move or the resync is not
-// there yet; E when the slot went another way. The record survives its
+// TestSettledAnswers: a backup answers an old primary's Q record (settle)
+// A only once it took the slot over straight from the record's epoch and
+// its resync then is done, even if the slot moved on since; W while the
+// move or that resync is not there yet; E when its map is past the epoch
+// and it did not take the slot over from it. The record survives its
 // encoding.
 func TestSettledAnswers(t *testing.T) {
 	const slot, from, at = 5, 3, 7
@@ -31,17 +32,17 @@ func TestSettledAnswers(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		m        *slots.Map
-		took     [2]uint64 // at, from
-		resyncs  bool
+		took     *takeoverOf
 		wantHead string
 	}{
-		{"no map yet", nil, [2]uint64{at, from}, false, "W"},
-		{"the move not here yet", placed("st1", from), [2]uint64{}, false, "W"},
-		{"the resync not done", placed("st3", at), [2]uint64{at, from}, true, "W"},
-		{"done", placed("st3", at), [2]uint64{at, from}, false, "A"},
-		{"another primary", placed("st2", at), [2]uint64{at, from}, false, "E"},
-		{"taken over from another epoch", placed("st3", at), [2]uint64{at, from + 1}, false, "E"},
-		{"taken over at another epoch", placed("st3", at+1), [2]uint64{at, from}, false, "E"},
+		{"no map yet", nil, nil, "W"},
+		{"the move not here yet", placed("st1", from), nil, "W"},
+		{"the resync not done", placed("st3", at), &takeoverOf{at, from, false}, "W"},
+		{"done", placed("st3", at), &takeoverOf{at, from, true}, "A"},
+		{"done, and the slot moved on", placed("st1", at+1), &takeoverOf{at, from, true}, "A"},
+		{"another primary", placed("st2", at), nil, "E"},
+		{"taken over from another epoch", placed("st3", at), &takeoverOf{at, from + 1, true}, "E"},
+		{"taken over before the epoch", placed("st3", at), &takeoverOf{from, from - 1, true}, "E"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &router{n: &clusterNode{opts: ClusterOptions{Node: "st3"}}}
@@ -49,9 +50,11 @@ func TestSettledAnswers(t *testing.T) {
 			if tt.m != nil {
 				r.m.Store(tt.m)
 			}
-			rp.tookOver(slot, tt.took[0], tt.took[1])
-			if tt.resyncs {
-				rp.rs.waiting[slot].Store(at + 1)
+			if tt.took != nil {
+				rp.tookOver(slot, tt.took.at, tt.took.from, false)
+				if tt.took.done {
+					rp.tookOverDone(slot, tt.took.at)
+				}
 			}
 			got := rp.apply(rec)
 			if !strings.HasPrefix(got, tt.wantHead) || !strings.HasSuffix(got, "\r\n") {
