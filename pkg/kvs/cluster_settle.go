@@ -19,7 +19,10 @@ import (
 // the others): the old primary answers success, or "unavailable" and the
 // forwarding node sends the write again to the new primary (see
 // cluster_move.go). A client sees no error either way, and the write runs
-// once.
+// once. Until its map changes, the old primary runs no other write of the
+// slot (it fenced it, see replicator.fenced): one waiting behind the
+// undone write would run from the undone copy, and the backup that has
+// the undone write would take the later one as newer.
 //
 // The old primary asks the backups that got the write, on its replication
 // streams to them, with a Q record of the write's epoch and slot: A (this
