@@ -40,10 +40,11 @@ import (
 //	A\r\n (applied) | S EPOCH\r\n (stale epoch) | E MESSAGE\r\n
 //
 // OP is S (store the item) or D (delete the key); X (purge the slots
-// listed as its value, or SLOT) for a rebuild; B, L and F (and D) for a new primary's resync
-// (cluster_resync.go), whose B and L answers are "A" and the backup's
-// digests or key list; Q for an old primary settling a write that a move
-// split (cluster_settle.go), answered A, W (not yet) or E.
+// listed as its value, or SLOT) for a rebuild; B, L and F (and D) for a
+// new primary's resync (cluster_resync.go), whose B and L answers are "A"
+// and the backup's digests or key list; Q for an old primary settling a
+// write that a move split (cluster_settle.go), answered A, W (not yet) or
+// E.
 
 // replicator is the Store of a clustered tenant.
 type replicator struct {
@@ -523,7 +524,7 @@ type record struct {
 	epoch uint64
 	slot  int
 	del   bool
-	purge bool // drop the whole slot (before a rebuild)
+	purge bool // drop whole slots (before a rebuild)
 	// op is the record's OP: S, D, X, B, L, F (see resync), or Q (see
 	// settle).
 	op   byte
