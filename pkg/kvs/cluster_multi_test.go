@@ -27,6 +27,21 @@ func (tc *testCluster) thawLater(i int, d time.Duration) {
 	}()
 }
 
+// place sets slot's placement to s at a new epoch, and waits until every
+// node whose view is not frozen has the map.
+func (tc *testCluster) place(t testing.TB, slot int, s slots.Slot) {
+	t.Helper()
+	if _, err := updateMap(context.Background(), tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
+		c := cur.Clone()
+		s.Epoch = cur.MaxEpoch() + 1
+		c.Slots[slot] = s
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitSeen(t)
+}
+
 // thaw ends node i's frozen view and wakes its watch.
 func (tc *testCluster) thaw(i int) {
 	tc.stores[i].cut(false)
@@ -390,19 +405,7 @@ func TestClusterMoveIncrOnce(t *testing.T) {
 			tc := startCluster(t, 4, 1, slots.Sync)
 			k := keysWhere(tc.slotMap(), "once:", 1, func(s slots.Slot) bool { return s.Primary == "st1" })[0]
 			sl := slots.Of([]byte(k))
-			place := func(s slots.Slot) {
-				t.Helper()
-				if _, err := updateMap(context.Background(), tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
-					c := cur.Clone()
-					s.Epoch = cur.MaxEpoch() + 1
-					c.Slots[sl] = s
-					return c, nil
-				}); err != nil {
-					t.Fatal(err)
-				}
-				tc.waitSeen(t)
-			}
-			place(slots.Slot{Primary: "st1", Backups: []string{"st2", "st3"}, InSync: []string{"st2", "st3"}})
+			tc.place(t, sl, slots.Slot{Primary: "st1", Backups: []string{"st2", "st3"}, InSync: []string{"st2", "st3"}})
 			if !setVia(t, tc.addrs[3], k, "10") {
 				t.Fatal("set failed")
 			}
@@ -412,7 +415,7 @@ func TestClusterMoveIncrOnce(t *testing.T) {
 			for _, i := range cut {
 				tc.stores[i].cut(true)
 			}
-			place(slots.Slot{Primary: "st3", Backups: []string{"st2"}, InSync: []string{"st2"}})
+			tc.place(t, sl, slots.Slot{Primary: "st3", Backups: []string{"st2"}, InSync: []string{"st2"}})
 			if tt.thawAfter > 0 {
 				for _, i := range cut {
 					tc.thawLater(i, tt.thawAfter)

@@ -1,10 +1,6 @@
 package kvs
 
 import (
-	"bufio"
-	"context"
-	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -27,19 +23,7 @@ func TestClusterMoveSplitIncrBehind(t *testing.T) {
 	tc := startCluster(t, 4, 1, slots.Sync)
 	k := keysWhere(tc.slotMap(), "behind:", 1, func(s slots.Slot) bool { return s.Primary == "st1" })[0]
 	sl := slots.Of([]byte(k))
-	place := func(s slots.Slot) {
-		t.Helper()
-		if _, err := updateMap(context.Background(), tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
-			c := cur.Clone()
-			s.Epoch = cur.MaxEpoch() + 1
-			c.Slots[sl] = s
-			return c, nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		tc.waitSeen(t)
-	}
-	place(slots.Slot{Primary: "st1", Backups: []string{"st2", "st3"}, InSync: []string{"st2", "st3"}})
+	tc.place(t, sl, slots.Slot{Primary: "st1", Backups: []string{"st2", "st3"}, InSync: []string{"st2", "st3"}})
 	if !setVia(t, tc.addrs[3], k, "10") {
 		t.Fatal("set failed")
 	}
@@ -78,14 +62,14 @@ func TestClusterMoveSplitIncrBehind(t *testing.T) {
 			tc.thaw(i)
 		}
 	}()
-	place(slots.Slot{Primary: "st3", Backups: []string{"st2", "st1"}, InSync: []string{"st2", "st1"}})
-	a := incrAsync(t, tc.addrs[0], k)
+	tc.place(t, sl, slots.Slot{Primary: "st3", Backups: []string{"st2", "st1"}, InSync: []string{"st2", "st1"}})
+	a := doAsync(t, tc.addrs[0], "incr "+k+" 1\r\n")
 	select {
 	case <-aIn:
 	case <-time.After(20 * time.Second):
 		t.Fatal("st3 did not get A's record in 20s")
 	}
-	b := incrAsync(t, tc.addrs[0], k)
+	b := doAsync(t, tc.addrs[0], "incr "+k+" 1\r\n")
 	// B reaches st1's store and waits for A's write (a scheduling
 	// allowance: if it comes later, st1 has fenced the slot, and B is
 	// sent again to st3, which the test accepts too).
@@ -118,25 +102,4 @@ func TestClusterMoveSplitIncrBehind(t *testing.T) {
 			t.Errorf("%s at st3's in-sync backup %s: %q cas %d, st3 %q cas %d", k, tc.names[i], c.Value, c.CAS, p.Value, p.CAS)
 		}
 	}
-}
-
-// incrAsync sends "incr key 1" to addr on a new connection and returns
-// its reply line.
-func incrAsync(t *testing.T, addr, key string) <-chan string {
-	out := make(chan string, 1)
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		fmt.Fprintf(c, "incr %s 1\r\n", key)
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil {
-			line = err.Error()
-		}
-		out <- line
-	}()
-	return out
 }

@@ -3,7 +3,7 @@ package kvs
 import (
 	"bufio"
 	"context"
-	"fmt"
+	"io"
 	"net"
 	"slices"
 	"testing"
@@ -43,6 +43,12 @@ func (tc *testCluster) waitParked(i int) {
 // setAsync sets key through addr on a new connection and sends the reply
 // line (or the error) on the channel it returns.
 func setAsync(t *testing.T, addr, key string) <-chan string {
+	return doAsync(t, addr, "set "+key+" 0 0 2\r\nhi\r\n")
+}
+
+// doAsync sends req to addr on a new connection and sends the reply line
+// (or the error) on the channel it returns.
+func doAsync(t *testing.T, addr, req string) <-chan string {
 	out := make(chan string, 1)
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -51,7 +57,7 @@ func setAsync(t *testing.T, addr, key string) <-chan string {
 	t.Cleanup(func() { c.Close() })
 	go func() {
 		c.SetDeadline(time.Now().Add(30 * time.Second))
-		fmt.Fprintf(c, "set %s 0 0 2\r\nhi\r\n", key)
+		io.WriteString(c, req)
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil {
 			line = err.Error()
