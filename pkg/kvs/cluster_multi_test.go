@@ -27,14 +27,20 @@ func (tc *testCluster) thawLater(i int, d time.Duration) {
 	}()
 }
 
-// place sets slot's placement to s at a new epoch, and waits until every
-// node whose view is not frozen has the map.
+// place sets slot's placement to s at a new epoch (see updateSlot).
 func (tc *testCluster) place(t testing.TB, slot int, s slots.Slot) {
+	t.Helper()
+	tc.updateSlot(t, slot, func(slots.Slot) slots.Slot { return s })
+}
+
+// updateSlot sets slot's placement to next(its current one) at a new
+// epoch, and waits until every node whose view is not frozen has the map.
+func (tc *testCluster) updateSlot(t testing.TB, slot int, next func(slots.Slot) slots.Slot) {
 	t.Helper()
 	if _, err := updateMap(context.Background(), tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
 		c := cur.Clone()
-		s.Epoch = cur.MaxEpoch() + 1
-		c.Slots[slot] = s
+		c.Slots[slot] = next(cur.Slots[slot])
+		c.Slots[slot].Epoch = cur.MaxEpoch() + 1
 		return c, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -64,17 +70,9 @@ func keysWhere(m *slots.Map, prefix string, n int, ok func(slots.Slot) bool) []s
 // in-sync backup, at a new epoch.
 func (tc *testCluster) moveSlot(t testing.TB, key, to string) {
 	t.Helper()
-	sl := slots.Of([]byte(key))
-	_, err := updateMap(context.Background(), tc.store, "t", func(cur *slots.Map) (*slots.Map, error) {
-		c := cur.Clone()
-		old := cur.Slots[sl].Primary
-		c.Slots[sl] = slots.Slot{Primary: to, Backups: []string{old}, InSync: []string{old}, Epoch: cur.MaxEpoch() + 1}
-		return c, nil
+	tc.updateSlot(t, slots.Of([]byte(key)), func(cur slots.Slot) slots.Slot {
+		return slots.Slot{Primary: to, Backups: []string{cur.Primary}, InSync: []string{cur.Primary}}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc.waitSeen(t)
 }
 
 // waitSeen waits until every running node whose view is not frozen has

@@ -375,10 +375,10 @@ func (tc *testCluster) checkCopies(t *testing.T, keys []string) {
 		var diffs []string
 		for _, k := range keys {
 			s := m.Slots[slots.Of([]byte(k))]
-			p := slices.Index(tc.names, s.Primary)
+			p := tc.nodeIndex(s.Primary)
 			want, wok := tc.innerStore(p).Get([]byte(k), now)
 			for _, b := range s.InSync {
-				got, gok := tc.innerStore(slices.Index(tc.names, b)).Get([]byte(k), now)
+				got, gok := tc.innerStore(tc.nodeIndex(b)).Get([]byte(k), now)
 				if wok != gok || string(want.Value) != string(got.Value) || want.CAS != got.CAS || want.Flags != got.Flags {
 					diffs = append(diffs, fmt.Sprintf("%s: primary %s %q cas %d (%v), in-sync %s %q cas %d (%v)",
 						k, s.Primary, want.Value, want.CAS, wok, b, got.Value, got.CAS, gok))

@@ -97,7 +97,13 @@ type streamSource struct {
 // current map (the fence is by map version), or, taken over at epoch,
 // the slot waits for its backups' resync (cluster_resync.go).
 func (rp *replicator) isFenced(slot int, epoch uint64) bool {
-	return rp.fenced[slot].Load() == rp.r.ver.Load()+1 || rp.resyncWaits(slot, epoch)
+	return rp.fencedNow(slot) || rp.resyncWaits(slot, epoch)
+}
+
+// fencedNow reports whether the node stopped serving slot under the
+// current map (see fenced).
+func (rp *replicator) fencedNow(slot int) bool {
+	return rp.fenced[slot].Load() == rp.r.ver.Load()+1
 }
 
 // slotLock orders a slot's writes and holds reads of keys whose write is
@@ -195,7 +201,7 @@ func (rp *replicator) Mutate(key []byte, now int64, fn MutateFunc) (Item, error)
 	// primary.
 	js := rp.joinsOf(i) // before the map (see joinsOf)
 	_, cur, cm := rp.slot(key)
-	if cur.Primary != s.Primary || cur.Epoch != s.Epoch || rp.fenced[i].Load() == rp.r.ver.Load()+1 {
+	if cur.Primary != s.Primary || cur.Epoch != s.Epoch || rp.fencedNow(i) {
 		l.mu.Unlock()
 		return Item{}, fmt.Errorf("lbd: unavailable: slot %d moved while the write waited", i)
 	}
