@@ -66,20 +66,20 @@ drained() { local l; l=$(lbctl st1 node list) && grep -q "drained: lbctl node re
 # to FILE.out and the bad replies to FILE.err.
 load() {
 	in_ns cl timeout 300 bash -c '
-		ok=0 bad=0 i=0
+		ok=0 bad=0 i=0 cr=$(printf "\r")
 		while [ ! -e "$1.stop" ]; do
 			i=$((i + 1)) r="no connection" v=
 			if exec 3<>"/dev/tcp/$2"; then
 				printf "set load%d 0 0 %d\r\n%d\r\nquit\r\n" "$i" "${#i}" "$i" >&3
 				IFS= read -r -t 5 r <&3
 				exec 3<&-
-				r=${r%$'"'\\r'"'}
+				r=${r%"$cr"}
 			fi
 			if [ "$r" = STORED ] && exec 3<>"/dev/tcp/$2"; then
 				printf "get load%d\r\nquit\r\n" "$i" >&3
 				IFS= read -r -t 5 r <&3 && IFS= read -r -t 5 v <&3
 				exec 3<&-
-				v=${v%$'"'\\r'"'}
+				v=${v%"$cr"}
 			fi
 			if [ "$v" = "$i" ]; then
 				ok=$((ok + 1))
