@@ -25,7 +25,8 @@ import (
 //   - with two copies besides the primary's, a hand-over whose new map
 //     reached the backups at different times, or a failover: one backup
 //     applied the write, another refused it (stale epoch); the old primary
-//     undoes it and answers SERVER_ERROR (or died before answering);
+//     undoes it, and the new primary's copy decides its answer once this
+//     resync is done (cluster_settle.go), or it died before answering;
 //   - a hand-over with any replicas, one included: the new primary applied
 //     the write under the old epoch but its answer was lost with the
 //     connection; the old primary cannot take it out of the in-sync set
