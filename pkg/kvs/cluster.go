@@ -511,6 +511,10 @@ type router struct {
 	waiting atomic.Int32
 	// backups: a slot of the map has backups (see loopSafe).
 	backups atomic.Bool
+	// refreshMu serializes refresh: the watch, a shrink and a rebuild
+	// refresh at once, and a map loaded earlier must not replace a newer
+	// one (nor hand takeover the two the wrong way round).
+	refreshMu sync.Mutex
 }
 
 // primaries is a slot map's primaries, a byte per slot, and epochs, for
@@ -579,6 +583,8 @@ func (r *router) loopSafe() bool {
 // refresh loads the tenant's map if it changed, and raises the store's cas
 // counter above every epoch's range.
 func (r *router) refresh() {
+	r.refreshMu.Lock()
+	defer r.refreshMu.Unlock()
 	e, ok := r.n.opts.Store.Get(slots.Key(r.tenant))
 	if !ok || e.Version == r.ver.Load() {
 		return

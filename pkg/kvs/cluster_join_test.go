@@ -93,6 +93,33 @@ func TestClusterJoinWaitsForRebuiltBackup(t *testing.T) {
 	}
 }
 
+// TestRebuildLooksAgainAfterIt: a map that finds a backup out of sync
+// while its rebuild runs starts none (one at a time); the rebuild, once
+// done, looks at the latest map again. Else a backup that left an in-sync
+// set just as its rebuild's join was applied (as in
+// TestClusterJoinWaitsForRebuiltBackup) stayed out until the next map.
+func TestRebuildLooksAgainAfterIt(t *testing.T) {
+	tc := startCluster(t, 3, 1, slots.Sync)
+	key := keyWhere(tc.slotMap(), "again", func(s slots.Slot) bool {
+		return s.Primary == "st2" && slices.Equal(s.InSync, []string{"st3"})
+	})
+	sl := slots.Of([]byte(key))
+	rp := tc.router(1).repl
+	running := &rebuildState{Backup: "st3"} // a rebuild of st3 that is about to end
+	rp.rb.mu.Lock()
+	rp.rb.running["st3"] = running
+	rp.rb.mu.Unlock()
+	tc.updateSlot(t, sl, func(s slots.Slot) slots.Slot { s.InSync = nil; return s })
+	rp.rb.mu.Lock()
+	again := rp.rb.running["st3"] == running && running.again
+	rp.rb.mu.Unlock()
+	if !again {
+		t.Fatal("the map started a second rebuild of st3, or did not mark the running one")
+	}
+	rp.rebuilt(running, 0, nil)
+	waitFor(t, "st3 rebuilt and in sync again", func() bool { return slices.Contains(tc.slotMap().Slots[sl].InSync, "st3") })
+}
+
 // waitFor polls cond until it holds, for 20 s at most.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

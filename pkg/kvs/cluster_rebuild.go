@@ -38,6 +38,10 @@ type rebuildState struct {
 	ItemsAll  int64  `json:"items_total"`
 	Done      bool   `json:"done"`
 	Err       string `json:"error,omitempty"`
+	// again: a map came while the rebuild ran and found the backup not
+	// in sync (it may have left an in-sync set the rebuild had it join):
+	// looked at again once the rebuild ends (see rebuilt).
+	again bool
 }
 
 // rebuilds tracks the running rebuilds of a replicator.
@@ -69,6 +73,7 @@ func (rp *replicator) mapChanged(m *slots.Map) {
 	}
 	for b, ss := range need {
 		if st := rp.rb.running[b]; st != nil && !st.Done {
+			st.again = true
 			continue
 		}
 		st := &rebuildState{Backup: b, Slots: len(ss)}
@@ -91,27 +96,40 @@ func (rp *replicator) progress() []rebuildState {
 // rebuild streams slots ss to backup, then marks them in sync.
 func (rp *replicator) rebuild(backup string, ss []int, m *slots.Map, st *rebuildState) {
 	err := rp.rebuildOnce(backup, ss, m, st)
+	rp.rebuilt(st, len(ss), err)
+}
+
+// rebuilt ends rebuild st of n slots, which err stopped if not nil: a
+// stopped one is retried with the next map, or in a while; one that a map
+// found running looks at the latest map now (the map's rebuild was not
+// started then, and no other map may come).
+func (rp *replicator) rebuilt(st *rebuildState, n int, err error) {
 	rp.rb.mu.Lock()
 	st.Done = true
 	if err != nil {
 		st.Err = err.Error()
 	}
+	again := st.again
 	rp.rb.mu.Unlock()
+	wait := time.Duration(0)
 	if err != nil {
-		rp.r.n.log.Info("kvs: rebuild stopped", "tenant", rp.r.tenant, "backup", backup, "err", err)
-		// Retried with the next map, or in a while.
-		go func() {
-			select {
-			case <-rp.r.n.ctx.Done():
-			case <-time.After(time.Second):
-				if m := rp.r.m.Load(); m != nil {
-					rp.mapChanged(m)
-				}
-			}
-		}()
+		rp.r.n.log.Info("kvs: rebuild stopped", "tenant", rp.r.tenant, "backup", st.Backup, "err", err)
+		again, wait = true, time.Second
+	} else {
+		rp.r.n.log.Info("kvs: backup rebuilt", "tenant", rp.r.tenant, "backup", st.Backup, "slots", n, "items", st.ItemsSent)
+	}
+	if !again {
 		return
 	}
-	rp.r.n.log.Info("kvs: backup rebuilt", "tenant", rp.r.tenant, "backup", backup, "slots", len(ss), "items", st.ItemsSent)
+	go func() {
+		select {
+		case <-rp.r.n.ctx.Done():
+		case <-time.After(wait):
+			if m := rp.r.m.Load(); m != nil {
+				rp.mapChanged(m)
+			}
+		}
+	}()
 }
 
 func (rp *replicator) rebuildOnce(backup string, ss []int, m *slots.Map, st *rebuildState) error {
