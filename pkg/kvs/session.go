@@ -114,18 +114,33 @@ func awaitLine(br *bufio.Reader) error {
 	}
 }
 
+// reqsPerFlush is how many pipelined requests a session runs before it
+// writes their replies out: memcached's reqs_per_event (-R, 20), after
+// which memcached yields and flushes its responses too. Without it a deep
+// pipeline of writes that each wait (for backups, for a disk) got no reply
+// until the last one ran, and a forwarding node, which times a peer out
+// when no reply comes for its request timeout, failed the lot. A routed
+// client session (ow set) is the exception: its flush waits for the
+// replies of what it forwarded, so it flushes once its input is drained,
+// and its forwards stay pipelined.
+const reqsPerFlush = 20
+
 // serve runs the request loop until the input ends or fails.
 func (s *session) serve() error {
+	unflushed := 0
 	for {
-		if s.r.Buffered() == 0 {
-			// Nothing pipelined behind this request: answer now.
+		if s.r.Buffered() == 0 || (unflushed >= reqsPerFlush && s.ow == nil) {
+			// Nothing pipelined behind this request (or enough of them
+			// ran): answer now.
 			if err := s.flush(); err != nil {
 				return err
 			}
-			if s.beforeRead != nil {
+			unflushed = 0
+			if s.r.Buffered() == 0 && s.beforeRead != nil {
 				s.beforeRead()
 			}
 		}
+		unflushed++
 		line, err := s.readLine()
 		if err != nil {
 			s.flush()

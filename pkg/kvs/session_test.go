@@ -1,10 +1,15 @@
 package kvs
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // The expected replies below were checked against memcached 1.6.18 (the
@@ -208,5 +213,62 @@ func TestGatReportsFailedWrite(t *testing.T) {
 	}
 	if got := run(svc, "get a\r\n"); got != "VALUE a 0 1\r\nx\r\nEND\r\n" {
 		t.Errorf("get after failed gat: %q", got)
+	}
+}
+
+// slowStore is a Store whose Mutate calls past the first free ones wait
+// until release is closed (writes that wait for backups or a disk).
+type slowStore struct {
+	Store
+	free    int32
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (s *slowStore) Mutate(key []byte, now int64, fn MutateFunc) (Item, error) {
+	if s.calls.Add(1) > s.free {
+		<-s.release
+	}
+	return s.Store.Mutate(key, now, fn)
+}
+
+// TestPipelineRepliesFlow: a session flushes the replies of a deep
+// pipeline every reqsPerFlush requests, not only once the pipeline is
+// drained: the first writes' replies go out while later ones still wait.
+// (A forwarding node times its peer out when no reply comes for its
+// request timeout.)
+func TestPipelineRepliesFlow(t *testing.T) {
+	cfg := TenantConfig{Name: "t", Listen: "127.0.0.1:0"}.withDefaults()
+	st := &slowStore{Store: NewMemoryStore(cfg.MemoryLimit), free: reqsPerFlush + 5, release: make(chan struct{})}
+	svc := newService(testLogger(t), cfg, st, newFakeClock().now)
+	var in strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&in, "set k%d 0 0 1\r\nx\r\n", i)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w := bufio.NewWriter(pw)
+		newSession(svc, bufio.NewReaderSize(strings.NewReader(in.String()), readBufSize), w).serve()
+		w.Flush()
+		pw.Close()
+	}()
+	defer func() { <-done }()
+	defer close(st.release)
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, reqsPerFlush*len("STORED\r\n"))
+		_, err := io.ReadFull(pr, buf)
+		got <- fmt.Sprintf("%s%v", buf, err)
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case r := <-got:
+		if want := strings.Repeat("STORED\r\n", reqsPerFlush) + "<nil>"; r != want {
+			t.Fatalf("first replies: %q", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no reply in 10 s while %d of 200 pipelined writes ran and the next one waits", st.free)
 	}
 }
