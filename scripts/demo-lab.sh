@@ -101,7 +101,7 @@ pipeline() {
 # stored. readback N: get them, pipelined too; prints how many were found.
 preload() {
 	local i
-	for ((i = 1; i <= $1; i++)); do printf 'set pre%d 0 0 4\r\nitem\r\n' "$i"; done | pipeline cl 120 | grep -c '^STORED' || true
+	for ((i = 1; i <= $1; i++)); do printf 'set pre%d 0 0 4\r\nitem\r\n' "$i"; done | pipeline cl 120 | tee "$WORK/pre.out" | grep -c "^STORED" || true
 }
 readback() {
 	local i
@@ -227,7 +227,7 @@ lbctl st2 kvs status | sed 's/^/   /'
 bold "Draining storage node st3 under a client load (lbctl node drain): its slots move online"
 wait_for "every slot of st1 back and in sync" 120 settled
 stored=$(preload 2000)
-[ "$stored" -eq 2000 ] || fail "only $stored of 2000 pipelined sets stored before the drain"
+[ "$stored" -eq 2000 ] || { sort "$WORK/pre.out" | uniq -c | sort -rn | head; fail "only $stored of 2000 pipelined sets stored before the drain"; }
 say "2000 keys stored through the VIP first, pipelined on one connection (durable: each on a backup and both disks)"
 load "$WORK/load" &
 load_pid=$!
