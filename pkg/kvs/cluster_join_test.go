@@ -107,14 +107,20 @@ func TestRebuildLooksAgainAfterIt(t *testing.T) {
 	rp := tc.router(1).repl
 	running := &rebuildState{Backup: "st3"} // a rebuild of st3 that is about to end
 	rp.rb.mu.Lock()
+	if rp.rb.running == nil {
+		rp.rb.running = map[string]*rebuildState{}
+	}
 	rp.rb.running["st3"] = running
 	rp.rb.mu.Unlock()
+	locked := func(f func() bool) bool {
+		rp.rb.mu.Lock()
+		defer rp.rb.mu.Unlock()
+		return f()
+	}
 	tc.updateSlot(t, sl, func(s slots.Slot) slots.Slot { s.InSync = nil; return s })
-	rp.rb.mu.Lock()
-	again := rp.rb.running["st3"] == running && running.again
-	rp.rb.mu.Unlock()
-	if !again {
-		t.Fatal("the map started a second rebuild of st3, or did not mark the running one")
+	waitFor(t, "st2 to find st3's rebuild running", func() bool { return locked(func() bool { return running.again }) })
+	if !locked(func() bool { return rp.rb.running["st3"] == running }) {
+		t.Fatal("the map started a second rebuild of st3 beside the running one")
 	}
 	rp.rebuilt(running, 0, nil)
 	waitFor(t, "st3 rebuilt and in sync again", func() bool { return slices.Contains(tc.slotMap().Slots[sl].InSync, "st3") })
