@@ -25,7 +25,19 @@ func TestVerifyLeader(t *testing.T) {
 	}
 	vctx, cancel := contextWithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := l.VerifyLeader(vctx); err == nil {
-		t.Fatal("a leader left alone had its leadership confirmed")
+	// A heartbeat a follower answered just before it stopped may still
+	// confirm a verify asked after (hashicorp/raft counts every answer
+	// that arrives once the verify is registered): each follower's
+	// heartbeat and replication have one such answer at most in flight.
+	// After those, none.
+	stale := 0
+	for l.VerifyLeader(vctx) == nil {
+		if stale++; stale > 4 {
+			t.Fatal("a leader left alone has its leadership confirmed again and again")
+		}
 	}
+	if err := l.VerifyLeader(vctx); err == nil {
+		t.Fatal("a leader left alone had its leadership confirmed after a verify failed")
+	}
+	t.Logf("confirmed by answers in flight at the stop: %d", stale)
 }
