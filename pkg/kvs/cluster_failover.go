@@ -116,12 +116,14 @@ func (r *router) servingSlot(slot int) bool {
 // each probe waits for a confirmation (VerifyLeader: a quorum answered a
 // heartbeat) that started less than a MonitorInterval before. A quorum
 // that answered one started at T can elect another leader only once one of
-// its members has heard nothing for raft's heartbeat timeout, after T; a
-// probe confirmed by it reaches its node by T + 2 MonitorIntervals (its
-// connect timeout is one), so the last lease it grants ends by T + 2
-// MonitorIntervals + leaseFor, before the new leader can have failed the
-// node over (its own probes of a node cut off time out, MonitorThreshold
-// times, MonitorInterval apart).
+// its members has heard nothing for raft's heartbeat timeout, after T
+// (less a heartbeat's round trip: hashicorp/raft also counts the answer to
+// a heartbeat in flight when the confirmation started, see
+// TestVerifyLeader in pkg/cluster); a probe confirmed by it reaches its
+// node by T + 2 MonitorIntervals (its connect timeout is one), so the last
+// lease it grants ends by T + 2 MonitorIntervals + leaseFor, before the
+// new leader can have failed the node over (its own probes of a node cut
+// off time out, MonitorThreshold times, MonitorInterval apart).
 type leadership struct {
 	verify   func(context.Context) error
 	interval time.Duration
