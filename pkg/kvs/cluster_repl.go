@@ -641,6 +641,12 @@ func (rp *replicator) serveBackup(from string, seq uint64, br *bufio.Reader, c n
 	if seq != 0 && src == nil {
 		return errStreamSuperseded
 	}
+	// Answers go out once no record is buffered behind, or every
+	// reqsPerFlush records (see session.serve): the primary fails a
+	// stream that answers nothing for its request timeout, and a
+	// rebuild's records can fill the buffer faster than a slow disk
+	// applies them.
+	unflushed := 0
 	for {
 		rec, err := readRecord(br)
 		if err != nil {
@@ -657,11 +663,12 @@ func (rp *replicator) serveBackup(from string, seq uint64, br *bufio.Reader, c n
 			return errAnswerLost
 		}
 		bw.WriteString(ans)
-		if br.Buffered() == 0 {
+		if unflushed++; br.Buffered() == 0 || unflushed >= reqsPerFlush {
 			c.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := bw.Flush(); err != nil {
 				return err
 			}
+			unflushed = 0
 		}
 	}
 }
