@@ -122,7 +122,7 @@ func TestRebuildLooksAgainAfterIt(t *testing.T) {
 	if !locked(func() bool { return rp.rb.running["st3"] == running }) {
 		t.Fatal("the map started a second rebuild of st3 beside the running one")
 	}
-	rp.rebuilt(running, 0, nil)
+	rp.rebuilt(running, nil)
 	waitFor(t, "st3 rebuilt and in sync again", func() bool { return slices.Contains(tc.slotMap().Slots[sl].InSync, "st3") })
 }
 

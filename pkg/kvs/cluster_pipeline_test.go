@@ -23,8 +23,8 @@ import (
 func slowApply(t *testing.T, tc *testCluster, i int, per time.Duration) {
 	rp := tc.router(i).repl
 	slow := func(record) bool { time.Sleep(per); return false }
-	rp.loseAnswer.Store(&slow)
-	t.Cleanup(func() { rp.loseAnswer.Store(nil) })
+	rp.afterApply.Store(&slow)
+	t.Cleanup(func() { rp.afterApply.Store(nil) })
 }
 
 // TestClusterDeepPipelineSlowBackup: 400 sets pipelined on one connection

@@ -96,14 +96,14 @@ func (rp *replicator) progress() []rebuildState {
 // rebuild streams slots ss to backup, then marks them in sync.
 func (rp *replicator) rebuild(backup string, ss []int, m *slots.Map, st *rebuildState) {
 	err := rp.rebuildOnce(backup, ss, m, st)
-	rp.rebuilt(st, len(ss), err)
+	rp.rebuilt(st, err)
 }
 
-// rebuilt ends rebuild st of n slots, which err stopped if not nil: a
+// rebuilt ends rebuild st, which err stopped if not nil: a
 // stopped one is retried with the next map, or in a while; one that a map
 // found running looks at the latest map now (the map's rebuild was not
 // started then, and no other map may come).
-func (rp *replicator) rebuilt(st *rebuildState, n int, err error) {
+func (rp *replicator) rebuilt(st *rebuildState, err error) {
 	rp.rb.mu.Lock()
 	st.Done = true
 	if err != nil {
@@ -116,7 +116,7 @@ func (rp *replicator) rebuilt(st *rebuildState, n int, err error) {
 		rp.r.n.log.Info("kvs: rebuild stopped", "tenant", rp.r.tenant, "backup", st.Backup, "err", err)
 		again, wait = true, time.Second
 	} else {
-		rp.r.n.log.Info("kvs: backup rebuilt", "tenant", rp.r.tenant, "backup", st.Backup, "slots", n, "items", st.ItemsSent)
+		rp.r.n.log.Info("kvs: backup rebuilt", "tenant", rp.r.tenant, "backup", st.Backup, "slots", st.Slots, "items", st.ItemsSent)
 	}
 	if !again {
 		return

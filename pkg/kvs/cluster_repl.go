@@ -76,10 +76,11 @@ type replicator struct {
 	streamSeq atomic.Uint64
 	srcMu     sync.Mutex
 	sources   map[string]*streamSource
-	// loseAnswer, tests only: at a backup, called with each record applied
-	// from a stream; true ends the stream instead of answering (the answer
-	// is lost with the connection).
-	loseAnswer atomic.Pointer[func(record) bool]
+	// afterApply, tests only: at a backup, called with each record applied
+	// from a stream, before its answer (a slow disk may sleep in it); true
+	// ends the stream instead of answering (the answer is lost with the
+	// connection).
+	afterApply atomic.Pointer[func(record) bool]
 }
 
 // streamSource is, at a backup, the newest replication stream of one
@@ -658,7 +659,7 @@ func (rp *replicator) serveBackup(from string, seq uint64, br *bufio.Reader, c n
 			bw.Flush()
 			return errStreamSuperseded
 		}
-		if lose := rp.loseAnswer.Load(); lose != nil && (*lose)(rec) {
+		if after := rp.afterApply.Load(); after != nil && (*after)(rec) {
 			bw.Flush()
 			return errAnswerLost
 		}

@@ -143,7 +143,7 @@ func testHandOverLostAnswer(t *testing.T, tc *testCluster) {
 		})
 		return hit
 	}
-	tc.router(1).repl.loseAnswer.Store(&lose)
+	tc.router(1).repl.afterApply.Store(&lose)
 	reply := setAsync(t, tc.addrs[0], k) // "hi"
 	select {
 	case <-applied:

@@ -51,7 +51,7 @@ func TestClusterMoveSplitIncrBehind(t *testing.T) {
 		}
 		return false
 	}
-	tc.router(2).repl.loseAnswer.Store(&hold)
+	tc.router(2).repl.afterApply.Store(&hold)
 	// st1 (the old primary) and st3 (the new one) miss the move; st2 sees
 	// it.
 	for _, i := range []int{0, 2} {
