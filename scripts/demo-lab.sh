@@ -45,10 +45,14 @@ fail() {
 	exit 1
 }
 
-# mc NS COMMANDS: send memcached commands to the VIP from namespace NS.
-mc() {
-	in_ns "$1" timeout 5 bash -c 'exec 3<>/dev/tcp/'$VIP/$PORT' && printf "%b" "$1quit\r\n" >&3 && cat <&3' _ "$2"
+# pipeline NS SECONDS: send the commands on stdin to the VIP from namespace
+# NS on one connection, all at once, and print the replies.
+pipeline() {
+	in_ns "$1" timeout "$2" bash -c 'exec 3<>/dev/tcp/'$VIP/$PORT' && { cat; printf "quit\r\n"; } >&3 && cat <&3'
 }
+# mc NS COMMANDS: send memcached commands (printf %b escapes) to the VIP
+# from namespace NS.
+mc() { printf '%b' "$2" | pipeline "$1" 5; }
 # mc_has NS COMMANDS TEXT: the reply to COMMANDS holds TEXT.
 mc_has() { mc "$1" "$2" 2>/dev/null | grep -q "$3"; }
 # both_answer: two connections in a row (two storage nodes, round robin)
@@ -89,11 +93,6 @@ load() {
 			fi
 		done
 		echo "$ok $bad" >"$1.out"' _ "$1" "$VIP/$PORT"
-}
-# pipeline NS SECONDS: send the commands on stdin to the VIP from namespace
-# NS on one connection, all at once, and print the replies.
-pipeline() {
-	in_ns "$1" timeout "$2" bash -c 'exec 3<>/dev/tcp/'$VIP/$PORT' && { cat; printf "quit\r\n"; } >&3 && cat <&3'
 }
 # preload N: set pre1..preN through the VIP, pipelined on one connection
 # (the storage node forwards each key to its primary, which answers once
